@@ -1,0 +1,657 @@
+#!/usr/bin/env node
+// vmbkp benchmark: vmbkp against restic and borg on the same disk images, in one run.
+//
+//   npm run bench -- [--size 2G] [--dir bench/out] [--keep] [--json FILE] [--tools vmbkp,restic,borg]
+//   node bench/run.mjs ...                       (after `npm run build`)
+//
+// Images come from ../shared/bench/disk-image.mjs: a sparse base image (seed 1) and its next
+// generation with 3 % of it rewritten (seed 2), with the changed extents as CBT would give them.
+// Every tool backs up the same path, <dir>/work/disk.img: first with the base content, then
+// with the next generation's content, and restores the newest and the oldest generation.
+// vmbkp's next generation is an incr given the changed extents; a third generation is a diff
+// (the whole disk read and compared with the previous generation) of the same content.
+//
+// The work directory holds images/, work/, repos/, restore/ and caches/ (restic's cache and
+// BORG_BASE_DIR): these are emptied at the start and removed at the end unless --keep, or
+// unless the run failed, so that what went wrong can be looked at.
+//
+// Progress goes to stderr; the report (Markdown) to stdout. Exit status: 0 when every command
+// succeeded and every restore matched its source (a missed target is a figure, not a failure);
+// 1 when a command failed or a restored image's SHA-256 differs from its source; 2 on bad usage.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn, execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repoRoot = path.resolve(here, '..');
+const generator = path.resolve(repoRoot, '../shared/bench/disk-image.mjs');
+const vmbkpBin = path.join(repoRoot, 'bin/vmbkp.js');
+const GNU_TIME = '/usr/bin/time';
+const MiB = 1024 * 1024;
+const CHANGE_PERCENT = 3;
+const SET = 'bench';
+const DISK = 'disk0';
+const RESTIC_PASSWORD = 'vmbkp-bench';
+const BORG_PASSPHRASE = 'vmbkp-bench';
+const ALL_TOOLS = ['vmbkp', 'restic', 'borg'];
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+function usage(code) {
+  (code ? process.stderr : process.stdout).write(
+    'usage: node bench/run.mjs [--size 2G] [--dir DIR] [--keep] [--json FILE] [--tools vmbkp,restic,borg]\n'
+    + '  --size SIZE   image size (K/M/G/T suffix), default 2G\n'
+    + '  --dir DIR     work directory, default bench/out (created)\n'
+    + '  --keep        keep the images, repositories and restored files\n'
+    + '  --json FILE   also write every raw figure to FILE\n'
+    + '  --tools LIST  tools to run, default all of vmbkp,restic,borg (restic and borg only if installed)\n');
+  process.exit(code);
+}
+
+function parseArgs(argv) {
+  const opt = { size: '2G', dir: path.join(repoRoot, 'bench/out'), keep: false, json: null, tools: [...ALL_TOOLS] };
+  for (let i = 0; i < argv.length; i++) {
+    let a = argv[i];
+    let v;
+    const eq = a.indexOf('=');
+    if (a.startsWith('--') && eq > 0) { v = a.slice(eq + 1); a = a.slice(0, eq); }
+    const value = () => {
+      if (v !== undefined) return v;
+      if (i + 1 >= argv.length) { console.error(`${a} needs a value`); usage(2); }
+      return argv[++i];
+    };
+    switch (a) {
+      case '--size': opt.size = value(); break;
+      case '--dir': opt.dir = path.resolve(value()); break;
+      case '--json': opt.json = path.resolve(value()); break;
+      case '--keep': opt.keep = true; break;
+      case '--tools': opt.tools = value().split(',').map((t) => t.trim()).filter(Boolean); break;
+      case '-h': case '--help': usage(0); break;
+      default: console.error(`unknown argument: ${argv[i]}`); usage(2);
+    }
+  }
+  if (!/^\d+(\.\d+)?[KMGT]?$/i.test(opt.size)) { console.error(`bad --size: ${opt.size}`); usage(2); }
+  for (const t of opt.tools) if (!ALL_TOOLS.includes(t)) { console.error(`unknown tool: ${t}`); usage(2); }
+  return opt;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+const log = (msg) => process.stderr.write(`[bench] ${msg}\n`);
+
+class BenchError extends Error {}
+
+function onPath(cmd) {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    if (!dir) continue;
+    try { fs.accessSync(path.join(dir, cmd), fs.constants.X_OK); return path.join(dir, cmd); } catch { /* next */ }
+  }
+  return null;
+}
+
+const hasGnuTime = (() => {
+  try {
+    fs.accessSync(GNU_TIME, fs.constants.X_OK);
+    execFileSync(GNU_TIME, ['-f', '%e %M', 'true'], { stdio: 'ignore' });
+    return true;
+  } catch { return false; }
+})();
+
+const tmpTimeFile = path.join(os.tmpdir(), `vmbkp-bench-time-${process.pid}.txt`);
+const devNull = fs.openSync('/dev/null', 'w');
+
+/**
+ * Runs one command, measured: wall time with hrtime around the whole process, and GNU time's
+ * elapsed seconds and maximum RSS (KiB) when /usr/bin/time is there. Throws BenchError when the
+ * command fails. stdout is captured unless `stdoutNull`.
+ */
+function run(label, cmd, args, { cwd = repoRoot, env = process.env, stdoutNull = false } = {}) {
+  const argv = hasGnuTime ? ['-f', '%e %M', '-o', tmpTimeFile, cmd, ...args] : args;
+  const exe = hasGnuTime ? GNU_TIME : cmd;
+  if (hasGnuTime) fs.rmSync(tmpTimeFile, { force: true });
+  return new Promise((resolve, reject) => {
+    const start = process.hrtime.bigint();
+    const child = spawn(exe, argv, { cwd, env, stdio: ['ignore', stdoutNull ? devNull : 'pipe', 'pipe'] });
+    const out = [];
+    const err = [];
+    child.stdout?.on('data', (d) => out.push(d));
+    child.stderr.on('data', (d) => err.push(d));
+    child.on('error', (e) => reject(new BenchError(`${label}: cannot run ${cmd}: ${e.message}`)));
+    child.on('close', (code, signal) => {
+      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      const stdout = Buffer.concat(out).toString('utf8');
+      const stderr = Buffer.concat(err).toString('utf8');
+      let timeElapsed = null;
+      let maxRssKiB = null;
+      if (hasGnuTime) {
+        try {
+          const lines = fs.readFileSync(tmpTimeFile, 'utf8').trim().split('\n');
+          const m = /^([\d.]+) (\d+)$/.exec(lines[lines.length - 1].trim());
+          if (m) { timeElapsed = Number(m[1]); maxRssKiB = Number(m[2]); }
+        } catch { /* no figures */ }
+      }
+      if (code !== 0) {
+        const tail = stderr.trim().split('\n').slice(-20).join('\n');
+        reject(new BenchError(`${label} failed (${signal ? `signal ${signal}` : `exit status ${code}`}): ${[cmd, ...args].join(' ')}\n${tail}`));
+        return;
+      }
+      resolve({ label, command: [cmd, ...args], cwd, seconds, timeElapsed, maxRssKiB, stdout, stderr });
+    });
+  });
+}
+
+/** An unmeasured helper command; throws on failure. */
+function sh(cmd, args, opts = {}) {
+  try {
+    return execFileSync(cmd, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * MiB, ...opts }).toString('utf8');
+  } catch (e) {
+    throw new BenchError(`${[cmd, ...args].join(' ')} failed: ${e.stderr?.toString().trim() || e.message}`);
+  }
+}
+
+const duBytes = (dir) => Number(sh('du', ['-sb', dir]).split(/\s+/)[0]);
+const cpSparse = (from, to) => sh('cp', ['--sparse=always', from, to]);
+/** Reads a file once so that it is in the page cache, as it is for every tool. */
+const warm = (file) => execFileSync('cat', [file], { stdio: ['ignore', devNull, 'inherit'] });
+/** Writes dirty pages back between steps, so one step's writeback is not billed to the next. */
+const syncDisks = () => execFileSync('sync', [], { stdio: 'ignore' });
+
+function sha256File(file) {
+  const fd = fs.openSync(file, 'r');
+  const buf = Buffer.allocUnsafe(8 * MiB);
+  const h = crypto.createHash('sha256');
+  let pos = 0;
+  for (;;) {
+    const n = fs.readSync(fd, buf, 0, buf.length, pos);
+    if (n === 0) break;
+    h.update(buf.subarray(0, n));
+    pos += n;
+  }
+  fs.closeSync(fd);
+  return h.digest('hex');
+}
+
+function findFile(dir, name) {
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) { const f = findFile(p, name); if (f) return f; } else if (e.name === name) return p;
+  }
+  return null;
+}
+
+/** Parses the one JSON object a command printed (tolerating lines around it). */
+function parseJsonOutput(label, stdout) {
+  const s = stdout.trim();
+  try { return JSON.parse(s); } catch { /* look for the object */ }
+  const a = s.indexOf('{');
+  const b = s.lastIndexOf('}');
+  if (a >= 0 && b > a) { try { return JSON.parse(s.slice(a, b + 1)); } catch { /* fall through */ } }
+  throw new BenchError(`${label}: expected one JSON object on stdout, got: ${s.slice(0, 500)}`);
+}
+
+const fmtS = (s) => (s == null ? 'n/a' : s < 10 ? s.toFixed(2) : s.toFixed(1));
+const fmtMiB = (b) => (b == null ? 'n/a' : (b / MiB).toFixed(1));
+const fmtRss = (kib) => (kib == null ? 'n/a' : String(Math.round(kib / 1024)));
+const fmtX = (x) => (x == null || !Number.isFinite(x) ? 'n/a' : `${x.toFixed(x < 10 ? 2 : 1)}×`);
+
+// ---------------------------------------------------------------------------------------------
+// The run
+
+const results = {
+  started: new Date().toISOString(),
+  options: null,
+  machine: null,
+  notes: [],
+  images: {},
+  limits: {},
+  tools: {},
+  checks: [],
+  targets: [],
+};
+
+function machineInfo(tools) {
+  let model = 'unknown';
+  try { model = /^model name\s*:\s*(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? model; } catch { /* not Linux */ }
+  let nproc = os.availableParallelism();
+  try { nproc = Number(sh('nproc', []).trim()); } catch { /* keep */ }
+  const version = (cmd, args) => { try { return sh(cmd, args).trim().split('\n')[0]; } catch { return null; } };
+  let fsType = null;
+  try { fsType = sh('stat', ['-f', '-c', '%T', results.options.dir]).trim(); } catch { /* unknown */ }
+  return {
+    nproc,
+    cpu: model,
+    memTotalMiB: Math.round(os.totalmem() / MiB),
+    kernel: `${os.type()} ${os.release()}`,
+    node: process.version,
+    restic: tools.restic ? version('restic', ['version']) : null,
+    borg: tools.borg ? version('borg', ['--version']) : null,
+    gnuTime: hasGnuTime,
+    workDirFs: fsType,
+  };
+}
+
+/** Step record: what the report and the JSON need. */
+function step(r, extra = {}) {
+  return { seconds: r.seconds, timeElapsed: r.timeElapsed, maxRssKiB: r.maxRssKiB, command: r.command, ...extra };
+}
+
+function progress(tool, name, r, extra = '') {
+  log(`${tool}: ${name}: ${fmtS(r.seconds)} s, peak RSS ${fmtRss(r.maxRssKiB)} MiB${extra}`);
+}
+
+function verify(tool, what, file, expected, expectedName) {
+  const actual = sha256File(file);
+  const ok = actual === expected;
+  results.checks.push({ tool, what, file, expected, actual, ok, source: expectedName });
+  if (ok) log(`${tool}: ${what}: SHA-256 matches ${expectedName}`);
+  else log(`${tool}: ${what}: SHA-256 MISMATCH: ${file} is ${actual}, ${expectedName} is ${expected}`);
+  return ok;
+}
+
+async function benchVmbkp(d, img) {
+  if (!fs.existsSync(vmbkpBin)) throw new BenchError(`${vmbkpBin} not found: the vmbkp CLI is missing`);
+  const repo = path.join(d.repos, 'vmbkp');
+  const node = process.execPath;
+  const vm = (label, args) => run(`vmbkp ${label}`, node, [vmbkpBin, ...args]);
+  const t = { steps: {} };
+  results.tools.vmbkp = t; // partial figures survive a failure
+  const source = `${DISK}=file:${d.disk}`;
+
+  cpSparse(img.base, d.disk); syncDisks(); warm(d.disk);
+  let r = await vm('init', ['init', '--repo', repo]);
+  t.steps.init = step(r); progress('vmbkp', 'init', r);
+  let before = duBytes(repo);
+
+  const backup = async (name, mode, changed) => {
+    syncDisks(); warm(d.disk);
+    const args = ['backup', '--repo', repo, '--set', SET, '--mode', mode, '--json'];
+    if (changed) args.push('--changed', `${DISK}=${changed}`);
+    args.push(source);
+    const res = await vm(`backup ${mode}`, args);
+    const manifest = parseJsonOutput(`vmbkp backup ${mode}`, res.stdout);
+    const after = duBytes(repo);
+    // The per-disk figures, whether under `stats` or on the disk entry itself.
+    const figure = (k) => (manifest.disks ?? []).reduce((sum, x) => sum + (x.stats?.[k] ?? x[k] ?? 0), 0);
+    const bytesStored = figure('bytesStored');
+    const bytesRead = figure('bytesRead');
+    t.steps[name] = step(res, { repoBytesBefore: before, repoBytesAfter: after, growthBytes: after - before, bytesStored, bytesRead, manifest });
+    progress('vmbkp', `backup ${mode} (generation ${manifest.generation})`, res,
+      `, repo +${fmtMiB(after - before)} MiB, bytesStored ${fmtMiB(bytesStored)} MiB, bytesRead ${fmtMiB(bytesRead)} MiB`);
+    before = after;
+    return manifest;
+  };
+
+  const full = await backup('full', 'full', null);
+  cpSparse(img.gen1, d.disk);
+  await backup('next', 'incr', img.extents);
+  // diff: no extents; vmbkp reads the whole disk and compares it with the previous generation.
+  await backup('diff', 'diff', null);
+
+  const restore = async (name, generation, expected, expectedName) => {
+    const to = path.join(d.restore, `vmbkp-${name}.img`);
+    fs.rmSync(to, { force: true });
+    syncDisks();
+    const res = await vm(`restore ${name}`, ['restore', '--repo', repo, '--set', SET, '--generation', String(generation), '--disk', DISK, '--to', `file:${to}`]);
+    progress('vmbkp', `restore ${name} (generation ${generation})`, res);
+    syncDisks();
+    const ok = verify('vmbkp', `restore ${name}`, to, expected, expectedName);
+    t.steps[name === 'newest' ? 'restoreNewest' : 'restoreOldest'] = step(res, { generation, sha256ok: ok });
+    if (!d.keep && ok) fs.rmSync(to, { force: true }); // a wrong image is kept to look at
+  };
+  await restore('newest', 'latest', img.sha.gen1, 'gen1.img');
+  await restore('oldest', full.generation ?? 1, img.sha.base, 'base.img');
+
+  r = await vm('list', ['list', '--repo', repo, '--json']);
+  try { t.list = JSON.parse(r.stdout); } catch { t.list = r.stdout.trim(); }
+  t.repoBytes = duBytes(repo);
+  return t;
+}
+
+async function benchRestic(d, img) {
+  const repo = path.join(d.repos, 'restic');
+  const env = { ...process.env, RESTIC_PASSWORD, RESTIC_CACHE_DIR: path.join(d.caches, 'restic') };
+  delete env.RESTIC_REPOSITORY; delete env.RESTIC_PASSWORD_FILE; delete env.RESTIC_PASSWORD_COMMAND;
+  const rs = (label, args, cwd) => run(`restic ${label}`, 'restic', args, { env, cwd });
+  const t = { steps: {} };
+  results.tools.restic = t;
+
+  cpSparse(img.base, d.disk); syncDisks(); warm(d.disk);
+  let r = await rs('init', ['init', '-r', repo, '--repository-version', '2', '-q']);
+  t.steps.init = step(r); progress('restic', 'init', r);
+  let before = duBytes(repo);
+  const snapshots = [];
+
+  const backup = async (name) => {
+    syncDisks(); warm(d.disk);
+    const res = await rs(`backup ${name}`, ['-r', repo, 'backup', '-q', '--json', 'disk.img'], d.work);
+    let summary = null;
+    for (const line of res.stdout.split('\n')) {
+      try { const o = JSON.parse(line); if (o.message_type === 'summary') summary = o; } catch { /* not JSON */ }
+    }
+    const after = duBytes(repo);
+    t.steps[name] = step(res, { repoBytesBefore: before, repoBytesAfter: after, growthBytes: after - before, summary });
+    progress('restic', `backup ${name}`, res, `, repo +${fmtMiB(after - before)} MiB`);
+    before = after;
+    snapshots.push(summary?.snapshot_id ?? null);
+  };
+  await backup('full');
+  cpSparse(img.gen1, d.disk);
+  await backup('next');
+
+  if (!snapshots[0]) {
+    const list = JSON.parse(sh('restic', ['-r', repo, 'snapshots', '--json'], { env }));
+    list.sort((a, b) => a.time.localeCompare(b.time));
+    snapshots[0] = list[0].id;
+  }
+  const restore = async (name, snapshot, expected, expectedName) => {
+    const target = path.join(d.restore, `restic-${name}`);
+    fs.rmSync(target, { recursive: true, force: true });
+    fs.mkdirSync(target, { recursive: true });
+    syncDisks();
+    const res = await rs(`restore ${name}`, ['-r', repo, 'restore', snapshot, '--target', target, '-q']);
+    progress('restic', `restore ${name} (${snapshot})`, res);
+    syncDisks();
+    const file = findFile(target, 'disk.img');
+    if (!file) throw new BenchError(`restic restore ${name}: no disk.img under ${target}`);
+    const ok = verify('restic', `restore ${name}`, file, expected, expectedName);
+    t.steps[name === 'newest' ? 'restoreNewest' : 'restoreOldest'] = step(res, { snapshot, sha256ok: ok });
+    if (!d.keep && ok) fs.rmSync(target, { recursive: true, force: true }); // a wrong image is kept to look at
+  };
+  await restore('newest', 'latest', img.sha.gen1, 'gen1.img');
+  await restore('oldest', snapshots[0], img.sha.base, 'base.img');
+  t.repoBytes = duBytes(repo);
+  return t;
+}
+
+async function benchBorg(d, img) {
+  const repo = path.join(d.repos, 'borg');
+  const env = {
+    ...process.env,
+    BORG_PASSPHRASE,
+    BORG_BASE_DIR: path.join(d.caches, 'borg'),
+    BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes',
+    BORG_RELOCATED_REPO_ACCESS_IS_OK: 'yes',
+  };
+  delete env.BORG_REPO;
+  const bg = (label, args, cwd) => run(`borg ${label}`, 'borg', args, { env, cwd });
+  const t = { steps: {} };
+  results.tools.borg = t;
+
+  cpSparse(img.base, d.disk); syncDisks(); warm(d.disk);
+  let r = await bg('init', ['init', '--encryption=none', repo]);
+  t.steps.init = step(r); progress('borg', 'init', r);
+  let before = duBytes(repo);
+
+  const backup = async (name, archive) => {
+    syncDisks(); warm(d.disk);
+    const res = await bg(`create ${archive}`, ['create', '--json', '--compression', 'zstd,3', `${repo}::${archive}`, 'disk.img'], d.work);
+    let stats = null;
+    try { stats = JSON.parse(res.stdout).archive?.stats ?? null; } catch { /* figures are optional */ }
+    const after = duBytes(repo);
+    t.steps[name] = step(res, { archive, repoBytesBefore: before, repoBytesAfter: after, growthBytes: after - before, stats });
+    progress('borg', `create ${archive}`, res, `, repo +${fmtMiB(after - before)} MiB`);
+    before = after;
+  };
+  await backup('full', 'g1');
+  cpSparse(img.gen1, d.disk);
+  await backup('next', 'g2');
+
+  const restore = async (name, archive, expected, expectedName) => {
+    const target = path.join(d.restore, `borg-${name}`);
+    fs.rmSync(target, { recursive: true, force: true });
+    fs.mkdirSync(target, { recursive: true });
+    syncDisks();
+    const res = await bg(`extract ${archive}`, ['extract', '--sparse', `${repo}::${archive}`], target);
+    progress('borg', `extract ${name} (${archive})`, res);
+    syncDisks();
+    const file = findFile(target, 'disk.img');
+    if (!file) throw new BenchError(`borg extract ${name}: no disk.img under ${target}`);
+    const ok = verify('borg', `restore ${name}`, file, expected, expectedName);
+    t.steps[name === 'newest' ? 'restoreNewest' : 'restoreOldest'] = step(res, { archive, sha256ok: ok });
+    if (!d.keep && ok) fs.rmSync(target, { recursive: true, force: true }); // a wrong image is kept to look at
+  };
+  await restore('newest', 'g2', img.sha.gen1, 'gen1.img');
+  await restore('oldest', 'g1', img.sha.base, 'base.img');
+  t.repoBytes = duBytes(repo);
+  return t;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+function report(out) {
+  const m = results.machine;
+  const { vmbkp, restic, borg } = results.tools;
+  const s = (t, k) => t?.steps?.[k];
+  const p = (...a) => out.push(a.join(''));
+
+  p('## Benchmark');
+  p('');
+  p(`- Machine: ${m.nproc} CPUs, ${m.cpu}, ${m.memTotalMiB} MiB RAM, ${m.kernel}; work directory on ${m.workDirFs ?? 'unknown fs'}`);
+  p(`- node ${m.node}; ${m.restic ?? 'restic: not run'}; ${m.borg ?? 'borg: not run'}`);
+  p(`- Run ${results.started}; image ${results.options.size}: ${fmtMiB(results.images.baseBytes)} MiB apparent, `
+    + `${fmtMiB(results.images.baseAllocated)} MiB allocated (base), next generation rewrites ${CHANGE_PERCENT} % `
+    + `(${results.images.extentsCount} extents, ${fmtMiB(results.images.extentsBytes)} MiB)`);
+  p('- Page cache: nothing is dropped (it cannot be here); instead every image is read once with '
+    + '`cat img > /dev/null` before it is measured, so every tool reads from a warm cache alike. '
+    + '`sync` runs, unmeasured, before and after every step.');
+  p('- Fairness: vmbkp does not encrypt, so borg runs with `--encryption=none` and `--compression zstd,3`; '
+    + 'restic always encrypts (AES-256 + Poly1305) and compresses (repository v2, compression auto); '
+    + 'restic 0.14 has no sparse restore, so it writes every zero; borg extracts with `--sparse`. '
+    + 'vmbkp\'s next generation is `--mode incr` with the changed extents (CBT); restic and borg re-read the whole image.');
+  p(`- Times are wall seconds of one run each on a noisy ${m.nproc}-CPU machine; compare the ratios within this run. `
+    + `Peak RSS is GNU time's maximum resident set size${m.gnuTime ? '' : ' (n/a: /usr/bin/time is missing)'}.`);
+  p('');
+
+  const rows = [
+    ['full backup', 'full'],
+    ['next generation (vmbkp incr; restic/borg re-run)', 'next'],
+    ['diff (vmbkp only)', 'diff'],
+    ['restore newest', 'restoreNewest'],
+    ['restore oldest', 'restoreOldest'],
+  ];
+  p('| step | vmbkp s | restic s | borg s | vmbkp speed-up vs restic | vmbkp growth MiB | vmbkp bytesStored MiB | restic growth MiB | borg growth MiB | vmbkp peak RSS MiB | restic peak RSS MiB | borg peak RSS MiB |');
+  p('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  const dash = (x, f) => (x === undefined ? '—' : f(x));
+  for (const [title, k] of rows) {
+    const v = s(vmbkp, k); const r = s(restic, k); const b = s(borg, k);
+    const speedup = v && r ? r.seconds / v.seconds : undefined;
+    p(`| ${title} | ${dash(v?.seconds, fmtS)} | ${dash(r?.seconds, fmtS)} | ${dash(b?.seconds, fmtS)} | ${dash(speedup, fmtX)} | `
+      + `${dash(v?.growthBytes, fmtMiB)} | ${dash(v?.bytesStored, fmtMiB)} | ${dash(r?.growthBytes, fmtMiB)} | ${dash(b?.growthBytes, fmtMiB)} | `
+      + `${dash(v ? v.maxRssKiB : undefined, fmtRss)} | ${dash(r ? r.maxRssKiB : undefined, fmtRss)} | ${dash(b ? b.maxRssKiB : undefined, fmtRss)} |`);
+  }
+  p('');
+  if (vmbkp) {
+    const rd = ['full', 'next', 'diff'].map((k) => s(vmbkp, k)).filter(Boolean)
+      .map((x) => `${x.manifest?.mode ?? '?'} ${fmtMiB(x.bytesRead)} MiB`);
+    if (rd.length) p(`vmbkp read (bytesRead): ${rd.join(', ')}; image ${fmtMiB(results.images.baseBytes)} MiB, changed extents ${fmtMiB(results.images.extentsBytes)} MiB.`);
+  }
+  p('Not run: ' + (ALL_TOOLS.filter((t) => !results.tools[t]).map((t) => `${t} (${results.skipped?.[t] ?? 'not selected'})`).join(', ') || 'none') + '.');
+  p('');
+
+  const L = results.limits;
+  p('### Machine limits');
+  p('');
+  p(`- read: \`cat base.img > /dev/null\` (warm cache) ${fmtS(L.cat?.seconds)} s, ${L.cat ? (results.images.baseBytes / MiB / L.cat.seconds).toFixed(0) : 'n/a'} MiB/s of image`);
+  p(`- copy: \`cp --sparse=always base.img copy.img\` ${fmtS(L.cp?.seconds)} s, ${L.cp ? (results.images.baseBytes / MiB / L.cp.seconds).toFixed(0) : 'n/a'} MiB/s of image`);
+  const rn = s(vmbkp, 'restoreNewest'); const ro = s(vmbkp, 'restoreOldest');
+  p(`- vmbkp restore newest ÷ cp --sparse: ${rn && L.cp ? fmtX(rn.seconds / L.cp.seconds) : 'n/a'}`);
+  p(`- vmbkp restore oldest ÷ cp --sparse: ${ro && L.cp ? fmtX(ro.seconds / L.cp.seconds) : 'n/a'}`);
+  p('');
+
+  p('### Targets');
+  p('');
+  for (const t of results.targets) p(`- ${t.status} ${t.name}: ${t.detail}`);
+  p('');
+
+  const bad = results.checks.filter((c) => !c.ok);
+  p('### Restore checks');
+  p('');
+  if (!results.checks.length) p('- none ran');
+  for (const c of results.checks) p(`- ${c.ok ? 'ok' : 'MISMATCH'}: ${c.tool} ${c.what} ${c.ok ? '=' : '≠'} SHA-256 of ${c.source}`);
+  if (bad.length) p(`\n**${bad.length} restored image(s) differ from their source: the run failed.**`);
+}
+
+function evaluateTargets() {
+  const { vmbkp, restic } = results.tools;
+  const s = (t, k) => t?.steps?.[k];
+  const cp = results.limits.cp?.seconds;
+  const add = (name, value, ok, detail) => results.targets.push({
+    name, value, status: ok === null ? 'SKIP' : ok ? 'PASS' : 'MISS', detail,
+  });
+  const vsRestic = (name, k, factor) => {
+    const v = s(vmbkp, k); const r = s(restic, k);
+    if (!v || !r) { add(name, null, null, `n/a (${!v ? 'vmbkp' : 'restic'} not run)`); return; }
+    const x = r.seconds / v.seconds;
+    add(name, x, x >= factor, `${fmtX(x)} (vmbkp ${fmtS(v.seconds)} s, restic ${fmtS(r.seconds)} s; target ≥ ${factor}×)`);
+  };
+  const vsCp = (name, k, factor) => {
+    const v = s(vmbkp, k);
+    if (!v || !cp) { add(name, null, null, 'n/a'); return; }
+    const x = v.seconds / cp;
+    add(name, x, x <= factor, `${fmtX(x)} of cp --sparse (vmbkp ${fmtS(v.seconds)} s, cp ${fmtS(cp)} s; target ≤ ${factor}×)`);
+  };
+  vsRestic('full backup ≥ 3× faster than restic', 'full', 3);
+  vsRestic('incr ≥ 20× faster than restic\'s next generation', 'next', 20);
+  {
+    const v = s(vmbkp, 'next'); const r = s(restic, 'next');
+    if (!v || !r) add('incr growth ≤ restic\'s growth', null, null, 'n/a');
+    else add('incr growth ≤ restic\'s growth', v.growthBytes, v.growthBytes <= r.growthBytes,
+      `vmbkp +${fmtMiB(v.growthBytes)} MiB, restic +${fmtMiB(r.growthBytes)} MiB (du -sb)`);
+  }
+  vsRestic('restore newest ≥ 2× faster than restic', 'restoreNewest', 2);
+  vsCp('restore newest ≤ 1.5× cp --sparse', 'restoreNewest', 1.5);
+  vsRestic('restore oldest ≥ 2× faster than restic', 'restoreOldest', 2);
+  vsCp('restore oldest ≤ 1.5× cp --sparse', 'restoreOldest', 1.5);
+  {
+    const rss = vmbkp ? Object.values(vmbkp.steps).map((x) => x.maxRssKiB) : [];
+    if (!vmbkp || rss.some((x) => x == null)) add('vmbkp peak RSS ≤ 300 MiB', null, null, 'n/a');
+    else {
+      const peak = Math.max(...rss);
+      add('vmbkp peak RSS ≤ 300 MiB', peak, peak <= 300 * 1024, `${fmtRss(peak)} MiB (largest of every vmbkp command)`);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  const opt = parseArgs(process.argv.slice(2));
+  results.options = { size: opt.size, dir: opt.dir, keep: opt.keep, json: opt.json, tools: opt.tools };
+  const d = {
+    keep: opt.keep,
+    images: path.join(opt.dir, 'images'),
+    work: path.join(opt.dir, 'work'),
+    repos: path.join(opt.dir, 'repos'),
+    restore: path.join(opt.dir, 'restore'),
+    caches: path.join(opt.dir, 'caches'),
+  };
+  d.disk = path.join(d.work, 'disk.img');
+  const present = { vmbkp: true, restic: !!onPath('restic'), borg: !!onPath('borg') };
+  results.skipped = {};
+  for (const t of ALL_TOOLS) {
+    if (!opt.tools.includes(t)) results.skipped[t] = 'not selected';
+    else if (!present[t]) results.skipped[t] = 'not installed';
+  }
+  const tools = Object.fromEntries(ALL_TOOLS.map((t) => [t, !results.skipped[t]]));
+  if (!fs.existsSync(generator)) throw new BenchError(`image generator not found: ${generator}`);
+
+  // Stale repositories would make init fail; images are remade every run.
+  for (const x of [d.images, d.work, d.repos, d.restore, d.caches]) fs.rmSync(x, { recursive: true, force: true });
+  for (const x of [d.images, d.work, d.repos, d.restore, d.caches]) fs.mkdirSync(x, { recursive: true });
+  results.machine = machineInfo(tools);
+  const m = results.machine;
+  log(`${m.nproc} CPUs (${m.cpu}), node ${m.node}, ${m.restic ?? 'no restic'}, ${m.borg ?? 'no borg'}; work dir ${opt.dir}`);
+  if (!hasGnuTime) log(`${GNU_TIME} not found (Debian package "time"): peak RSS will be n/a`);
+  for (const [t, why] of Object.entries(results.skipped)) log(`${t}: skipped (${why})`);
+
+  // 1. Images.
+  const img = {
+    base: path.join(d.images, 'base.img'),
+    gen1: path.join(d.images, 'gen1.img'),
+    extents: path.join(d.images, 'gen1.json'),
+  };
+  log(`making ${opt.size} base image and its next generation (${CHANGE_PERCENT} % changed)`);
+  let r = await run('make base.img', process.execPath, [generator, 'make', '--out', img.base, '--size', opt.size, '--seed', '1']);
+  results.images.makeSeconds = r.seconds;
+  r = await run('mutate gen1.img', process.execPath, [generator, 'mutate', '--in', img.base, '--out', img.gen1,
+    '--change', String(CHANGE_PERCENT), '--seed', '2', '--extents', img.extents]);
+  results.images.mutateSeconds = r.seconds;
+  const st = fs.statSync(img.base);
+  const extents = JSON.parse(fs.readFileSync(img.extents, 'utf8'));
+  Object.assign(results.images, {
+    baseBytes: st.size,
+    baseAllocated: st.blocks * 512,
+    gen1Allocated: fs.statSync(img.gen1).blocks * 512,
+    extentsCount: extents.length,
+    extentsBytes: extents.reduce((n, e) => n + e.length, 0),
+  });
+  log('hashing the images');
+  img.sha = { base: sha256File(img.base), gen1: sha256File(img.gen1) };
+  results.images.sha256 = img.sha;
+  syncDisks();
+  warm(img.base); warm(img.gen1);
+
+  // 2. Machine limits.
+  r = await run('cat base.img', 'cat', [img.base], { stdoutNull: true });
+  results.limits.cat = step(r, { mibPerSecond: st.size / MiB / r.seconds });
+  progress('limits', 'cat base.img > /dev/null', r);
+  const copy = path.join(d.work, 'copy.img');
+  syncDisks();
+  r = await run('cp --sparse', 'cp', ['--sparse=always', img.base, copy]);
+  results.limits.cp = step(r, { mibPerSecond: st.size / MiB / r.seconds });
+  progress('limits', 'cp --sparse=always base.img copy.img', r);
+  fs.rmSync(copy, { force: true });
+  syncDisks();
+
+  // 3-5. The tools, one after the other on the same path.
+  if (tools.vmbkp) await benchVmbkp(d, img);
+  if (tools.restic) await benchRestic(d, img);
+  if (tools.borg) await benchBorg(d, img);
+
+  evaluateTargets();
+  const out = [];
+  report(out);
+  process.stdout.write(out.join('\n') + '\n');
+  results.finished = new Date().toISOString();
+  if (opt.json) {
+    fs.mkdirSync(path.dirname(opt.json), { recursive: true });
+    fs.writeFileSync(opt.json, JSON.stringify(results, null, 2) + '\n');
+    log(`wrote ${opt.json}`);
+  }
+
+  const failed = results.checks.some((c) => !c.ok);
+  if (failed) {
+    log(`restore checksum mismatch: work files kept in ${opt.dir}`);
+    return 1;
+  }
+  if (!opt.keep) {
+    for (const x of [d.images, d.work, d.repos, d.restore, d.caches]) fs.rmSync(x, { recursive: true, force: true });
+    try { fs.rmdirSync(opt.dir); } catch { /* not empty: not only ours */ }
+  } else log(`work files kept in ${opt.dir}`);
+  return 0;
+}
+
+main().then((code) => {
+  fs.rmSync(tmpTimeFile, { force: true });
+  process.exitCode = code;
+}, (err) => {
+  fs.rmSync(tmpTimeFile, { force: true });
+  log(err instanceof BenchError ? err.message : `failed: ${err?.stack ?? err}`);
+  const dir = results.options?.dir;
+  if (dir) log(`work files kept in ${dir}`);
+  if (results.options?.json) {
+    // The figures gathered so far, with the error, for whoever wants to see how far it got.
+    try {
+      results.error = err?.message ?? String(err);
+      fs.writeFileSync(results.options.json, JSON.stringify(results, null, 2) + '\n');
+      log(`wrote partial figures to ${results.options.json}`);
+    } catch { /* nothing more to do */ }
+  }
+  process.exitCode = 1;
+});

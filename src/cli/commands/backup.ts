@@ -1,0 +1,104 @@
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { InputError, UsageError, describeCause } from '../../errors.js';
+import { parseExtentsJson } from '../../engine/extents.js';
+import { backupSet, type DiskInput } from '../../jobs/backup-set.js';
+import { RequestedMode, type GenerationManifest } from '../../repository/generation.js';
+import { openSource } from '../../sources/open.js';
+import type { DiskSource, Extent } from '../../sources/types.js';
+import { type GlobalOptions, Output, openRepository } from '../context.js';
+import { bytes, duration, rate, table } from '../format.js';
+import { progressSink } from '../progress.js';
+import { generationSummary } from '../summary.js';
+
+interface BackupOptions extends GlobalOptions {
+  set: string;
+  mode: string;
+  changed: string[];
+  compressionLevel?: string;
+}
+
+/** Splits "NAME=VALUE" arguments; names a flag in the error. */
+export function splitAssignment(arg: string, what: string): [string, string] {
+  const i = arg.indexOf('=');
+  if (i <= 0 || i === arg.length - 1) throw new UsageError(`${what} ${JSON.stringify(arg)} must look like NAME=VALUE`);
+  return [arg.slice(0, i), arg.slice(i + 1)];
+}
+
+async function readChanged(specs: string[]): Promise<Map<string, Extent[]>> {
+  const out = new Map<string, Extent[]>();
+  for (const spec of specs) {
+    const [disk, file] = splitAssignment(spec, '--changed');
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      throw new InputError(`reading changed extents ${file} for disk ${disk} failed: ${describeCause(err)}`, { cause: err });
+    }
+    out.set(disk, parseExtentsJson(text, `changed extents ${file}`));
+  }
+  return out;
+}
+
+export function summarize(m: GenerationManifest): string {
+  const rows = m.disks.map((d) => [
+    d.name, d.mode, bytes(d.size), bytes(d.stats.bytesRead), bytes(d.stats.bytesStored), duration(d.stats.durationMs), rate(d.stats.bytesRead, d.stats.durationMs),
+  ]);
+  const notes = m.disks.filter((d) => d.note).map((d) => `  ${d.name}: ${d.note}`);
+  return [`set ${m.set} generation ${m.generation} (${m.mode})`, table(['disk', 'mode', 'size', 'read', 'stored', 'time', 'rate'], rows), ...notes].join('\n');
+}
+
+export function register(program: Command): void {
+  program.command('backup')
+    .description('back up disks as a new generation of a set')
+    .argument('<disks...>', 'disks as NAME=URI, e.g. sda=file:/images/web01.img')
+    .requiredOption('--set <name>', 'backup set (usually the VM name)')
+    .option('--mode <mode>', 'auto | full | diff | incr', 'auto')
+    .option('--changed <disk=extents.json>', 'changed extents of a disk since the previous generation (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--compression-level <n>', 'zstd level, 1–19 (default 3)')
+    .action(async (diskArgs: string[], opts: BackupOptions) => {
+      const out = new Output(!!opts.json);
+      const mode = RequestedMode.safeParse(opts.mode);
+      if (!mode.success) throw new UsageError(`--mode ${JSON.stringify(opts.mode)} is invalid: use auto, full, diff or incr`);
+      let level: number | undefined;
+      if (opts.compressionLevel !== undefined) {
+        level = Number(opts.compressionLevel);
+        if (!Number.isInteger(level) || level < 1 || level > 19) throw new UsageError(`--compression-level must be 1–19, got ${opts.compressionLevel}`);
+      }
+      const specs = diskArgs.map((a) => splitAssignment(a, 'disk'));
+      const names = new Set<string>();
+      for (const [name] of specs) {
+        if (names.has(name)) throw new UsageError(`disk ${name} is given twice`);
+        names.add(name);
+      }
+      const changed = await readChanged(opts.changed);
+      for (const disk of changed.keys()) if (!names.has(disk)) throw new UsageError(`--changed names disk ${disk}, which is not backed up`);
+
+      const repo = await openRepository(opts);
+      const sources: DiskSource[] = [];
+      try {
+        const disks: DiskInput[] = [];
+        for (const [name, uri] of specs) {
+          const source = await openSource(uri);
+          sources.push(source);
+          const ch = changed.get(name);
+          disks.push({ name, source, ...(ch ? { changed: ch } : {}) });
+        }
+        const progress = progressSink(out.json);
+        const manifest = await backupSet({
+          repo, set: opts.set, mode: mode.data, disks,
+          ...(level !== undefined ? { compressionLevel: level } : {}),
+          onEvent: (e) => {
+            if (e.type === 'disk-start') progress.start(`${e.disk} (${e.mode})`, e.bytesTotal);
+            else if (e.type === 'progress') progress.update(e.progress.bytesDone, e.progress.bytesTotal);
+            else if (e.type === 'disk-done') progress.stop();
+            else if (e.type === 'warning') out.warn(e.message);
+          },
+        });
+        progress.stop();
+        out.result(generationSummary(manifest), summarize(manifest));
+      } finally {
+        for (const s of sources) await s.close().catch(() => {});
+      }
+    });
+}

@@ -1,0 +1,32 @@
+import type { Command } from 'commander';
+import { type GlobalOptions, Output, openRepository } from '../context.js';
+import { bytes, duration, table } from '../format.js';
+import { generationSummary } from '../summary.js';
+
+export function register(program: Command): void {
+  program.command('list')
+    .description('list sets and their generations')
+    .option('--set <name>', 'only this set')
+    .action(async (opts: GlobalOptions & { set?: string }) => {
+      const out = new Output(!!opts.json);
+      const repo = await openRepository(opts);
+      const refs = await repo.listGenerations(opts.set);
+      const sets = new Map<string, ReturnType<typeof generationSummary>[]>();
+      for (const r of refs) {
+        const m = await repo.readGeneration(r.set, r.generation);
+        const l = sets.get(r.set) ?? [];
+        l.push(generationSummary(m));
+        sets.set(r.set, l);
+      }
+      const json = { repository: repo.location, sets: [...sets].map(([name, generations]) => ({ name, generations })) };
+      const rows: string[][] = [];
+      for (const [, gens] of sets) {
+        for (const g of gens) {
+          for (const d of g.disks) {
+            rows.push([g.set, String(g.generation), g.started.replace('T', ' ').slice(0, 19), g.mode, d.name, d.mode, bytes(d.size), bytes(d.bytesRead), bytes(d.bytesStored), duration(d.durationMs)]);
+          }
+        }
+      }
+      out.result(json, rows.length === 0 ? 'no generations' : table(['set', 'gen', 'started (UTC)', 'mode', 'disk', 'disk mode', 'size', 'read', 'stored', 'time'], rows));
+    });
+}

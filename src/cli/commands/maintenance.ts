@@ -1,0 +1,83 @@
+/** verify, prune, gc, unlock: keeping a repository healthy. */
+import type { Command } from 'commander';
+import { RepositoryDamagedError, UsageError } from '../../errors.js';
+import { gc } from '../../repository/gc.js';
+import { clearLocks } from '../../repository/lock.js';
+import { prune } from '../../repository/prune.js';
+import { verify } from '../../repository/verify.js';
+import { type GlobalOptions, Output, openRepository } from '../context.js';
+import { bytes } from '../format.js';
+
+function count(v: string, flag: string): number {
+  if (!/^\d+$/.test(v)) throw new UsageError(`${flag} needs a whole number, got ${JSON.stringify(v)}`);
+  return Number(v);
+}
+
+export function register(program: Command): void {
+  program.command('verify')
+    .description('check that every generation is complete; --read-data re-hashes every chunk')
+    .option('--read-data', 'read, decompress and re-hash every stored blob')
+    .action(async (opts: GlobalOptions & { readData?: boolean }) => {
+      const out = new Output(!!opts.json);
+      const repo = await openRepository(opts);
+      const report = await verify({ repo, readData: !!opts.readData, onWarning: (m) => out.warn(m) });
+      const ok = report.problems.length === 0;
+      const human = [
+        `${report.generations} generations, ${report.disks} disks, ${report.packs} packs, ${report.blobs} blobs${opts.readData ? `, ${bytes(report.bytesRead)} read and re-hashed` : ''}`,
+        ...(report.unreferencedPacks || report.unreferencedBlobs ? [`unreferenced: ${report.unreferencedPacks} packs, ${report.unreferencedBlobs} blobs (vmbkp gc removes them)`] : []),
+        ...report.problems.map((p) => `problem: ${p.message}`),
+        ok ? 'no problems found' : `${report.problems.length} problems found`,
+      ].join('\n');
+      out.result({ ok, ...report }, human);
+      if (!ok) {
+        const first = report.problems[0]!;
+        throw new RepositoryDamagedError(`verify of ${repo.location} found ${report.problems.length} problems; first: ${first.message}`);
+      }
+    });
+
+  program.command('prune')
+    .description('remove generations of a set that the retention policy does not keep (then run gc)')
+    .requiredOption('--set <name>', 'backup set')
+    .requiredOption('--keep-last <n>', 'keep the n newest generations (n ≥ 1)')
+    .option('--keep-daily <n>', 'keep the newest generation of each of the last n days that have one')
+    .option('--keep-weekly <n>', 'likewise for ISO weeks')
+    .option('--keep-monthly <n>', 'likewise for months')
+    .option('--dry-run', 'show what would be removed, remove nothing')
+    .action(async (opts: GlobalOptions & { set: string; keepLast: string; keepDaily?: string; keepWeekly?: string; keepMonthly?: string; dryRun?: boolean }) => {
+      const out = new Output(!!opts.json);
+      const policy = {
+        last: count(opts.keepLast, '--keep-last'),
+        ...(opts.keepDaily !== undefined ? { daily: count(opts.keepDaily, '--keep-daily') } : {}),
+        ...(opts.keepWeekly !== undefined ? { weekly: count(opts.keepWeekly, '--keep-weekly') } : {}),
+        ...(opts.keepMonthly !== undefined ? { monthly: count(opts.keepMonthly, '--keep-monthly') } : {}),
+      };
+      const repo = await openRepository(opts);
+      const r = await prune({ repo, set: opts.set, policy, dryRun: !!opts.dryRun, onWarning: (m) => out.warn(m) });
+      const human = [
+        ...r.keep.map((k) => `keep   ${r.set} generation ${k.generation} (${k.reasons.join(', ')})`),
+        ...r.remove.map((g) => `${r.dryRun ? 'would remove' : 'remove'} ${r.set} generation ${g}`),
+        r.dryRun ? 'dry run: nothing removed' : `${r.remove.length} generations removed; run vmbkp gc to reclaim their data`,
+      ].join('\n');
+      out.result(r, human);
+    });
+
+  program.command('gc')
+    .description('remove data that no generation references')
+    .action(async (opts: GlobalOptions) => {
+      const out = new Output(!!opts.json);
+      const repo = await openRepository(opts);
+      const r = await gc({ repo, onWarning: (m) => out.warn(m) });
+      out.result(r, `removed ${r.packsRemoved} packs, repacked ${r.packsRepacked}, dropped ${r.blobsRemoved} blobs, freed ${bytes(r.bytesFreed)}`
+        + (r.uploadsSwept ? `, cleared ${r.uploadsSwept} interrupted uploads` : ''));
+    });
+
+  program.command('unlock')
+    .description('remove stale locks (of processes that are gone), or all locks with --all')
+    .option('--all', 'remove every lock: only when no vmbkp uses the repository')
+    .action(async (opts: GlobalOptions & { all?: boolean }) => {
+      const out = new Output(!!opts.json);
+      const repo = await openRepository(opts);
+      const removed = await clearLocks(repo.backend, !!opts.all);
+      out.result({ removed }, removed.length ? `removed ${removed.length} locks` : 'no stale locks');
+    });
+}

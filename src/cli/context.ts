@@ -1,0 +1,32 @@
+/** What every command shares: the repository option, output, warnings. */
+import { UsageError } from '../errors.js';
+import { Repository } from '../repository/repository.js';
+import { LocalBackend } from '../storage/local.js';
+
+export interface GlobalOptions {
+  repo?: string;
+  json?: boolean;
+}
+
+export function repoPath(opts: GlobalOptions): string {
+  const r = opts.repo ?? process.env['VMBKP_REPO'];
+  if (!r) throw new UsageError('no repository given: pass --repo DIR or set VMBKP_REPO');
+  return r;
+}
+
+export async function openRepository(opts: GlobalOptions): Promise<Repository> {
+  return Repository.open(new LocalBackend(repoPath(opts)));
+}
+
+export class Output {
+  constructor(readonly json: boolean) {}
+
+  /** Prints the command's result: JSON under --json, else the human text. */
+  result(value: unknown, human: string): void {
+    process.stdout.write(this.json ? JSON.stringify(value, null, 2) + '\n' : human + (human.endsWith('\n') || human === '' ? '' : '\n'));
+  }
+
+  warn(message: string): void {
+    process.stderr.write(`vmbkp: warning: ${message}\n`);
+  }
+}

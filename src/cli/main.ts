@@ -1,0 +1,55 @@
+/**
+ * The vmbkp command line. The only layer that prints. Errors become one line on stderr
+ * and an exit code from exit-codes.ts.
+ */
+import { Command, CommanderError } from 'commander';
+import { VmbkpError, describeCause } from '../errors.js';
+import { register as registerBackup } from './commands/backup.js';
+import { register as registerInit } from './commands/init.js';
+import { register as registerList } from './commands/list.js';
+import { register as registerMaintenance } from './commands/maintenance.js';
+import { register as registerRestore } from './commands/restore.js';
+import { ExitCode, exitCodeFor } from './exit-codes.js';
+
+export function buildProgram(): Command {
+  const program = new Command('vmbkp')
+    .description('online backup and restore of VM disks: deduplicated, compressed, every generation a synthetic full')
+    .version('0.1.0')
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({ outputError: () => {} });
+  registerInit(program);
+  registerBackup(program);
+  registerList(program);
+  registerRestore(program);
+  registerMaintenance(program);
+  // Every command takes the repository and --json; options may come before or after arguments.
+  for (const cmd of program.commands) {
+    cmd.option('--repo <dir>', 'repository directory (or set VMBKP_REPO)')
+      .option('--json', 'print the result as JSON, and nothing else on stdout')
+      .exitOverride()
+      .configureOutput({ outputError: () => {} });
+  }
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return ExitCode.OK;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return ExitCode.OK;
+      process.stderr.write(`vmbkp: error: ${err.message.replace(/^error: /, '')}\n`);
+      return ExitCode.USAGE;
+    }
+    if (err instanceof VmbkpError) {
+      process.stderr.write(`vmbkp: error: ${err.message}\n`);
+      return exitCodeFor(err.code);
+    }
+    process.stderr.write(`vmbkp: error: ${describeCause(err)}\n`);
+    if (process.env['VMBKP_DEBUG']) process.stderr.write(`${(err as Error).stack ?? ''}\n`);
+    return ExitCode.FAILURE;
+  }
+}

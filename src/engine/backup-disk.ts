@@ -1,0 +1,123 @@
+/**
+ * Backs up one disk into the repository: extents → read → zero-detect → hash → compress →
+ * store. Returns the disk's new index; the caller stores it and commits the generation.
+ *
+ *   full  reads every allocated chunk;
+ *   diff  reads every allocated chunk, stores only those whose digest differs from the previous generation;
+ *   incr  reads only the chunks covering the changed extents, the rest comes from the previous index.
+ * In every mode a chunk the repository already holds is not stored again.
+ */
+import { InputError } from '../errors.js';
+import { DiskIndex } from '../repository/disk-index.js';
+import type { DiskStats, BackupMode } from '../repository/generation.js';
+import { BlobType } from '../repository/pack.js';
+import type { Repository } from '../repository/repository.js';
+import { DIGEST_LENGTH, ZERO_DIGEST, toHex } from '../repository/digest.js';
+import { compressBound } from '../repository/compression.js';
+import type { DiskSource, Extent } from '../sources/types.js';
+import type { ChunkPool } from './chunk-pool.js';
+import { type ChunkRange, checkExtents, chunkRanges, segments } from './extents.js';
+import { runWindowed } from './window.js';
+
+/** Bytes read per request: large enough for sequential throughput, small enough to spread over workers. */
+const SEGMENT_BYTES = 4 * 1024 * 1024;
+
+export interface Progress {
+  readonly bytesDone: number;
+  readonly bytesTotal: number;
+}
+
+export interface BackupDiskRequest {
+  readonly repo: Repository;
+  readonly pool: ChunkPool;
+  readonly source: DiskSource;
+  readonly mode: BackupMode;
+  /** The previous generation's index of this disk; required for diff and incr. */
+  readonly previous?: DiskIndex;
+  /** Changed extents since the previous generation; required for incr. */
+  readonly changed?: readonly Extent[];
+  /** Names the disk in messages ("disk sda of set web01"). */
+  readonly what: string;
+  readonly onProgress?: (p: Progress) => void;
+}
+
+export interface BackupDiskResult {
+  readonly index: DiskIndex;
+  readonly stats: Omit<DiskStats, 'durationMs'>;
+}
+
+export async function backupDisk(req: BackupDiskRequest): Promise<BackupDiskResult> {
+  const { repo, pool, source, mode, previous } = req;
+  const chunkSize = repo.config.chunkSize;
+  const size = source.size;
+  if (mode !== 'full' && !previous) throw new InputError(`${req.what}: ${mode} needs a previous generation`);
+  if (previous && (previous.size !== size || previous.chunkSize !== chunkSize)) {
+    throw new InputError(`${req.what}: the disk is ${size} bytes now, ${previous.size} in the previous generation; ${mode} needs the same size`);
+  }
+
+  let ranges: ChunkRange[];
+  let index: DiskIndex;
+  if (mode === 'incr') {
+    if (!req.changed) throw new InputError(`${req.what}: incr needs the changed extents (--changed) since the previous generation`);
+    checkExtents(req.changed, size, `changed extents of ${req.what}`);
+    ranges = chunkRanges(req.changed, chunkSize);
+    index = new DiskIndex(size, chunkSize, Buffer.from(previous!.digests));
+  } else {
+    const allocated = await source.allocated(0, size);
+    checkExtents(allocated, size, `allocation reported by ${source.description}`);
+    ranges = chunkRanges(allocated, chunkSize);
+    index = DiskIndex.empty(size, chunkSize);
+  }
+
+  const compareWith = mode === 'full' ? undefined : previous;
+  const bytesTotal = ranges.reduce((n, r) => n + Math.min(size, r.end * chunkSize) - r.first * chunkSize, 0);
+  const stats = { bytesRead: 0, bytesStored: 0, chunks: index.count, chunksZero: 0, chunksStored: 0 };
+  const claimed = new Set<string>();
+  const perSegment = Math.max(1, Math.floor(SEGMENT_BYTES / chunkSize));
+  const segmentBytes = perSegment * chunkSize;
+  const window = pool.size * 2;
+  const slots = await pool.createSlots(window, {
+    input: segmentBytes, output: perSegment * compressBound(chunkSize), digests: perSegment * DIGEST_LENGTH,
+  });
+
+  try {
+    await runWindowed(segments(ranges, perSegment), window, async (seg) => {
+      const offset = seg.first * chunkSize;
+      const length = Math.min(size, seg.end * chunkSize) - offset;
+      const slot = await slots.acquire();
+      try {
+        await source.read(offset, length, slot.input.subarray(0, length));
+        stats.bytesRead += length;
+        await pool.hash(slot, length, chunkSize);
+        const wanted: number[] = [];
+        for (let c = 0; c < seg.end - seg.first; c++) {
+          const pos = seg.first + c;
+          const digest = slot.digests.subarray(c * DIGEST_LENGTH, (c + 1) * DIGEST_LENGTH);
+          index.set(pos, digest);
+          if (ZERO_DIGEST.equals(digest)) continue;
+          if (compareWith && compareWith.get(pos).equals(digest)) continue;
+          const hex = toHex(digest);
+          if (claimed.has(hex) || repo.has(hex)) continue;
+          claimed.add(hex);
+          wanted.push(c);
+        }
+        for (const b of await pool.encode(slot, length, chunkSize, wanted)) {
+          const pos = seg.first + b.chunk;
+          const data = (b.inOutput ? slot.output : slot.input).subarray(b.offset, b.offset + b.length);
+          const { added, ready } = repo.addBlob(Buffer.from(index.get(pos)), BlobType.Chunk, { compression: b.compression, data }, index.chunkLength(pos));
+          if (added > 0) stats.chunksStored++;
+          stats.bytesStored += added;
+          await ready;
+        }
+      } finally {
+        slots.release(slot);
+      }
+      req.onProgress?.({ bytesDone: stats.bytesRead, bytesTotal });
+    });
+  } finally {
+    await pool.disposeSlots(slots);
+  }
+
+  for (let i = 0; i < index.count; i++) if (index.isZero(i)) stats.chunksZero++;
+  return { index, stats };
+}

@@ -1,0 +1,65 @@
+/**
+ * Every error vmbkp raises on purpose is a VmbkpError with a stable `code`.
+ * The CLI maps codes to exit codes; messages name the object, the operation and the cause.
+ */
+export type ErrorCode =
+  | 'USAGE'              // bad command line or option values
+  | 'INPUT_INVALID'      // an input file or argument is malformed (extents JSON, disk spec)
+  | 'NOT_FOUND'          // a named set, generation, disk or file does not exist
+  | 'ALREADY_EXISTS'     // write-once object or target exists
+  | 'REPO_NOT_FOUND'     // no repository at the given location
+  | 'REPO_UNSUPPORTED'   // repository format version this build does not know
+  | 'REPO_LOCKED'        // a conflicting lock is held
+  | 'REPO_DAMAGED'       // missing or corrupt data in the repository
+  | 'IO'                 // reading a source, writing a target, or storage I/O failed
+  | 'PARTIAL'            // some parts of a job failed, others succeeded
+  | 'INTERNAL';
+
+export class VmbkpError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+export class UsageError extends VmbkpError {
+  constructor(message: string, options?: { cause?: unknown }) { super('USAGE', message, options); }
+}
+export class InputError extends VmbkpError {
+  constructor(message: string, options?: { cause?: unknown }) { super('INPUT_INVALID', message, options); }
+}
+export class NotFoundError extends VmbkpError {
+  constructor(message: string, options?: { cause?: unknown }) { super('NOT_FOUND', message, options); }
+}
+export class AlreadyExistsError extends VmbkpError {
+  constructor(message: string, options?: { cause?: unknown }) { super('ALREADY_EXISTS', message, options); }
+}
+export class RepositoryNotFoundError extends VmbkpError {
+  constructor(message: string, options?: { cause?: unknown }) { super('REPO_NOT_FOUND', message, options); }
+}
+export class UnsupportedFormatError extends VmbkpError {
+  constructor(message: string, options?: { cause?: unknown }) { super('REPO_UNSUPPORTED', message, options); }
+}
+export class RepositoryLockedError extends VmbkpError {
+  constructor(message: string, options?: { cause?: unknown }) { super('REPO_LOCKED', message, options); }
+}
+export class RepositoryDamagedError extends VmbkpError {
+  constructor(message: string, options?: { cause?: unknown }) { super('REPO_DAMAGED', message, options); }
+}
+export class IoError extends VmbkpError {
+  constructor(message: string, options?: { cause?: unknown }) { super('IO', message, options); }
+}
+export class PartialFailureError extends VmbkpError {
+  constructor(message: string, options?: { cause?: unknown }) { super('PARTIAL', message, options); }
+}
+
+/** A short description of an unknown thrown value, for use after "failed: ". */
+export function describeCause(cause: unknown): string {
+  if (cause instanceof Error) {
+    const errno = (cause as NodeJS.ErrnoException).code;
+    return errno && !cause.message.startsWith(errno) ? `${errno}: ${cause.message}` : cause.message;
+  }
+  return String(cause);
+}

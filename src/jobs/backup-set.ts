@@ -1,0 +1,136 @@
+/**
+ * One backup set end to end: lock, pick each disk's mode, back the disks up, make the
+ * data durable, then commit the generation's manifest. A failure anywhere before the
+ * commit leaves no generation (only unreferenced data, which gc removes).
+ */
+import { randomUUID } from 'node:crypto';
+import { AlreadyExistsError } from '../errors.js';
+import { failpoint } from '../failpoints.js';
+import { ChunkPool } from '../engine/chunk-pool.js';
+import { backupDisk, type Progress } from '../engine/backup-disk.js';
+import { BlobCodec } from '../repository/compression.js';
+import { type DiskIndex, loadDiskIndex, storeDiskIndex } from '../repository/disk-index.js';
+import type { DiskRecord, GenerationManifest, RequestedMode } from '../repository/generation.js';
+import { checkDiskName, checkSetName } from '../repository/layout.js';
+import { RepositoryLock } from '../repository/lock.js';
+import type { Repository } from '../repository/repository.js';
+import type { DiskSource, Extent } from '../sources/types.js';
+import { chooseMode } from './choose-mode.js';
+
+export interface DiskInput {
+  readonly name: string;
+  readonly source: DiskSource;
+  /** Changed extents supplied by the caller (e.g. --changed); otherwise the source is asked. */
+  readonly changed?: readonly Extent[];
+}
+
+export type BackupEvent =
+  | { type: 'disk-start'; disk: string; mode: string; note?: string; bytesTotal: number }
+  | { type: 'progress'; disk: string; progress: Progress }
+  | { type: 'disk-done'; disk: string; record: DiskRecord }
+  | { type: 'warning'; message: string };
+
+export interface BackupSetRequest {
+  readonly repo: Repository;
+  readonly set: string;
+  readonly mode: RequestedMode;
+  readonly disks: readonly DiskInput[];
+  readonly compressionLevel?: number;
+  readonly workers?: number;
+  readonly machine?: unknown;
+  readonly onEvent?: (e: BackupEvent) => void;
+}
+
+export async function backupSet(req: BackupSetRequest): Promise<GenerationManifest> {
+  const { repo, set } = req;
+  checkSetName(set);
+  req.disks.forEach((d) => checkDiskName(d.name));
+  const emit = req.onEvent ?? (() => {});
+  const lock = await RepositoryLock.acquire(repo.backend, 'shared', `backup of ${set}`, (message) => emit({ type: 'warning', message }));
+  const pool = new ChunkPool(req.workers, req.compressionLevel);
+  try {
+    await repo.loadIndex();
+    const codec = new BlobCodec(req.compressionLevel);
+    const generations = await repo.listGenerations(set);
+    const latest = generations[generations.length - 1];
+    const previous = latest ? await repo.readGeneration(set, latest.generation) : undefined;
+    const started = new Date();
+    const records: DiskRecord[] = [];
+
+    for (const disk of req.disks) {
+      const t0 = performance.now();
+      const what = `disk ${disk.name} of set ${set}`;
+      const prevRecord = previous?.disks.find((d) => d.name === disk.name);
+      let previousWhy: string | undefined;
+      if (!previous) previousWhy = `set ${set} has no generation yet`;
+      else if (!prevRecord) previousWhy = `generation ${previous.generation} has no disk ${disk.name}`;
+      else if (prevRecord.size !== disk.source.size) previousWhy = `the disk was ${prevRecord.size} bytes in generation ${previous.generation}, it is ${disk.source.size} now`;
+      else if (prevRecord.chunkSize !== repo.config.chunkSize) previousWhy = 'the previous generation used another chunk size';
+
+      let changed = disk.changed;
+      let changesWhy: string | undefined;
+      if (!changed && prevRecord?.changeToken) {
+        const answer = await disk.source.changedSince(prevRecord.changeToken);
+        if (answer === 'unknown') changesWhy = `${disk.source.description} cannot tell what changed since the previous generation`;
+        else changed = answer;
+      } else if (!changed) {
+        changesWhy = prevRecord ? 'no changed extents given and no change token from the previous generation' : undefined;
+      }
+
+      const choice = chooseMode(what, { requested: req.mode, previousUsable: previousWhy === undefined, previousWhy, changesKnown: changed !== undefined, changesWhy });
+      const previousIndex: DiskIndex | undefined = choice.mode !== 'full' && prevRecord
+        ? await loadDiskIndex(repo, prevRecord, codec, `reading the index of ${what} generation ${previous!.generation}`)
+        : undefined;
+      const changeToken = await disk.source.changeToken();
+      emit({ type: 'disk-start', disk: disk.name, mode: choice.mode, ...(choice.note ? { note: choice.note } : {}), bytesTotal: disk.source.size });
+
+      const result = await backupDisk({
+        repo, pool, source: disk.source, mode: choice.mode, what,
+        ...(previousIndex ? { previous: previousIndex } : {}),
+        ...(changed ? { changed } : {}),
+        onProgress: (progress) => emit({ type: 'progress', disk: disk.name, progress }),
+      });
+      const stored = await storeDiskIndex(repo, result.index, codec);
+      const record: DiskRecord = {
+        name: disk.name,
+        size: disk.source.size,
+        chunkSize: repo.config.chunkSize,
+        index: stored.pieces,
+        mode: choice.mode,
+        source: disk.source.description,
+        ...(changeToken ? { changeToken } : {}),
+        ...(choice.note ? { note: choice.note } : {}),
+        stats: { ...result.stats, bytesStored: result.stats.bytesStored + stored.bytesStored, durationMs: Math.round(performance.now() - t0) },
+      };
+      records.push(record);
+      emit({ type: 'disk-done', disk: disk.name, record });
+    }
+
+    await repo.flush();
+    await failpoint('backup:before-commit');
+    const manifest: GenerationManifest = {
+      version: 1,
+      set,
+      generation: (latest?.generation ?? 0) + 1,
+      id: randomUUID(),
+      started: started.toISOString(),
+      finished: new Date().toISOString(),
+      mode: req.mode,
+      disks: records,
+      ...(req.machine !== undefined ? { machine: req.machine } : {}),
+    };
+    // Two backups of one set may race for a number: the loser takes the next one.
+    for (;;) {
+      try {
+        await repo.commitGeneration(manifest);
+        return manifest;
+      } catch (err) {
+        if (!(err instanceof AlreadyExistsError)) throw err;
+        manifest.generation++;
+      }
+    }
+  } finally {
+    await pool.close();
+    await lock.release();
+  }
+}

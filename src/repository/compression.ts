@@ -1,0 +1,65 @@
+/**
+ * zstd for blobs, through the native binding so that compression and decompression
+ * write into buffers the caller owns (no allocation per blob). A blob that does not
+ * shrink is stored as it is (compression None), so incompressible data costs nothing on
+ * restore.
+ */
+import binding from 'zstd-napi/binding.js';
+import { Compression } from './pack.js';
+
+export const DEFAULT_COMPRESSION_LEVEL = 3;
+
+export interface Encoded {
+  readonly compression: Compression;
+  readonly data: Buffer;
+}
+
+/** Worst-case compressed size of `n` bytes. */
+export function compressBound(n: number): number {
+  return binding.compressBound(n);
+}
+
+export class BlobCodec {
+  private readonly cctx = new binding.CCtx();
+  private readonly dctx = new binding.DCtx();
+
+  constructor(private readonly level: number = DEFAULT_COMPRESSION_LEVEL) {}
+
+  /**
+   * Compresses `plain` into `out` (at least compressBound(plain.length) long). Returns the
+   * compression used and the bytes written to `out`; with None, the caller stores `plain`.
+   */
+  encodeInto(plain: Uint8Array, out: Uint8Array): { compression: Compression; length: number } {
+    const length = this.cctx.compress(out, plain, this.level);
+    // Keep compressed data only if it saves at least 1/64: otherwise restore pays for nothing.
+    if (length < plain.length - (plain.length >> 6)) return { compression: Compression.Zstd, length };
+    return { compression: Compression.None, length: plain.length };
+  }
+
+  encode(plain: Buffer): Encoded {
+    const out = Buffer.allocUnsafe(compressBound(plain.length));
+    const r = this.encodeInto(plain, out);
+    return r.compression === Compression.Zstd ? { compression: r.compression, data: out.subarray(0, r.length) } : { compression: r.compression, data: plain };
+  }
+
+  /** Decodes into `out` (exactly rawLength long); throws on malformed input or a wrong length. */
+  decodeInto(compression: Compression, data: Uint8Array, out: Uint8Array): void {
+    if (compression === Compression.None) {
+      if (data.length !== out.length) throw new Error(`stored ${data.length} bytes, expected ${out.length}`);
+      out.set(data);
+      return;
+    }
+    const n = this.dctx.decompress(out, data);
+    if (n !== out.length) throw new Error(`decoded ${n} bytes, expected ${out.length}`);
+  }
+
+  decode(compression: Compression, data: Buffer, rawLength: number): Buffer {
+    if (compression === Compression.None) {
+      if (data.length !== rawLength) throw new Error(`stored ${data.length} bytes, expected ${rawLength}`);
+      return data;
+    }
+    const out = Buffer.allocUnsafe(rawLength);
+    this.decodeInto(compression, data, out);
+    return out;
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * Repository locks. backup, restore and verify take shared locks; prune and gc take an
+ * exclusive one. A lock is an object `locks/<uuid>.json` recording host, pid and time;
+ * a holder refreshes it while it runs.
+ *
+ * | holder \ wants | shared | exclusive |
+ * | shared         |   ok   |  locked   |
+ * | exclusive      | locked |  locked   |
+ *
+ * Taking a lock: write ours, then look at the others; on conflict remove ours and fail.
+ * A lock of a process that is gone from this host is stale and removed with a warning; a
+ * lock from another host that was not refreshed for STALE_AFTER_MS is reported with the
+ * command that clears it.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import { NotFoundError, RepositoryLockedError } from '../errors.js';
+import type { StorageBackend } from '../storage/backend.js';
+import { LOCKS_PREFIX } from './layout.js';
+
+export type LockKind = 'shared' | 'exclusive';
+const REFRESH_MS = 5 * 60_000;
+export const STALE_AFTER_MS = 30 * 60_000;
+
+const LockRecord = z.object({
+  kind: z.enum(['shared', 'exclusive']),
+  operation: z.string(),
+  host: z.string(),
+  pid: z.number().int(),
+  /** Start time of the process (Linux clock ticks), so a reused pid is not taken for the holder. */
+  pidStart: z.string().optional(),
+  time: z.string(),
+});
+export type LockRecord = z.infer<typeof LockRecord>;
+
+export interface LockInfo {
+  readonly name: string;
+  readonly record: LockRecord | undefined;
+  readonly stale: boolean;
+}
+
+function processStart(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+function alive(record: LockRecord): boolean {
+  try {
+    process.kill(record.pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
+  }
+  return record.pidStart === undefined || processStart(record.pid) === undefined || processStart(record.pid) === record.pidStart;
+}
+
+/** Is this lock certainly or probably abandoned? */
+export function isStale(record: LockRecord, now = Date.now()): boolean {
+  if (record.host === hostname()) return !alive(record);
+  return now - Date.parse(record.time) > STALE_AFTER_MS;
+}
+
+export async function readLocks(backend: StorageBackend): Promise<LockInfo[]> {
+  const out: LockInfo[] = [];
+  for (const name of await backend.list(LOCKS_PREFIX)) {
+    let record: LockRecord | undefined;
+    try {
+      const parsed = LockRecord.safeParse(JSON.parse((await backend.get(name)).toString('utf8')));
+      record = parsed.success ? parsed.data : undefined;
+    } catch (err) {
+      if (err instanceof NotFoundError) continue; // released meanwhile
+      record = undefined;
+    }
+    out.push({ name, record, stale: record === undefined || isStale(record) });
+  }
+  return out;
+}
+
+function describe(r: LockRecord): string {
+  return `${r.operation} (pid ${r.pid} on ${r.host}, since ${r.time})`;
+}
+
+export class RepositoryLock {
+  private name: string;
+  private timer: NodeJS.Timeout | undefined;
+  private refreshing: Promise<void> = Promise.resolve();
+
+  private constructor(private readonly backend: StorageBackend, readonly record: LockRecord, name: string) {
+    this.name = name;
+  }
+
+  /** Takes a lock or throws RepositoryLockedError. `onWarning` hears about stale locks removed. */
+  static async acquire(backend: StorageBackend, kind: LockKind, operation: string,
+    onWarning: (message: string) => void = () => {}): Promise<RepositoryLock> {
+    const record: LockRecord = {
+      kind, operation, host: hostname(), pid: process.pid, pidStart: processStart(process.pid), time: new Date().toISOString(),
+    };
+    const lock = new RepositoryLock(backend, record, `${LOCKS_PREFIX}${randomUUID()}.json`);
+    await lock.write();
+    try {
+      for (const other of await readLocks(backend)) {
+        if (other.name === lock.name) continue;
+        const r = other.record;
+        if (r && r.kind === 'shared' && kind === 'shared') continue;
+        if (r && other.stale && r.host === hostname()) {
+          await backend.remove(other.name);
+          onWarning(`removed stale lock of ${describe(r)}: that process is gone`);
+          continue;
+        }
+        const cmd = `vmbkp unlock --repo ${backend.location}`;
+        if (!r) throw new RepositoryLockedError(`repository ${backend.location} has an unreadable lock ${other.name}; if no vmbkp is running, clear it with: ${cmd}`);
+        if (other.stale) throw new RepositoryLockedError(`repository ${backend.location} is locked by ${describe(r)}, which looks abandoned; if it is not running, clear it with: ${cmd}`);
+        throw new RepositoryLockedError(`repository ${backend.location} is locked by ${describe(r)}; ${operation} needs it ${kind === 'exclusive' ? 'to itself' : 'without an exclusive holder'}, try again when it is done`);
+      }
+    } catch (err) {
+      await lock.release();
+      throw err;
+    }
+    lock.timer = setInterval(() => { lock.refreshing = lock.refresh(); }, REFRESH_MS);
+    lock.timer.unref();
+    return lock;
+  }
+
+  private async write(): Promise<void> {
+    await this.backend.put(this.name, Buffer.from(JSON.stringify(this.record) + '\n'));
+  }
+
+  /** Objects are write-once: refreshing writes a new lock, then removes the old one. */
+  private async refresh(): Promise<void> {
+    const old = this.name;
+    (this.record as { time: string }).time = new Date().toISOString();
+    this.name = `${LOCKS_PREFIX}${randomUUID()}.json`;
+    try {
+      await this.write();
+      await this.backend.remove(old);
+    } catch {
+      this.name = old; // keep the old lock; the next refresh tries again
+    }
+  }
+
+  async release(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.refreshing;
+    await this.backend.remove(this.name);
+  }
+}
+
+/** Removes stale locks (or all, when `all`); returns the names removed. */
+export async function clearLocks(backend: StorageBackend, all: boolean): Promise<string[]> {
+  const removed: string[] = [];
+  for (const l of await readLocks(backend)) {
+    if (all || l.stale) {
+      await backend.remove(l.name);
+      removed.push(l.name);
+    }
+  }
+  return removed;
+}

@@ -1,0 +1,48 @@
+/** Walking every generation's disks: what verify checks and what gc keeps. */
+import { VmbkpError } from '../errors.js';
+import type { BlobCodec } from './compression.js';
+import { type DiskIndex, loadDiskIndex } from './disk-index.js';
+import type { DiskRecord, GenerationManifest } from './generation.js';
+import type { GenerationRef, Repository } from './repository.js';
+
+export interface DiskRef {
+  readonly set: string;
+  readonly generation: number;
+  readonly disk: string;
+}
+
+export function describeRef(r: Partial<DiskRef>): string {
+  return [r.set !== undefined && `set ${r.set}`, r.generation !== undefined && `generation ${r.generation}`, r.disk !== undefined && `disk ${r.disk}`]
+    .filter(Boolean).join(' ');
+}
+
+export interface WalkVisitor {
+  disk(ref: DiskRef, record: DiskRecord, index: DiskIndex, manifest: GenerationManifest): void;
+  /** A generation or disk index that could not be read; without it the walk throws. */
+  damaged?(where: Partial<DiskRef>, err: VmbkpError): void;
+}
+
+export async function walkDisks(repo: Repository, codec: BlobCodec, visitor: WalkVisitor, refs?: GenerationRef[]): Promise<void> {
+  for (const ref of refs ?? await repo.listGenerations()) {
+    let manifest: GenerationManifest;
+    try {
+      manifest = await repo.readGeneration(ref.set, ref.generation);
+    } catch (err) {
+      if (!visitor.damaged || !(err instanceof VmbkpError)) throw err;
+      visitor.damaged(ref, err);
+      continue;
+    }
+    for (const record of manifest.disks) {
+      const where: DiskRef = { set: ref.set, generation: ref.generation, disk: record.name };
+      let index: DiskIndex;
+      try {
+        index = await loadDiskIndex(repo, record, codec, describeRef(where));
+      } catch (err) {
+        if (!visitor.damaged || !(err instanceof VmbkpError)) throw err;
+        visitor.damaged(where, err);
+        continue;
+      }
+      visitor.disk(where, record, index, manifest);
+    }
+  }
+}

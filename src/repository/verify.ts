@@ -1,0 +1,131 @@
+/**
+ * verify: every object a generation references exists where the index says; with
+ * readData, every blob is read, decompressed and re-hashed. Problems name the set,
+ * generation and disk they affect.
+ */
+import { BlobCodec } from './compression.js';
+import { toHex } from './digest.js';
+import type { BlobLocation } from './index-file.js';
+import { DATA_PREFIX, packIdFromName, packName } from './layout.js';
+import { RepositoryLock } from './lock.js';
+import { checkedDecode, type Repository } from './repository.js';
+import { type DiskRef, describeRef, walkDisks } from './references.js';
+
+export interface Problem extends Partial<DiskRef> {
+  readonly message: string;
+}
+
+export interface VerifyReport {
+  readonly generations: number;
+  readonly disks: number;
+  readonly packs: number;
+  readonly blobs: number;
+  readonly bytesRead: number;
+  readonly unreferencedPacks: number;
+  readonly unreferencedBlobs: number;
+  readonly problems: Problem[];
+}
+
+export interface VerifyRequest {
+  readonly repo: Repository;
+  readonly readData: boolean;
+  readonly onProgress?: (p: { packsDone: number; packsTotal: number }) => void;
+  readonly onWarning?: (message: string) => void;
+}
+
+export async function verify(req: VerifyRequest): Promise<VerifyReport> {
+  const { repo } = req;
+  const lock = await RepositoryLock.acquire(repo.backend, 'shared', 'verify', req.onWarning);
+  try {
+    return await run(req);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function run(req: VerifyRequest): Promise<VerifyReport> {
+  const { repo } = req;
+  const problems: Problem[] = [];
+  await repo.loadIndex((err) => problems.push({ message: err.message }));
+
+  const packSizes = new Map<string, number>();
+  for (const name of await repo.backend.list(DATA_PREFIX)) {
+    const st = await repo.backend.stat(name);
+    if (st) packSizes.set(packIdFromName(name), st.size);
+  }
+
+  // Blobs that cannot be read back, with the reason.
+  const bad = new Map<string, string>();
+  const byPack = new Map<string, [string, BlobLocation][]>();
+  let blobs = 0;
+  for (const [hex, loc] of repo.entries()) {
+    blobs++;
+    const size = packSizes.get(loc.pack);
+    if (size === undefined) bad.set(hex, `its pack ${loc.pack} is missing`);
+    else if (loc.offset + loc.length > size) bad.set(hex, `its pack ${loc.pack} is truncated`);
+    else {
+      const l = byPack.get(loc.pack) ?? [];
+      l.push([hex, loc]);
+      byPack.set(loc.pack, l);
+    }
+  }
+
+  let bytesRead = 0;
+  if (req.readData) {
+    const codec = new BlobCodec();
+    let packsDone = 0;
+    for (const [pack, entries] of byPack) {
+      const raw = await repo.backend.get(packName(pack));
+      bytesRead += raw.length;
+      for (const [hex, loc] of entries) {
+        try {
+          checkedDecode(codec, raw.subarray(loc.offset, loc.offset + loc.length), loc, hex, 'verify');
+        } catch {
+          bad.set(hex, `blob ${hex} in pack ${pack} is corrupt`);
+        }
+      }
+      req.onProgress?.({ packsDone: ++packsDone, packsTotal: byPack.size });
+    }
+  }
+
+  const referenced = new Set<string>();
+  let generations = 0;
+  let disks = 0;
+  const seenGen = new Set<string>();
+  await walkDisks(repo, new BlobCodec(), {
+    disk(ref, record, index) {
+      disks++;
+      if (!seenGen.has(`${ref.set}/${ref.generation}`)) { seenGen.add(`${ref.set}/${ref.generation}`); generations++; }
+      for (const p of record.index) referenced.add(p);
+      let missing = 0, corrupt = 0, firstMissing = -1, firstCorrupt = -1, reason = '';
+      for (let i = 0; i < index.count; i++) {
+        if (index.isZero(i)) continue;
+        const hex = toHex(index.get(i));
+        referenced.add(hex);
+        if (!repo.lookup(hex)) { if (missing++ === 0) firstMissing = i * index.chunkSize; continue; }
+        const why = bad.get(hex);
+        if (why) { if (corrupt++ === 0) { firstCorrupt = i * index.chunkSize; reason = why; } }
+      }
+      if (missing) problems.push({ ...ref, message: `${describeRef(ref)}: ${missing} chunks missing from the repository (first at offset ${firstMissing})` });
+      if (corrupt) problems.push({ ...ref, message: `${describeRef(ref)}: ${corrupt} chunks unreadable (first at offset ${firstCorrupt}: ${reason})` });
+    },
+    damaged(where, err) {
+      if (where.disk === undefined) generations++;
+      problems.push({ ...where, message: `${describeRef(where)}: ${err.message}` });
+    },
+  });
+
+  const indexedPacks = new Set(byPack.keys());
+  let unreferencedBlobs = 0;
+  for (const [hex] of repo.entries()) if (!referenced.has(hex)) unreferencedBlobs++;
+  return {
+    generations,
+    disks,
+    packs: packSizes.size,
+    blobs,
+    bytesRead,
+    unreferencedPacks: [...packSizes.keys()].filter((p) => !indexedPacks.has(p)).length,
+    unreferencedBlobs,
+    problems,
+  };
+}

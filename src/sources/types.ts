@@ -1,0 +1,44 @@
+/**
+ * DiskSource and DiskTarget: what the engine reads a disk from and restores a disk to.
+ * File, NBD and vSphere disks all look like this to the engine.
+ */
+
+/** A byte range of a disk, the shape of vSphere's changed areas. */
+export interface Extent {
+  readonly start: number;
+  readonly length: number;
+}
+
+export interface DiskSource {
+  /** What the source is, for messages and manifests ("file:/images/web01.img"). */
+  readonly description: string;
+  readonly size: number;
+  /**
+   * Extents of [offset, offset+length) that may hold data; the rest reads as zeros.
+   * A source that cannot tell returns the whole range.
+   */
+  allocated(offset: number, length: number): Promise<Extent[]>;
+  /**
+   * Extents changed since `token` (a change id from an earlier backup), or "unknown"
+   * when the source cannot tell (no tracking, token invalid).
+   */
+  changedSince(token: string): Promise<Extent[] | 'unknown'>;
+  /** A token that identifies the disk's current state, for a later changedSince. */
+  changeToken(): Promise<string | undefined>;
+  /** Reads exactly `length` bytes at `offset` into a new or given buffer. */
+  read(offset: number, length: number, into?: Buffer): Promise<Buffer>;
+  close(): Promise<void>;
+}
+
+export interface DiskTarget {
+  readonly description: string;
+  readonly size: number;
+  /** True when unwritten ranges already read as zeros (a new sparse file), so zero chunks need no write. */
+  readonly zeroed: boolean;
+  write(offset: number, data: Uint8Array): Promise<void>;
+  zero(offset: number, length: number): Promise<void>;
+  flush(): Promise<void>;
+  close(): Promise<void>;
+  /** Closes and removes what this target created, after a failed restore; absent when it cannot. */
+  discard?(): Promise<void>;
+}

@@ -1,0 +1,44 @@
+/**
+ * StorageBackend: where a repository's objects live. Names are relative, slash-separated
+ * paths ("data/ab/ab12…", "locks/…"). Objects are write-once: `put` never replaces an
+ * existing object, and a reader never sees a partly written one.
+ *
+ * Retry, rate limiting and caching wrap a backend; they do not live in it.
+ */
+export interface ObjectStat {
+  readonly size: number;
+  readonly mtimeMs: number;
+}
+
+export interface ByteRange {
+  readonly offset: number;
+  readonly length: number;
+}
+
+export interface StorageBackend {
+  /** Human-readable location, for messages. */
+  readonly location: string;
+  /** Writes an object atomically and durably. Throws AlreadyExistsError if the name exists. */
+  put(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void>;
+  /**
+   * Reads a whole object or a range of it. With `into` (at least range.length long) the
+   * range is read into that buffer, sparing an allocation. Throws NotFoundError if
+   * missing; a short range is an IoError.
+   */
+  get(name: string, range?: ByteRange, into?: Buffer): Promise<Buffer>;
+  /** Size and time of an object, or undefined when it does not exist. */
+  stat(name: string): Promise<ObjectStat | undefined>;
+  /** Every object name under a prefix ("data/" lists all packs), in no particular order. */
+  list(prefix: string): Promise<string[]>;
+  /** Removes an object; removing a missing object is not an error. */
+  remove(name: string): Promise<void>;
+  /** Removes leftovers of interrupted puts: those of processes that are gone, and any older than the given age. Returns how many. */
+  sweep(olderThanMs: number): Promise<number>;
+}
+
+const NAME = /^(?:[A-Za-z0-9_][A-Za-z0-9._-]*\/)*[A-Za-z0-9_][A-Za-z0-9._-]*$/;
+
+/** Object names are plain relative paths: no "..", no leading dot, no empty parts. */
+export function checkObjectName(name: string): void {
+  if (!NAME.test(name) || name.length > 512) throw new TypeError(`invalid object name: ${JSON.stringify(name)}`);
+}

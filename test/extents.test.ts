@@ -1,0 +1,51 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { InputError } from '../src/errors.js';
+import { checkExtents, chunkRanges, parseExtentsJson, segments } from '../src/engine/extents.js';
+import { chooseMode } from '../src/jobs/choose-mode.js';
+
+describe('extents', () => {
+  it('cover every byte with whole chunks, merged', () => {
+    const r = chunkRanges([{ start: 10, length: 5 }, { start: 4096, length: 1 }, { start: 9000, length: 8000 }, { start: 0, length: 0 }], 4096);
+    assert.deepEqual(r, [{ first: 0, end: 2 }, { first: 2, end: 5 }].length ? [{ first: 0, end: 1 }, { first: 1, end: 2 }, { first: 2, end: 5 }].reduce<{ first: number; end: number }[]>((m, x) => {
+      const last = m[m.length - 1];
+      if (last && x.first <= last.end) last.end = Math.max(last.end, x.end); else m.push({ ...x });
+      return m;
+    }, []) : []);
+    assert.deepEqual(chunkRanges([{ start: 8192, length: 4096 }, { start: 0, length: 1 }], 4096), [{ first: 0, end: 1 }, { first: 2, end: 3 }]);
+  });
+
+  it('split into segments of at most n chunks', () => {
+    assert.deepEqual([...segments([{ first: 0, end: 5 }, { first: 9, end: 10 }], 2)],
+      [{ first: 0, end: 2 }, { first: 2, end: 4 }, { first: 4, end: 5 }, { first: 9, end: 10 }]);
+  });
+
+  it('outside the disk or malformed are input errors that say where', () => {
+    assert.throws(() => checkExtents([{ start: 0, length: 10 }, { start: 100, length: 1 }], 100, 'x.json'), (e: Error) => e instanceof InputError && /extent 1 .* past the disk's end \(100 bytes\)/.test(e.message));
+    assert.throws(() => checkExtents([{ start: -1, length: 1 }], 100, 'x.json'), InputError);
+    assert.throws(() => checkExtents([{ start: 0.5, length: 1 }], 100, 'x.json'), InputError);
+    checkExtents([{ start: 0, length: 100 }], 100, 'x.json');
+  });
+
+  it('JSON parsing names the problem', () => {
+    assert.throws(() => parseExtentsJson('[{"start": 1', 'c.json'), /c.json is not valid JSON/);
+    assert.throws(() => parseExtentsJson('{"start": 1}', 'c.json'), /must be a JSON array/);
+    assert.throws(() => parseExtentsJson('[{"start": "1", "length": 2}]', 'c.json'), /entry 0/);
+    assert.deepEqual(parseExtentsJson('[{"start": 1, "length": 2}]', 'c.json'), [{ start: 1, length: 2 }]);
+  });
+});
+
+describe('mode choice', () => {
+  const base = { previousUsable: true, changesKnown: true };
+  it('auto prefers incr, then diff, then full, and says why', () => {
+    assert.deepEqual(chooseMode('d', { requested: 'auto', ...base }), { mode: 'incr' });
+    assert.deepEqual(chooseMode('d', { requested: 'auto', previousUsable: true, changesKnown: false, changesWhy: 'no token' }), { mode: 'diff', note: 'incr not possible: no token' });
+    assert.deepEqual(chooseMode('d', { requested: 'auto', previousUsable: false, changesKnown: true, previousWhy: 'resized' }), { mode: 'full', note: 'diff not possible: resized' });
+  });
+  it('explicit modes are honoured or refused', () => {
+    assert.deepEqual(chooseMode('d', { requested: 'full', ...base }), { mode: 'full' });
+    assert.throws(() => chooseMode('disk a', { requested: 'incr', previousUsable: true, changesKnown: false }), /disk a: incr needs the changed extents/);
+    assert.throws(() => chooseMode('d', { requested: 'incr', previousUsable: false, changesKnown: true }), /incr is not possible/);
+    assert.throws(() => chooseMode('d', { requested: 'diff', previousUsable: false, changesKnown: false }), /diff is not possible/);
+  });
+});

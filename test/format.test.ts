@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { RepositoryDamagedError } from '../src/errors.js';
+import { BlobCodec } from '../src/repository/compression.js';
+import { type BlobLocation, decodeIndexFile, encodeIndexFile } from '../src/repository/index-file.js';
+import { BlobType, Compression, PackBuilder, decodePackTrailer } from '../src/repository/pack.js';
+import { parseGenerationName, generationName, checkSetName } from '../src/repository/layout.js';
+
+function packOf(blobs: Buffer[]) {
+  const b = new PackBuilder(Buffer.alloc(1 << 20));
+  for (const blob of blobs) b.add(createHash('sha256').update(blob).digest(), BlobType.Chunk, Compression.None, blob.length, blob);
+  return b.finish();
+}
+
+describe('pack format', () => {
+  it('a pack lists its blobs in its trailer, and is named by its content', () => {
+    const blobs = [randomBytes(100), randomBytes(5000), Buffer.alloc(0)];
+    const p = packOf(blobs);
+    const file = Buffer.concat(p.parts);
+    assert.equal(file.length, p.size);
+    assert.equal(createHash('sha256').update(file).digest('hex'), p.id);
+    const entries = decodePackTrailer(file, 'p');
+    assert.deepEqual(entries.map((e) => [e.offset, e.length]), [[0, 100], [100, 5000], [5100, 0]]);
+    for (const [i, e] of entries.entries()) assert.deepEqual(file.subarray(e.offset, e.offset + e.length), blobs[i]);
+  });
+
+  it('a truncated or foreign file is reported as damaged, not misread', () => {
+    const file = Buffer.concat(packOf([randomBytes(300)]).parts);
+    assert.throws(() => decodePackTrailer(file.subarray(0, file.length - 1), 'p'), RepositoryDamagedError);
+    assert.throws(() => decodePackTrailer(Buffer.from('hello world, not a pack'), 'p'), RepositoryDamagedError);
+    const lying = Buffer.from(file);
+    lying.writeUInt32LE(99, lying.length - 12); // entry count
+    assert.throws(() => decodePackTrailer(lying, 'p'), RepositoryDamagedError);
+  });
+
+  it('the builder refuses a blob that does not fit', () => {
+    const b = new PackBuilder(Buffer.alloc(10));
+    assert.equal(b.fits(11), false);
+    assert.throws(() => b.add(Buffer.alloc(32), BlobType.Chunk, Compression.None, 11, Buffer.alloc(11)), RangeError);
+  });
+});
+
+describe('index file format', () => {
+  it('round-trips every field', () => {
+    const p1 = packOf([randomBytes(10), randomBytes(20)]);
+    const p2 = packOf([randomBytes(30)]);
+    const raw = encodeIndexFile([{ id: p1.id, entries: p1.entries }, { id: p2.id, entries: p2.entries }]);
+    const seen: [string, BlobLocation][] = [];
+    const packs = decodeIndexFile(raw, 'i', (d, loc) => seen.push([d, loc]));
+    assert.deepEqual(packs, [p1.id, p2.id]);
+    assert.equal(seen.length, 3);
+    assert.equal(seen[2]![1].pack, p2.id);
+    assert.equal(seen[1]![1].offset, 10);
+    assert.equal(seen[1]![0], p1.entries[1]!.digest.toString('hex'));
+  });
+
+  it('rejects bad magic and wrong lengths', () => {
+    const p = packOf([randomBytes(10)]);
+    const raw = encodeIndexFile([{ id: p.id, entries: p.entries }]);
+    assert.throws(() => decodeIndexFile(raw.subarray(0, raw.length - 1), 'i', () => {}), RepositoryDamagedError);
+    const bad = Buffer.from(raw);
+    bad[0] = 0x41;
+    assert.throws(() => decodeIndexFile(bad, 'i', () => {}), RepositoryDamagedError);
+  });
+});
+
+describe('blob codec', () => {
+  it('compresses what shrinks, stores the rest as is, and decodes both', () => {
+    const codec = new BlobCodec(3);
+    const text = Buffer.from('the quick brown fox '.repeat(5000));
+    const random = randomBytes(64 * 1024);
+    const t = codec.encode(text);
+    const r = codec.encode(random);
+    assert.equal(t.compression, Compression.Zstd);
+    assert.ok(t.data.length < text.length / 10);
+    assert.equal(r.compression, Compression.None);
+    assert.deepEqual(codec.decode(t.compression, t.data, text.length), text);
+    assert.deepEqual(codec.decode(r.compression, r.data, random.length), random);
+    assert.throws(() => codec.decode(Compression.Zstd, t.data, text.length + 1));
+    const broken = Buffer.from(t.data);
+    broken[broken.length >> 1]! ^= 0xff;
+    assert.throws(() => { const out = codec.decode(Compression.Zstd, broken, text.length); if (!out.equals(text)) throw new Error('differs'); });
+  });
+});
+
+describe('layout', () => {
+  it('generation names sort by number and parse back', () => {
+    assert.equal(generationName('web01', 12), 'generations/web01/00000012.json');
+    assert.deepEqual(parseGenerationName('generations/web01/00000012.json'), { set: 'web01', generation: 12 });
+    assert.equal(parseGenerationName('generations/web01/12.json'), undefined);
+  });
+  it('set names cannot escape their directory', () => {
+    for (const bad of ['', '..', '.x', 'a/b', '-x', 'x'.repeat(200)]) assert.throws(() => checkSetName(bad), /invalid/);
+    checkSetName('web01.example_com-2');
+  });
+});
