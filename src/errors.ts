@@ -57,6 +57,7 @@ export class PartialFailureError extends VmbkpError {
 
 /** A short description of an unknown thrown value, for use after "failed: ". */
 export function describeCause(cause: unknown): string {
+  if (cause instanceof VmbkpError) return cause.message;
   if (cause instanceof Error) {
     const errno = (cause as NodeJS.ErrnoException).code;
     return errno && !cause.message.startsWith(errno) ? `${errno}: ${cause.message}` : cause.message;

@@ -9,8 +9,11 @@ const spec = parse(process.env['VMBKP_FAILPOINT']);
 function parse(value: string | undefined): Map<string, string> {
   const map = new Map<string, string>();
   for (const part of (value ?? '').split(',').filter(Boolean)) {
-    const [name, action = 'kill'] = part.split(':');
-    if (name) map.set(name, action);
+    // Names contain ':' themselves ("gc:index-written"); an action is a known last word.
+    const at = part.lastIndexOf(':');
+    const action = part.slice(at + 1);
+    if (at > 0 && (action === 'kill' || action === 'pause')) map.set(part.slice(0, at), action);
+    else map.set(part, 'kill');
   }
   return map;
 }
