@@ -15,10 +15,10 @@ import { RepositoryDamagedError } from '../errors.js';
 import { failpoint } from '../failpoints.js';
 import { BlobCodec } from './compression.js';
 import { toHex } from './digest.js';
-import { type IndexedPack, encodeIndexFile } from './index-file.js';
+import { type BlobLocation, type IndexedPack, decodeIndexFile, encodeIndexFile } from './index-file.js';
 import { DATA_PREFIX, indexName, packIdFromName, packName } from './layout.js';
 import { RepositoryLock } from './lock.js';
-import { PACK_TARGET_SIZE, type Repository, checkedDecode } from './repository.js';
+import { PACK_TARGET_SIZE, type Repository, checkedDecode, putPack } from './repository.js';
 import { describeRef, walkDisks } from './references.js';
 import { type PackEntry, PackBuilder } from './pack.js';
 import { sha256 } from './digest.js';
@@ -46,6 +46,10 @@ export async function gc(req: GcRequest): Promise<GcResult> {
   }
 }
 
+function entryOf(hex: string, loc: BlobLocation): PackEntry {
+  return { digest: Buffer.from(hex, 'hex'), type: loc.type, compression: loc.compression, offset: loc.offset, length: loc.length, rawLength: loc.rawLength };
+}
+
 async function run(repo: Repository): Promise<GcResult> {
   const { backend } = repo;
   await repo.loadIndex();
@@ -66,65 +70,79 @@ async function run(repo: Repository): Promise<GcResult> {
     },
   });
 
-  // What each pack holds, per the index; a blob indexed twice counts only where lookup() finds it.
-  const live = new Map<string, PackEntry[]>();
-  const indexedCount = new Map<string, number>();
-  for (const [hex, loc] of repo.entries()) {
-    indexedCount.set(loc.pack, (indexedCount.get(loc.pack) ?? 0) + 1);
-    if (!referenced.has(hex)) continue;
-    const l = live.get(loc.pack) ?? [];
-    l.push({ digest: Buffer.from(hex, 'hex'), type: loc.type, compression: loc.compression, offset: loc.offset, length: loc.length, rawLength: loc.rawLength });
-    live.set(loc.pack, l);
-  }
-
-  const keep: IndexedPack[] = [];
-  const drop: string[] = [];
-  const repack: string[] = [];
-  let blobsRemoved = 0;
-  let bytesFreed = 0;
+  // What each existing pack holds, from every index file (a blob may be indexed in several packs).
   const packSizes = new Map<string, number>();
-  for (const name of await backend.list(DATA_PREFIX)) {
-    const id = packIdFromName(name);
-    packSizes.set(id, (await backend.stat(name))?.size ?? 0);
-    const entries = live.get(id) ?? [];
-    const indexed = indexedCount.get(id) ?? 0;
-    if (entries.length === 0) drop.push(id);
-    else if (entries.length === indexed) keep.push({ id, entries });
-    else repack.push(id);
-    blobsRemoved += indexed - entries.length;
+  for (const name of await backend.list(DATA_PREFIX)) packSizes.set(packIdFromName(name), (await backend.stat(name))?.size ?? 0);
+  const contents = new Map<string, Map<string, BlobLocation>>();
+  for (const name of repo.indexFileNames()) {
+    decodeIndexFile(await backend.get(name), name, (hex, loc) => {
+      if (!packSizes.has(loc.pack)) return;
+      let c = contents.get(loc.pack);
+      if (!c) contents.set(loc.pack, (c = new Map()));
+      c.set(hex, loc);
+    });
   }
 
-  for (const id of live.keys()) {
-    if (!packSizes.has(id)) throw new RepositoryDamagedError(`gc refused: pack ${id} holds referenced blobs but is missing; run vmbkp verify`);
+  // Keep a pack whole when every blob in it is live and not kept elsewhere already;
+  // copy the other live blobs out of the packs that go. Sorted, so reruns decide alike.
+  const ids = [...packSizes.keys()].sort();
+  const claimed = new Set<string>();
+  const keep: IndexedPack[] = [];
+  for (const id of ids) {
+    const c = contents.get(id);
+    if (!c || c.size === 0) continue;
+    if (![...c.keys()].every((hex) => referenced.has(hex) && !claimed.has(hex))) continue;
+    for (const hex of c.keys()) claimed.add(hex);
+    keep.push({ id, entries: [...c].map(([hex, loc]) => entryOf(hex, loc)).sort((a, b) => a.offset - b.offset) });
+  }
+  const kept = new Set(keep.map((p) => p.id));
+  const copies = new Map<string, [string, PackEntry][]>();
+  let blobsRemoved = 0;
+  for (const id of ids) {
+    if (kept.has(id)) continue;
+    for (const [hex, loc] of contents.get(id) ?? []) {
+      if (!referenced.has(hex) || claimed.has(hex)) { blobsRemoved++; continue; }
+      claimed.add(hex);
+      const l = copies.get(id) ?? [];
+      l.push([hex, entryOf(hex, loc)]);
+      copies.set(id, l);
+    }
+  }
+  for (const hex of referenced) {
+    if (!claimed.has(hex)) throw new RepositoryDamagedError(`gc refused: blob ${hex} is referenced but no existing pack holds it; run vmbkp verify`);
   }
 
-  // 2. Copy live blobs out of partly dead packs.
+  // 2. Copy live blobs out of the packs that go, verified on the way.
   const written: IndexedPack[] = [];
-  const buffer = Buffer.allocUnsafeSlow(PACK_TARGET_SIZE);
-  let builder = new PackBuilder(buffer);
+  let writtenBytes = 0;
+  const builder = new PackBuilder(Buffer.allocUnsafeSlow(PACK_TARGET_SIZE));
+  let current = builder;
   const flushBuilder = async () => {
-    if (builder.count === 0) return;
-    const p = builder.finish();
-    await backend.put(packName(p.id), p.parts);
+    if (current.count === 0) return;
+    const p = current.finish();
+    await putPack(backend, p);
+    writtenBytes += p.size;
     written.push({ id: p.id, entries: p.entries });
-    builder = new PackBuilder(buffer);
+    current = new PackBuilder(builder.buffer);
   };
-  for (const id of repack) {
+  for (const [id, blobs] of copies) {
     const raw = await backend.get(packName(id));
-    for (const e of live.get(id)!) {
-      const hex = toHex(e.digest);
+    for (const [hex, e] of blobs) {
       const data = raw.subarray(e.offset, e.offset + e.length);
       checkedDecode(codec, data, { pack: id, ...e }, hex, 'gc');
-      if (!builder.fits(data.length)) await flushBuilder();
-      builder.add(e.digest, e.type, e.compression, e.rawLength, data);
+      if (!current.fits(data.length)) await flushBuilder();
+      current.add(e.digest, e.type, e.compression, e.rawLength, data);
     }
   }
   await flushBuilder();
+  // A pack written now may be byte-identical to one that was to go (left by an interrupted gc): it stays.
+  const writtenIds = new Set(written.map((p) => p.id));
+  const drop = ids.filter((id) => !kept.has(id) && !writtenIds.has(id));
   await failpoint('gc:packs-written');
 
   // 3–4. One index for everything live, then the old ones go.
   const oldIndexes = repo.indexFileNames();
-  const nothingToDo = drop.length === 0 && repack.length === 0 && oldIndexes.length <= 1;
+  const nothingToDo = drop.length === 0 && written.length === 0 && oldIndexes.length <= 1;
   if (!nothingToDo) {
     const raw = encodeIndexFile([...keep, ...written]);
     const newIndex = indexName(sha256(raw).toString('hex'));
@@ -133,12 +151,9 @@ async function run(repo: Repository): Promise<GcResult> {
     for (const name of oldIndexes) if (name !== newIndex) await backend.remove(name);
     await failpoint('gc:indexes-removed');
     // 5. Data nothing points at any more.
-    for (const id of [...drop, ...repack]) {
-      bytesFreed += packSizes.get(id) ?? 0;
-      await backend.remove(packName(id));
-    }
+    for (const id of drop) await backend.remove(packName(id));
   }
-  bytesFreed -= written.reduce((n, p) => n + p.entries.reduce((m, e) => m + e.length, 0), 0);
+  const bytesFreed = drop.reduce((n, id) => n + (packSizes.get(id) ?? 0), 0) - writtenBytes;
   const uploadsSwept = await backend.sweep(24 * 3600_000);
-  return { packsRemoved: drop.length, packsRepacked: repack.length, packsWritten: written.length, blobsRemoved, bytesFreed: Math.max(0, bytesFreed), uploadsSwept };
+  return { packsRemoved: drop.length, packsRepacked: copies.size, packsWritten: written.length, blobsRemoved, bytesFreed: Math.max(0, bytesFreed), uploadsSwept };
 }

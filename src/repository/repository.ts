@@ -13,7 +13,7 @@ import { sha256, toHex } from './digest.js';
 import { type GenerationManifest, decodeManifest, encodeManifest } from './generation.js';
 import { type BlobLocation, type IndexedPack, decodeIndexFile, encodeIndexFile } from './index-file.js';
 import { CONFIG, GENERATIONS_PREFIX, INDEX_PREFIX, checkSetName, generationName, indexName, packName, parseGenerationName } from './layout.js';
-import { type BlobType, PackBuilder } from './pack.js';
+import { type BlobType, type FinishedPack, PackBuilder } from './pack.js';
 
 /** Packs close at this size: large enough for few files and sequential reads, small enough to repack. */
 export const PACK_TARGET_SIZE = 16 * 1024 * 1024;
@@ -139,7 +139,7 @@ export class Repository {
     this.pack = undefined;
     if (!builder || builder.count === 0) return;
     const finished = builder.finish();
-    const put = this.backend.put(packName(finished.id), finished.parts).then(() => {
+    const put = putPack(this.backend, finished).then(() => {
       this.finishedPacks.push({ id: finished.id, entries: finished.entries });
       if (this.spareBuffers.length < PUTS_IN_FLIGHT + 1) this.spareBuffers.push(builder.buffer);
     });
@@ -234,6 +234,23 @@ export class Repository {
 
   async removeGeneration(ref: GenerationRef): Promise<void> {
     await this.backend.remove(generationName(ref.set, ref.generation));
+  }
+}
+
+/**
+ * Stores a pack. Packs are named by their content, so a pack of that name may exist
+ * already (left by an interrupted backup or gc that wrote the same blobs): if its content
+ * matches its name it is the same pack; if not, it is damaged and replaced.
+ */
+export async function putPack(backend: StorageBackend, pack: FinishedPack): Promise<void> {
+  const name = packName(pack.id);
+  try {
+    await backend.put(name, pack.parts);
+  } catch (err) {
+    if (!(err instanceof AlreadyExistsError)) throw err;
+    if (sha256(await backend.get(name)).toString('hex') === pack.id) return;
+    await backend.remove(name);
+    await backend.put(name, pack.parts);
   }
 }
 
