@@ -4,7 +4,7 @@
  * generation and disk they affect.
  */
 import { BlobCodec } from './compression.js';
-import { toHex } from './digest.js';
+import { sha256, toHex } from './digest.js';
 import type { BlobLocation } from './index-file.js';
 import { DATA_PREFIX, packIdFromName, packName } from './layout.js';
 import { RepositoryLock } from './lock.js';
@@ -22,7 +22,8 @@ export interface VerifyReport {
   readonly blobs: number;
   readonly bytesRead: number;
   readonly unreferencedPacks: number;
-  readonly unreferencedBlobs: number;
+  /** null when a damaged generation hides what it references. */
+  readonly unreferencedBlobs: number | null;
   readonly problems: Problem[];
 }
 
@@ -77,25 +78,31 @@ async function run(req: VerifyRequest): Promise<VerifyReport> {
     for (const [pack, entries] of byPack) {
       const raw = await repo.backend.get(packName(pack));
       bytesRead += raw.length;
+      let blobsOk = true;
       for (const [hex, loc] of entries) {
         try {
           checkedDecode(codec, raw.subarray(loc.offset, loc.offset + loc.length), loc, hex, 'verify');
         } catch {
           bad.set(hex, `blob ${hex} in pack ${pack} is corrupt`);
+          blobsOk = false;
         }
+      }
+      // Blobs fine but the file differs from its name: the trailer (what rebuilds the index) is damaged.
+      if (blobsOk && sha256(raw).toString('hex') !== pack) {
+        problems.push({ message: `pack ${pack}: content does not match its name (its trailer is damaged; the blobs it holds are intact)` });
       }
       req.onProgress?.({ packsDone: ++packsDone, packsTotal: byPack.size });
     }
   }
 
   const referenced = new Set<string>();
-  let generations = 0;
   let disks = 0;
+  let referencesComplete = true;
   const seenGen = new Set<string>();
   await walkDisks(repo, new BlobCodec(), {
     disk(ref, record, index) {
       disks++;
-      if (!seenGen.has(`${ref.set}/${ref.generation}`)) { seenGen.add(`${ref.set}/${ref.generation}`); generations++; }
+      seenGen.add(`${ref.set}/${ref.generation}`);
       for (const p of record.index) referenced.add(p);
       let missing = 0, corrupt = 0, firstMissing = -1, firstCorrupt = -1, reason = '';
       for (let i = 0; i < index.count; i++) {
@@ -110,16 +117,22 @@ async function run(req: VerifyRequest): Promise<VerifyReport> {
       if (corrupt) problems.push({ ...ref, message: `${describeRef(ref)}: ${corrupt} chunks unreadable (first at offset ${firstCorrupt}: ${reason})` });
     },
     damaged(where, err) {
-      if (where.disk === undefined) generations++;
-      problems.push({ ...where, message: `${describeRef(where)}: ${err.message}` });
+      referencesComplete = false;
+      seenGen.add(`${where.set}/${where.generation}`);
+      if (where.disk !== undefined) disks++;
+      const prefix = describeRef(where);
+      problems.push({ ...where, message: err.message.startsWith(prefix) ? err.message : `${prefix}: ${err.message}` });
     },
   });
 
   const indexedPacks = new Set(byPack.keys());
-  let unreferencedBlobs = 0;
-  for (const [hex] of repo.entries()) if (!referenced.has(hex)) unreferencedBlobs++;
+  let unreferencedBlobs: number | null = null;
+  if (referencesComplete) {
+    unreferencedBlobs = 0;
+    for (const [hex] of repo.entries()) if (!referenced.has(hex)) unreferencedBlobs++;
+  }
   return {
-    generations,
+    generations: seenGen.size,
     disks,
     packs: packSizes.size,
     blobs,

@@ -24,7 +24,8 @@ export function register(program: Command): void {
       const ok = report.problems.length === 0;
       const human = [
         `${report.generations} generations, ${report.disks} disks, ${report.packs} packs, ${report.blobs} blobs${opts.readData ? `, ${bytes(report.bytesRead)} read and re-hashed` : ''}`,
-        ...(report.unreferencedPacks || report.unreferencedBlobs ? [`unreferenced: ${report.unreferencedPacks} packs, ${report.unreferencedBlobs} blobs (vmbkp gc removes them)`] : []),
+        ...(report.unreferencedBlobs === null ? [`unreferenced data not counted: damaged generations hide what they reference`]
+          : report.unreferencedPacks || report.unreferencedBlobs ? [`unreferenced: ${report.unreferencedPacks} packs, ${report.unreferencedBlobs} blobs (vmbkp gc removes them)`] : []),
         ...report.problems.map((p) => `problem: ${p.message}`),
         ok ? 'no problems found' : `${report.problems.length} problems found`,
       ].join('\n');
