@@ -5,6 +5,10 @@ import { RepositoryDamagedError } from '../src/errors.js';
 import { BlobCodec } from '../src/repository/compression.js';
 import { type BlobLocation, decodeIndexFile, encodeIndexFile } from '../src/repository/index-file.js';
 import { BlobType, Compression, PackBuilder, decodePackTrailer } from '../src/repository/pack.js';
+import { putPack } from '../src/repository/repository.js';
+import { LocalBackend } from '../src/storage/local.js';
+import { tempDir } from './helpers.js';
+import { packName } from '../src/repository/layout.js';
 import { parseGenerationName, generationName, checkSetName } from '../src/repository/layout.js';
 
 function packOf(blobs: Buffer[]) {
@@ -38,6 +42,27 @@ describe('pack format', () => {
     const b = new PackBuilder(Buffer.alloc(10));
     assert.equal(b.fits(11), false);
     assert.throws(() => b.add(Buffer.alloc(32), BlobType.Chunk, Compression.None, 11, Buffer.alloc(11)), RangeError);
+  });
+});
+
+describe('storing packs', () => {
+  it('a pack whose name exists with the same content is the same pack; a damaged one is replaced', async () => {
+    const { dir, cleanup } = await tempDir();
+    try {
+      const backend = new LocalBackend(dir);
+      const p = packOf([randomBytes(1000), randomBytes(2000)]);
+      await putPack(backend, p);
+      await putPack(backend, p); // left by an interrupted run: not an error
+      const name = packName(p.id);
+      const damaged = await backend.get(name);
+      damaged[10]! ^= 1;
+      await backend.remove(name);
+      await backend.put(name, damaged);
+      await putPack(backend, p);
+      assert.deepEqual(await backend.get(name), Buffer.concat(p.parts));
+    } finally {
+      await cleanup();
+    }
   });
 });
 

@@ -101,3 +101,80 @@ export function oneLine(stderr: string): string {
   if (lines.length !== 1) throw new Error(`expected a one-line error, got:\n${stderr}`);
   return lines[0]!;
 }
+
+/** Flips every bit of one byte of a file in place; returns the byte's old value. */
+export async function flipByte(file: string, offset: number): Promise<number> {
+  const fh = await fs.open(file, 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    const { bytesRead } = await fh.read(b, 0, 1, offset);
+    if (bytesRead !== 1) throw new Error(`flipByte: ${file} has no byte at offset ${offset}`);
+    const old = b[0]!;
+    b[0] = old ^ 0xff;
+    await fh.write(b, 0, 1, offset);
+    return old;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Relative paths of the files under a directory (not hashed), sorted; [] when it does not exist. */
+export async function listFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string): Promise<void> => {
+    let entries;
+    try {
+      entries = await fs.readdir(d, { withFileTypes: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    for (const e of entries) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else out.push(path.relative(dir, p));
+    }
+  };
+  await walk(dir);
+  return out.sort();
+}
+
+export interface StartedCli {
+  readonly child: ReturnType<typeof spawn>;
+  readonly pid: number;
+  /** Resolves when the process has exited (and been reaped). */
+  readonly done: Promise<RunResult>;
+  /** Resolves with stderr once it matches; rejects if the process exits first. */
+  stderrMatching(re: RegExp): Promise<string>;
+}
+
+/** Starts the CLI without waiting for it, for tests that kill it or run something beside it. */
+export function startVmbkp(args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): StartedCli {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, CI: 'true', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  const waiters: (() => void)[] = [];
+  child.stdout!.on('data', (d) => { stdout += d; });
+  child.stderr!.on('data', (d) => { stderr += d; for (const w of waiters) w(); });
+  let exited = false;
+  const done = new Promise<RunResult>((resolve, reject) => {
+    child.on('error', (err) => { exited = true; reject(err); for (const w of waiters) w(); });
+    child.on('close', (code, signal) => { exited = true; resolve({ code, signal, stdout, stderr }); for (const w of waiters) w(); });
+  });
+  done.catch(() => {}); // surfaced to whoever awaits it
+  return {
+    child,
+    pid: child.pid!,
+    done,
+    stderrMatching(re: RegExp) {
+      return new Promise<string>((resolve, reject) => {
+        const check = () => {
+          if (re.test(stderr)) resolve(stderr);
+          else if (exited) reject(new Error(`process exited before stderr matched ${re}; stderr:\n${stderr}\nstdout:\n${stdout}`));
+        };
+        waiters.push(check);
+        check();
+      });
+    },
+  };
+}
