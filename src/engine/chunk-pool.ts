@@ -122,6 +122,9 @@ export class ChunkPool {
   }
 }
 
+/** One worker per core (at most 8); VMBKP_WORKERS overrides it. */
 export function defaultPoolSize(): number {
+  const forced = Number(process.env['VMBKP_WORKERS']);
+  if (Number.isInteger(forced) && forced >= 1 && forced <= 64) return forced;
   return Math.max(1, Math.min(availableParallelism(), 8));
 }

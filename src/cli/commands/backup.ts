@@ -55,7 +55,7 @@ export function register(program: Command): void {
     .requiredOption('--set <name>', 'backup set (usually the VM name)')
     .option('--mode <mode>', 'auto | full | diff | incr', 'auto')
     .option('--changed <disk=extents.json>', 'changed extents of a disk since the previous generation (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
-    .option('--compression-level <n>', 'zstd level, 1–19 (default 3)')
+    .option('--compression-level <n>', 'zstd level, 1–19 (default 1)')
     .action(async (diskArgs: string[], opts: BackupOptions) => {
       const out = new Output(!!opts.json);
       const mode = RequestedMode.safeParse(opts.mode);
