@@ -25,6 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { parseArgs as parseCliArgs } from 'node:util';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { Compressor } from 'zstd-napi';
 
@@ -47,30 +48,22 @@ function usage(code) {
 }
 
 function parseArgs(argv) {
-  const opt = { size: '2G', dir: path.join(repoRoot, 'bench/out/chunk-size'), keep: false, json: null, base: null, next: null,
-    threads: Math.min(2, os.availableParallelism()) };
-  for (let i = 0; i < argv.length; i++) {
-    let a = argv[i];
-    let v;
-    const eq = a.indexOf('=');
-    if (a.startsWith('--') && eq > 0) { v = a.slice(eq + 1); a = a.slice(0, eq); }
-    const value = () => {
-      if (v !== undefined) return v;
-      if (i + 1 >= argv.length) { console.error(`${a} needs a value`); usage(2); }
-      return argv[++i];
-    };
-    switch (a) {
-      case '--size': opt.size = value(); break;
-      case '--dir': opt.dir = path.resolve(value()); break;
-      case '--json': opt.json = path.resolve(value()); break;
-      case '--base': opt.base = path.resolve(value()); break;
-      case '--next': opt.next = path.resolve(value()); break;
-      case '--keep': opt.keep = true; break;
-      case '--threads': opt.threads = Math.max(1, Math.min(CHUNK_SIZES.length, Number.parseInt(value(), 10) || 1)); break;
-      case '-h': case '--help': usage(0); break;
-      default: console.error(`unknown argument: ${argv[i]}`); usage(2);
-    }
-  }
+  let values;
+  try {
+    ({ values } = parseCliArgs({ args: argv, strict: true, options: {
+      size: { type: 'string', default: '2G' }, dir: { type: 'string' }, json: { type: 'string' },
+      base: { type: 'string' }, next: { type: 'string' }, keep: { type: 'boolean', default: false },
+      threads: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+    } }));
+  } catch (err) { console.error(err.message); usage(2); }
+  if (values.help) usage(0);
+  const resolved = (v) => (v === undefined ? null : path.resolve(v));
+  const opt = {
+    size: values.size, dir: resolved(values.dir) ?? path.join(repoRoot, 'bench/out/chunk-size'), keep: values.keep,
+    json: resolved(values.json), base: resolved(values.base), next: resolved(values.next),
+    threads: values.threads === undefined ? Math.min(2, os.availableParallelism())
+      : Math.max(1, Math.min(CHUNK_SIZES.length, Number.parseInt(values.threads, 10) || 1)),
+  };
   if (!!opt.base !== !!opt.next) { console.error('--base and --next go together'); usage(2); }
   if (!opt.base && !/^\d+(\.\d+)?[KMGT]?$/i.test(opt.size)) { console.error(`bad --size: ${opt.size}`); usage(2); }
   return opt;

@@ -24,6 +24,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn, execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { parseArgs as parseCliArgs } from 'node:util';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..');
@@ -53,27 +54,21 @@ function usage(code) {
 }
 
 function parseArgs(argv) {
-  const opt = { size: '2G', dir: path.join(repoRoot, 'bench/out'), keep: false, json: null, tools: [...ALL_TOOLS] };
-  for (let i = 0; i < argv.length; i++) {
-    let a = argv[i];
-    let v;
-    const eq = a.indexOf('=');
-    if (a.startsWith('--') && eq > 0) { v = a.slice(eq + 1); a = a.slice(0, eq); }
-    const value = () => {
-      if (v !== undefined) return v;
-      if (i + 1 >= argv.length) { console.error(`${a} needs a value`); usage(2); }
-      return argv[++i];
-    };
-    switch (a) {
-      case '--size': opt.size = value(); break;
-      case '--dir': opt.dir = path.resolve(value()); break;
-      case '--json': opt.json = path.resolve(value()); break;
-      case '--keep': opt.keep = true; break;
-      case '--tools': opt.tools = value().split(',').map((t) => t.trim()).filter(Boolean); break;
-      case '-h': case '--help': usage(0); break;
-      default: console.error(`unknown argument: ${argv[i]}`); usage(2);
-    }
-  }
+  let values;
+  try {
+    ({ values } = parseCliArgs({ args: argv, strict: true, options: {
+      size: { type: 'string', default: '2G' }, dir: { type: 'string' }, json: { type: 'string' },
+      keep: { type: 'boolean', default: false }, tools: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+    } }));
+  } catch (err) { console.error(err.message); usage(2); }
+  if (values.help) usage(0);
+  const opt = {
+    size: values.size,
+    dir: values.dir === undefined ? path.join(repoRoot, 'bench/out') : path.resolve(values.dir),
+    keep: values.keep,
+    json: values.json === undefined ? null : path.resolve(values.json),
+    tools: values.tools === undefined ? [...ALL_TOOLS] : values.tools.split(',').map((t) => t.trim()).filter(Boolean),
+  };
   if (!/^\d+(\.\d+)?[KMGT]?$/i.test(opt.size)) { console.error(`bad --size: ${opt.size}`); usage(2); }
   for (const t of opt.tools) if (!ALL_TOOLS.includes(t)) { console.error(`unknown tool: ${t}`); usage(2); }
   return opt;
