@@ -15,7 +15,7 @@ import { checkDiskName, checkSetName } from '../repository/layout.js';
 import { RepositoryLock } from '../repository/lock.js';
 import type { Repository } from '../repository/repository.js';
 import type { DiskSource, Extent } from '../sources/types.js';
-import { chooseMode } from './choose-mode.js';
+import { type ModeChoice, chooseMode } from './choose-mode.js';
 
 export interface DiskInput {
   readonly name: string;
@@ -41,6 +41,40 @@ export interface BackupSetRequest {
   readonly onEvent?: (e: BackupEvent) => void;
 }
 
+interface DiskPlan {
+  readonly choice: ModeChoice;
+  readonly changed: readonly Extent[] | undefined;
+  readonly previousIndex: DiskIndex | undefined;
+}
+
+/** Decides a disk's mode from the previous generation and what changed, and loads what that mode needs. */
+async function planDisk(repo: Repository, set: string, previous: GenerationManifest | undefined, disk: DiskInput,
+  requested: RequestedMode, codec: BlobCodec): Promise<DiskPlan> {
+  const what = `disk ${disk.name} of set ${set}`;
+  const prevRecord = previous?.disks.find((d) => d.name === disk.name);
+  let previousWhy: string | undefined;
+  if (!previous) previousWhy = `set ${set} has no generation yet`;
+  else if (!prevRecord) previousWhy = `generation ${previous.generation} has no disk ${disk.name}`;
+  else if (prevRecord.size !== disk.source.size) previousWhy = `the disk was ${prevRecord.size} bytes in generation ${previous.generation}, it is ${disk.source.size} now`;
+  else if (prevRecord.chunkSize !== repo.config.chunkSize) previousWhy = 'the previous generation used another chunk size';
+
+  let changed = disk.changed;
+  let changesWhy: string | undefined;
+  if (!changed && prevRecord?.changeToken) {
+    const answer = await disk.source.changedSince(prevRecord.changeToken);
+    if (answer === 'unknown') changesWhy = `${disk.source.description} cannot tell what changed since the previous generation`;
+    else changed = answer;
+  } else if (!changed) {
+    changesWhy = prevRecord ? 'no changed extents given and no change token from the previous generation' : undefined;
+  }
+
+  const choice = chooseMode(what, { requested, previousUsable: previousWhy === undefined, previousWhy, changesKnown: changed !== undefined, changesWhy });
+  const previousIndex = choice.mode !== 'full' && prevRecord
+    ? await loadDiskIndex(repo, prevRecord, codec, `reading the index of ${what} generation ${previous!.generation}`)
+    : undefined;
+  return { choice, changed, previousIndex };
+}
+
 export async function backupSet(req: BackupSetRequest): Promise<GenerationManifest> {
   const { repo, set } = req;
   checkSetName(set);
@@ -59,33 +93,12 @@ export async function backupSet(req: BackupSetRequest): Promise<GenerationManife
 
     for (const disk of req.disks) {
       const t0 = performance.now();
-      const what = `disk ${disk.name} of set ${set}`;
-      const prevRecord = previous?.disks.find((d) => d.name === disk.name);
-      let previousWhy: string | undefined;
-      if (!previous) previousWhy = `set ${set} has no generation yet`;
-      else if (!prevRecord) previousWhy = `generation ${previous.generation} has no disk ${disk.name}`;
-      else if (prevRecord.size !== disk.source.size) previousWhy = `the disk was ${prevRecord.size} bytes in generation ${previous.generation}, it is ${disk.source.size} now`;
-      else if (prevRecord.chunkSize !== repo.config.chunkSize) previousWhy = 'the previous generation used another chunk size';
-
-      let changed = disk.changed;
-      let changesWhy: string | undefined;
-      if (!changed && prevRecord?.changeToken) {
-        const answer = await disk.source.changedSince(prevRecord.changeToken);
-        if (answer === 'unknown') changesWhy = `${disk.source.description} cannot tell what changed since the previous generation`;
-        else changed = answer;
-      } else if (!changed) {
-        changesWhy = prevRecord ? 'no changed extents given and no change token from the previous generation' : undefined;
-      }
-
-      const choice = chooseMode(what, { requested: req.mode, previousUsable: previousWhy === undefined, previousWhy, changesKnown: changed !== undefined, changesWhy });
-      const previousIndex: DiskIndex | undefined = choice.mode !== 'full' && prevRecord
-        ? await loadDiskIndex(repo, prevRecord, codec, `reading the index of ${what} generation ${previous!.generation}`)
-        : undefined;
+      const { choice, changed, previousIndex } = await planDisk(repo, set, previous, disk, req.mode, codec);
       const changeToken = await disk.source.changeToken();
       emit({ type: 'disk-start', disk: disk.name, mode: choice.mode, ...(choice.note ? { note: choice.note } : {}), bytesTotal: disk.source.size });
 
       const result = await backupDisk({
-        repo, pool, source: disk.source, mode: choice.mode, what,
+        repo, pool, source: disk.source, mode: choice.mode, what: `disk ${disk.name} of set ${set}`,
         ...(previousIndex ? { previous: previousIndex } : {}),
         ...(changed ? { changed } : {}),
         onProgress: (progress) => emit({ type: 'progress', disk: disk.name, progress }),
