@@ -178,3 +178,22 @@ export function startVmbkp(args: string[], opts: { env?: NodeJS.ProcessEnv } = {
     },
   };
 }
+
+/** A real nbdkit serving on a Unix socket; stop() ends it. */
+export async function startNbdkit(dir: string, args: string[], name = 'nbd'): Promise<{ socket: string; uri: string; stop: () => Promise<void> }> {
+  const socket = path.join(dir, `${name}.sock`);
+  const child = spawn('nbdkit', ['--foreground', '--exit-with-parent', '-U', socket, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d) => { stderr += d; });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  for (let i = 0; i < 200; i++) {
+    if (await fs.stat(socket).then(() => true, () => false)) break;
+    if (child.exitCode !== null) throw new Error(`nbdkit ${args.join(' ')} exited: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return {
+    socket,
+    uri: `nbd+unix:///?socket=${socket}`,
+    stop: async () => { if (child.exitCode === null) { child.kill('SIGTERM'); await exited; } },
+  };
+}

@@ -1,0 +1,73 @@
+/**
+ * Reads exact byte counts from a stream socket. The protocol code asks for "the next n
+ * bytes"; the reader buffers what arrives and fails every waiting read when the
+ * connection ends or errors.
+ */
+import type { Socket } from 'node:net';
+
+interface Want { n: number; resolve(b: Buffer): void; reject(e: Error): void }
+
+export class ByteReader {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private wants: Want[] = [];
+  private ended: Error | undefined;
+
+  constructor(socket: Socket, private readonly describe: string) {
+    socket.on('data', (d: Buffer) => { this.chunks.push(d); this.buffered += d.length; this.pump(); });
+    socket.on('end', () => this.fail(new Error(`${this.describe}: the server closed the connection`)));
+    socket.on('close', () => this.fail(new Error(`${this.describe}: the connection closed`)));
+    socket.on('error', (e) => this.fail(e));
+  }
+
+  /** Resolves with exactly n bytes. */
+  read(n: number): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      this.wants.push({ n, resolve, reject });
+      this.pump();
+    });
+  }
+
+  fail(e: Error): void {
+    this.ended ??= e;
+    this.pump();
+  }
+
+  private take(n: number): Buffer {
+    if (n === 0) return Buffer.alloc(0);
+    const first = this.chunks[0]!;
+    if (first.length >= n) {
+      this.chunks[0] = first.subarray(n);
+      if (this.chunks[0].length === 0) this.chunks.shift();
+      this.buffered -= n;
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let o = 0;
+    while (o < n) {
+      const c = this.chunks[0]!;
+      const k = Math.min(c.length, n - o);
+      c.copy(out, o, 0, k);
+      o += k;
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
+    }
+    this.buffered -= n;
+    return out;
+  }
+
+  private pump(): void {
+    while (this.wants.length > 0) {
+      const w = this.wants[0]!;
+      if (this.buffered >= w.n) {
+        this.wants.shift();
+        w.resolve(this.take(w.n));
+      } else if (this.ended) {
+        this.wants.shift();
+        w.reject(this.ended);
+      } else {
+        return;
+      }
+    }
+  }
+}

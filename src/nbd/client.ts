@@ -1,0 +1,263 @@
+/**
+ * An NBD client connection: negotiation, then many requests in flight, matched to
+ * replies by cookie. A malformed reply, an unknown cookie, a closed connection or a
+ * request that gets no answer in time fails every waiting request with a typed error
+ * and closes the connection: never a hang, never an unhandled exception.
+ */
+import { type Socket, connect } from 'node:net';
+import { IoError, describeCause } from '../errors.js';
+import { ByteReader } from './byte-reader.js';
+import { Cmd, REQUEST_MAGIC, ReplyFlag, ReplyType, SIMPLE_REPLY_MAGIC, STRUCTURED_REPLY_MAGIC, TransmissionFlag } from './constants.js';
+import { NbdProtocolError, NbdServerError, errnoName } from './errors.js';
+import { type ExportInfo, Negotiator } from './handshake.js';
+import type { NbdAddress } from './uri.js';
+
+export const BASE_ALLOCATION = 'base:allocation';
+
+export interface BlockStatusExtent {
+  readonly length: number;
+  readonly flags: number;
+}
+
+export interface ClientOptions {
+  /** Meta contexts to ask for ("base:allocation", "qemu:dirty-bitmap:NAME"). */
+  readonly metaContexts?: readonly string[];
+  /** Requests in flight at once on this connection. */
+  readonly maxInFlight?: number;
+  /** A request without an answer for this long fails the connection. */
+  readonly timeoutMs?: number;
+}
+
+interface Pending {
+  readonly cmd: number;
+  readonly offset: number;
+  readonly length: number;
+  readonly what: string;
+  readonly into?: Buffer;
+  readonly contextId?: number;
+  readonly extents?: BlockStatusExtent[];
+  error?: NbdServerError;
+  readonly resolve: (v: unknown) => void;
+  readonly reject: (e: Error) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+export class NbdClient {
+  private readonly pending = new Map<bigint, Pending>();
+  private nextCookie = 1n;
+  private failure: Error | undefined;
+  private slots: number;
+  private readonly waiting: (() => void)[] = [];
+
+  private constructor(private readonly socket: Socket, private readonly reader: ByteReader, readonly info: ExportInfo,
+    readonly description: string, private readonly timeoutMs: number, maxInFlight: number) {
+    this.slots = maxInFlight;
+    void this.replyLoop();
+  }
+
+  static async connect(address: NbdAddress, options: ClientOptions = {}): Promise<NbdClient> {
+    const description = address.transport === 'unix'
+      ? `nbd+unix:///${address.exportName}?socket=${address.socket}`
+      : `nbd://${address.host}:${address.port}/${address.exportName}`;
+    if (address.tls) throw new IoError(`${description}: TLS (nbds://) is not supported yet`);
+    const timeoutMs = options.timeoutMs ?? 60_000;
+    const socket = await new Promise<Socket>((resolve, reject) => {
+      const s = address.transport === 'unix' ? connect(address.socket) : connect(address.port, address.host);
+      const timer = setTimeout(() => { s.destroy(); reject(new IoError(`connecting to ${description} failed: no answer in ${timeoutMs} ms`)); }, timeoutMs);
+      s.once('connect', () => { clearTimeout(timer); resolve(s); });
+      s.once('error', (e) => { clearTimeout(timer); reject(new IoError(`connecting to ${description} failed: ${describeCause(e)}`, { cause: e })); });
+    });
+    socket.setNoDelay(true);
+    const reader = new ByteReader(socket, description);
+    const handshakeTimer = setTimeout(() => reader.fail(new NbdProtocolError(`${description}: negotiation got no answer in ${timeoutMs} ms`)), timeoutMs);
+    try {
+      const info = await new Negotiator(socket, reader, description).run(address.exportName, options.metaContexts ?? []);
+      return new NbdClient(socket, reader, info, description, timeoutMs, options.maxInFlight ?? 16);
+    } catch (err) {
+      socket.destroy();
+      if (err instanceof IoError) throw err;
+      throw new NbdProtocolError(`${description}: negotiation failed: ${describeCause(err)}`, { cause: err });
+    } finally {
+      clearTimeout(handshakeTimer);
+    }
+  }
+
+  get size(): number { return this.info.size; }
+  get readOnly(): boolean { return (this.info.flags & TransmissionFlag.READ_ONLY) !== 0; }
+  can(flag: number): boolean { return (this.info.flags & flag) !== 0; }
+
+  /** Reads exactly `length` bytes; holes the server reports come back as zeros. */
+  async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    const buf = into ? into.subarray(0, length) : Buffer.allocUnsafe(length);
+    await this.request(Cmd.READ, 0, offset, length, undefined, { into: buf });
+    return buf;
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    await this.request(Cmd.WRITE, 0, offset, data.length, data);
+  }
+
+  async writeZeroes(offset: number, length: number): Promise<void> {
+    await this.request(Cmd.WRITE_ZEROES, 0, offset, length);
+  }
+
+  async trim(offset: number, length: number): Promise<void> {
+    await this.request(Cmd.TRIM, 0, offset, length);
+  }
+
+  async flush(): Promise<void> {
+    await this.request(Cmd.FLUSH, 0, 0, 0);
+  }
+
+  /** Extents of a meta context (e.g. base:allocation) from offset; may cover less than asked. */
+  async blockStatus(context: string, offset: number, length: number): Promise<BlockStatusExtent[]> {
+    const contextId = this.info.metaContexts.get(context);
+    if (contextId === undefined) throw new IoError(`${this.description}: the server did not agree to meta context ${context}`);
+    const extents: BlockStatusExtent[] = [];
+    await this.request(Cmd.BLOCK_STATUS, 0, offset, length, undefined, { contextId, extents });
+    return extents;
+  }
+
+  /** Sends NBD_CMD_DISC and closes. */
+  async close(): Promise<void> {
+    if (!this.failure) {
+      const head = header(Cmd.DISC, 0, this.nextCookie++, 0, 0);
+      await new Promise<void>((resolve) => this.socket.end(head, () => resolve()));
+    }
+    this.shutdown(new IoError(`${this.description}: connection closed`));
+  }
+
+  private async request(cmd: number, flags: number, offset: number, length: number, data?: Uint8Array,
+    extra: { into?: Buffer; contextId?: number; extents?: BlockStatusExtent[] } = {}): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (offset < 0 || length < 0 || offset + length > this.info.size) {
+      throw new IoError(`${this.description}: request of ${length} bytes at offset ${offset} is outside the export (${this.info.size} bytes)`);
+    }
+    while (this.slots === 0) await new Promise<void>((r) => this.waiting.push(r));
+    if (this.failure) throw this.failure;
+    this.slots--;
+    const cookie = this.nextCookie++;
+    const what = `${this.description}: ${cmdName(cmd)} of ${length} bytes at offset ${offset}`;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => this.shutdown(new NbdProtocolError(`${what} got no answer in ${this.timeoutMs} ms`)), this.timeoutMs);
+        this.pending.set(cookie, { cmd, offset, length, what, ...extra, resolve: resolve as (v: unknown) => void, reject, timer });
+        this.socket.write(header(cmd, flags, cookie, offset, length));
+        if (data) this.socket.write(data);
+      });
+    } finally {
+      this.slots++;
+      this.waiting.shift()?.();
+    }
+  }
+
+  private shutdown(err: Error): void {
+    this.failure ??= err;
+    for (const p of this.pending.values()) { clearTimeout(p.timer); p.reject(this.failure); }
+    this.pending.clear();
+    for (const w of this.waiting.splice(0)) w();
+    this.reader.fail(this.failure);
+    this.socket.destroy();
+  }
+
+  private async replyLoop(): Promise<void> {
+    try {
+      for (;;) {
+        const magic = (await this.reader.read(4)).readUInt32BE(0);
+        if (magic === SIMPLE_REPLY_MAGIC) await this.simpleReply();
+        else if (magic === STRUCTURED_REPLY_MAGIC) await this.structuredReply();
+        else throw new NbdProtocolError(`${this.description}: reply with bad magic 0x${magic.toString(16)}`);
+      }
+    } catch (err) {
+      this.shutdown(err instanceof IoError ? err : new NbdProtocolError(`${this.description}: ${describeCause(err)}`, { cause: err }));
+    }
+  }
+
+  private take(cookie: bigint): Pending {
+    const p = this.pending.get(cookie);
+    if (!p) throw new NbdProtocolError(`${this.description}: reply for unknown cookie ${cookie}`);
+    return p;
+  }
+
+  private finish(cookie: bigint, p: Pending): void {
+    this.pending.delete(cookie);
+    clearTimeout(p.timer);
+    if (p.error) p.reject(p.error);
+    else p.resolve(undefined);
+  }
+
+  private async simpleReply(): Promise<void> {
+    const h = await this.reader.read(12);
+    const error = h.readUInt32BE(0);
+    const cookie = h.readBigUInt64BE(4);
+    const p = this.take(cookie);
+    if (error !== 0) p.error = new NbdServerError(`${p.what} failed`, errnoName(error));
+    else if (p.cmd === Cmd.READ) (await this.reader.read(p.length)).copy(p.into!);
+    this.finish(cookie, p);
+  }
+
+  private async structuredReply(): Promise<void> {
+    const h = await this.reader.read(16);
+    const flags = h.readUInt16BE(0);
+    const type = h.readUInt16BE(2);
+    const cookie = h.readBigUInt64BE(4);
+    const length = h.readUInt32BE(12);
+    const p = this.take(cookie);
+    if (length > p.length + 64 * 1024 && length > 1024 * 1024) throw new NbdProtocolError(`${p.what}: reply chunk of ${length} bytes is too large`);
+    const payload = await this.reader.read(length);
+    const bad = (why: string) => new NbdProtocolError(`${p.what}: malformed reply (${why})`);
+    switch (type) {
+      case ReplyType.NONE:
+        break;
+      case ReplyType.OFFSET_DATA: {
+        if (p.cmd !== Cmd.READ || length < 8) throw bad('data chunk');
+        const at = Number(payload.readBigUInt64BE(0)) - p.offset;
+        if (at < 0 || at + length - 8 > p.length) throw bad('data outside the request');
+        payload.copy(p.into!, at, 8);
+        break;
+      }
+      case ReplyType.OFFSET_HOLE: {
+        if (p.cmd !== Cmd.READ || length !== 12) throw bad('hole chunk');
+        const at = Number(payload.readBigUInt64BE(0)) - p.offset;
+        const n = payload.readUInt32BE(8);
+        if (at < 0 || at + n > p.length) throw bad('hole outside the request');
+        p.into!.fill(0, at, at + n);
+        break;
+      }
+      case ReplyType.BLOCK_STATUS: {
+        if (p.cmd !== Cmd.BLOCK_STATUS || length < 12 || (length - 4) % 8 !== 0) throw bad('block status chunk');
+        if (payload.readUInt32BE(0) === p.contextId) {
+          for (let o = 4; o < length; o += 8) p.extents!.push({ length: payload.readUInt32BE(o), flags: payload.readUInt32BE(o + 4) });
+        }
+        break;
+      }
+      case ReplyType.ERROR:
+      case ReplyType.ERROR_OFFSET: {
+        if (length < 6) throw bad('error chunk');
+        const msgLength = payload.readUInt16BE(4);
+        const message = payload.subarray(6, 6 + msgLength).toString('utf8');
+        p.error ??= new NbdServerError(`${p.what} failed${message ? ` (${message})` : ''}`, errnoName(payload.readUInt32BE(0)));
+        break;
+      }
+      default:
+        if (type & 0x8000) p.error ??= new NbdServerError(`${p.what} failed`, `reply type ${type}`);
+        // Unknown non-error chunks are ignored, as the protocol asks.
+    }
+    if (flags & ReplyFlag.DONE) this.finish(cookie, p);
+  }
+}
+
+function header(cmd: number, flags: number, cookie: bigint, offset: number, length: number): Buffer {
+  const b = Buffer.alloc(28);
+  b.writeUInt32BE(REQUEST_MAGIC, 0);
+  b.writeUInt16BE(flags, 4);
+  b.writeUInt16BE(cmd, 6);
+  b.writeBigUInt64BE(cookie, 8);
+  b.writeBigUInt64BE(BigInt(offset), 16);
+  b.writeUInt32BE(length, 24);
+  return b;
+}
+
+function cmdName(cmd: number): string {
+  return ['read', 'write', 'disconnect', 'flush', 'trim', 'cache', 'write-zeroes', 'block-status'][cmd] ?? `command ${cmd}`;
+}

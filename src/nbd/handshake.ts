@@ -1,0 +1,98 @@
+/**
+ * Fixed newstyle negotiation: structured replies, meta contexts, then NBD_OPT_GO with
+ * the export's size, flags and block-size constraints.
+ */
+import type { Socket } from 'node:net';
+import type { ByteReader } from './byte-reader.js';
+import { HandshakeFlag, IHAVEOPT, Info, NBDMAGIC, OPTION_REPLY_MAGIC, Opt, REP_ERROR_BIT, Rep } from './constants.js';
+import { NbdProtocolError, NbdServerError, repErrorName } from './errors.js';
+
+export interface ExportInfo {
+  readonly size: number;
+  readonly flags: number;
+  readonly structuredReplies: boolean;
+  /** Meta context name → id, for the contexts the server agreed to. */
+  readonly metaContexts: ReadonlyMap<string, number>;
+  readonly blockSize?: { readonly minimum: number; readonly preferred: number; readonly maximum: number };
+}
+
+interface OptionReply { option: number; type: number; data: Buffer }
+
+export class Negotiator {
+  constructor(private readonly socket: Socket, private readonly reader: ByteReader, private readonly what: string) {}
+
+  async run(exportName: string, metaContexts: readonly string[]): Promise<ExportInfo> {
+    const hello = await this.reader.read(18);
+    if (hello.readBigUInt64BE(0) !== NBDMAGIC) throw new NbdProtocolError(`${this.what}: not an NBD server (bad greeting)`);
+    if (hello.readBigUInt64BE(8) !== IHAVEOPT) throw new NbdProtocolError(`${this.what}: the server speaks the old-style protocol, which vmbkp does not support`);
+    const serverFlags = hello.readUInt16BE(16);
+    if (!(serverFlags & HandshakeFlag.FIXED_NEWSTYLE)) throw new NbdProtocolError(`${this.what}: the server does not offer fixed newstyle negotiation`);
+    const clientFlags = Buffer.alloc(4);
+    clientFlags.writeUInt32BE(HandshakeFlag.FIXED_NEWSTYLE | (serverFlags & HandshakeFlag.NO_ZEROES));
+    this.socket.write(clientFlags);
+
+    const structured = (await this.simpleOption(Opt.STRUCTURED_REPLY, Buffer.alloc(0))) === true;
+    const contexts = new Map<string, number>();
+    if (structured && metaContexts.length > 0) {
+      this.send(Opt.SET_META_CONTEXT, Buffer.concat([lengthPrefixed(exportName), u32(metaContexts.length), ...metaContexts.map(lengthPrefixed)]));
+      for (;;) {
+        const r = await this.reply(Opt.SET_META_CONTEXT);
+        if (r.type === Rep.ACK) break;
+        if (r.type & REP_ERROR_BIT) break; // the server cannot: backup reads holes as data
+        if (r.type === Rep.META_CONTEXT && r.data.length >= 4) contexts.set(r.data.subarray(4).toString('utf8'), r.data.readUInt32BE(0));
+      }
+    }
+
+    this.send(Opt.GO, Buffer.concat([lengthPrefixed(exportName), u16(1), u16(Info.BLOCK_SIZE)]));
+    let size: number | undefined;
+    let flags = 0;
+    let blockSize: ExportInfo['blockSize'];
+    for (;;) {
+      const r = await this.reply(Opt.GO);
+      if (r.type & REP_ERROR_BIT) {
+        const detail = r.data.toString('utf8');
+        throw new NbdServerError(`${this.what}: opening export ${JSON.stringify(exportName)} failed${detail ? ` (${detail})` : ''}`, repErrorName(r.type));
+      }
+      if (r.type === Rep.ACK) break;
+      if (r.type !== Rep.INFO || r.data.length < 2) continue;
+      const info = r.data.readUInt16BE(0);
+      if (info === Info.EXPORT && r.data.length >= 12) {
+        size = Number(r.data.readBigUInt64BE(2));
+        flags = r.data.readUInt16BE(10);
+      } else if (info === Info.BLOCK_SIZE && r.data.length >= 14) {
+        blockSize = { minimum: r.data.readUInt32BE(2), preferred: r.data.readUInt32BE(6), maximum: r.data.readUInt32BE(10) };
+      }
+    }
+    if (size === undefined) throw new NbdProtocolError(`${this.what}: the server finished NBD_OPT_GO without telling the export size`);
+    return { size, flags, structuredReplies: structured, metaContexts: contexts, ...(blockSize ? { blockSize } : {}) };
+  }
+
+  /** An option answered by ACK (true) or an error (false). */
+  private async simpleOption(option: number, data: Buffer): Promise<boolean> {
+    this.send(option, data);
+    const r = await this.reply(option);
+    return r.type === Rep.ACK;
+  }
+
+  private send(option: number, data: Buffer): void {
+    const head = Buffer.alloc(16);
+    head.writeBigUInt64BE(IHAVEOPT, 0);
+    head.writeUInt32BE(option, 8);
+    head.writeUInt32BE(data.length, 12);
+    this.socket.write(Buffer.concat([head, data]));
+  }
+
+  private async reply(option: number): Promise<OptionReply> {
+    const head = await this.reader.read(20);
+    if (head.readBigUInt64BE(0) !== OPTION_REPLY_MAGIC) throw new NbdProtocolError(`${this.what}: bad option reply magic`);
+    const got = head.readUInt32BE(8);
+    if (got !== option) throw new NbdProtocolError(`${this.what}: reply to option ${got}, expected ${option}`);
+    const length = head.readUInt32BE(16);
+    if (length > 16 * 1024 * 1024) throw new NbdProtocolError(`${this.what}: option reply of ${length} bytes is too large`);
+    return { option: got, type: head.readUInt32BE(12), data: await this.reader.read(length) };
+  }
+}
+
+function u32(n: number): Buffer { const b = Buffer.alloc(4); b.writeUInt32BE(n); return b; }
+function u16(n: number): Buffer { const b = Buffer.alloc(2); b.writeUInt16BE(n); return b; }
+function lengthPrefixed(s: string): Buffer { const b = Buffer.from(s, 'utf8'); return Buffer.concat([u32(b.length), b]); }
