@@ -1,9 +1,11 @@
 /**
- * Opens disk sources and targets from their URIs. `file:PATH` (or a plain path) today;
- * NBD and vSphere transports register here as they arrive.
+ * Opens disk sources and targets from their URIs: `file:PATH` (or a plain path) and
+ * NBD URIs; vSphere transports register here as they arrive.
  */
 import { InputError } from '../errors.js';
+import { isNbdUri } from '../nbd/uri.js';
 import { FileSource, FileTarget } from './file.js';
+import { NbdSource, NbdTarget } from './nbd.js';
 import type { DiskSource, DiskTarget } from './types.js';
 
 function filePath(uri: string): string | undefined {
@@ -14,13 +16,15 @@ function filePath(uri: string): string | undefined {
 }
 
 export async function openSource(uri: string): Promise<DiskSource> {
+  if (isNbdUri(uri)) return NbdSource.open(uri);
   const path = filePath(uri);
-  if (path === undefined || path === '') throw new InputError(`disk source ${JSON.stringify(uri)} is not supported: use file:PATH`);
+  if (path === undefined || path === '') throw new InputError(`disk source ${JSON.stringify(uri)} is not supported: use file:PATH, nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH`);
   return FileSource.open(path);
 }
 
 export async function openTarget(uri: string, size: number, overwrite: boolean): Promise<DiskTarget> {
+  if (isNbdUri(uri)) return NbdTarget.open(uri, size);
   const path = filePath(uri);
-  if (path === undefined || path === '') throw new InputError(`restore target ${JSON.stringify(uri)} is not supported: use file:PATH`);
+  if (path === undefined || path === '') throw new InputError(`restore target ${JSON.stringify(uri)} is not supported: use file:PATH, nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH`);
   return FileTarget.create(path, size, overwrite);
 }

@@ -1,0 +1,115 @@
+/**
+ * `nbd://` and `nbd+unix://` disks: a DiskSource that asks the server where data is
+ * (base:allocation) so backup skips holes without reading them, and a DiskTarget.
+ */
+import { IoError, InputError } from '../errors.js';
+import { BASE_ALLOCATION, NbdClient } from '../nbd/client.js';
+import { StateFlag, TransmissionFlag } from '../nbd/constants.js';
+import { parseNbdUri } from '../nbd/uri.js';
+import type { DiskSource, DiskTarget, Extent } from './types.js';
+
+/** Largest single request: servers commonly cap at 32 MiB; the engine reads 4 MiB segments. */
+const MAX_REQUEST = 32 * 1024 * 1024;
+/** Block status is asked in windows of this size. */
+const STATUS_WINDOW = 1024 * 1024 * 1024;
+
+export class NbdSource implements DiskSource {
+  private constructor(private readonly client: NbdClient, readonly description: string) {}
+
+  static async open(uri: string): Promise<NbdSource> {
+    const client = await NbdClient.connect(parseNbdUri(uri), { metaContexts: [BASE_ALLOCATION] });
+    return new NbdSource(client, client.description);
+  }
+
+  get size(): number {
+    return this.client.size;
+  }
+
+  async allocated(offset: number, length: number): Promise<Extent[]> {
+    if (!this.client.info.metaContexts.has(BASE_ALLOCATION)) return length > 0 ? [{ start: offset, length }] : [];
+    const out: Extent[] = [];
+    const end = offset + length;
+    let pos = offset;
+    while (pos < end) {
+      const extents = await this.client.blockStatus(BASE_ALLOCATION, pos, Math.min(STATUS_WINDOW, end - pos));
+      if (extents.length === 0) throw new IoError(`${this.description}: block status at offset ${pos} returned no extents`);
+      for (const e of extents) {
+        const len = Math.min(e.length, end - pos);
+        if (len <= 0) break;
+        // A hole that reads as zeros is skipped; anything else may hold data.
+        if (!((e.flags & StateFlag.HOLE) && (e.flags & StateFlag.ZERO))) {
+          const last = out[out.length - 1];
+          if (last && last.start + last.length === pos) out[out.length - 1] = { start: last.start, length: last.length + len };
+          else out.push({ start: pos, length: len });
+        }
+        pos += len;
+      }
+    }
+    return out;
+  }
+
+  async changedSince(): Promise<Extent[] | 'unknown'> {
+    return 'unknown';
+  }
+
+  async changeToken(): Promise<string | undefined> {
+    return undefined;
+  }
+
+  async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    const buf = into ? into.subarray(0, length) : Buffer.allocUnsafe(length);
+    const parts: Promise<Buffer>[] = [];
+    for (let o = 0; o < length; o += MAX_REQUEST) {
+      parts.push(this.client.read(offset + o, Math.min(MAX_REQUEST, length - o), buf.subarray(o, Math.min(length, o + MAX_REQUEST))));
+    }
+    await Promise.all(parts);
+    return buf;
+  }
+
+  async close(): Promise<void> {
+    await this.client.close();
+  }
+}
+
+export class NbdTarget implements DiskTarget {
+  readonly zeroed = false;
+
+  private constructor(private readonly client: NbdClient, readonly description: string) {}
+
+  static async open(uri: string, size: number): Promise<NbdTarget> {
+    const client = await NbdClient.connect(parseNbdUri(uri));
+    if (client.readOnly) {
+      await client.close();
+      throw new InputError(`restore target ${client.description} is read-only`);
+    }
+    if (client.size !== size) {
+      await client.close();
+      throw new InputError(`restore target ${client.description} is ${client.size} bytes; the disk is ${size}`);
+    }
+    return new NbdTarget(client, client.description);
+  }
+
+  get size(): number {
+    return this.client.size;
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    for (let o = 0; o < data.length; o += MAX_REQUEST) await this.client.write(offset + o, data.subarray(o, Math.min(data.length, o + MAX_REQUEST)));
+  }
+
+  async zero(offset: number, length: number): Promise<void> {
+    if (this.client.can(TransmissionFlag.SEND_WRITE_ZEROES)) {
+      for (let o = 0; o < length; o += MAX_REQUEST) await this.client.writeZeroes(offset + o, Math.min(MAX_REQUEST, length - o));
+    } else {
+      await this.write(offset, Buffer.alloc(length));
+    }
+  }
+
+  async flush(): Promise<void> {
+    if (this.client.can(TransmissionFlag.SEND_FLUSH)) await this.client.flush();
+  }
+
+  async close(): Promise<void> {
+    await this.client.close();
+  }
+}
