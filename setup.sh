@@ -10,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO=(sudo); fi
 PACKAGES=(
   build-essential python3   # zstd-napi builds its native addon with node-gyp
   restic borgbackup time    # benchmark peers and peak-RSS measurement (npm run bench)
-  nbdkit                    # real NBD servers for the NBD client tests
+  nbdkit qemu-utils         # real NBD servers (nbdkit, qemu-nbd with dirty bitmaps) for the NBD tests
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

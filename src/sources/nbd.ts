@@ -10,15 +10,33 @@ import type { DiskSource, DiskTarget, Extent } from './types.js';
 
 /** Largest single request: servers commonly cap at 32 MiB; the engine reads 4 MiB segments. */
 const MAX_REQUEST = 32 * 1024 * 1024;
+/** qemu:dirty-bitmap descriptor flag: the extent changed. */
+const DIRTY = 1;
+
+export function dirtyBitmapContext(name: string): string {
+  return `qemu:dirty-bitmap:${name}`;
+}
+
 /** Block status is asked in windows of this size. */
 const STATUS_WINDOW = 1024 * 1024 * 1024;
 
 export class NbdSource implements DiskSource {
   private constructor(private readonly client: NbdClient, readonly description: string) {}
 
-  static async open(uri: string): Promise<NbdSource> {
-    const client = await NbdClient.connect(parseNbdUri(uri), { metaContexts: [BASE_ALLOCATION] });
+  /** With `bitmap`, also asks for qemu:dirty-bitmap:NAME so that dirtyExtents() can answer. */
+  static async open(uri: string, bitmap?: string): Promise<NbdSource> {
+    const contexts = bitmap === undefined ? [BASE_ALLOCATION] : [BASE_ALLOCATION, dirtyBitmapContext(bitmap)];
+    const client = await NbdClient.connect(parseNbdUri(uri), { metaContexts: contexts });
+    if (bitmap !== undefined && !client.info.metaContexts.has(dirtyBitmapContext(bitmap))) {
+      await client.close();
+      throw new InputError(`${client.description} does not export dirty bitmap ${bitmap} (serve it with qemu-nbd -B ${bitmap})`);
+    }
     return new NbdSource(client, client.description);
+  }
+
+  /** The extents a QEMU dirty bitmap marks as changed. */
+  async dirtyExtents(bitmap: string): Promise<Extent[]> {
+    return this.extentsWhere(dirtyBitmapContext(bitmap), 0, this.size, (flags) => (flags & DIRTY) !== 0);
   }
 
   get size(): number {
@@ -27,17 +45,22 @@ export class NbdSource implements DiskSource {
 
   async allocated(offset: number, length: number): Promise<Extent[]> {
     if (!this.client.info.metaContexts.has(BASE_ALLOCATION)) return length > 0 ? [{ start: offset, length }] : [];
+    // A hole that reads as zeros is skipped; anything else may hold data.
+    return this.extentsWhere(BASE_ALLOCATION, offset, length, (flags) => !((flags & StateFlag.HOLE) && (flags & StateFlag.ZERO)));
+  }
+
+  /** Merged extents of [offset, offset+length) whose flags in a meta context satisfy `want`. */
+  private async extentsWhere(context: string, offset: number, length: number, want: (flags: number) => boolean): Promise<Extent[]> {
     const out: Extent[] = [];
     const end = offset + length;
     let pos = offset;
     while (pos < end) {
-      const extents = await this.client.blockStatus(BASE_ALLOCATION, pos, Math.min(STATUS_WINDOW, end - pos));
-      if (extents.length === 0) throw new IoError(`${this.description}: block status at offset ${pos} returned no extents`);
+      const extents = await this.client.blockStatus(context, pos, Math.min(STATUS_WINDOW, end - pos));
+      if (extents.length === 0) throw new IoError(`${this.description}: block status of ${context} at offset ${pos} returned no extents`);
       for (const e of extents) {
         const len = Math.min(e.length, end - pos);
         if (len <= 0) break;
-        // A hole that reads as zeros is skipped; anything else may hold data.
-        if (!((e.flags & StateFlag.HOLE) && (e.flags & StateFlag.ZERO))) {
+        if (want(e.flags)) {
           const last = out[out.length - 1];
           if (last && last.start + last.length === pos) out[out.length - 1] = { start: last.start, length: last.length + len };
           else out.push({ start: pos, length: len });

@@ -15,8 +15,10 @@ function filePath(uri: string): string | undefined {
   return undefined;
 }
 
-export async function openSource(uri: string): Promise<DiskSource> {
-  if (isNbdUri(uri)) return NbdSource.open(uri);
+/** Opens a disk; `bitmap` (NBD only) names a QEMU dirty bitmap for changed extents. */
+export async function openSource(uri: string, bitmap?: string): Promise<DiskSource> {
+  if (isNbdUri(uri)) return NbdSource.open(uri, bitmap);
+  if (bitmap !== undefined) throw new InputError(`--changed-bitmap needs an NBD disk (nbd://… or nbd+unix://…), not ${JSON.stringify(uri)}`);
   const path = filePath(uri);
   if (path === undefined || path === '') throw new InputError(`disk source ${JSON.stringify(uri)} is not supported: use file:PATH, nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH`);
   return FileSource.open(path);

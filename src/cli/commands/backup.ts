@@ -4,6 +4,7 @@ import { InputError, UsageError, describeCause } from '../../errors.js';
 import { parseExtentsJson } from '../../engine/extents.js';
 import { backupSet, type DiskInput } from '../../jobs/backup-set.js';
 import { RequestedMode, type GenerationManifest } from '../../repository/generation.js';
+import type { NbdSource } from '../../sources/nbd.js';
 import { openSource } from '../../sources/open.js';
 import type { DiskSource, Extent } from '../../sources/types.js';
 import { type GlobalOptions, Output, openRepository } from '../context.js';
@@ -15,6 +16,7 @@ interface BackupOptions extends GlobalOptions {
   set: string;
   mode: string;
   changed: string[];
+  changedBitmap: string[];
   compressionLevel?: string;
 }
 
@@ -55,6 +57,7 @@ export function register(program: Command): void {
     .requiredOption('--set <name>', 'backup set (usually the VM name)')
     .option('--mode <mode>', 'auto | full | diff | incr', 'auto')
     .option('--changed <disk=extents.json>', 'changed extents of a disk since the previous generation (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--changed-bitmap <disk=name>', 'take changed extents from the QEMU dirty bitmap NAME of an NBD disk (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--compression-level <n>', 'zstd level, 1–19 (default 1)')
     .action(async (diskArgs: string[], opts: BackupOptions) => {
       const out = new Output(!!opts.json);
@@ -73,15 +76,21 @@ export function register(program: Command): void {
       }
       const changed = await readChanged(opts.changed);
       for (const disk of changed.keys()) if (!names.has(disk)) throw new UsageError(`--changed names disk ${disk}, which is not backed up`);
+      const bitmaps = new Map(opts.changedBitmap.map((a) => splitAssignment(a, '--changed-bitmap')));
+      for (const disk of bitmaps.keys()) {
+        if (!names.has(disk)) throw new UsageError(`--changed-bitmap names disk ${disk}, which is not backed up`);
+        if (changed.has(disk)) throw new UsageError(`disk ${disk} has both --changed and --changed-bitmap`);
+      }
 
       const repo = await openRepository(opts);
       const sources: DiskSource[] = [];
       try {
         const disks: DiskInput[] = [];
         for (const [name, uri] of specs) {
-          const source = await openSource(uri);
+          const bitmap = bitmaps.get(name);
+          const source = await openSource(uri, bitmap);
           sources.push(source);
-          const ch = changed.get(name);
+          const ch = bitmap !== undefined ? await (source as NbdSource).dirtyExtents(bitmap) : changed.get(name);
           disks.push({ name, source, ...(ch ? { changed: ch } : {}) });
         }
         const progress = progressSink(out.json);
