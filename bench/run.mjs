@@ -301,6 +301,26 @@ async function benchVmbkp(d, img) {
   await restore('newest', 'latest', img.sha.gen1, 'gen1.img');
   await restore('oldest', full.generation ?? 1, img.sha.base, 'base.img');
 
+  // The same full backup read through NBD: nbdkit's file plugin (allocation from SEEK_DATA) on a Unix socket.
+  if (onPath('nbdkit')) {
+    const nbdRepo = path.join(d.repos, 'vmbkp-nbd');
+    cpSparse(img.base, d.disk); syncDisks(); warm(d.disk);
+    await vm('init (nbd)', ['init', '--repo', nbdRepo]);
+    const sock = path.join(d.work, 'nbdkit.sock');
+    fs.rmSync(sock, { force: true });
+    const server = spawn('nbdkit', ['--foreground', '--exit-with-parent', '--readonly', '-U', sock, 'file', d.disk], { stdio: 'ignore' });
+    try {
+      for (let i = 0; i < 400 && !fs.existsSync(sock); i++) await new Promise((res) => setTimeout(res, 25));
+      const res = await vm('backup full (nbdkit file)', ['backup', '--repo', nbdRepo, '--set', SET, '--mode', 'full', '--json', `${DISK}=nbd+unix:///?socket=${sock}`]);
+      const manifest = parseJsonOutput('vmbkp backup full (nbdkit file)', res.stdout);
+      const bytesRead = (manifest.disks ?? []).reduce((n, x) => n + (x.bytesRead ?? 0), 0);
+      t.steps.nbdFull = step(res, { growthBytes: duBytes(nbdRepo), bytesStored: (manifest.disks ?? []).reduce((n, x) => n + (x.bytesStored ?? 0), 0), bytesRead, manifest });
+      progress('vmbkp', 'backup full through nbdkit file', res, `, bytesRead ${fmtMiB(bytesRead)} MiB`);
+    } finally {
+      server.kill('SIGTERM');
+    }
+  }
+
   r = await vm('list', ['list', '--repo', repo, '--json']);
   try { t.list = JSON.parse(r.stdout); } catch { t.list = r.stdout.trim(); }
   t.repoBytes = duBytes(repo);
@@ -449,6 +469,7 @@ function report(out) {
     ['diff (vmbkp only)', 'diff'],
     ['restore newest', 'restoreNewest'],
     ['restore oldest', 'restoreOldest'],
+    ['full backup read through nbdkit file (vmbkp only)', 'nbdFull'],
   ];
   p('| step | vmbkp s | restic s | borg s | vmbkp speed-up vs restic | vmbkp growth MiB | vmbkp bytesStored MiB | restic growth MiB | borg growth MiB | vmbkp peak RSS MiB | restic peak RSS MiB | borg peak RSS MiB |');
   p('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
@@ -518,6 +539,14 @@ function evaluateTargets() {
     if (!v || !r) add('incr growth ≤ restic\'s growth', null, null, 'n/a');
     else add('incr growth ≤ restic\'s growth', v.growthBytes, v.growthBytes <= r.growthBytes,
       `vmbkp +${fmtMiB(v.growthBytes)} MiB, restic +${fmtMiB(r.growthBytes)} MiB (du -sb)`);
+  }
+  {
+    const n = s(vmbkp, 'nbdFull'); const f = s(vmbkp, 'full');
+    if (!n || !f) add('backup through nbdkit file ≤ 1.3× of file:', null, null, 'n/a');
+    else {
+      const x = n.seconds / f.seconds;
+      add('backup through nbdkit file ≤ 1.3× of file:', x, x <= 1.3, `${fmtX(x)} (nbdkit file ${fmtS(n.seconds)} s reading ${fmtMiB(n.bytesRead)} MiB, file: ${fmtS(f.seconds)} s reading ${fmtMiB(f.bytesRead)} MiB)`);
+    }
   }
   vsRestic('restore newest ≥ 2× faster than restic', 'restoreNewest', 2);
   vsCp('restore newest ≤ 1.5× cp --sparse', 'restoreNewest', 1.5);

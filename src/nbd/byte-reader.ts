@@ -5,7 +5,7 @@
  */
 import type { Socket } from 'node:net';
 
-interface Want { n: number; resolve(b: Buffer): void; reject(e: Error): void }
+interface Want { n: number; into?: Buffer; resolve(b: Buffer): void; reject(e: Error): void }
 
 export class ByteReader {
   private chunks: Buffer[] = [];
@@ -28,21 +28,29 @@ export class ByteReader {
     });
   }
 
+  /** Reads exactly into.length bytes straight into `into` (no intermediate buffer). */
+  readInto(into: Buffer): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      this.wants.push({ n: into.length, into, resolve, reject });
+      this.pump();
+    });
+  }
+
   fail(e: Error): void {
     this.ended ??= e;
     this.pump();
   }
 
-  private take(n: number): Buffer {
-    if (n === 0) return Buffer.alloc(0);
+  private take(n: number, into?: Buffer): Buffer {
+    if (n === 0) return into ?? Buffer.alloc(0);
     const first = this.chunks[0]!;
-    if (first.length >= n) {
+    if (!into && first.length >= n) {
       this.chunks[0] = first.subarray(n);
       if (this.chunks[0].length === 0) this.chunks.shift();
       this.buffered -= n;
       return first.subarray(0, n);
     }
-    const out = Buffer.allocUnsafe(n);
+    const out = into ?? Buffer.allocUnsafe(n);
     let o = 0;
     while (o < n) {
       const c = this.chunks[0]!;
@@ -61,7 +69,7 @@ export class ByteReader {
       const w = this.wants[0]!;
       if (this.buffered >= w.n) {
         this.wants.shift();
-        w.resolve(this.take(w.n));
+        w.resolve(this.take(w.n, w.into));
       } else if (this.ended) {
         this.wants.shift();
         w.reject(this.ended);

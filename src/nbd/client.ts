@@ -192,7 +192,7 @@ export class NbdClient {
     const cookie = h.readBigUInt64BE(4);
     const p = this.take(cookie);
     if (error !== 0) p.error = new NbdServerError(`${p.what} failed`, errnoName(error));
-    else if (p.cmd === Cmd.READ) (await this.reader.read(p.length)).copy(p.into!);
+    else if (p.cmd === Cmd.READ) await this.reader.readInto(p.into!);
     this.finish(cookie, p);
   }
 
@@ -204,8 +204,16 @@ export class NbdClient {
     const length = h.readUInt32BE(12);
     const p = this.take(cookie);
     if (length > p.length + 64 * 1024 && length > 1024 * 1024) throw new NbdProtocolError(`${p.what}: reply chunk of ${length} bytes is too large`);
-    const payload = await this.reader.read(length);
     const bad = (why: string) => new NbdProtocolError(`${p.what}: malformed reply (${why})`);
+    if (type === ReplyType.OFFSET_DATA && p.cmd === Cmd.READ && length >= 8) {
+      // Data goes straight from the socket into the caller's buffer.
+      const at = Number((await this.reader.read(8)).readBigUInt64BE(0)) - p.offset;
+      if (at < 0 || at + length - 8 > p.length) throw bad('data outside the request');
+      await this.reader.readInto(p.into!.subarray(at, at + length - 8));
+      if (flags & ReplyFlag.DONE) this.finish(cookie, p);
+      return;
+    }
+    const payload = await this.reader.read(length);
     switch (type) {
       case ReplyType.NONE:
         break;
