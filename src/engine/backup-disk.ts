@@ -2,7 +2,7 @@
  * Backs up one disk into the repository: extents → read → zero-detect → hash → compress →
  * store. Returns the disk's new index; the caller stores it and commits the generation.
  *
- *   full  reads every allocated chunk;
+ *   full  reads every allocated chunk (only its allocated bytes, when the source reports allocation);
  *   diff  reads every allocated chunk, stores only those whose digest differs from the previous generation;
  *   incr  reads only the chunks covering the changed extents, the rest comes from the previous index.
  * In every mode a chunk the repository already holds is not stored again.
@@ -46,6 +46,46 @@ export interface BackupDiskResult {
   readonly stats: Omit<DiskStats, 'durationMs'>;
 }
 
+/**
+ * Reads [offset, offset+length) into `into`. With known data extents, only the parts that
+ * hold data are read and the rest is zero-filled. Returns the bytes read from the source.
+ */
+async function readSegment(source: DiskSource, offset: number, length: number, into: Buffer, data: readonly Extent[] | undefined): Promise<number> {
+  if (!data) {
+    await source.read(offset, length, into.subarray(0, length));
+    return length;
+  }
+  const end = offset + length;
+  const parts: Extent[] = [];
+  // Binary search for the first extent that ends after `offset`.
+  let lo = 0, hi = data.length;
+  while (lo < hi) { const mid = (lo + hi) >> 1; if (data[mid]!.start + data[mid]!.length <= offset) lo = mid + 1; else hi = mid; }
+  for (let i = lo; i < data.length && data[i]!.start < end; i++) {
+    const s = Math.max(offset, data[i]!.start);
+    const e = Math.min(end, data[i]!.start + data[i]!.length);
+    if (e > s) parts.push({ start: s, length: e - s });
+  }
+  if (parts.length === 1 && parts[0]!.start === offset && parts[0]!.length === length) {
+    await source.read(offset, length, into.subarray(0, length));
+    return length;
+  }
+  into.fill(0, 0, length);
+  await Promise.all(parts.map((p) => source.read(p.start, p.length, into.subarray(p.start - offset, p.start - offset + p.length))));
+  return parts.reduce((n, p) => n + p.length, 0);
+}
+
+/** Sorted, non-overlapping, merged extents. */
+function mergeExtents(extents: readonly Extent[]): Extent[] {
+  const sorted = extents.filter((e) => e.length > 0).sort((a, b) => a.start - b.start);
+  const out: { start: number; length: number }[] = [];
+  for (const e of sorted) {
+    const last = out[out.length - 1];
+    if (last && e.start <= last.start + last.length) last.length = Math.max(last.length, e.start + e.length - last.start);
+    else out.push({ start: e.start, length: e.length });
+  }
+  return out;
+}
+
 export async function backupDisk(req: BackupDiskRequest): Promise<BackupDiskResult> {
   const { repo, pool, source, mode, previous } = req;
   const chunkSize = repo.config.chunkSize;
@@ -57,6 +97,8 @@ export async function backupDisk(req: BackupDiskRequest): Promise<BackupDiskResu
 
   let ranges: ChunkRange[];
   let index: DiskIndex;
+  /** Where data is, when the source says so: only these bytes are read, the rest of a chunk is zeros. */
+  let dataExtents: readonly Extent[] | undefined;
   if (mode === 'incr') {
     if (!req.changed) throw new InputError(`${req.what}: incr needs the changed extents (--changed) since the previous generation`);
     checkExtents(req.changed, size, `changed extents of ${req.what}`);
@@ -66,12 +108,14 @@ export async function backupDisk(req: BackupDiskRequest): Promise<BackupDiskResu
     const allocated = await source.allocated(0, size);
     checkExtents(allocated, size, `allocation reported by ${source.description}`);
     ranges = chunkRanges(allocated, chunkSize);
+    dataExtents = mergeExtents(allocated);
     index = DiskIndex.empty(size, chunkSize);
   }
 
   const compareWith = mode === 'full' ? undefined : previous;
   const bytesTotal = ranges.reduce((n, r) => n + Math.min(size, r.end * chunkSize) - r.first * chunkSize, 0);
   const stats = { bytesRead: 0, bytesStored: 0, chunks: index.count, chunksZero: 0, chunksStored: 0 };
+  let bytesDone = 0;
   const claimed = new Set<string>();
   const perSegment = Math.max(1, Math.floor(SEGMENT_BYTES / chunkSize));
   const segmentBytes = perSegment * chunkSize;
@@ -86,8 +130,9 @@ export async function backupDisk(req: BackupDiskRequest): Promise<BackupDiskResu
       const length = Math.min(size, seg.end * chunkSize) - offset;
       const slot = await slots.acquire();
       try {
-        await source.read(offset, length, slot.input.subarray(0, length));
-        stats.bytesRead += length;
+        const read = await readSegment(source, offset, length, slot.input, dataExtents);
+        stats.bytesRead += read; // not `+= await`: that would add to a value read before the await
+        bytesDone += length;
         await pool.hash(slot, length, chunkSize);
         const wanted: number[] = [];
         for (let c = 0; c < seg.end - seg.first; c++) {
@@ -112,7 +157,7 @@ export async function backupDisk(req: BackupDiskRequest): Promise<BackupDiskResu
       } finally {
         slots.release(slot);
       }
-      req.onProgress?.({ bytesDone: stats.bytesRead, bytesTotal });
+      req.onProgress?.({ bytesDone, bytesTotal });
     });
   } finally {
     await pool.disposeSlots(slots);
