@@ -71,6 +71,19 @@ describe('NBD client against nbdkit memory', () => {
   });
 });
 
+describe('NBD export listing', () => {
+  it('NBD_OPT_LIST returns the names the server offers', async () => {
+    const { dir, cleanup } = await tempDir();
+    const s = await startNbdkit(dir, ['--filter=exportname', 'memory', '1M', 'exportname=disk-a', 'exportname=disk-b', 'exportname-list=explicit']);
+    try {
+      assert.deepEqual((await NbdClient.listExports(parseNbdUri(s.uri))).sort(), ['disk-a', 'disk-b']);
+    } finally {
+      await s.stop();
+      await cleanup();
+    }
+  });
+});
+
 describe('NBD client against misbehaving servers', () => {
   let dir: string;
   let cleanup: () => Promise<void>;

@@ -56,17 +56,9 @@ export class NbdClient {
   }
 
   static async connect(address: NbdAddress, options: ClientOptions = {}): Promise<NbdClient> {
-    const description = address.transport === 'unix'
-      ? `nbd+unix:///${address.exportName}?socket=${address.socket}`
-      : `nbd://${address.host}:${address.port}/${address.exportName}`;
-    if (address.tls) throw new IoError(`${description}: TLS (nbds://) is not supported yet`);
+    const description = describeAddress(address);
     const timeoutMs = options.timeoutMs ?? 60_000;
-    const socket = await new Promise<Socket>((resolve, reject) => {
-      const s = address.transport === 'unix' ? connect(address.socket) : connect(address.port, address.host);
-      const timer = setTimeout(() => { s.destroy(); reject(new IoError(`connecting to ${description} failed: no answer in ${timeoutMs} ms`)); }, timeoutMs);
-      s.once('connect', () => { clearTimeout(timer); resolve(s); });
-      s.once('error', (e) => { clearTimeout(timer); reject(new IoError(`connecting to ${description} failed: ${describeCause(e)}`, { cause: e })); });
-    });
+    const socket = await openSocket(address, description, timeoutMs);
     socket.setNoDelay(true);
     const reader = new ByteReader(socket, description);
     const handshakeTimer = setTimeout(() => reader.fail(new NbdProtocolError(`${description}: negotiation got no answer in ${timeoutMs} ms`)), timeoutMs);
@@ -79,6 +71,21 @@ export class NbdClient {
       throw new NbdProtocolError(`${description}: negotiation failed: ${describeCause(err)}`, { cause: err });
     } finally {
       clearTimeout(handshakeTimer);
+    }
+  }
+
+  /** The export names the server lists (NBD_OPT_LIST). */
+  static async listExports(address: NbdAddress, timeoutMs = 60_000): Promise<string[]> {
+    const description = describeAddress(address);
+    const socket = await openSocket(address, description, timeoutMs);
+    const reader = new ByteReader(socket, description);
+    const timer = setTimeout(() => reader.fail(new NbdProtocolError(`${description}: listing exports got no answer in ${timeoutMs} ms`)), timeoutMs);
+    try {
+      return await new Negotiator(socket, reader, description).list();
+    } finally {
+      clearTimeout(timer);
+      socket.end();
+      socket.destroy();
     }
   }
 
@@ -253,6 +260,22 @@ export class NbdClient {
     }
     if (flags & ReplyFlag.DONE) this.finish(cookie, p);
   }
+}
+
+function describeAddress(address: NbdAddress): string {
+  return address.transport === 'unix'
+    ? `nbd+unix:///${address.exportName}?socket=${address.socket}`
+    : `nbd://${address.host}:${address.port}/${address.exportName}`;
+}
+
+async function openSocket(address: NbdAddress, description: string, timeoutMs: number): Promise<Socket> {
+  if (address.tls) throw new IoError(`${description}: TLS (nbds://) is not supported yet`);
+  return new Promise<Socket>((resolve, reject) => {
+    const s = address.transport === 'unix' ? connect(address.socket) : connect(address.port, address.host);
+    const timer = setTimeout(() => { s.destroy(); reject(new IoError(`connecting to ${description} failed: no answer in ${timeoutMs} ms`)); }, timeoutMs);
+    s.once('connect', () => { clearTimeout(timer); resolve(s); });
+    s.once('error', (e) => { clearTimeout(timer); reject(new IoError(`connecting to ${description} failed: ${describeCause(e)}`, { cause: e })); });
+  });
 }
 
 function header(cmd: number, flags: number, cookie: bigint, offset: number, length: number): Buffer {

@@ -21,7 +21,31 @@ interface OptionReply { option: number; type: number; data: Buffer }
 export class Negotiator {
   constructor(private readonly socket: Socket, private readonly reader: ByteReader, private readonly what: string) {}
 
+  /** NBD_OPT_LIST: the names of the server's exports; the connection is closed after. */
+  async list(): Promise<string[]> {
+    await this.greet();
+    this.send(Opt.LIST, Buffer.alloc(0));
+    const names: string[] = [];
+    for (;;) {
+      const r = await this.reply(Opt.LIST);
+      if (r.type === Rep.ACK) break;
+      if (r.type & REP_ERROR_BIT) throw new NbdServerError(`${this.what}: listing exports failed`, repErrorName(r.type));
+      if (r.type === Rep.SERVER && r.data.length >= 4) {
+        const n = r.data.readUInt32BE(0);
+        if (4 + n > r.data.length) throw new NbdProtocolError(`${this.what}: malformed export list entry`);
+        names.push(r.data.subarray(4, 4 + n).toString('utf8'));
+      }
+    }
+    this.send(Opt.ABORT, Buffer.alloc(0));
+    return names;
+  }
+
   async run(exportName: string, metaContexts: readonly string[]): Promise<ExportInfo> {
+    await this.greet();
+    return this.negotiateRest(exportName, metaContexts);
+  }
+
+  private async greet(): Promise<void> {
     const hello = await this.reader.read(18);
     if (hello.readBigUInt64BE(0) !== NBDMAGIC) throw new NbdProtocolError(`${this.what}: not an NBD server (bad greeting)`);
     if (hello.readBigUInt64BE(8) !== IHAVEOPT) throw new NbdProtocolError(`${this.what}: the server speaks the old-style protocol, which vmbkp does not support`);
@@ -30,7 +54,9 @@ export class Negotiator {
     const clientFlags = Buffer.alloc(4);
     clientFlags.writeUInt32BE(HandshakeFlag.FIXED_NEWSTYLE | (serverFlags & HandshakeFlag.NO_ZEROES));
     this.socket.write(clientFlags);
+  }
 
+  private async negotiateRest(exportName: string, metaContexts: readonly string[]): Promise<ExportInfo> {
     const structured = (await this.simpleOption(Opt.STRUCTURED_REPLY, Buffer.alloc(0))) === true;
     const contexts = new Map<string, number>();
     if (structured && metaContexts.length > 0) {
