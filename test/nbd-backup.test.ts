@@ -5,6 +5,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { NbdClient } from '../src/nbd/client.js';
 import { parseNbdUri } from '../src/nbd/uri.js';
+import { MULTI_CONN, NbdSource } from '../src/sources/nbd.js';
 import { makeImage, sha256File, startNbdkit, tempDir, vmbkp, vmbkpJson } from './helpers.js';
 
 interface Gen { disks: { name: string; mode: string; bytesRead: number }[] }
@@ -59,6 +60,28 @@ describe('NBD disks', () => {
       assert.equal(g.disks[0]!.bytesRead, 4 * (1 << 20), 'only the four written MiB are read');
     } finally {
       await srv.stop();
+    }
+  });
+
+  it('reads are spread over several connections only when the server offers CAN_MULTI_CONN', async () => {
+    const multi = await startNbdkit(dir, ['memory', '8M'], 'multi');
+    const single = await startNbdkit(dir, ['--filter=multi-conn', 'memory', '8M', 'multi-conn-mode=disable'], 'single');
+    try {
+      const c = await NbdClient.connect(parseNbdUri(multi.uri));
+      const data = randomBytes(8 << 20);
+      await c.write(0, data);
+      await c.close();
+      const m = await NbdSource.open(multi.uri);
+      assert.equal(m.connections, MULTI_CONN);
+      const parts = await Promise.all(Array.from({ length: 8 }, (_, i) => m.read(i << 20, 1 << 20)));
+      assert.deepEqual(Buffer.concat(parts), data);
+      await m.close();
+      const s1 = await NbdSource.open(single.uri);
+      assert.equal(s1.connections, 1);
+      await s1.close();
+    } finally {
+      await multi.stop();
+      await single.stop();
     }
   });
 

@@ -20,8 +20,18 @@ export function dirtyBitmapContext(name: string): string {
 /** Block status is asked in windows of this size. */
 const STATUS_WINDOW = 1024 * 1024 * 1024;
 
+/** Connections an NBD source opens when the server allows several (CAN_MULTI_CONN). */
+export const MULTI_CONN = 4;
+
 export class NbdSource implements DiskSource {
-  private constructor(private readonly client: NbdClient, readonly description: string) {}
+  private next = 0;
+
+  private constructor(private readonly client: NbdClient, private readonly readers: readonly NbdClient[], readonly description: string) {}
+
+  /** How many connections reads are spread over. */
+  get connections(): number {
+    return this.readers.length;
+  }
 
   /** With `bitmap`, also asks for qemu:dirty-bitmap:NAME so that dirtyExtents() can answer. */
   static async open(uri: string, bitmap?: string): Promise<NbdSource> {
@@ -31,7 +41,16 @@ export class NbdSource implements DiskSource {
       await client.close();
       throw new InputError(`${client.description} does not export dirty bitmap ${bitmap} (serve it with qemu-nbd -B ${bitmap})`);
     }
-    return new NbdSource(client, client.description);
+    const readers = [client];
+    if (client.can(TransmissionFlag.CAN_MULTI_CONN)) {
+      try {
+        for (let i = 1; i < MULTI_CONN; i++) readers.push(await NbdClient.connect(parseNbdUri(uri)));
+      } catch (err) {
+        await Promise.all(readers.map((c) => c.close().catch(() => {})));
+        throw err;
+      }
+    }
+    return new NbdSource(client, readers, client.description);
   }
 
   /** The extents a QEMU dirty bitmap marks as changed. */
@@ -83,14 +102,15 @@ export class NbdSource implements DiskSource {
     const buf = into ? into.subarray(0, length) : Buffer.allocUnsafe(length);
     const parts: Promise<Buffer>[] = [];
     for (let o = 0; o < length; o += MAX_REQUEST) {
-      parts.push(this.client.read(offset + o, Math.min(MAX_REQUEST, length - o), buf.subarray(o, Math.min(length, o + MAX_REQUEST))));
+      const reader = this.readers[this.next++ % this.readers.length]!;
+      parts.push(reader.read(offset + o, Math.min(MAX_REQUEST, length - o), buf.subarray(o, Math.min(length, o + MAX_REQUEST))));
     }
     await Promise.all(parts);
     return buf;
   }
 
   async close(): Promise<void> {
-    await this.client.close();
+    await Promise.all(this.readers.map((c) => c.close()));
   }
 }
 
