@@ -10,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO=(sudo); fi
 PACKAGES=(
   build-essential python3   # zstd-napi builds its native addon with node-gyp
   restic borgbackup time    # benchmark peers and peak-RSS measurement (npm run bench)
-  nbdkit qemu-utils         # real NBD servers (nbdkit, qemu-nbd with dirty bitmaps) for the NBD tests
+  nbdkit qemu-utils openssl # real NBD servers (nbdkit, qemu-nbd with dirty bitmaps), certificates for NBD TLS tests
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -13,11 +13,19 @@ export class ByteReader {
   private wants: Want[] = [];
   private ended: Error | undefined;
 
-  constructor(socket: Socket, private readonly describe: string) {
-    socket.on('data', (d: Buffer) => { this.chunks.push(d); this.buffered += d.length; this.pump(); });
-    socket.on('end', () => this.fail(new Error(`${this.describe}: the server closed the connection`)));
-    socket.on('close', () => this.fail(new Error(`${this.describe}: the connection closed`)));
-    socket.on('error', (e) => this.fail(e));
+  private readonly onData = (d: Buffer): void => { this.chunks.push(d); this.buffered += d.length; this.pump(); };
+  private readonly onEnd = (): void => this.fail(new Error(`${this.describe}: the server closed the connection`));
+  private readonly onClose = (): void => this.fail(new Error(`${this.describe}: the connection closed`));
+  private readonly onError = (e: Error): void => this.fail(e);
+
+  constructor(private readonly socket: Socket, private readonly describe: string) {
+    socket.on('data', this.onData).on('end', this.onEnd).on('close', this.onClose).on('error', this.onError);
+  }
+
+  /** Stops reading the socket (before it is handed to TLS); returns how many bytes were left unread. */
+  detach(): number {
+    this.socket.off('data', this.onData).off('end', this.onEnd).off('close', this.onClose).off('error', this.onError);
+    return this.buffered;
   }
 
   /** Resolves with exactly n bytes. */

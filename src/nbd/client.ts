@@ -4,7 +4,10 @@
  * request that gets no answer in time fails every waiting request with a typed error
  * and closes the connection: never a hang, never an unhandled exception.
  */
-import { type Socket, connect } from 'node:net';
+import { readFile } from 'node:fs/promises';
+import { type Socket, connect, isIP } from 'node:net';
+import path from 'node:path';
+import { checkServerIdentity, connect as tlsConnect } from 'node:tls';
 import { IoError, describeCause } from '../errors.js';
 import { ByteReader } from './byte-reader.js';
 import { Cmd, REQUEST_MAGIC, ReplyFlag, ReplyType, SIMPLE_REPLY_MAGIC, STRUCTURED_REPLY_MAGIC, TransmissionFlag } from './constants.js';
@@ -60,12 +63,17 @@ export class NbdClient {
     const timeoutMs = options.timeoutMs ?? 60_000;
     const socket = await openSocket(address, description, timeoutMs);
     socket.setNoDelay(true);
-    const reader = new ByteReader(socket, description);
-    const handshakeTimer = setTimeout(() => reader.fail(new NbdProtocolError(`${description}: negotiation got no answer in ${timeoutMs} ms`)), timeoutMs);
+    const negotiator = new Negotiator(socket, new ByteReader(socket, description), description,
+      address.tls ? (plain) => startTls(plain, address, description) : undefined);
+    const handshakeTimer = setTimeout(() => {
+      negotiator.reader.fail(new NbdProtocolError(`${description}: negotiation got no answer in ${timeoutMs} ms`));
+      negotiator.socket.destroy();
+    }, timeoutMs);
     try {
-      const info = await new Negotiator(socket, reader, description).run(address.exportName, options.metaContexts ?? []);
-      return new NbdClient(socket, reader, info, description, timeoutMs, options.maxInFlight ?? 16);
+      const info = await negotiator.run(address.exportName, options.metaContexts ?? []);
+      return new NbdClient(negotiator.socket, negotiator.reader, info, description, timeoutMs, options.maxInFlight ?? 16);
     } catch (err) {
+      negotiator.socket.destroy();
       socket.destroy();
       if (err instanceof IoError) throw err;
       throw new NbdProtocolError(`${description}: negotiation failed: ${describeCause(err)}`, { cause: err });
@@ -78,13 +86,14 @@ export class NbdClient {
   static async listExports(address: NbdAddress, timeoutMs = 60_000): Promise<string[]> {
     const description = describeAddress(address);
     const socket = await openSocket(address, description, timeoutMs);
-    const reader = new ByteReader(socket, description);
-    const timer = setTimeout(() => reader.fail(new NbdProtocolError(`${description}: listing exports got no answer in ${timeoutMs} ms`)), timeoutMs);
+    const negotiator = new Negotiator(socket, new ByteReader(socket, description), description,
+      address.tls ? (plain) => startTls(plain, address, description) : undefined);
+    const timer = setTimeout(() => negotiator.reader.fail(new NbdProtocolError(`${description}: listing exports got no answer in ${timeoutMs} ms`)), timeoutMs);
     try {
-      return await new Negotiator(socket, reader, description).list();
+      return await negotiator.list();
     } finally {
       clearTimeout(timer);
-      socket.end();
+      negotiator.socket.destroy();
       socket.destroy();
     }
   }
@@ -269,12 +278,31 @@ function describeAddress(address: NbdAddress): string {
 }
 
 async function openSocket(address: NbdAddress, description: string, timeoutMs: number): Promise<Socket> {
-  if (address.tls) throw new IoError(`${description}: TLS (nbds://) is not supported yet`);
   return new Promise<Socket>((resolve, reject) => {
     const s = address.transport === 'unix' ? connect(address.socket) : connect(address.port, address.host);
     const timer = setTimeout(() => { s.destroy(); reject(new IoError(`connecting to ${description} failed: no answer in ${timeoutMs} ms`)); }, timeoutMs);
     s.once('connect', () => { clearTimeout(timer); resolve(s); });
     s.once('error', (e) => { clearTimeout(timer); reject(new IoError(`connecting to ${description} failed: ${describeCause(e)}`, { cause: e })); });
+  });
+}
+
+/** TLS over an accepted NBD_OPT_STARTTLS: trusts DIR/ca-cert.pem from tls-certificates=DIR, else the system CAs. */
+async function startTls(plain: Socket, address: NbdAddress, description: string): Promise<Socket> {
+  const o = address.tlsOptions ?? { verifyPeer: true };
+  let ca: Buffer | undefined;
+  if (o.certificates) {
+    try {
+      ca = await readFile(path.join(o.certificates, 'ca-cert.pem'));
+    } catch (err) {
+      throw new IoError(`${description}: reading the CA certificate ${path.join(o.certificates, 'ca-cert.pem')} failed: ${describeCause(err)}`, { cause: err });
+    }
+  }
+  const servername = o.hostname ?? (address.transport === 'tcp' ? address.host : 'localhost');
+  return new Promise<Socket>((resolve, reject) => {
+    const t = tlsConnect({ socket: plain, ...(ca ? { ca } : {}), ...(isIP(servername) ? {} : { servername }), rejectUnauthorized: o.verifyPeer,
+      checkServerIdentity: (_host, cert) => checkServerIdentity(servername, cert) });
+    t.once('secureConnect', () => resolve(t));
+    t.once('error', (e) => reject(new IoError(`${description}: TLS handshake failed: ${describeCause(e)}`, { cause: e })));
   });
 }
 

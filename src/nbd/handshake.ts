@@ -3,7 +3,7 @@
  * the export's size, flags and block-size constraints.
  */
 import type { Socket } from 'node:net';
-import type { ByteReader } from './byte-reader.js';
+import { ByteReader } from './byte-reader.js';
 import { HandshakeFlag, IHAVEOPT, Info, NBDMAGIC, OPTION_REPLY_MAGIC, Opt, REP_ERROR_BIT, Rep } from './constants.js';
 import { NbdProtocolError, NbdServerError, repErrorName } from './errors.js';
 
@@ -18,8 +18,18 @@ export interface ExportInfo {
 
 interface OptionReply { option: number; type: number; data: Buffer }
 
+/** Turns the plain socket into a TLS one after NBD_OPT_STARTTLS was accepted. */
+export type StartTls = (plain: Socket) => Promise<Socket>;
+
 export class Negotiator {
-  constructor(private readonly socket: Socket, private readonly reader: ByteReader, private readonly what: string) {}
+  /** The socket and reader after negotiation (TLS ones when STARTTLS was used). */
+  socket: Socket;
+  reader: ByteReader;
+
+  constructor(socket: Socket, reader: ByteReader, private readonly what: string, private readonly startTls?: StartTls) {
+    this.socket = socket;
+    this.reader = reader;
+  }
 
   /** NBD_OPT_LIST: the names of the server's exports; the connection is closed after. */
   async list(): Promise<string[]> {
@@ -54,6 +64,16 @@ export class Negotiator {
     const clientFlags = Buffer.alloc(4);
     clientFlags.writeUInt32BE(HandshakeFlag.FIXED_NEWSTYLE | (serverFlags & HandshakeFlag.NO_ZEROES));
     this.socket.write(clientFlags);
+    if (this.startTls) await this.upgrade(this.startTls);
+  }
+
+  private async upgrade(startTls: StartTls): Promise<void> {
+    this.send(Opt.STARTTLS, Buffer.alloc(0));
+    const r = await this.reply(Opt.STARTTLS);
+    if (r.type !== Rep.ACK) throw new NbdServerError(`${this.what}: the server refused TLS`, repErrorName(r.type));
+    if (this.reader.detach() !== 0) throw new NbdProtocolError(`${this.what}: the server sent data before the TLS handshake`);
+    this.socket = await startTls(this.socket);
+    this.reader = new ByteReader(this.socket, this.what);
   }
 
   private async negotiateRest(exportName: string, metaContexts: readonly string[]): Promise<ExportInfo> {
