@@ -1,5 +1,6 @@
 /** Backup from and restore to NBD exports served by real nbdkit. */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -46,6 +47,29 @@ describe('NBD disks', () => {
     } finally {
       await src.stop();
       await dst.stop();
+    }
+  });
+
+  it('nbdkit sparse-random and a TCP listener: backup restores to what the export serves', async () => {
+    const port = 20000 + (process.pid % 20000);
+    const child = spawn('nbdkit', ['--foreground', '--exit-with-parent', '--readonly', '-i', '127.0.0.1', '-p', String(port), 'sparse-random', '128M', 'seed=7'], { stdio: 'ignore' });
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    try {
+      const uri = `nbd://127.0.0.1:${port}/`;
+      let ready = false;
+      for (let i = 0; i < 200 && !ready; i++) {
+        ready = await NbdClient.connect(parseNbdUri(uri)).then(async (c) => { await c.close(); return true; }, () => false);
+        if (!ready) await new Promise((r) => setTimeout(r, 25));
+      }
+      assert.ok(ready, 'nbdkit listens on TCP');
+      const g = await vmbkpJson<Gen>(['backup', '--repo', repo, '--set', 'random', `sda=${uri}`]);
+      assert.ok(g.disks[0]!.bytesRead < 128 * 1024 * 1024, 'sparse-random reports holes');
+      const out = path.join(dir, 'random.img');
+      assert.equal((await vmbkp(['restore', '--repo', repo, '--set', 'random', '--disk', 'sda', '--to', `file:${out}`])).code, 0);
+      assert.equal(await sha256File(out), await exportSha(uri));
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
     }
   });
 
