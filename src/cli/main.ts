@@ -41,7 +41,8 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return ExitCode.OK;
-      process.stderr.write(`vmbkp: error: ${err.message.replace(/^error: /, '')}\n`);
+      // One line, suggestion included ("… (Did you mean backup?)").
+      process.stderr.write(`vmbkp: error: ${err.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ')}\n`);
       return ExitCode.USAGE;
     }
     if (err instanceof VmbkpError) {
