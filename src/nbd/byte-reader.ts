@@ -1,11 +1,14 @@
 /**
  * Reads exact byte counts from a stream socket. The protocol code asks for "the next n
- * bytes"; the reader buffers what arrives and fails every waiting read when the
- * connection ends or errors.
+ * bytes" (read) or "fill this buffer" (readInto); the reader buffers what arrives and fails
+ * every waiting read when the connection ends or errors.
+ *
+ * Bytes can come from the socket's 'data' events, or be fed by the socket's `onread`
+ * callback from one reused buffer (feed), which spares an allocation per socket read.
  */
 import type { Socket } from 'node:net';
 
-interface Want { n: number; into?: Buffer; resolve(b: Buffer): void; reject(e: Error): void }
+interface Want { n: number; into?: Buffer; filled: number; resolve(b: Buffer): void; reject(e: Error): void }
 
 export class ByteReader {
   private chunks: Buffer[] = [];
@@ -22,6 +25,25 @@ export class ByteReader {
     socket.on('data', this.onData).on('end', this.onEnd).on('close', this.onClose).on('error', this.onError);
   }
 
+  /** Bytes from a reused buffer: copied straight into a waiting readInto when possible, else kept. */
+  feed(src: Buffer): void {
+    let rest = src;
+    while (rest.length > 0 && this.buffered === 0) {
+      const w = this.wants[0];
+      if (!w?.into) break;
+      const k = Math.min(rest.length, w.n - w.filled);
+      rest.copy(w.into, w.filled, 0, k);
+      w.filled += k;
+      rest = rest.subarray(k);
+      if (w.filled === w.n) { this.wants.shift(); w.resolve(w.into); }
+    }
+    if (rest.length > 0) {
+      this.chunks.push(Buffer.from(rest));
+      this.buffered += rest.length;
+      this.pump();
+    }
+  }
+
   /** Stops reading the socket (before it is handed to TLS); returns how many bytes were left unread. */
   detach(): number {
     this.socket.off('data', this.onData).off('end', this.onEnd).off('close', this.onClose).off('error', this.onError);
@@ -31,7 +53,7 @@ export class ByteReader {
   /** Resolves with exactly n bytes. */
   read(n: number): Promise<Buffer> {
     return new Promise((resolve, reject) => {
-      this.wants.push({ n, resolve, reject });
+      this.wants.push({ n, filled: 0, resolve, reject });
       this.pump();
     });
   }
@@ -39,7 +61,7 @@ export class ByteReader {
   /** Reads exactly into.length bytes straight into `into` (no intermediate buffer). */
   readInto(into: Buffer): Promise<Buffer> {
     return new Promise((resolve, reject) => {
-      this.wants.push({ n: into.length, into, resolve, reject });
+      this.wants.push({ n: into.length, into, filled: 0, resolve, reject });
       this.pump();
     });
   }
@@ -49,41 +71,49 @@ export class ByteReader {
     this.pump();
   }
 
-  private take(n: number, into?: Buffer): Buffer {
-    if (n === 0) return into ?? Buffer.alloc(0);
+  /** Moves up to n buffered bytes into `out` at `at`; returns how many. */
+  private drain(out: Buffer, at: number, n: number): number {
+    let o = 0;
+    while (o < n && this.chunks.length > 0) {
+      const c = this.chunks[0]!;
+      const k = Math.min(c.length, n - o);
+      c.copy(out, at + o, 0, k);
+      o += k;
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
+    }
+    this.buffered -= o;
+    return o;
+  }
+
+  private take(n: number): Buffer {
+    if (n === 0) return Buffer.alloc(0);
     const first = this.chunks[0]!;
-    if (!into && first.length >= n) {
+    if (first.length >= n) {
       this.chunks[0] = first.subarray(n);
       if (this.chunks[0].length === 0) this.chunks.shift();
       this.buffered -= n;
       return first.subarray(0, n);
     }
-    const out = into ?? Buffer.allocUnsafe(n);
-    let o = 0;
-    while (o < n) {
-      const c = this.chunks[0]!;
-      const k = Math.min(c.length, n - o);
-      c.copy(out, o, 0, k);
-      o += k;
-      if (k === c.length) this.chunks.shift();
-      else this.chunks[0] = c.subarray(k);
-    }
-    this.buffered -= n;
+    const out = Buffer.allocUnsafe(n);
+    this.drain(out, 0, n);
     return out;
   }
 
   private pump(): void {
     while (this.wants.length > 0) {
       const w = this.wants[0]!;
-      if (this.buffered >= w.n) {
+      if (w.into) {
+        w.filled += this.drain(w.into, w.filled, w.n - w.filled);
+        if (w.filled === w.n) { this.wants.shift(); w.resolve(w.into); continue; }
+      } else if (this.buffered >= w.n) {
         this.wants.shift();
-        w.resolve(this.take(w.n, w.into));
-      } else if (this.ended) {
-        this.wants.shift();
-        w.reject(this.ended);
-      } else {
-        return;
+        w.resolve(this.take(w.n));
+        continue;
       }
+      if (!this.ended) return;
+      this.wants.shift();
+      w.reject(this.ended);
     }
   }
 }

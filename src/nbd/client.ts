@@ -61,9 +61,9 @@ export class NbdClient {
   static async connect(address: NbdAddress, options: ClientOptions = {}): Promise<NbdClient> {
     const description = describeAddress(address);
     const timeoutMs = options.timeoutMs ?? 60_000;
-    const socket = await openSocket(address, description, timeoutMs);
+    const { socket, reader } = await openSocket(address, description, timeoutMs);
     socket.setNoDelay(true);
-    const negotiator = new Negotiator(socket, new ByteReader(socket, description), description,
+    const negotiator = new Negotiator(socket, reader, description,
       address.tls ? (plain) => startTls(plain, address, description) : undefined);
     const handshakeTimer = setTimeout(() => {
       negotiator.reader.fail(new NbdProtocolError(`${description}: negotiation got no answer in ${timeoutMs} ms`));
@@ -85,8 +85,8 @@ export class NbdClient {
   /** The export names the server lists (NBD_OPT_LIST). */
   static async listExports(address: NbdAddress, timeoutMs = 60_000): Promise<string[]> {
     const description = describeAddress(address);
-    const socket = await openSocket(address, description, timeoutMs);
-    const negotiator = new Negotiator(socket, new ByteReader(socket, description), description,
+    const { socket, reader } = await openSocket(address, description, timeoutMs);
+    const negotiator = new Negotiator(socket, reader, description,
       address.tls ? (plain) => startTls(plain, address, description) : undefined);
     const timer = setTimeout(() => negotiator.reader.fail(new NbdProtocolError(`${description}: listing exports got no answer in ${timeoutMs} ms`)), timeoutMs);
     try {
@@ -277,13 +277,21 @@ function describeAddress(address: NbdAddress): string {
     : `nbd://${address.host}:${address.port}/${address.exportName}`;
 }
 
-async function openSocket(address: NbdAddress, description: string, timeoutMs: number): Promise<Socket> {
-  return new Promise<Socket>((resolve, reject) => {
-    const s = address.transport === 'unix' ? connect(address.socket) : connect(address.port, address.host);
+/** Socket reads land in one reused buffer and are fed to the reader (plain connections only: TLS needs the stream). */
+const READ_BUFFER = 1024 * 1024;
+
+async function openSocket(address: NbdAddress, description: string, timeoutMs: number): Promise<{ socket: Socket; reader: ByteReader }> {
+  let reader: ByteReader | undefined;
+  const onread = address.tls ? undefined : { buffer: Buffer.allocUnsafe(READ_BUFFER), callback: (n: number, buf: Uint8Array) => { reader!.feed(Buffer.from(buf.buffer, buf.byteOffset, n)); return true; } };
+  const socket = await new Promise<Socket>((resolve, reject) => {
+    const where = address.transport === 'unix' ? { path: address.socket } : { host: address.host, port: address.port };
+    const s = connect({ ...where, ...(onread ? { onread } : {}) });
     const timer = setTimeout(() => { s.destroy(); reject(new IoError(`connecting to ${description} failed: no answer in ${timeoutMs} ms`)); }, timeoutMs);
     s.once('connect', () => { clearTimeout(timer); resolve(s); });
     s.once('error', (e) => { clearTimeout(timer); reject(new IoError(`connecting to ${description} failed: ${describeCause(e)}`, { cause: e })); });
   });
+  reader = new ByteReader(socket, description);
+  return { socket, reader };
 }
 
 /** TLS over an accepted NBD_OPT_STARTTLS: trusts DIR/ca-cert.pem from tls-certificates=DIR, else the system CAs. */
