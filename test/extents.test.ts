@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InputError } from '../src/errors.js';
-import { checkExtents, chunkRanges, parseExtentsJson, segments } from '../src/engine/extents.js';
+import { checkExtents, chunkRanges, mergeExtents, parseExtentsJson, segments } from '../src/engine/extents.js';
 import { chooseMode } from '../src/jobs/choose-mode.js';
 
 describe('extents', () => {
@@ -9,6 +9,11 @@ describe('extents', () => {
     // [0,1) + [1,2) + [2,5) touch, so they merge; an empty extent covers nothing.
     assert.deepEqual(chunkRanges([{ start: 10, length: 5 }, { start: 4096, length: 1 }, { start: 9000, length: 8000 }, { start: 0, length: 0 }], 4096), [{ first: 0, end: 5 }]);
     assert.deepEqual(chunkRanges([{ start: 8192, length: 4096 }, { start: 0, length: 1 }], 4096), [{ first: 0, end: 1 }, { first: 2, end: 3 }]);
+  });
+
+  it('merge when they touch or overlap, drop empty ones, sort', () => {
+    assert.deepEqual(mergeExtents([{ start: 10, length: 5 }, { start: 0, length: 10 }, { start: 30, length: 0 }, { start: 12, length: 10 }, { start: 40, length: 1 }]),
+      [{ start: 0, length: 22 }, { start: 40, length: 1 }]);
   });
 
   it('split into segments of at most n chunks', () => {

@@ -16,7 +16,7 @@ import { DIGEST_LENGTH, ZERO_DIGEST, toHex } from '../repository/digest.js';
 import { compressBound } from '../repository/compression.js';
 import type { DiskSource, Extent } from '../sources/types.js';
 import type { ChunkPool } from './chunk-pool.js';
-import { type ChunkRange, checkExtents, chunkRanges, segments } from './extents.js';
+import { type ChunkRange, checkExtents, chunkRanges, mergeExtents, segments } from './extents.js';
 import { runWindowed } from './window.js';
 
 /** Bytes read per request: large enough for sequential throughput, small enough to spread over workers. */
@@ -75,18 +75,6 @@ async function readSegment(source: DiskSource, offset: number, length: number, i
   if (at < length) into.fill(0, at, length);
   await Promise.all(parts.map((p) => source.read(p.start, p.length, into.subarray(p.start - offset, p.start - offset + p.length))));
   return parts.reduce((n, p) => n + p.length, 0);
-}
-
-/** Sorted, non-overlapping, merged extents. */
-function mergeExtents(extents: readonly Extent[]): Extent[] {
-  const sorted = extents.filter((e) => e.length > 0).sort((a, b) => a.start - b.start);
-  const out: { start: number; length: number }[] = [];
-  for (const e of sorted) {
-    const last = out[out.length - 1];
-    if (last && e.start <= last.start + last.length) last.length = Math.max(last.length, e.start + e.length - last.start);
-    else out.push({ start: e.start, length: e.length });
-  }
-  return out;
 }
 
 export async function backupDisk(req: BackupDiskRequest): Promise<BackupDiskResult> {

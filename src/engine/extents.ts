@@ -20,18 +20,26 @@ export function checkExtents(extents: readonly Extent[], size: number, what: str
   });
 }
 
+/** Sorted, non-overlapping extents; touching or overlapping ones are merged, empty ones dropped. */
+export function mergeExtents(extents: readonly Extent[]): Extent[] {
+  const sorted = extents.filter((e) => e.length > 0).sort((a, b) => a.start - b.start);
+  const out: { start: number; length: number }[] = [];
+  for (const e of sorted) {
+    const last = out[out.length - 1];
+    if (last && e.start <= last.start + last.length) last.length = Math.max(last.length, e.start + e.length - last.start);
+    else out.push({ start: e.start, length: e.length });
+  }
+  return out;
+}
+
 /** Sorted, merged chunk ranges covering every byte of the extents. */
 export function chunkRanges(extents: readonly Extent[], chunkSize: number): ChunkRange[] {
-  const ranges = extents.filter((e) => e.length > 0)
-    .map((e) => ({ first: Math.floor(e.start / chunkSize), end: Math.ceil((e.start + e.length) / chunkSize) }))
-    .sort((a, b) => a.first - b.first);
-  const merged: { first: number; end: number }[] = [];
-  for (const r of ranges) {
-    const last = merged[merged.length - 1];
-    if (last && r.first <= last.end) last.end = Math.max(last.end, r.end);
-    else merged.push({ ...r });
-  }
-  return merged;
+  // Merged in chunk-number space: an extent becomes the chunks it touches.
+  const inChunks = extents.filter((e) => e.length > 0).map((e) => {
+    const first = Math.floor(e.start / chunkSize);
+    return { start: first, length: Math.ceil((e.start + e.length) / chunkSize) - first };
+  });
+  return mergeExtents(inChunks).map((e) => ({ first: e.start, end: e.start + e.length }));
 }
 
 /** Splits chunk ranges into pieces of at most `max` chunks. */
