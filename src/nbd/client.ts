@@ -59,43 +59,17 @@ export class NbdClient {
   }
 
   static async connect(address: NbdAddress, options: ClientOptions = {}): Promise<NbdClient> {
-    const description = describeAddress(address);
     const timeoutMs = options.timeoutMs ?? 60_000;
-    const { socket, reader } = await openSocket(address, description, timeoutMs);
-    socket.setNoDelay(true);
-    const negotiator = new Negotiator(socket, reader, description,
-      address.tls ? (plain) => startTls(plain, address, description) : undefined);
-    const handshakeTimer = setTimeout(() => {
-      negotiator.reader.fail(new NbdProtocolError(`${description}: negotiation got no answer in ${timeoutMs} ms`));
-      negotiator.socket.destroy();
-    }, timeoutMs);
-    try {
-      const info = await negotiator.run(address.exportName, options.metaContexts ?? []);
-      return new NbdClient(negotiator.socket, negotiator.reader, info, description, timeoutMs, options.maxInFlight ?? 16);
-    } catch (err) {
-      negotiator.socket.destroy();
-      socket.destroy();
-      if (err instanceof IoError) throw err;
-      throw new NbdProtocolError(`${description}: negotiation failed: ${describeCause(err)}`, { cause: err });
-    } finally {
-      clearTimeout(handshakeTimer);
-    }
+    const { negotiator, result: info, description } = await negotiate(address, timeoutMs, 'negotiation',
+      (n) => n.run(address.exportName, options.metaContexts ?? []));
+    return new NbdClient(negotiator.socket, negotiator.reader, info, description, timeoutMs, options.maxInFlight ?? 16);
   }
 
   /** The export names the server lists (NBD_OPT_LIST). */
   static async listExports(address: NbdAddress, timeoutMs = 60_000): Promise<string[]> {
-    const description = describeAddress(address);
-    const { socket, reader } = await openSocket(address, description, timeoutMs);
-    const negotiator = new Negotiator(socket, reader, description,
-      address.tls ? (plain) => startTls(plain, address, description) : undefined);
-    const timer = setTimeout(() => negotiator.reader.fail(new NbdProtocolError(`${description}: listing exports got no answer in ${timeoutMs} ms`)), timeoutMs);
-    try {
-      return await negotiator.list();
-    } finally {
-      clearTimeout(timer);
-      negotiator.socket.destroy();
-      socket.destroy();
-    }
+    const { negotiator, result } = await negotiate(address, timeoutMs, 'listing exports', (n) => n.list());
+    negotiator.socket.destroy();
+    return result;
   }
 
   get size(): number { return this.info.size; }
@@ -268,6 +242,33 @@ export class NbdClient {
         // Unknown non-error chunks are ignored, as the protocol asks.
     }
     if (flags & ReplyFlag.DONE) this.finish(cookie, p);
+  }
+}
+
+/**
+ * Opens a connection and runs one negotiation step (TLS first for nbds://) within the
+ * timeout; on failure the connection is closed and the error is typed.
+ */
+async function negotiate<T>(address: NbdAddress, timeoutMs: number, step: string,
+  run: (n: Negotiator) => Promise<T>): Promise<{ negotiator: Negotiator; result: T; description: string }> {
+  const description = describeAddress(address);
+  const { socket, reader } = await openSocket(address, description, timeoutMs);
+  socket.setNoDelay(true);
+  const negotiator = new Negotiator(socket, reader, description,
+    address.tls ? (plain) => startTls(plain, address, description) : undefined);
+  const timer = setTimeout(() => {
+    negotiator.reader.fail(new NbdProtocolError(`${description}: ${step} got no answer in ${timeoutMs} ms`));
+    negotiator.socket.destroy();
+  }, timeoutMs);
+  try {
+    return { negotiator, result: await run(negotiator), description };
+  } catch (err) {
+    negotiator.socket.destroy();
+    socket.destroy();
+    if (err instanceof IoError) throw err;
+    throw new NbdProtocolError(`${description}: ${step} failed: ${describeCause(err)}`, { cause: err });
+  } finally {
+    clearTimeout(timer);
   }
 }
 
