@@ -6,7 +6,7 @@ import { InputError } from '../errors.js';
 import { isNbdUri } from '../nbd/uri.js';
 import { FileSource, FileTarget } from './file.js';
 import { NbdSource, NbdTarget } from './nbd.js';
-import type { DiskSource, DiskTarget } from './types.js';
+import type { DiskSource, DiskTarget, Extent } from './types.js';
 
 function filePath(uri: string): string | undefined {
   if (uri.startsWith('file://')) return decodeURIComponent(new URL(uri).pathname);
@@ -15,13 +15,23 @@ function filePath(uri: string): string | undefined {
   return undefined;
 }
 
-/** Opens a disk; `bitmap` (NBD only) names a QEMU dirty bitmap for changed extents. */
-export async function openSource(uri: string, bitmap?: string): Promise<DiskSource> {
-  if (isNbdUri(uri)) return NbdSource.open(uri, bitmap);
-  if (bitmap !== undefined) throw new InputError(`--changed-bitmap needs an NBD disk (nbd://… or nbd+unix://…), not ${JSON.stringify(uri)}`);
+export async function openSource(uri: string): Promise<DiskSource> {
+  if (isNbdUri(uri)) return NbdSource.open(uri);
   const path = filePath(uri);
   if (path === undefined || path === '') throw new InputError(`disk source ${JSON.stringify(uri)} is not supported: use file:PATH, nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH`);
   return FileSource.open(path);
+}
+
+/** Opens an NBD disk together with the extents its QEMU dirty bitmap `bitmap` marks as changed. */
+export async function openSourceWithBitmap(uri: string, bitmap: string): Promise<{ source: DiskSource; changed: Extent[] }> {
+  if (!isNbdUri(uri)) throw new InputError(`--changed-bitmap needs an NBD disk (nbd://… or nbd+unix://…), not ${JSON.stringify(uri)}`);
+  const source = await NbdSource.open(uri, bitmap);
+  try {
+    return { source, changed: await source.dirtyExtents(bitmap) };
+  } catch (err) {
+    await source.close().catch(() => {});
+    throw err;
+  }
 }
 
 export async function openTarget(uri: string, size: number, overwrite: boolean): Promise<DiskTarget> {

@@ -4,8 +4,7 @@ import { InputError, UsageError, describeCause } from '../../errors.js';
 import { parseExtentsJson } from '../../engine/extents.js';
 import { backupSet, type DiskInput } from '../../jobs/backup-set.js';
 import { RequestedMode, type GenerationManifest } from '../../repository/generation.js';
-import type { NbdSource } from '../../sources/nbd.js';
-import { openSource } from '../../sources/open.js';
+import { openSource, openSourceWithBitmap } from '../../sources/open.js';
 import type { DiskSource, Extent } from '../../sources/types.js';
 import { type GlobalOptions, Output, openRepository } from '../context.js';
 import { bytes, duration, rate, table } from '../format.js';
@@ -88,9 +87,10 @@ export function register(program: Command): void {
         const disks: DiskInput[] = [];
         for (const [name, uri] of specs) {
           const bitmap = bitmaps.get(name);
-          const source = await openSource(uri, bitmap);
+          const { source, changed: ch } = bitmap !== undefined
+            ? await openSourceWithBitmap(uri, bitmap)
+            : { source: await openSource(uri), changed: changed.get(name) };
           sources.push(source);
-          const ch = bitmap !== undefined ? await (source as NbdSource).dirtyExtents(bitmap) : changed.get(name);
           disks.push({ name, source, ...(ch ? { changed: ch } : {}) });
         }
         const progress = progressSink(out.json);
