@@ -186,14 +186,28 @@ export async function startNbdkit(dir: string, args: string[], name = 'nbd'): Pr
   let stderr = '';
   child.stderr!.on('data', (d) => { stderr += d; });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  for (let i = 0; i < 200; i++) {
-    if (await fs.stat(socket).then(() => true, () => false)) break;
-    if (child.exitCode !== null) throw new Error(`nbdkit ${args.join(' ')} exited: ${stderr}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  if (!(await waitForSocket(socket, () => child.exitCode !== null))) throw new Error(`nbdkit ${args.join(' ')} did not start: ${stderr}`);
   return {
     socket,
     uri: `nbd+unix:///?socket=${socket}`,
     stop: async () => { if (child.exitCode === null) { child.kill('SIGTERM'); await exited; } },
   };
+}
+
+/**
+ * Waits until a Unix socket accepts a connection (a server binds the path before it
+ * listens, so the file existing is not enough). False if `gaveUp` says so, or after 10 s.
+ */
+export async function waitForSocket(socket: string, gaveUp: () => boolean = () => false): Promise<boolean> {
+  const { connect } = await import('node:net');
+  for (let i = 0; i < 400 && !gaveUp(); i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const c = connect(socket);
+      c.once('connect', () => { c.destroy(); resolve(true); });
+      c.once('error', () => resolve(false));
+    });
+    if (ok) return true;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return false;
 }

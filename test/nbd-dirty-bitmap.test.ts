@@ -4,10 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { after, before, it } from 'node:test';
-import { run, sha256File, tempDir, vmbkp, vmbkpJson } from './helpers.js';
+import { run, sha256File, tempDir, vmbkp, vmbkpJson, waitForSocket } from './helpers.js';
 
 interface Gen { disks: { mode: string; bytesRead: number }[] }
 const CHUNK = 256 * 1024;
@@ -22,7 +21,7 @@ async function qemuNbd(dir: string, image: string, bitmap?: string): Promise<{ u
   const socket = path.join(dir, `q${Date.now()}.sock`);
   const child: ChildProcess = spawn('qemu-nbd', ['-k', socket, '-f', 'qcow2', '--persistent', '--read-only', ...(bitmap ? ['-B', bitmap] : []), image], { stdio: 'ignore' });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  for (let i = 0; i < 200 && !(await fs.stat(socket).then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 25));
+  assert.ok(await waitForSocket(socket, () => child.exitCode !== null), 'qemu-nbd listens');
   return { uri: `nbd+unix:///?socket=${socket}`, stop: async () => { child.kill('SIGTERM'); await exited; } };
 }
 
