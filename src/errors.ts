@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'REPO_LOCKED'        // a conflicting lock is held
   | 'REPO_DAMAGED'       // missing or corrupt data in the repository
   | 'IO'                 // reading a source, writing a target, or storage I/O failed
+  | 'AUTH'               // a server refused the credentials, or its certificate is not the trusted one
   | 'PARTIAL'            // some parts of a job failed, others succeeded
   | 'INTERNAL';
 
@@ -50,6 +51,9 @@ export class RepositoryDamagedError extends VmbkpError {
 }
 export class IoError extends VmbkpError {
   constructor(message: string, options?: { cause?: unknown }) { super('IO', message, options); }
+}
+export class AuthError extends VmbkpError {
+  constructor(message: string, options?: { cause?: unknown }) { super('AUTH', message, options); }
 }
 export class PartialFailureError extends VmbkpError {
   constructor(message: string, options?: { cause?: unknown }) { super('PARTIAL', message, options); }

@@ -9,6 +9,7 @@ export const ExitCode = {
   LOCKED: 4,
   DAMAGED: 5,
   NO_REPOSITORY: 6,
+  AUTH: 7,
 } as const;
 
 export function exitCodeFor(code: ErrorCode): number {
@@ -27,6 +28,8 @@ export function exitCodeFor(code: ErrorCode): number {
     case 'REPO_NOT_FOUND':
     case 'REPO_UNSUPPORTED':
       return ExitCode.NO_REPOSITORY;
+    case 'AUTH':
+      return ExitCode.AUTH;
     case 'IO':
     case 'INTERNAL':
       return ExitCode.FAILURE;

@@ -1,0 +1,82 @@
+/**
+ * Datastore files over HTTPS (`/folder/PATH?dcPath=DC&dsName=DS`), authenticated by the
+ * API session's cookie: ranged reads of a snapshot's flat disk file. A read that breaks
+ * off is retried a bounded number of times; a dropped session is re-established first.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { InputError, IoError, describeCause } from '../errors.js';
+import { httpRequest } from './http.js';
+import { retrieveOne } from './property-collector.js';
+import type { VsphereSession } from './session.js';
+import { type MoRef, moRefOf, text } from './xml.js';
+
+export interface DatastorePath {
+  readonly datastore: string;
+  readonly path: string;
+}
+
+export function parseDatastorePath(fileName: string): DatastorePath {
+  const m = /^\[([^\]]+)\]\s*(.*)$/.exec(fileName);
+  if (!m || !m[2]) throw new InputError(`datastore path ${JSON.stringify(fileName)} is not of the form "[datastore] dir/file"`);
+  return { datastore: m[1]!, path: m[2] };
+}
+
+/** The data file of a flat (VMFS) disk: "dir/web01.vmdk" → "dir/web01-flat.vmdk". */
+export function flatFileOf(descriptorPath: string): string {
+  return descriptorPath.replace(/\.vmdk$/i, '-flat.vmdk');
+}
+
+/** The inventory path of the datacenter holding `obj` ("DC0", or "folder/DC0"), for dcPath. */
+export async function datacenterPathOf(session: VsphereSession, obj: MoRef): Promise<string> {
+  let cur: MoRef | undefined = obj;
+  const names: string[] = [];
+  let inDatacenter = false;
+  while (cur && cur.value !== session.content.rootFolder.value) {
+    const props = await retrieveOne(session, cur, ['name', 'parent']);
+    if (cur.type === 'Datacenter') inDatacenter = true;
+    if (inDatacenter) names.unshift(text(props.get('name')));
+    cur = moRefOf(props.get('parent'));
+  }
+  if (!inDatacenter) throw new IoError(`no datacenter holds ${obj.value} on ${session.host}`);
+  return names.join('/');
+}
+
+export function folderUrl(session: VsphereSession, dcPath: string, file: DatastorePath): URL {
+  const url = new URL(session.url);
+  url.pathname = `/folder/${file.path.split('/').map(encodeURIComponent).join('/')}`;
+  url.search = new URLSearchParams({ dcPath, dsName: file.datastore }).toString();
+  return url;
+}
+
+export interface RangeReadOptions {
+  readonly attempts?: number;
+  readonly what: string;
+}
+
+/** Reads exactly `length` bytes at `offset` of a datastore file into `into`. */
+export async function readDatastoreRange(session: VsphereSession, url: URL, offset: number, length: number, into: Buffer,
+  opts: RangeReadOptions): Promise<void> {
+  const attempts = opts.attempts ?? 4;
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    try {
+      const res = await httpRequest(session.httpsAgent, {
+        method: 'GET', url, into: into.subarray(0, length),
+        headers: { range: `bytes=${offset}-${offset + length - 1}`, ...(session.cookie ? { cookie: session.cookie } : {}) },
+      });
+      if (res.status === 401 || res.status === 403) {
+        await session.ensureLoggedIn();
+        throw new IoError(`HTTP ${res.status}`);
+      }
+      if (res.status === 404) throw new InputError(`${opts.what}: ${url.pathname} does not exist on the datastore`);
+      if (res.status !== 206 && !(res.status === 200 && offset === 0)) throw new IoError(`HTTP ${res.status}`);
+      if (res.body.length !== length) throw new IoError(`got ${res.body.length} of ${length} bytes`);
+      return;
+    } catch (err) {
+      if (err instanceof InputError) throw err;
+      lastError = err;
+      if (attempt < attempts) await sleep(200 * 2 ** (attempt - 1));
+    }
+  }
+  throw new IoError(`${opts.what} at offset ${offset} failed after ${attempts} attempts: ${describeCause(lastError)}`, { cause: lastError });
+}

@@ -1,0 +1,45 @@
+/**
+ * Waiting for a vSphere task: polls its `info` until it succeeds or fails, reports
+ * progress, and turns a task's fault into a VsphereFaultError naming the operation.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { VsphereFaultError } from './errors.js';
+import { retrieveOne } from './property-collector.js';
+import type { VsphereSession } from './session.js';
+import { type MoRef, type XmlNode, at, child, moRefOf, numberAt, textAt, xsiType } from './xml.js';
+
+export interface TaskWait {
+  /** What the task does, for messages: "creating snapshot vmbkp-… of VM web01". */
+  readonly what: string;
+  readonly onProgress?: (percent: number) => void;
+  readonly timeoutMs?: number;
+}
+
+/** Waits for the task and returns its result element (undefined when the task returns nothing). */
+export async function waitForTask(session: VsphereSession, task: MoRef, wait: TaskWait): Promise<XmlNode | undefined> {
+  const deadline = Date.now() + (wait.timeoutMs ?? 3_600_000);
+  let delay = 50;
+  for (;;) {
+    const info = (await retrieveOne(session, task, ['info'])).get('info');
+    const state = textAt(info, 'state');
+    if (state === 'success') return child(info, 'result');
+    if (state === 'error') {
+      const fault = at(info, 'error.fault');
+      const type = xsiType(fault) ?? 'SystemError';
+      const msg = textAt(info, 'error.localizedMessage') || type;
+      throw new VsphereFaultError(`${wait.what} failed: ${type === msg ? type : `${type}: ${msg}`}`, type);
+    }
+    const progress = numberAt(info, 'progress');
+    if (progress !== undefined) wait.onProgress?.(progress);
+    if (Date.now() > deadline) throw new VsphereFaultError(`${wait.what}: the task did not finish in time`, 'Timeout');
+    await sleep(delay);
+    delay = Math.min(delay * 2, 1000);
+  }
+}
+
+/** The task a `…_Task` method returned. */
+export function taskOf(response: XmlNode): MoRef {
+  const task = moRefOf(child(response, 'returnval'));
+  if (!task) throw new VsphereFaultError('the server returned no task', 'InvalidResponse');
+  return task;
+}

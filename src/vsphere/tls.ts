@@ -1,0 +1,60 @@
+/**
+ * How vmbkp trusts a vCenter's certificate: the system CAs (default), a pinned
+ * SHA-256 or SHA-1 thumbprint, or nothing at all (only with --insecure). A pinned
+ * connection is handed to HTTP only after the thumbprint matched, so not one byte of
+ * a request (a Login carries the password) reaches a server that is not the pinned one.
+ */
+import https from 'node:https';
+import tls from 'node:tls';
+import type { Duplex } from 'node:stream';
+import { AuthError, InputError } from '../errors.js';
+
+export type TlsPolicy =
+  | { readonly kind: 'system' }
+  | { readonly kind: 'pinned'; readonly thumbprint: string }
+  | { readonly kind: 'insecure' };
+
+/** "aa:bb:…" or "AABB…", 20 bytes (SHA-1) or 32 (SHA-256) → "AA:BB:…", the form Node reports. */
+export function normalizeThumbprint(input: string): string {
+  const hex = input.replace(/[:\s-]/g, '').toUpperCase();
+  if (!/^[0-9A-F]+$/.test(hex) || (hex.length !== 40 && hex.length !== 64)) {
+    throw new InputError(`thumbprint ${JSON.stringify(input)} is invalid: give the certificate's SHA-256 or SHA-1 as hex (colons optional)`);
+  }
+  return hex.match(/../g)!.join(':');
+}
+
+export function thumbprintMatches(cert: tls.PeerCertificate, pinned: string): boolean {
+  return pinned.length === 95 ? cert.fingerprint256 === pinned : cert.fingerprint === pinned;
+}
+
+class PinnedAgent extends https.Agent {
+  constructor(private readonly pinned: string) {
+    super({ keepAlive: true, maxSockets: 16, rejectUnauthorized: false });
+  }
+
+  override createConnection(options: tls.ConnectionOptions, onCreate: (err: Error | null, socket?: Duplex) => void): Duplex | undefined {
+    const socket = tls.connect({ ...options, rejectUnauthorized: false });
+    const onError = (err: Error) => { socket.removeListener('secureConnect', onSecure); onCreate(err); };
+    const onSecure = () => {
+      socket.removeListener('error', onError);
+      const cert = socket.getPeerCertificate();
+      if (!thumbprintMatches(cert, this.pinned)) {
+        socket.destroy();
+        onCreate(new AuthError(`the certificate of ${options.host ?? 'the server'} has thumbprint ${this.pinned.length === 95 ? cert.fingerprint256 : cert.fingerprint}, not the pinned ${this.pinned}`));
+        return;
+      }
+      onCreate(null, socket);
+    };
+    socket.once('error', onError);
+    socket.once('secureConnect', onSecure);
+    return undefined;
+  }
+}
+
+export function agentFor(policy: TlsPolicy): https.Agent {
+  switch (policy.kind) {
+    case 'system': return new https.Agent({ keepAlive: true, maxSockets: 16 });
+    case 'insecure': return new https.Agent({ keepAlive: true, maxSockets: 16, rejectUnauthorized: false });
+    case 'pinned': return new PinnedAgent(normalizeThumbprint(policy.thumbprint));
+  }
+}
