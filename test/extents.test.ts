@@ -49,4 +49,12 @@ describe('mode choice', () => {
     assert.throws(() => chooseMode('d', { requested: 'incr', previousUsable: false, changesKnown: true }), /incr is not possible/);
     assert.throws(() => chooseMode('d', { requested: 'diff', previousUsable: false, changesKnown: false }), /diff is not possible/);
   });
+  it('lenient explicit modes fall back with a note instead of failing (VM backups)', () => {
+    const lenient = true;
+    assert.deepEqual(chooseMode('d', { requested: 'incr', ...base, lenient }), { mode: 'incr' });
+    assert.deepEqual(chooseMode('d', { requested: 'incr', previousUsable: true, changesKnown: false, changesWhy: 'CBT reset', lenient }), { mode: 'diff', note: 'incr not possible: CBT reset' });
+    assert.deepEqual(chooseMode('d', { requested: 'incr', previousUsable: false, changesKnown: true, previousWhy: 'resized', lenient }), { mode: 'full', note: 'diff not possible: resized' });
+    assert.deepEqual(chooseMode('d', { requested: 'diff', previousUsable: false, changesKnown: false, previousWhy: 'resized', lenient }), { mode: 'full', note: 'diff not possible: resized' });
+    assert.deepEqual(chooseMode('d', { requested: 'diff', ...base, lenient }), { mode: 'diff' });
+  });
 });

@@ -21,7 +21,7 @@ class SparseDisk implements DiskSource {
   readonly extents: Extent[] = [0, 7, 300, 1023].map((g) => ({ start: g * 2 ** 30, length: 8 * 2 ** 20 }));
   bytesRead = 0;
   async allocated(): Promise<Extent[]> { return this.extents; }
-  async changedSince(): Promise<Extent[] | 'unknown'> { return []; }
+  async changedSince(): Promise<Extent[]> { return []; }
   async changeToken(): Promise<string | undefined> { return 'token-1'; }
   async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
     this.bytesRead += length;

@@ -38,6 +38,10 @@ export interface BackupSetRequest {
   readonly compressionLevel?: number;
   readonly workers?: number;
   readonly machine?: unknown;
+  /** The generation's id (default: a new UUID); a VM backup names its snapshot after it. */
+  readonly id?: string;
+  /** Fall back from an explicit incr or diff instead of refusing (see chooseMode). */
+  readonly lenient?: boolean;
   readonly onEvent?: (e: BackupEvent) => void;
 }
 
@@ -49,7 +53,7 @@ interface DiskPlan {
 
 /** Decides a disk's mode from the previous generation and what changed, and loads what that mode needs. */
 async function planDisk(repo: Repository, set: string, previous: GenerationManifest | undefined, disk: DiskInput,
-  requested: RequestedMode, codec: BlobCodec): Promise<DiskPlan> {
+  requested: RequestedMode, codec: BlobCodec, lenient: boolean): Promise<DiskPlan> {
   const what = `disk ${disk.name} of set ${set}`;
   const prevRecord = previous?.disks.find((d) => d.name === disk.name);
   let previousWhy: string | undefined;
@@ -62,13 +66,13 @@ async function planDisk(repo: Repository, set: string, previous: GenerationManif
   let changesWhy: string | undefined;
   if (!changed && prevRecord?.changeToken) {
     const answer = await disk.source.changedSince(prevRecord.changeToken);
-    if (answer === 'unknown') changesWhy = `${disk.source.description} cannot tell what changed since the previous generation`;
+    if ('unknown' in answer) changesWhy = answer.unknown;
     else changed = answer;
   } else if (!changed) {
     changesWhy = prevRecord ? 'no changed extents given and no change token from the previous generation' : undefined;
   }
 
-  const choice = chooseMode(what, { requested, previousUsable: previousWhy === undefined, previousWhy, changesKnown: changed !== undefined, changesWhy });
+  const choice = chooseMode(what, { requested, previousUsable: previousWhy === undefined, previousWhy, changesKnown: changed !== undefined, changesWhy, lenient });
   const previousIndex = choice.mode !== 'full' && prevRecord
     ? await loadDiskIndex(repo, prevRecord, codec, `reading the index of ${what} generation ${previous!.generation}`)
     : undefined;
@@ -93,7 +97,7 @@ export async function backupSet(req: BackupSetRequest): Promise<GenerationManife
 
     for (const disk of req.disks) {
       const t0 = performance.now();
-      const { choice, changed, previousIndex } = await planDisk(repo, set, previous, disk, req.mode, codec);
+      const { choice, changed, previousIndex } = await planDisk(repo, set, previous, disk, req.mode, codec, req.lenient ?? false);
       const changeToken = await disk.source.changeToken();
       emit({ type: 'disk-start', disk: disk.name, mode: choice.mode, ...(choice.note ? { note: choice.note } : {}), bytesTotal: disk.source.size });
 
@@ -125,7 +129,7 @@ export async function backupSet(req: BackupSetRequest): Promise<GenerationManife
       version: 1,
       set,
       generation: (latest?.generation ?? 0) + 1,
-      id: randomUUID(),
+      id: req.id ?? randomUUID(),
       started: started.toISOString(),
       finished: new Date().toISOString(),
       mode: req.mode,

@@ -14,6 +14,11 @@ export interface ModeInputs {
   /** Changed extents are known (given, or reported by the source). */
   readonly changesKnown: boolean;
   readonly changesWhy?: string;
+  /**
+   * Explicit diff and incr fall back (with a note) instead of failing: VM backups must
+   * never fail because CBT was reset or a disk was resized.
+   */
+  readonly lenient?: boolean;
 }
 
 export interface ModeChoice {
@@ -29,9 +34,11 @@ export function chooseMode(what: string, m: ModeInputs): ModeChoice {
     case 'full':
       return { mode: 'full' };
     case 'diff':
+      if (!m.previousUsable && m.lenient) return { mode: 'full', note: `diff not possible: ${prevWhy}` };
       if (!m.previousUsable) throw new InputError(`${what}: diff is not possible (${prevWhy}); use --mode full or auto`);
       return { mode: 'diff' };
     case 'incr':
+      if (m.lenient && !(m.changesKnown && m.previousUsable)) return chooseMode(what, { ...m, requested: 'auto' });
       if (!m.changesKnown) throw new InputError(`${what}: incr needs the changed extents since the previous generation (${chWhy}); pass --changed DISK=EXTENTS.json or use --mode diff or auto`);
       if (!m.previousUsable) throw new InputError(`${what}: incr is not possible (${prevWhy}); use --mode full or auto`);
       return { mode: 'incr' };

@@ -5,7 +5,7 @@
  */
 import { constants, promises as fs, writeSync } from 'node:fs';
 import { AlreadyExistsError, InputError, IoError, NotFoundError, describeCause } from '../errors.js';
-import type { DiskSource, DiskTarget, Extent } from './types.js';
+import type { DiskSource, DiskTarget, Extent, ChangesUnknown } from './types.js';
 
 export class FileSource implements DiskSource {
   readonly description: string;
@@ -40,8 +40,8 @@ export class FileSource implements DiskSource {
     return length > 0 ? [{ start: offset, length }] : [];
   }
 
-  async changedSince(): Promise<Extent[] | 'unknown'> {
-    return 'unknown';
+  async changedSince(): Promise<Extent[] | ChangesUnknown> {
+    return { unknown: `${this.description} has no change tracking` };
   }
 
   async changeToken(): Promise<string | undefined> {

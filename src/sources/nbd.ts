@@ -6,7 +6,7 @@ import { IoError, InputError } from '../errors.js';
 import { BASE_ALLOCATION, NbdClient } from '../nbd/client.js';
 import { StateFlag, TransmissionFlag } from '../nbd/constants.js';
 import { parseNbdUri } from '../nbd/uri.js';
-import type { DiskSource, DiskTarget, Extent } from './types.js';
+import type { DiskSource, DiskTarget, Extent, ChangesUnknown } from './types.js';
 
 /** Largest single request: servers commonly cap at 32 MiB; the engine reads 4 MiB segments. */
 const MAX_REQUEST = 32 * 1024 * 1024;
@@ -90,8 +90,8 @@ export class NbdSource implements DiskSource {
     return out;
   }
 
-  async changedSince(): Promise<Extent[] | 'unknown'> {
-    return 'unknown';
+  async changedSince(): Promise<Extent[] | ChangesUnknown> {
+    return { unknown: `${this.description} has no change tracking` };
   }
 
   async changeToken(): Promise<string | undefined> {

@@ -9,6 +9,11 @@ export interface Extent {
   readonly length: number;
 }
 
+/** Why a source cannot tell what changed: "changed-block tracking is off on VM web01". */
+export interface ChangesUnknown {
+  readonly unknown: string;
+}
+
 export interface DiskSource {
   /** What the source is, for messages and manifests ("file:/images/web01.img"). */
   readonly description: string;
@@ -19,10 +24,10 @@ export interface DiskSource {
    */
   allocated(offset: number, length: number): Promise<Extent[]>;
   /**
-   * Extents changed since `token` (a change id from an earlier backup), or "unknown"
-   * when the source cannot tell (no tracking, token invalid).
+   * Extents changed since `token` (a change id from an earlier backup), or why they are
+   * unknown (no tracking, token invalid, disk reset).
    */
-  changedSince(token: string): Promise<Extent[] | 'unknown'>;
+  changedSince(token: string): Promise<Extent[] | ChangesUnknown>;
   /** A token that identifies the disk's current state, for a later changedSince. */
   changeToken(): Promise<string | undefined>;
   /** Reads exactly `length` bytes at `offset` into a new or given buffer. */

@@ -58,3 +58,27 @@ export function agentFor(policy: TlsPolicy): https.Agent {
     case 'pinned': return new PinnedAgent(normalizeThumbprint(policy.thumbprint));
   }
 }
+
+/**
+ * The SHA-1 thumbprint of the server's certificate (what VDDK wants), checked against
+ * the same policy the API session uses.
+ */
+export function peerThumbprintSha1(url: URL, policy: TlsPolicy): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({
+      host: url.hostname, port: Number(url.port || 443), servername: url.hostname,
+      rejectUnauthorized: policy.kind === 'system',
+    });
+    socket.setTimeout(30_000, () => socket.destroy(new Error('no TLS handshake within 30 s')));
+    socket.once('error', reject);
+    socket.once('secureConnect', () => {
+      const cert = socket.getPeerCertificate();
+      socket.end();
+      if (policy.kind === 'pinned' && !thumbprintMatches(cert, normalizeThumbprint(policy.thumbprint))) {
+        reject(new AuthError(`the certificate of ${url.host} is not the pinned one`));
+      } else {
+        resolve(cert.fingerprint);
+      }
+    });
+  });
+}

@@ -63,6 +63,7 @@ export interface SnapshotInfo {
   readonly ref: MoRef;
   readonly name: string;
   readonly created: string | undefined;
+  readonly description: string | undefined;
 }
 
 /** Every snapshot in a VM's `snapshot` property, parents before children. */
@@ -71,7 +72,7 @@ export function snapshotsOf(snapshotProp: XmlNode | undefined): SnapshotInfo[] {
   const walk = (nodes: XmlNode[]) => {
     for (const n of nodes) {
       const ref = moRefOf(child(n, 'snapshot'));
-      if (ref) out.push({ ref, name: textAt(n, 'name') ?? '', created: textAt(n, 'createTime') });
+      if (ref) out.push({ ref, name: textAt(n, 'name') ?? '', created: textAt(n, 'createTime'), description: textAt(n, 'description') });
       walk(children(n, 'childSnapshotList'));
     }
   };

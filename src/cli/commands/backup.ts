@@ -10,9 +10,11 @@ import { type GlobalOptions, Output, openRepository } from '../context.js';
 import { bytes, duration, rate, table } from '../format.js';
 import { progressSink } from '../progress.js';
 import { generationSummary } from '../summary.js';
+import { type VmBackupOptions, runVmBackups } from '../backup-vm.js';
+import { addVcenterOptions } from '../vcenter.js';
 
-interface BackupOptions extends GlobalOptions {
-  set: string;
+interface BackupOptions extends GlobalOptions, VmBackupOptions {
+  set?: string;
   mode: string;
   changed: string[];
   changedBitmap: string[];
@@ -50,64 +52,81 @@ export function summarize(m: GenerationManifest): string {
 }
 
 export function register(program: Command): void {
-  program.command('backup')
-    .description('back up disks as a new generation of a set')
-    .argument('<disks...>', 'disks as NAME=URI, e.g. sda=file:/images/web01.img')
-    .requiredOption('--set <name>', 'backup set (usually the VM name)')
+  const cmd = program.command('backup')
+    .description('back up disks as a new generation of a set, or vSphere VMs online (--vcenter … --vm NAME)')
+    .argument('[disks...]', 'disks as NAME=URI, e.g. sda=file:/images/web01.img')
+    .option('--set <name>', 'backup set of the disks (VM backups use the VM name)')
     .option('--mode <mode>', 'auto | full | diff | incr', 'auto')
     .option('--changed <disk=extents.json>', 'changed extents of a disk since the previous generation (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--changed-bitmap <disk=name>', 'take changed extents from the QEMU dirty bitmap NAME of an NBD disk (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--compression-level <n>', 'zstd level, 1–19 (default 1)')
-    .action(async (diskArgs: string[], opts: BackupOptions) => {
-      const out = new Output(!!opts.json);
-      const mode = RequestedMode.safeParse(opts.mode);
-      if (!mode.success) throw new UsageError(`--mode ${JSON.stringify(opts.mode)} is invalid: use auto, full, diff or incr`);
-      let level: number | undefined;
-      if (opts.compressionLevel !== undefined) {
-        level = Number(opts.compressionLevel);
-        if (!Number.isInteger(level) || level < 1 || level > 19) throw new UsageError(`--compression-level must be 1–19, got ${opts.compressionLevel}`);
-      }
-      const specs = diskArgs.map((a) => splitAssignment(a, 'disk'));
-      const names = new Set<string>();
-      for (const [name] of specs) {
-        if (names.has(name)) throw new UsageError(`disk ${name} is given twice`);
-        names.add(name);
-      }
-      const changed = await readChanged(opts.changed);
-      for (const disk of changed.keys()) if (!names.has(disk)) throw new UsageError(`--changed names disk ${disk}, which is not backed up`);
-      const bitmaps = new Map(opts.changedBitmap.map((a) => splitAssignment(a, '--changed-bitmap')));
-      for (const disk of bitmaps.keys()) {
-        if (!names.has(disk)) throw new UsageError(`--changed-bitmap names disk ${disk}, which is not backed up`);
-        if (changed.has(disk)) throw new UsageError(`disk ${disk} has both --changed and --changed-bitmap`);
-      }
+    .option('--vm <name|moref>', 'with --vcenter: a VM to back up (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--transport <kind>', 'with --vcenter: https (datastore, needs nothing from VMware) or vddk (nbdkit vddk plugin)', 'https')
+    .option('--quiesce', 'with --vcenter: quiesce the guest file systems (VMware Tools) for the snapshot')
+    .option('--memory', "with --vcenter: include the VM's memory in the snapshot")
+    .option('--enable-cbt', 'with --vcenter: turn changed-block tracking on where it is off')
+    .option('--vddk-libdir <dir>', "with --transport vddk: where VMware's VDDK is unpacked")
+    .option('--vddk-transports <modes>', 'with --transport vddk: VDDK transport modes, e.g. hotadd:nbdssl');
+  addVcenterOptions(cmd);
+  cmd.action(async (diskArgs: string[], opts: BackupOptions) => {
+    const out = new Output(!!opts.json);
+    const mode = RequestedMode.safeParse(opts.mode);
+    if (!mode.success) throw new UsageError(`--mode ${JSON.stringify(opts.mode)} is invalid: use auto, full, diff or incr`);
+    let level: number | undefined;
+    if (opts.compressionLevel !== undefined) {
+      level = Number(opts.compressionLevel);
+      if (!Number.isInteger(level) || level < 1 || level > 19) throw new UsageError(`--compression-level must be 1–19, got ${opts.compressionLevel}`);
+    }
+    if (opts.vcenter !== undefined) {
+      if (diskArgs.length > 0 || opts.set !== undefined) throw new UsageError('a VM backup (--vcenter) takes no disk arguments and no --set: the set is named after the VM');
+      await runVmBackups(opts, mode.data, level, summarize);
+      return;
+    }
+    if (opts.vm.length > 0) throw new UsageError('--vm needs --vcenter');
+    if (diskArgs.length === 0) throw new UsageError('give disks as NAME=URI, or --vcenter and --vm for a VM backup');
+    if (opts.set === undefined) throw new UsageError('--set is required when backing up disks');
+    const setName = opts.set;
+    const specs = diskArgs.map((a) => splitAssignment(a, 'disk'));
+    const names = new Set<string>();
+    for (const [name] of specs) {
+      if (names.has(name)) throw new UsageError(`disk ${name} is given twice`);
+      names.add(name);
+    }
+    const changed = await readChanged(opts.changed);
+    for (const disk of changed.keys()) if (!names.has(disk)) throw new UsageError(`--changed names disk ${disk}, which is not backed up`);
+    const bitmaps = new Map(opts.changedBitmap.map((a) => splitAssignment(a, '--changed-bitmap')));
+    for (const disk of bitmaps.keys()) {
+      if (!names.has(disk)) throw new UsageError(`--changed-bitmap names disk ${disk}, which is not backed up`);
+      if (changed.has(disk)) throw new UsageError(`disk ${disk} has both --changed and --changed-bitmap`);
+    }
 
-      const repo = await openRepository(opts);
-      const sources: DiskSource[] = [];
-      try {
-        const disks: DiskInput[] = [];
-        for (const [name, uri] of specs) {
-          const bitmap = bitmaps.get(name);
-          const { source, changed: ch } = bitmap !== undefined
-            ? await openSourceWithBitmap(uri, bitmap)
-            : { source: await openSource(uri), changed: changed.get(name) };
-          sources.push(source);
-          disks.push({ name, source, ...(ch ? { changed: ch } : {}) });
-        }
-        const progress = progressSink(out.json);
-        const manifest = await backupSet({
-          repo, set: opts.set, mode: mode.data, disks,
-          ...(level !== undefined ? { compressionLevel: level } : {}),
-          onEvent: (e) => {
-            if (e.type === 'disk-start') progress.start(`${e.disk} (${e.mode})`, e.bytesTotal);
-            else if (e.type === 'progress') progress.update(e.progress.bytesDone, e.progress.bytesTotal);
-            else if (e.type === 'disk-done') progress.stop();
-            else if (e.type === 'warning') out.warn(e.message);
-          },
-        });
-        progress.stop();
-        out.result(generationSummary(manifest), summarize(manifest));
-      } finally {
-        for (const s of sources) await s.close().catch(() => {});
+    const repo = await openRepository(opts);
+    const sources: DiskSource[] = [];
+    try {
+      const disks: DiskInput[] = [];
+      for (const [name, uri] of specs) {
+        const bitmap = bitmaps.get(name);
+        const { source, changed: ch } = bitmap !== undefined
+          ? await openSourceWithBitmap(uri, bitmap)
+          : { source: await openSource(uri), changed: changed.get(name) };
+        sources.push(source);
+        disks.push({ name, source, ...(ch ? { changed: ch } : {}) });
       }
-    });
+      const progress = progressSink(out.json);
+      const manifest = await backupSet({
+        repo, set: setName, mode: mode.data, disks,
+        ...(level !== undefined ? { compressionLevel: level } : {}),
+        onEvent: (e) => {
+          if (e.type === 'disk-start') progress.start(`${e.disk} (${e.mode})`, e.bytesTotal);
+          else if (e.type === 'progress') progress.update(e.progress.bytesDone, e.progress.bytesTotal);
+          else if (e.type === 'disk-done') progress.stop();
+          else if (e.type === 'warning') out.warn(e.message);
+        },
+      });
+      progress.stop();
+      out.result(generationSummary(manifest), summarize(manifest));
+    } finally {
+      for (const s of sources) await s.close().catch(() => {});
+    }
+  });
 }

@@ -1,0 +1,85 @@
+/** `vmbkp backup --vcenter … --vm NAME …`: online backups of vSphere VMs, one generation each. */
+import { PartialFailureError, UsageError, VmbkpError, describeCause } from '../errors.js';
+import { backupVm, type OpenDisk } from '../jobs/backup-vm.js';
+import type { GenerationManifest, RequestedMode } from '../repository/generation.js';
+import { openHttpsDisk } from '../sources/vsphere-https.js';
+import { openVddkDisk } from '../sources/vsphere-vddk.js';
+import { sdkUrl } from '../vsphere/session.js';
+import { peerThumbprintSha1 } from '../vsphere/tls.js';
+import { type GlobalOptions, Output, openRepository } from './context.js';
+import { progressSink } from './progress.js';
+import { generationSummary } from './summary.js';
+import { type VcenterOptions, connect, vcenterConnection } from './vcenter.js';
+
+export interface VmBackupOptions extends GlobalOptions, VcenterOptions {
+  vm: string[];
+  transport: string;
+  quiesce?: boolean;
+  memory?: boolean;
+  enableCbt?: boolean;
+  vddkLibdir?: string;
+  vddkTransports?: string;
+}
+
+export interface VmResult {
+  readonly vm: string;
+  readonly manifest?: GenerationManifest;
+  readonly error?: VmbkpError | Error;
+}
+
+export async function runVmBackups(opts: VmBackupOptions, mode: RequestedMode, level: number | undefined,
+  summarize: (m: GenerationManifest) => string): Promise<void> {
+  const out = new Output(!!opts.json);
+  if (opts.vm.length === 0) throw new UsageError('--vm is required with --vcenter');
+  if (opts.transport !== 'https' && opts.transport !== 'vddk') throw new UsageError(`--transport ${JSON.stringify(opts.transport)} is invalid: use https or vddk`);
+  const conn = await vcenterConnection(opts);
+  const repo = await openRepository(opts);
+  const session = await connect(conn);
+  const results: VmResult[] = [];
+  try {
+    let openDisk: OpenDisk = openHttpsDisk;
+    if (opts.transport === 'vddk') {
+      const url = sdkUrl(conn.url);
+      const thumbprint = await peerThumbprintSha1(url, conn.tls);
+      openDisk = (d) => openVddkDisk(d, {
+        server: url.hostname, user: conn.user, password: conn.password, thumbprint,
+        ...(opts.vddkLibdir ? { libdir: opts.vddkLibdir } : {}),
+        ...(opts.vddkTransports ? { transports: opts.vddkTransports } : {}),
+      });
+    }
+    const progress = progressSink(out.json);
+    for (const vm of opts.vm) {
+      try {
+        const manifest = await backupVm({
+          repo, session, vm, mode, openDisk,
+          quiesce: !!opts.quiesce, memory: !!opts.memory, enableCbt: !!opts.enableCbt,
+          ...(level !== undefined ? { compressionLevel: level } : {}),
+          onEvent: (e) => {
+            if (e.type === 'disk-start') progress.start(`${vm} ${e.disk} (${e.mode})`, e.bytesTotal);
+            else if (e.type === 'progress') progress.update(e.progress.bytesDone, e.progress.bytesTotal);
+            else if (e.type === 'disk-done') progress.stop();
+            else if (e.type === 'warning') { progress.stop(); out.warn(e.message); }
+          },
+        });
+        progress.stop();
+        results.push({ vm, manifest });
+      } catch (err) {
+        progress.stop();
+        results.push({ vm, error: err instanceof Error ? err : new Error(String(err)) });
+        if (opts.vm.length > 1) out.warn(`backup of VM ${vm} failed: ${describeCause(err)}`);
+      }
+    }
+  } finally {
+    await session.close();
+  }
+
+  const failed = results.filter((r) => r.error);
+  if (opts.vm.length === 1 && failed.length === 1) throw failed[0]!.error;
+  out.result(
+    { vms: results.map((r) => r.manifest ? { vm: r.vm, ok: true, generation: generationSummary(r.manifest) }
+      : { vm: r.vm, ok: false, error: describeCause(r.error), code: r.error instanceof VmbkpError ? r.error.code : 'INTERNAL' }) },
+    results.map((r) => r.manifest ? summarize(r.manifest) : `VM ${r.vm}: failed: ${describeCause(r.error)}`).join('\n\n'),
+  );
+  if (failed.length === results.length) throw failed[0]!.error;
+  if (failed.length > 0) throw new PartialFailureError(`${failed.length} of ${results.length} VMs failed: ${failed.map((f) => f.vm).join(', ')}`);
+}

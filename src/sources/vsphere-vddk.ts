@@ -1,0 +1,123 @@
+/**
+ * The vddk transport: runs `nbdkit vddk` for one snapshot disk on a private Unix socket
+ * and reads it over NBD. The password reaches nbdkit as `password=+FILE` (a 0600 file in
+ * a private directory, removed once nbdkit has started), never as an argument.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { InputError, IoError } from '../errors.js';
+import { NbdSource } from './nbd.js';
+import { type DiskReader, type SnapshotDisk, VsphereDiskSource, diskLabel } from './vsphere.js';
+
+export interface VddkOptions {
+  /** vCenter or ESXi host name, as VDDK connects to it. */
+  readonly server: string;
+  readonly user: string;
+  readonly password: string;
+  /** SHA-1 thumbprint of the server's certificate ("AA:BB:…"), which VDDK checks. */
+  readonly thumbprint: string;
+  /** Where VMware's VDDK is unpacked (nbdkit's libdir=); nbdkit's default when absent. */
+  readonly libdir?: string;
+  /** VDDK transport modes in order of preference, e.g. "hotadd:nbdssl:nbd". */
+  readonly transports?: string;
+  /** Seconds to wait for nbdkit to serve the disk (VDDK connects to the host first). */
+  readonly startTimeoutMs?: number;
+}
+
+/** Turns nbdkit's complaint about a missing piece into what to install. */
+function missingPiece(stderr: string): string | undefined {
+  if (/cannot open plugin ['"]?vddk/i.test(stderr)) {
+    return "nbdkit's vddk plugin is not installed (Debian's nbdkit does not ship it): install nbdkit with its vddk plugin (e.g. nbdkit-vddk-plugin), or use --transport https";
+  }
+  if (/libvixDiskLib/i.test(stderr)) {
+    return "VMware's VDDK library was not found: unpack VDDK and give its directory with --vddk-libdir, or use --transport https";
+  }
+  return undefined;
+}
+
+function canConnect(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(path);
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}
+
+async function startNbdkit(args: string[], socket: string, what: string, timeoutMs: number): Promise<ChildProcess> {
+  const child = spawn('nbdkit', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => { stderr = (stderr + s).slice(-4000); });
+  let exited: string | undefined;
+  let spawnError: NodeJS.ErrnoException | undefined;
+  child.once('error', (err) => { spawnError = err; });
+  child.once('exit', (code, signal) => { exited = signal ?? `exit code ${code}`; });
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (spawnError) {
+      throw spawnError.code === 'ENOENT'
+        ? new InputError('nbdkit is not installed, which the vddk transport needs: apt install nbdkit (plus its vddk plugin), or use --transport https')
+        : new IoError(`starting nbdkit for ${what} failed: ${spawnError.message}`, { cause: spawnError });
+    }
+    if (exited !== undefined) {
+      const missing = missingPiece(stderr);
+      if (missing) throw new InputError(missing);
+      const last = stderr.trim().split('\n').filter(Boolean).pop() ?? exited;
+      throw new IoError(`nbdkit vddk for ${what} stopped (${exited}): ${last}`);
+    }
+    if (await canConnect(socket)) return child;
+    await sleep(50);
+  }
+  child.kill('SIGKILL');
+  throw new IoError(`nbdkit vddk for ${what} did not start serving within ${Math.round(timeoutMs / 1000)} s`);
+}
+
+export async function openVddkDisk(d: SnapshotDisk, opts: VddkOptions): Promise<VsphereDiskSource> {
+  const what = diskLabel(d);
+  const dir = await mkdtemp(join(tmpdir(), 'vmbkp-vddk-'));
+  const passwordFile = join(dir, 'password');
+  const socket = join(dir, 'nbd.sock');
+  let child: ChildProcess | undefined;
+  try {
+    await writeFile(passwordFile, opts.password, { mode: 0o600 });
+    const args = [
+      '--foreground', '--readonly', '--exit-with-parent', '--unix', socket,
+      'vddk',
+      ...(opts.libdir ? [`libdir=${opts.libdir}`] : []),
+      `server=${opts.server}`,
+      `user=${opts.user}`,
+      `password=+${passwordFile}`,
+      `thumbprint=${opts.thumbprint}`,
+      `vm=moref=${d.vm.ref.value}`,
+      `snapshot=${d.snapshot.value}`,
+      ...(opts.transports ? [`transports=${opts.transports}`] : []),
+      `file=${d.disk.fileName}`,
+    ];
+    child = await startNbdkit(args, socket, what, opts.startTimeoutMs ?? 120_000);
+    await rm(passwordFile, { force: true });
+    const nbd = await NbdSource.open(`nbd+unix:///?socket=${encodeURIComponent(socket)}`);
+    if (nbd.size !== d.disk.capacity) {
+      await nbd.close();
+      throw new IoError(`nbdkit vddk serves ${nbd.size} bytes for ${what}, whose capacity is ${d.disk.capacity}`);
+    }
+    const proc = child;
+    const reader: DiskReader = {
+      description: `vddk:${d.disk.fileName}@${d.snapshot.value}`,
+      read: async (offset, length, into) => { await nbd.read(offset, length, into); },
+      allocated: (offset, length) => nbd.allocated(offset, length),
+      close: async () => {
+        await nbd.close().catch(() => {});
+        proc.kill('SIGTERM');
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+    return new VsphereDiskSource(d, reader);
+  } catch (err) {
+    child?.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
