@@ -1,7 +1,7 @@
 /**
  * Failpoints let crash-safety tests stop a real process at a named point of an operation.
  * VMBKP_FAILPOINT=NAME[:ACTION][,…] where ACTION is `kill` (SIGKILL itself, the default) or
- * `pause` (wait forever, so a test can observe the state or start a competing command).
+ * `pause` (wait until SIGUSR2, so a test can observe the state, act, then let it go on).
  * Unset in normal use, where a failpoint costs one lookup.
  */
 const spec = parse(process.env['VMBKP_FAILPOINT']);
@@ -25,7 +25,11 @@ export async function failpoint(name: string): Promise<void> {
     process.kill(process.pid, 'SIGKILL');
   }
   if (action === 'pause') {
-    process.stderr.write(`failpoint ${name}: paused\n`);
-    await new Promise(() => { setInterval(() => {}, 1 << 30); });
+    const keepAlive = setInterval(() => {}, 1 << 30);
+    await new Promise<void>((resolve) => {
+      process.once('SIGUSR2', () => resolve());
+      process.stderr.write(`failpoint ${name}: paused\n`);
+    });
+    clearInterval(keepAlive);
   }
 }

@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { InputError, IoError, describeCause } from '../errors.js';
+import { failpoint } from '../failpoints.js';
 import type { GenerationManifest, RequestedMode } from '../repository/generation.js';
 import type { Repository } from '../repository/repository.js';
 import type { DiskSource } from '../sources/types.js';
@@ -153,6 +154,7 @@ export async function backupVm(req: VmBackupRequest): Promise<GenerationManifest
   }
 
   const sources: DiskSource[] = [];
+  await failpoint('vm:snapshot-taken');
   let manifest: GenerationManifest | undefined;
   let failure: unknown;
   try {
