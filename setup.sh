@@ -11,6 +11,8 @@ PACKAGES=(
   build-essential python3   # zstd-napi builds its native addon with node-gyp
   restic borgbackup time    # benchmark peers and peak-RSS measurement (npm run bench)
   nbdkit qemu-utils openssl # real NBD servers (nbdkit, qemu-nbd with dirty bitmaps), certificates for NBD TLS tests
+  libnbd-bin                # nbdinfo / nbdcopy, independent NBD clients used by tests
+  golang-go golang-github-vmware-govmomi-dev  # the vSphere lab: govmomi's simulator, built offline in GOPATH mode
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -27,3 +29,4 @@ if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split("."
 fi
 
 npm ci --no-audit --no-fund   # also builds dist/ (the prepare script)
+node scripts/lab.mjs --build-only >/dev/null   # builds the vSphere lab now, not in the first test
