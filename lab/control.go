@@ -1,0 +1,353 @@
+package main
+
+// The control endpoint: plain HTTP on 127.0.0.1 for tests to play the guest,
+// inspect disks and inject faults. Routes live in one table; add a row to
+// add an endpoint.
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vmware/govmomi/vim25/types"
+)
+
+type params map[string]string
+
+type route struct {
+	method  string
+	pattern string // "/vms/{vm}/disks/{key}/write"
+	doc     string
+	handle  func(lab *Lab, w http.ResponseWriter, r *http.Request, p params)
+}
+
+var routes []route
+
+// The table is filled in init because listRoutes reads it.
+func init() {
+	routes = []route{
+		{"GET", "/", "this list", listRoutes},
+		{"GET", "/vms", "VMs with disks, CBT and snapshots", listVMs},
+		{"GET", "/vms/{vm}", "one VM", getVM},
+		{"POST", "/vms/{vm}/disks/{key}/write", "?offset=N, body = bytes: a guest write", diskWrite},
+		{"POST", "/vms/{vm}/disks/{key}/zero", "?offset=N&length=M: a guest write of zeros", diskZero},
+		{"GET", "/vms/{vm}/disks/{key}/sha256", "[?snapshot=MOREF]: SHA-256 of the current or a snapshot's view", diskHash},
+		{"GET", "/vms/{vm}/disks/{key}/read", "[?snapshot=MOREF]: the whole view (Range supported)", diskRead},
+		{"GET", "/faults", "active fault rules", listFaults},
+		{"POST", "/faults/{kind}", "[?vm=NAME][&times=K][&after=BYTES]: inject a fault", addFault},
+		{"DELETE", "/faults", "clear all fault rules", clearFaults},
+		{"DELETE", "/faults/{kind}", "clear the rules of one kind", clearFaults},
+		{"POST", "/sessions/expire", "invalidate every SOAP session", expireSessions},
+		{"GET", "/stats", "counters", getStats},
+		{"POST", "/stats/reset", "reset the counters and the high-water mark", resetStats},
+	}
+}
+
+// match binds {name} segments of pattern to the path.
+func match(pattern, p string) (params, bool) {
+	ps := strings.Split(strings.Trim(pattern, "/"), "/")
+	xs := strings.Split(strings.Trim(p, "/"), "/")
+	if len(ps) != len(xs) {
+		return nil, false
+	}
+	out := params{}
+	for i := range ps {
+		if strings.HasPrefix(ps[i], "{") {
+			out[strings.Trim(ps[i], "{}")] = xs[i]
+		} else if ps[i] != xs[i] {
+			return nil, false
+		}
+	}
+	return out, true
+}
+
+func (lab *Lab) controlHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		allowed := false
+		for _, rt := range routes {
+			p, ok := match(rt.pattern, r.URL.Path)
+			if !ok {
+				continue
+			}
+			if rt.method == r.Method {
+				rt.handle(lab, w, r, p)
+				return
+			}
+			allowed = true
+		}
+		if allowed {
+			fail(w, http.StatusMethodNotAllowed, "method %s not allowed on %s", r.Method, r.URL.Path)
+			return
+		}
+		fail(w, http.StatusNotFound, "no such endpoint: %s %s (GET / lists them)", r.Method, r.URL.Path)
+	})
+}
+
+func reply(w http.ResponseWriter, v interface{}) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func fail(w http.ResponseWriter, code int, format string, args ...interface{}) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": fmt.Sprintf(format, args...)})
+}
+
+func listRoutes(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
+	var out []map[string]string
+	for _, rt := range routes {
+		out = append(out, map[string]string{"method": rt.method, "path": rt.pattern, "doc": rt.doc})
+	}
+	reply(w, out)
+}
+
+type diskJSON struct {
+	Key        int32    `json:"key"`
+	Label      string   `json:"label"`
+	FileName   string   `json:"fileName"`
+	Capacity   int64    `json:"capacity"`
+	ChangeID   string   `json:"changeId"`
+	Path       string   `json:"path"`       // host path of the running layer's descriptor
+	ExtentPath string   `json:"extentPath"` // host path of the running layer's extent
+	Chain      []string `json:"chain"`      // descriptor names, base first
+}
+
+type snapshotJSON struct {
+	Moref string `json:"moref"`
+	Name  string `json:"name"`
+}
+
+type vmJSON struct {
+	Name       string         `json:"name"`
+	Moref      string         `json:"moref"`
+	PowerState string         `json:"powerState"`
+	CBT        bool           `json:"cbt"`
+	Disks      []diskJSON     `json:"disks"`
+	Snapshots  []snapshotJSON `json:"snapshots"`
+}
+
+func (vm *LabVM) describe() vmJSON {
+	vm.Lock()
+	defer vm.Unlock()
+	out := vmJSON{Name: vm.Name, Moref: vm.Self.Value, PowerState: string(vm.Runtime.PowerState), CBT: vm.cbtOn,
+		Disks: []diskJSON{}, Snapshots: []snapshotJSON{}}
+	for _, d := range vm.disks {
+		var names []string
+		for _, l := range chain(d.top) {
+			names = append(names, l.descriptorName())
+		}
+		out.Disks = append(out.Disks, diskJSON{
+			Key: d.key, Label: d.label, FileName: vm.dsPath(d.top.descriptorName()), Capacity: d.capacity,
+			ChangeID: d.cbt.current, Path: d.top.descriptorPath(), ExtentPath: d.top.extentPath(), Chain: names,
+		})
+	}
+	for _, s := range vm.snaps {
+		out.Snapshots = append(out.Snapshots, snapshotJSON{Moref: s.Self.Value, Name: s.name})
+	}
+	return out
+}
+
+func listVMs(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
+	out := []vmJSON{}
+	for _, vm := range lab.vms {
+		out = append(out, vm.describe())
+	}
+	reply(w, out)
+}
+
+func getVM(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
+	if vm := lab.vm(p["vm"]); vm != nil {
+		reply(w, vm.describe())
+		return
+	}
+	fail(w, http.StatusNotFound, "no VM named %q", p["vm"])
+}
+
+// lookupDisk resolves {vm} and {key}, answering 404 itself.
+func lookupDisk(lab *Lab, w http.ResponseWriter, p params) (*LabVM, *disk) {
+	vm := lab.vm(p["vm"])
+	if vm == nil {
+		fail(w, http.StatusNotFound, "no VM named %q", p["vm"])
+		return nil, nil
+	}
+	key, _ := strconv.Atoi(p["key"])
+	vm.Lock()
+	d := vm.disk(int32(key))
+	vm.Unlock()
+	if d == nil {
+		fail(w, http.StatusNotFound, "%s has no disk with key %q", vm.Name, p["key"])
+		return nil, nil
+	}
+	return vm, d
+}
+
+func intParam(r *http.Request, name string, def int64) (int64, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		if def < 0 {
+			return 0, fmt.Errorf("query parameter %q is required", name)
+		}
+		return def, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("query parameter %q: %v", name, err)
+	}
+	return n, nil
+}
+
+func diskWrite(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
+	vm, d := lookupDisk(lab, w, p)
+	if d == nil {
+		return
+	}
+	off, err := intParam(r, "offset", -1)
+	if err != nil {
+		fail(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	vm.Lock()
+	room := d.capacity - off
+	vm.Unlock()
+	data, err := io.ReadAll(io.LimitReader(r.Body, room+1))
+	if err != nil {
+		fail(w, http.StatusBadRequest, "reading body: %v", err)
+		return
+	}
+	vm.Lock()
+	defer vm.Unlock()
+	if err := d.write(data, off); err != nil {
+		fail(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	d.cbt.record(off, int64(len(data)), d.capacity)
+	reply(w, map[string]int64{"offset": off, "length": int64(len(data))})
+}
+
+func diskZero(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
+	vm, d := lookupDisk(lab, w, p)
+	if d == nil {
+		return
+	}
+	off, err := intParam(r, "offset", -1)
+	var n int64
+	if err == nil {
+		n, err = intParam(r, "length", -1)
+	}
+	if err != nil {
+		fail(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	vm.Lock()
+	defer vm.Unlock()
+	if err := d.zero(off, n); err != nil {
+		fail(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	d.cbt.record(off, n, d.capacity)
+	reply(w, map[string]int64{"offset": off, "length": n})
+}
+
+// viewTop resolves ?snapshot= to the frozen layer; call with the lock held.
+func viewTop(vm *LabVM, d *disk, snapshot string) (*layer, error) {
+	if snapshot == "" {
+		return d.top, nil
+	}
+	s := vm.snapshot(types.ManagedObjectReference{Type: "VirtualMachineSnapshot", Value: snapshot})
+	if s == nil {
+		return nil, fmt.Errorf("%s has no snapshot %q", vm.Name, snapshot)
+	}
+	return s.tops[d.key], nil
+}
+
+func diskHash(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
+	vm, d := lookupDisk(lab, w, p)
+	if d == nil {
+		return
+	}
+	vm.Lock()
+	defer vm.Unlock()
+	top, err := viewTop(vm, d, r.URL.Query().Get("snapshot"))
+	if err != nil {
+		fail(w, http.StatusNotFound, "%v", err)
+		return
+	}
+	sum, err := d.hashView(top)
+	if err != nil {
+		fail(w, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	reply(w, map[string]interface{}{"sha256": sum, "size": d.capacity})
+}
+
+func diskRead(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
+	vm, d := lookupDisk(lab, w, p)
+	if d == nil {
+		return
+	}
+	snapshot := r.URL.Query().Get("snapshot")
+	vm.Lock()
+	_, err := viewTop(vm, d, snapshot)
+	size := d.capacity
+	vm.Unlock()
+	if err != nil {
+		fail(w, http.StatusNotFound, "%v", err)
+		return
+	}
+	view := &viewReader{vm: vm, d: d, resolve: func() (*layer, error) { return viewTop(vm, d, snapshot) }}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	http.ServeContent(w, r, "", time.Time{}, io.NewSectionReader(view, 0, size))
+}
+
+func listFaults(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
+	reply(w, lab.faults.list())
+}
+
+func addFault(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
+	kind := p["kind"]
+	if _, ok := faultKinds[kind]; !ok {
+		fail(w, http.StatusNotFound, "unknown fault %q (known: %s)", kind, strings.Join(faultKindNames(), ", "))
+		return
+	}
+	rule := faultRule{Kind: kind, VM: r.URL.Query().Get("vm")}
+	if rule.VM != "" && lab.vm(rule.VM) == nil {
+		fail(w, http.StatusNotFound, "no VM named %q", rule.VM)
+		return
+	}
+	times, err := intParam(r, "times", 1)
+	if err == nil && (times == 0 || times < -1) {
+		err = fmt.Errorf("times must be a positive count or -1 (forever)")
+	}
+	if err == nil && kind == faultDatastoreRead {
+		rule.After, err = intParam(r, "after", 0)
+	}
+	if err != nil {
+		fail(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	rule.Times = int(times)
+	lab.faults.add(rule)
+	reply(w, rule)
+}
+
+func clearFaults(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
+	reply(w, map[string]int{"cleared": lab.faults.clear(p["kind"])})
+}
+
+func expireSessions(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
+	reply(w, map[string]int{"expired": lab.sessions.expireAll()})
+}
+
+func getStats(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
+	reply(w, lab.stats.view())
+}
+
+func resetStats(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
+	lab.stats.reset()
+	reply(w, lab.stats.view())
+}

@@ -1,0 +1,157 @@
+package main
+
+// Fault injection and counters, driven through the control endpoint.
+
+import (
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+const (
+	faultCreateSnapshot = "create-snapshot"
+	faultRemoveSnapshot = "remove-snapshot"
+	faultQueryChanged   = "query-changed"
+	faultDatastoreRead  = "datastore-read"
+)
+
+var faultKinds = map[string]string{
+	faultCreateSnapshot: "CreateSnapshot_Task's task fails",
+	faultRemoveSnapshot: "RemoveSnapshot_Task/RemoveAllSnapshots_Task's task fails",
+	faultQueryChanged:   "QueryChangedDiskAreas returns a FileFault",
+	faultDatastoreRead:  "a GET under /folder has its connection dropped after ?after=BYTES body bytes",
+}
+
+// faultRule fires for Times occurrences (-1: forever), on one VM or all.
+type faultRule struct {
+	Kind  string `json:"kind"`
+	VM    string `json:"vm,omitempty"`
+	Times int    `json:"times"`
+	After int64  `json:"after,omitempty"`
+}
+
+type faults struct {
+	mu    sync.Mutex
+	rules []*faultRule
+}
+
+func (f *faults) add(r faultRule) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rules = append(f.rules, &r)
+}
+
+// take consumes one occurrence of the first rule matching kind and vm.
+func (f *faults) take(kind, vm string) (faultRule, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, r := range f.rules {
+		if r.Kind != kind || (r.VM != "" && r.VM != vm) {
+			continue
+		}
+		fired := *r
+		if r.Times > 0 {
+			r.Times--
+			if r.Times == 0 {
+				f.rules = append(f.rules[:i], f.rules[i+1:]...)
+			}
+		}
+		return fired, true
+	}
+	return faultRule{}, false
+}
+
+// clear removes the rules of one kind, or all for "".
+func (f *faults) clear(kind string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	kept := f.rules[:0]
+	for _, r := range f.rules {
+		if kind != "" && r.Kind != kind {
+			kept = append(kept, r)
+		}
+	}
+	n := len(f.rules) - len(kept)
+	f.rules = kept
+	return n
+}
+
+func (f *faults) list() []faultRule {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := []faultRule{}
+	for _, r := range f.rules {
+		out = append(out, *r)
+	}
+	return out
+}
+
+func faultKindNames() []string {
+	var names []string
+	for k := range faultKinds {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// injected words the message of an injected fault.
+func injected(op string) string { return "lab: injected fault in " + op }
+
+// stats are counters for tests; snapshot counts are kept as the lab changes
+// them so reading them never needs every VM's lock.
+type stats struct {
+	snapshotsNow atomic.Int64
+	vmbkpNow     atomic.Int64
+	maxVmbkp     atomic.Int64
+	folderBytes  atomic.Int64
+	queryChanged atomic.Int64
+}
+
+func isVmbkp(name string) bool { return strings.HasPrefix(name, "vmbkp-") }
+
+func (s *stats) snapshotAdded(name string) {
+	s.snapshotsNow.Add(1)
+	if !isVmbkp(name) {
+		return
+	}
+	n := s.vmbkpNow.Add(1)
+	for {
+		max := s.maxVmbkp.Load()
+		if n <= max || s.maxVmbkp.CompareAndSwap(max, n) {
+			return
+		}
+	}
+}
+
+func (s *stats) snapshotRemoved(name string) {
+	s.snapshotsNow.Add(-1)
+	if isVmbkp(name) {
+		s.vmbkpNow.Add(-1)
+	}
+}
+
+func (s *stats) reset() {
+	s.maxVmbkp.Store(s.vmbkpNow.Load())
+	s.folderBytes.Store(0)
+	s.queryChanged.Store(0)
+}
+
+type statsView struct {
+	SnapshotsNow      int64 `json:"snapshotsNow"`
+	VmbkpSnapshotsNow int64 `json:"vmbkpSnapshotsNow"`
+	MaxVmbkpSnapshots int64 `json:"maxVmbkpSnapshots"`
+	FolderBytesServed int64 `json:"folderBytesServed"`
+	QueryChangedCalls int64 `json:"queryChangedCalls"`
+}
+
+func (s *stats) view() statsView {
+	return statsView{
+		SnapshotsNow:      s.snapshotsNow.Load(),
+		VmbkpSnapshotsNow: s.vmbkpNow.Load(),
+		MaxVmbkpSnapshots: s.maxVmbkp.Load(),
+		FolderBytesServed: s.folderBytes.Load(),
+		QueryChangedCalls: s.queryChanged.Load(),
+	}
+}
