@@ -38,7 +38,7 @@ func init() {
 		{"GET", "/vms/{vm}/disks/{key}/sha256", "[?snapshot=MOREF]: SHA-256 of the current or a snapshot's view", diskHash},
 		{"GET", "/vms/{vm}/disks/{key}/read", "[?snapshot=MOREF]: the whole view (Range supported)", diskRead},
 		{"GET", "/faults", "active fault rules", listFaults},
-		{"POST", "/faults/{kind}", "[?vm=NAME][&times=K][&after=BYTES]: inject a fault", addFault},
+		{"POST", "/faults/{kind}", "[?vm=NAME][&times=K][&after=BYTES][&leave=1]: inject a fault", addFault},
 		{"DELETE", "/faults", "clear all fault rules", clearFaults},
 		{"DELETE", "/faults/{kind}", "clear the rules of one kind", clearFaults},
 		{"POST", "/sessions/expire", "invalidate every SOAP session", expireSessions},
@@ -201,6 +201,18 @@ func intParam(r *http.Request, name string, def int64) (int64, error) {
 	return n, nil
 }
 
+func boolParam(r *http.Request, name string) (bool, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return false, fmt.Errorf("query parameter %q: %v", name, err)
+	}
+	return b, nil
+}
+
 func diskWrite(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
 	vm, d := lookupDisk(lab, w, p)
 	if d == nil {
@@ -325,6 +337,12 @@ func addFault(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
 	}
 	if err == nil && kind == faultDatastoreRead {
 		rule.After, err = intParam(r, "after", 0)
+		if err == nil && rule.After < 0 {
+			err = fmt.Errorf("after must not be negative")
+		}
+	}
+	if err == nil && kind == faultCreateSnapshot {
+		rule.Leave, err = boolParam(r, "leave")
 	}
 	if err != nil {
 		fail(w, http.StatusBadRequest, "%v", err)

@@ -17,7 +17,7 @@ const (
 )
 
 var faultKinds = map[string]string{
-	faultCreateSnapshot: "CreateSnapshot_Task's task fails",
+	faultCreateSnapshot: "CreateSnapshot_Task's task fails (with ?leave=1 after the snapshot was made)",
 	faultRemoveSnapshot: "RemoveSnapshot_Task/RemoveAllSnapshots_Task's task fails",
 	faultQueryChanged:   "QueryChangedDiskAreas returns a FileFault",
 	faultDatastoreRead:  "a GET under /folder has its connection dropped after ?after=BYTES body bytes",
@@ -28,7 +28,8 @@ type faultRule struct {
 	Kind  string `json:"kind"`
 	VM    string `json:"vm,omitempty"`
 	Times int    `json:"times"`
-	After int64  `json:"after,omitempty"`
+	After int64  `json:"after,omitempty"` // datastore-read: body bytes sent before the drop
+	Leave bool   `json:"leave,omitempty"` // create-snapshot: the snapshot exists when the task fails
 }
 
 type faults struct {

@@ -85,7 +85,10 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.controlPort, "control-port", 0, "HTTP port of the control endpoint (0: any free port)")
 	fs.Var(sizeFlag{&o.cbtPage}, "cbt-page", "most bytes one QueryChangedDiskAreas call covers")
 	if err := fs.Parse(args); err != nil {
-		return o, err
+		if errors.Is(err, flag.ErrHelp) {
+			return o, err
+		}
+		return o, errReported // the flag package has printed it, with the usage
 	}
 	switch {
 	case fs.NArg() > 0:
@@ -118,13 +121,18 @@ type startup struct {
 	VMs              []string `json:"vms"`
 }
 
+var errReported = errors.New("reported")
+
 func main() {
 	log.SetOutput(os.Stderr)
-	if err := run(os.Args[1:]); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "vmbkp-lab:", err)
-		}
+	err := run(os.Args[1:])
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, errReported):
 		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "vmbkp-lab:", err)
+		os.Exit(1)
 	}
 }
 

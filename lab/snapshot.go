@@ -44,7 +44,10 @@ func (s *LabSnapshot) Unlock() { s.vm.Unlock() }
 
 func (vm *LabVM) CreateSnapshotTask(ctx *simulator.Context, req *types.CreateSnapshot_Task) soap.HasFault {
 	ref := runTask(vm, "createSnapshotTask", func() (types.AnyType, *taskFault) {
-		if _, ok := vm.lab.faults.take(faultCreateSnapshot, vm.Name); ok {
+		if rule, ok := vm.lab.faults.take(faultCreateSnapshot, vm.Name); ok {
+			if rule.Leave {
+				_, _ = vm.createSnapshot(req) // like a task that fails after the snapshot was taken
+			}
 			return nil, &taskFault{&types.GenericVmConfigFault{Reason: injected("CreateSnapshot_Task")}, injected("CreateSnapshot_Task")}
 		}
 		s, err := vm.createSnapshot(req)
