@@ -75,7 +75,7 @@ func parseChangeID(id string) (string, uint64, *soap.Fault) {
 			return id[:i], seq, nil
 		}
 	}
-	return "", 0, simulator.Fault(fmt.Sprintf("malformed changeId %q", id), &types.InvalidArgument{InvalidProperty: "changeId"})
+	return "", 0, simulator.Fault(fmt.Sprintf("malformed changeId [%s]", id), &types.InvalidArgument{InvalidProperty: "changeId"})
 }
 
 // point resolves a changeId of the current session to its sequence number;
@@ -186,7 +186,7 @@ func (vm *LabVM) queryChanged(req *types.QueryChangedDiskAreas) (*types.DiskChan
 		}
 		top, toID = s.tops[d.key], s.changeIDs[d.key]
 		if toID == "" {
-			return nil, simulator.Fault(fmt.Sprintf("snapshot %q was taken while change tracking was off", s.name), ctk)
+			return nil, simulator.Fault(fmt.Sprintf("snapshot %s was taken while change tracking was off", s.name), ctk)
 		}
 	}
 
@@ -210,7 +210,7 @@ func (vm *LabVM) queryChanged(req *types.QueryChangedDiskAreas) (*types.DiskChan
 		case fault != nil:
 			return nil, fault
 		case reset || unknown:
-			return nil, simulator.Fault(fmt.Sprintf("snapshot changeId %q belongs to an earlier change tracking session of disk %d (CBT was reset)", toID, d.key), ctk)
+			return nil, simulator.Fault(fmt.Sprintf("snapshot changeId %s belongs to an earlier change tracking session of disk %d (CBT was reset)", toID, d.key), ctk)
 		}
 		to = seq
 	}
@@ -219,11 +219,11 @@ func (vm *LabVM) queryChanged(req *types.QueryChangedDiskAreas) (*types.DiskChan
 	case fault != nil:
 		return nil, fault
 	case reset:
-		return nil, simulator.Fault(fmt.Sprintf("changeId %q does not belong to the current change tracking session of disk %d (CBT was reset)", req.ChangeId, d.key), ctk)
+		return nil, simulator.Fault(fmt.Sprintf("changeId %s does not belong to the current change tracking session of disk %d (CBT was reset)", req.ChangeId, d.key), ctk)
 	case unknown:
-		return nil, simulator.Fault(fmt.Sprintf("unknown changeId %q for disk %d", req.ChangeId, d.key), ctk)
+		return nil, simulator.Fault(fmt.Sprintf("unknown changeId %s for disk %d", req.ChangeId, d.key), ctk)
 	case from > to:
-		return nil, simulator.Fault(fmt.Sprintf("changeId %q is newer than the snapshot", req.ChangeId), &types.InvalidArgument{InvalidProperty: "changeId"})
+		return nil, simulator.Fault(fmt.Sprintf("changeId %s is newer than the snapshot", req.ChangeId), &types.InvalidArgument{InvalidProperty: "changeId"})
 	}
 	info.ChangedArea = d.cbt.changed(from, to, req.StartOffset, end)
 	return info, nil

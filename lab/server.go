@@ -165,7 +165,7 @@ func (g *sdkGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	cw := &cookieWatcher{ResponseWriter: w}
+	cw := &sdkWriter{ResponseWriter: w}
 	g.next.ServeHTTP(cw, r)
 	if cw.session != "" {
 		g.lab.sessions.add(cw.session)
@@ -175,15 +175,16 @@ func (g *sdkGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// cookieWatcher notes the session a login creates and gives its cookie
-// Path=/ so cookie jars send it to /folder too.
-type cookieWatcher struct {
+// sdkWriter notes the session a login creates and gives its cookie Path=/
+// so cookie jars send it to /folder too; and it writes typed values the
+// way vCenter does (see vcenterXML).
+type sdkWriter struct {
 	http.ResponseWriter
 	session string
 	status  int
 }
 
-func (c *cookieWatcher) WriteHeader(code int) {
+func (c *sdkWriter) WriteHeader(code int) {
 	c.status = code
 	h := c.Header()
 	for _, ck := range (&http.Response{Header: h}).Cookies() {
@@ -197,11 +198,32 @@ func (c *cookieWatcher) WriteHeader(code int) {
 	c.ResponseWriter.WriteHeader(code)
 }
 
-func (c *cookieWatcher) Write(p []byte) (int, error) {
+func (c *sdkWriter) Write(p []byte) (int, error) {
 	if c.status == 0 {
 		c.WriteHeader(http.StatusOK)
 	}
-	return c.ResponseWriter.Write(p)
+	if _, err := c.ResponseWriter.Write(vcenterXML(p)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+var (
+	goXSIDecl = []byte(` xmlns:XMLSchema-instance="http://www.w3.org/2001/XMLSchema-instance"`)
+	goXSIType = []byte(` XMLSchema-instance:type="`)
+	vcXSIType = []byte(` xsi:type="`)
+)
+
+// vcenterXML rewrites Go's encoding of xsi:type (a prefix declared on each
+// element) into vCenter's (xsi, declared on the envelope), so a client that
+// works with the lab works with vCenter. The simulator writes a response in
+// one Write, and both patterns hold a raw '"', which never occurs in
+// escaped text, so the rewrite cannot touch data.
+func vcenterXML(p []byte) []byte {
+	if !bytes.Contains(p, goXSIType) {
+		return p
+	}
+	return bytes.ReplaceAll(bytes.ReplaceAll(p, goXSIDecl, nil), goXSIType, vcXSIType)
 }
 
 // soapCall finds the method name and its _this in a SOAP request.

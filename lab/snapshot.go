@@ -43,7 +43,7 @@ func (s *LabSnapshot) Lock()   { s.vm.Lock() }
 func (s *LabSnapshot) Unlock() { s.vm.Unlock() }
 
 func (vm *LabVM) CreateSnapshotTask(ctx *simulator.Context, req *types.CreateSnapshot_Task) soap.HasFault {
-	ref := runTask(vm, "createSnapshotTask", func() (types.AnyType, *taskFault) {
+	ref := runTask(vm, vm, "createSnapshotTask", func() (types.AnyType, *taskFault) {
 		if rule, ok := vm.lab.faults.take(faultCreateSnapshot, vm.Name); ok {
 			if rule.Leave {
 				_, _ = vm.createSnapshot(req) // like a task that fails after the snapshot was taken
@@ -198,7 +198,7 @@ func (vm *LabVM) removeSnapshots(list []*LabSnapshot) *taskFault {
 
 func (s *LabSnapshot) RemoveSnapshotTask(ctx *simulator.Context, req *types.RemoveSnapshot_Task) soap.HasFault {
 	vm := s.vm
-	ref := runTask(s, "removeSnapshotTask", func() (types.AnyType, *taskFault) {
+	ref := runTask(s, s.vm, "removeSnapshotTask", func() (types.AnyType, *taskFault) {
 		i := -1
 		for j, o := range vm.snaps {
 			if o == s {
@@ -224,7 +224,7 @@ func (s *LabSnapshot) RemoveSnapshotTask(ctx *simulator.Context, req *types.Remo
 }
 
 func (vm *LabVM) RemoveAllSnapshotsTask(ctx *simulator.Context, req *types.RemoveAllSnapshots_Task) soap.HasFault {
-	ref := runTask(vm, "removeAllSnapshotsTask", func() (types.AnyType, *taskFault) {
+	ref := runTask(vm, vm, "removeAllSnapshotsTask", func() (types.AnyType, *taskFault) {
 		if len(vm.snaps) == 0 {
 			return nil, nil
 		}
@@ -242,12 +242,12 @@ func (vm *LabVM) RemoveAllSnapshotsTask(ctx *simulator.Context, req *types.Remov
 
 // Reverting would branch the snapshot tree, which the lab does not model.
 func (s *LabSnapshot) RevertToSnapshotTask(ctx *simulator.Context, req *types.RevertToSnapshot_Task) soap.HasFault {
-	ref := runTask(s, "revertToSnapshotTask", notSupported("reverting to a snapshot"))
+	ref := runTask(s, s.vm, "revertToSnapshotTask", notSupported("reverting to a snapshot"))
 	return &methods.RevertToSnapshot_TaskBody{Res: &types.RevertToSnapshot_TaskResponse{Returnval: ref}}
 }
 
 func (vm *LabVM) RevertToCurrentSnapshotTask(ctx *simulator.Context, req *types.RevertToCurrentSnapshot_Task) soap.HasFault {
-	ref := runTask(vm, "revertToCurrentSnapshotTask", notSupported("reverting to a snapshot"))
+	ref := runTask(vm, vm, "revertToCurrentSnapshotTask", notSupported("reverting to a snapshot"))
 	return &methods.RevertToCurrentSnapshot_TaskBody{Res: &types.RevertToCurrentSnapshot_TaskResponse{Returnval: ref}}
 }
 

@@ -408,7 +408,7 @@ func thousands(n int64) string {
 // ReconfigVMTask handles what the lab models itself (disk growth and change
 // tracking) and hands the rest of the spec to the simulator.
 func (vm *LabVM) ReconfigVMTask(ctx *simulator.Context, req *types.ReconfigVM_Task) soap.HasFault {
-	ref := runTask(vm, "reconfigVmTask", func() (types.AnyType, *taskFault) {
+	ref := runTask(vm, vm, "reconfigVmTask", func() (types.AnyType, *taskFault) {
 		return nil, vm.reconfigure(ctx, req.Spec)
 	})
 	return &methods.ReconfigVM_TaskBody{Res: &types.ReconfigVM_TaskResponse{Returnval: ref}}
@@ -491,7 +491,7 @@ func (vm *LabVM) RefreshStorageInfo(ctx *simulator.Context, req *types.RefreshSt
 
 // DestroyTask is refused rather than leaving the lab's disk state behind.
 func (vm *LabVM) DestroyTask(ctx *simulator.Context, req *types.Destroy_Task) soap.HasFault {
-	ref := runTask(vm, "destroyTask", func() (types.AnyType, *taskFault) {
+	ref := runTask(vm, vm, "destroyTask", func() (types.AnyType, *taskFault) {
 		return nil, &taskFault{&types.NotSupported{}, "lab: destroying lab VMs is not supported"}
 	})
 	return &methods.Destroy_TaskBody{Res: &types.Destroy_TaskResponse{Returnval: ref}}
@@ -503,12 +503,15 @@ type taskFault struct {
 	msg   string
 }
 
-// runTask runs fn as a vSphere task of obj, like simulator.Task.Run but with
-// a real localizedMessage (the simulator puts the Go type name there).
+// runTask runs fn as a vSphere task of obj (on vm), like simulator.Task.Run
+// but with a real localizedMessage (the simulator puts the Go type name
+// there) and the VM as entity, as vCenter reports it.
 // The task is done when the method returns; clients wait on it as usual.
-func runTask(obj mo.Reference, name string, fn func() (types.AnyType, *taskFault)) types.ManagedObjectReference {
+func runTask(obj mo.Reference, vm *LabVM, name string, fn func() (types.AnyType, *taskFault)) types.ManagedObjectReference {
 	task := simulator.CreateTask(obj, name, nil)
 	task.Info.Reason = &types.TaskReasonUser{UserName: labTaskUser}
+	task.Info.Entity = &vm.Self
+	task.Info.EntityName = vm.Name
 	simulator.Map.Update(task, []types.PropertyChange{
 		{Name: "info.startTime", Val: time.Now()},
 		{Name: "info.state", Val: types.TaskInfoStateRunning},
