@@ -1,0 +1,171 @@
+/**
+ * The recipe model: what `vmbkp run RECIPE.yaml` does, as zod schemas with the defaults
+ * applied. Objects are strict (a misspelt key is an error, not a silently ignored
+ * setting). Rules that span keys are refinements for zod and `.meta()` for the JSON Schema,
+ * which is generated from these schemas (see json-schema.ts).
+ */
+import { z } from 'zod';
+import type { RetentionPolicy } from '../repository/retention.js';
+import { globToRegExp } from './glob.js';
+import { RATE_PATTERN, rateProblem, tryParseRate } from './rate.js';
+
+const text = z.string().min(1);
+const count = (min: number) => z.number().int().min(min);
+
+/** SHA-1 (20 bytes) or SHA-256 (32 bytes) as hex, bytes optionally separated by ":" or "-". */
+const THUMBPRINT = '^[0-9A-Fa-f]{2}(?:[:-]?[0-9A-Fa-f]{2}){19}(?:(?:[:-]?[0-9A-Fa-f]{2}){12})?$';
+
+/** A URL with another scheme than https is refused here rather than when connecting. */
+const vcenter = text.refine((s) => !/^[a-z][a-z0-9+.-]*:\/\//i.test(s) || /^https:\/\//i.test(s), {
+  error: (iss) => `must be an https:// URL or a host name (got ${JSON.stringify(iss.input)})`,
+});
+
+export const connectionSchema = z.strictObject({
+  vcenter: vcenter.describe('vCenter or ESXi: https://HOST[/sdk] or HOST'),
+  user: text,
+  passwordFile: text.optional().describe("a file whose first line is the user's password"),
+  passwordEnv: text.optional().describe("an environment variable holding the user's password"),
+  thumbprint: z.string().regex(new RegExp(THUMBPRINT), {
+    error: (iss) => `must be a SHA-256 or SHA-1 certificate thumbprint in hex (got ${JSON.stringify(iss.input)})`,
+  }).optional(),
+  insecure: z.boolean().optional().describe('do not verify the server certificate at all'),
+}).superRefine((c, ctx) => {
+  if (c.passwordFile !== undefined && c.passwordEnv !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['passwordEnv'], message: 'give passwordFile or passwordEnv, not both' });
+  } else if (c.passwordFile === undefined && c.passwordEnv === undefined) {
+    ctx.addIssue({ code: 'custom', path: [], message: 'needs passwordFile or passwordEnv' });
+  }
+  if (c.thumbprint !== undefined && c.insecure === true) {
+    ctx.addIssue({ code: 'custom', path: ['insecure'], message: 'thumbprint and insecure: true exclude each other' });
+  }
+}).meta({
+  id: 'connection', // one definition in the JSON Schema for both kinds
+  oneOf: [{ required: ['passwordFile'] }, { required: ['passwordEnv'] }],
+  not: { required: ['thumbprint', 'insecure'], properties: { insecure: { const: true } } },
+});
+
+/** Checked here so that a bad glob is reported with its line, not when VMs are selected. */
+const glob = text.refine((p) => { try { globToRegExp(p); return true; } catch { return false; } }, {
+  error: (iss) => `${JSON.stringify(iss.input)} is not a valid glob: a range in [...] runs backwards`,
+});
+
+export const targetsSchema = z.strictObject({
+  vms: z.array(glob).default([]).describe('VM names, globs (* ? [abc]) or morefs (vm-42)'),
+  folders: z.array(text).default([]).describe('inventory folder paths: every VM under them'),
+  exclude: z.array(glob).default([]).describe('globs on VM names, applied last'),
+  excludeDisks: z.record(z.string(), z.array(count(0))).default({}).describe('disk device keys to skip, per VM name or moref'),
+}).refine((t) => t.vms.length > 0 || t.folders.length > 0, { error: 'needs vms or folders to back up' }).meta({
+  anyOf: [
+    { required: ['vms'], properties: { vms: { minItems: 1 } } },
+    { required: ['folders'], properties: { folders: { minItems: 1 } } },
+  ],
+});
+
+/** keepLast is required: prune always keeps the newest generations. */
+export const retentionSchema = z.strictObject({
+  keepLast: count(1),
+  keepDaily: count(0).optional(),
+  keepWeekly: count(0).optional(),
+  keepMonthly: count(0).optional(),
+}).transform((r): RetentionPolicy => ({
+  last: r.keepLast,
+  ...(r.keepDaily !== undefined ? { daily: r.keepDaily } : {}),
+  ...(r.keepWeekly !== undefined ? { weekly: r.keepWeekly } : {}),
+  ...(r.keepMonthly !== undefined ? { monthly: r.keepMonthly } : {}),
+}));
+
+export const backupPolicySchema = z.strictObject({
+  mode: z.enum(['auto', 'full', 'diff', 'incr']).default('auto'),
+  quiesce: z.boolean().default(false),
+  memory: z.boolean().default(false),
+  enableCbt: z.boolean().default(false).describe('turn on changed-block tracking where it is off'),
+  transport: z.enum(['https', 'vddk']).default('https'),
+  vddk: z.strictObject({
+    libdir: text.optional().describe("where VMware's VDDK is unpacked"),
+    transports: text.optional().describe('VDDK transport modes, e.g. hotadd:nbdssl'),
+  }).optional(),
+  compressionLevel: count(1).max(19).optional().describe('zstd level'),
+  retention: retentionSchema.optional().describe('prune each VM\'s set after its backup'),
+}).refine((p) => p.vddk === undefined || p.transport === 'vddk', { path: ['vddk'], error: 'only applies with transport: vddk' }).meta({
+  if: { required: ['vddk'] },
+  then: { required: ['transport'], properties: { transport: { const: 'vddk' } } },
+});
+
+export const concurrencySchema = z.strictObject({
+  vms: count(1).default(1).describe('VMs backed up at once'),
+  disksPerVm: count(1).default(1).describe('disks read in parallel per VM'),
+  snapshots: count(1).optional().describe('vmbkp snapshots open at once (default: vms)'),
+}).transform((c) => ({ vms: c.vms, disksPerVm: c.disksPerVm, snapshots: c.snapshots ?? c.vms }));
+
+/** A string is run by the shell; a list is a program and its arguments, run without one. */
+const hook = z.union([text, z.array(text).min(1)], { error: 'must be a command string or a list of a program and its arguments' });
+
+export const hooksSchema = z.strictObject({
+  pre: z.array(hook).default([]).describe('commands run before the first VM: a string by the shell, a list as program and arguments'),
+  post: z.array(hook).default([]).describe('commands run after the last VM, like pre'),
+});
+
+export const reportSchema = z.strictObject({
+  json: text.optional().describe('write the run report as JSON to this file'),
+  summary: z.boolean().default(true).describe('print a summary at the end'),
+});
+
+/** Parsed to bytes per second. */
+const rate = z.string({ error: (iss) => `must be a rate like 200MiB/s (got ${JSON.stringify(iss.input)})` })
+  .regex(new RegExp(RATE_PATTERN), { error: (iss) => rateProblem(String(iss.input)) })
+  .transform((s, ctx) => {
+    const n = tryParseRate(s);
+    if (n !== undefined) return n;
+    ctx.issues.push({ code: 'custom', message: rateProblem(s), input: s });
+    return z.NEVER;
+  });
+
+const common = {
+  connection: connectionSchema,
+  repository: text.describe('the repository path'),
+};
+
+export const backupRecipeSchema = z.strictObject({
+  version: z.literal(1),
+  kind: z.literal('backup'),
+  ...common,
+  targets: targetsSchema,
+  policy: backupPolicySchema.prefault({}),
+  concurrency: concurrencySchema.prefault({}),
+  bandwidth: rate.optional().describe('total limit over all streams: a number, B|kB|KB|KiB|MB|MiB|GB|GiB, /s'),
+  hooks: hooksSchema.prefault({}),
+  report: reportSchema.prefault({}),
+});
+
+export const restoreSchema = z.strictObject({
+  set: text,
+  generation: z.union([count(1), z.literal('latest')], { error: 'must be a generation number or "latest"' }),
+  name: text.describe('the name of the restored VM'),
+  datastore: text.optional(),
+  host: text.optional(),
+  folder: text.optional(),
+  resourcePool: text.optional(),
+  network: z.record(z.string(), text).optional().describe('old network name: new network name'),
+  powerOn: z.boolean().default(false),
+});
+
+export const restoreRecipeSchema = z.strictObject({
+  version: z.literal(1),
+  kind: z.literal('restore'),
+  ...common,
+  restores: z.array(restoreSchema).min(1),
+});
+
+export const recipeSchema = z.discriminatedUnion('kind', [backupRecipeSchema, restoreRecipeSchema]);
+
+export type Connection = z.output<typeof connectionSchema>;
+export type Targets = z.output<typeof targetsSchema>;
+export type BackupPolicy = z.output<typeof backupPolicySchema>;
+export type Concurrency = z.output<typeof concurrencySchema>;
+export type Hook = z.output<typeof hook>;
+export type Hooks = z.output<typeof hooksSchema>;
+export type Report = z.output<typeof reportSchema>;
+export type BackupRecipe = z.output<typeof backupRecipeSchema>;
+export type RestoreItem = z.output<typeof restoreSchema>;
+export type RestoreRecipe = z.output<typeof restoreRecipeSchema>;
+export type Recipe = z.output<typeof recipeSchema>;
