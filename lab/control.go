@@ -231,6 +231,10 @@ func diskWrite(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
 		fail(w, http.StatusBadRequest, "reading body: %v", err)
 		return
 	}
+	if off >= 0 && int64(len(data)) > room {
+		fail(w, http.StatusBadRequest, "a write at %d of more than %d bytes goes past the end of the disk (capacity %d)", off, room, off+room)
+		return
+	}
 	vm.Lock()
 	defer vm.Unlock()
 	if err := d.write(data, off); err != nil {

@@ -123,12 +123,19 @@ type startup struct {
 
 var errReported = errors.New("reported")
 
+// usageError is a bad command line: exit status 2, like the flag package.
+type usageError struct{ error }
+
 func main() {
 	log.SetOutput(os.Stderr)
 	err := run(os.Args[1:])
+	var usage usageError
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 	case errors.Is(err, errReported):
+		os.Exit(2)
+	case errors.As(err, &usage):
+		fmt.Fprintln(os.Stderr, "vmbkp-lab:", err)
 		os.Exit(2)
 	default:
 		fmt.Fprintln(os.Stderr, "vmbkp-lab:", err)
@@ -138,8 +145,11 @@ func main() {
 
 func run(args []string) error {
 	o, err := parseFlags(args)
-	if err != nil {
+	switch {
+	case errors.Is(err, flag.ErrHelp), errors.Is(err, errReported):
 		return err
+	case err != nil:
+		return usageError{err}
 	}
 
 	dsDir, removeDir, err := datastoreDir(o.dir)
