@@ -25,15 +25,14 @@ import (
 )
 
 const (
-	scsiKey     = 1000
-	firstDisk   = 2000
-	firstNIC    = 4000
-	pciKey      = 100
-	vmNetwork   = "VM Network"
-	guestID     = "other3xLinux64Guest"
-	maxDisks    = 15 // one SCSI controller
-	maxNICs     = 10
-	labTaskUser = "vmbkp"
+	scsiKey   = 1000
+	firstDisk = 2000
+	firstNIC  = 4000
+	pciKey    = 100
+	vmNetwork = "VM Network"
+	guestID   = "other3xLinux64Guest"
+	maxDisks  = 15 // one SCSI controller
+	maxNICs   = 10
 )
 
 // Lab holds what the lab adds to the simulator.
@@ -230,20 +229,17 @@ func (vm *LabVM) backing(d *disk, l *layer, changeID string) *types.VirtualDiskF
 	return b
 }
 
-// devices returns the VM's device list with every disk described at the
-// point given by top (nil: the running point), as fresh VirtualDisk values.
+// devices returns the VM's device list with every lab disk described at
+// the point top gives for it, as fresh VirtualDisk values.
 func (vm *LabVM) devices(top func(*disk) (*layer, string)) []types.BaseVirtualDevice {
 	var out []types.BaseVirtualDevice
 	for _, dev := range vm.Config.Hardware.Device {
 		vd, ok := dev.(*types.VirtualDisk)
-		d := (*disk)(nil)
-		if ok {
-			d = vm.disk(vd.Key)
-		}
-		if d == nil {
+		if !ok || vm.disk(vd.Key) == nil {
 			out = append(out, dev)
 			continue
 		}
+		d := vm.disk(vd.Key)
 		l, changeID := top(d)
 		nd := *vd
 		nd.CapacityInBytes = d.capacity
@@ -509,7 +505,7 @@ type taskFault struct {
 // The task is done when the method returns; clients wait on it as usual.
 func runTask(obj mo.Reference, vm *LabVM, name string, fn func() (types.AnyType, *taskFault)) types.ManagedObjectReference {
 	task := simulator.CreateTask(obj, name, nil)
-	task.Info.Reason = &types.TaskReasonUser{UserName: labTaskUser}
+	task.Info.Reason = &types.TaskReasonUser{UserName: labUser}
 	task.Info.Entity = &vm.Self
 	task.Info.EntityName = vm.Name
 	simulator.Map.Update(task, []types.PropertyChange{
