@@ -5,6 +5,7 @@
  * a request (a Login carries the password) reaches a server that is not the pinned one.
  */
 import https from 'node:https';
+import { isIP } from 'node:net';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { AuthError, InputError } from '../errors.js';
@@ -27,6 +28,11 @@ export function thumbprintMatches(cert: tls.PeerCertificate, pinned: string): bo
   return pinned.length === 95 ? cert.fingerprint256 === pinned : cert.fingerprint === pinned;
 }
 
+function notPinned(where: string, cert: tls.PeerCertificate, pinned: string): AuthError {
+  const actual = pinned.length === 95 ? cert.fingerprint256 : cert.fingerprint;
+  return new AuthError(`the certificate of ${where} has thumbprint ${actual}, not the pinned ${pinned}`);
+}
+
 class PinnedAgent extends https.Agent {
   constructor(private readonly pinned: string) {
     super({ keepAlive: true, maxSockets: 16, rejectUnauthorized: false });
@@ -40,7 +46,7 @@ class PinnedAgent extends https.Agent {
       const cert = socket.getPeerCertificate();
       if (!thumbprintMatches(cert, this.pinned)) {
         socket.destroy();
-        onCreate(new AuthError(`the certificate of ${options.host ?? 'the server'} has thumbprint ${this.pinned.length === 95 ? cert.fingerprint256 : cert.fingerprint}, not the pinned ${this.pinned}`));
+        onCreate(notPinned(`${options.host ?? 'the server'}${options.port ? `:${options.port}` : ''}`, cert, this.pinned));
         return;
       }
       onCreate(null, socket);
@@ -66,7 +72,7 @@ export function agentFor(policy: TlsPolicy): https.Agent {
 export function peerThumbprintSha1(url: URL, policy: TlsPolicy): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = tls.connect({
-      host: url.hostname, port: Number(url.port || 443), servername: url.hostname,
+      host: url.hostname, port: Number(url.port || 443), ...(isIP(url.hostname) ? {} : { servername: url.hostname }),
       rejectUnauthorized: policy.kind === 'system',
     });
     socket.setTimeout(30_000, () => socket.destroy(new Error('no TLS handshake within 30 s')));
@@ -75,7 +81,7 @@ export function peerThumbprintSha1(url: URL, policy: TlsPolicy): Promise<string>
       const cert = socket.getPeerCertificate();
       socket.end();
       if (policy.kind === 'pinned' && !thumbprintMatches(cert, normalizeThumbprint(policy.thumbprint))) {
-        reject(new AuthError(`the certificate of ${url.host} is not the pinned one`));
+        reject(notPinned(url.host, cert, normalizeThumbprint(policy.thumbprint)));
       } else {
         resolve(cert.fingerprint);
       }
