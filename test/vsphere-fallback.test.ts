@@ -104,7 +104,7 @@ describe('VM backup fallbacks and faults', () => {
     const vm = 'lab-vm-4';
     const before = await treeDigest(repo);
     await lab.fault('create-snapshot', { vm });
-    const r = await vmbkp(['backup', '--repo', repo, ...lab.vcenterArgs(pw), '--vm', vm]);
+    const r = await vmbkp(['backup', '--repo', repo, ...lab.vcenterArgs(pw), '--vm', vm, '--enable-cbt']);
     assert.equal(r.code, 1);
     assert.match(oneLine(r.stderr), /^vmbkp: error: creating snapshot vmbkp-\S+ of VM lab-vm-4 failed: .*injected/);
     assert.deepEqual(await lab.vmbkpSnapshots(vm), []);
@@ -115,18 +115,19 @@ describe('VM backup fallbacks and faults', () => {
   it('a datastore read that drops once is retried; one that keeps dropping fails cleanly', async () => {
     const vm = 'lab-vm-4';
     await lab.fault('datastore-read', { vm, after: 100_000, times: 1 });
-    const ok = await backup(vm);
+    const ok = await backup(vm, '--enable-cbt');
     assert.deepEqual(modes(ok.json), ['full', 'full']);
     assert.deepEqual(await lab.vmbkpSnapshots(vm), []);
 
     await lab.fault('datastore-read', { vm, after: 100_000, times: -1 });
-    const r = await vmbkp(['backup', '--repo', repo, ...lab.vcenterArgs(pw), '--vm', vm, '--mode', 'full']);
+    const r = await vmbkp(['backup', '--repo', repo, ...lab.vcenterArgs(pw), '--vm', vm, '--mode', 'full', '--enable-cbt']);
     await lab.clearFaults();
     assert.equal(r.code, 1);
     assert.match(oneLine(r.stderr), /^vmbkp: error: reading disk 200[01] of VM lab-vm-4 at offset \d+ failed after 4 attempts/);
     assert.deepEqual(await lab.vmbkpSnapshots(vm), []);
     const list = await vmbkp(['list', '--repo', repo, '--set', vm, '--json']);
-    assert.equal((JSON.parse(list.stdout) as unknown[]).length, 1, 'only the successful generation exists');
+    const sets = (JSON.parse(list.stdout) as { sets: { name: string; generations: unknown[] }[] }).sets;
+    assert.equal(sets.find((s) => s.name === vm)?.generations.length, 1, 'only the successful generation exists');
     const verify = await vmbkp(['verify', '--repo', repo]);
     assert.equal(verify.code, 0, verify.stderr);
   });
