@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/simulator"
@@ -227,9 +228,27 @@ func run(args []string) error {
 	}
 	log.Printf("vmbkp-lab: vCenter at %s, control at %s, datastore %s", sdk, out.Control, dsDir)
 
-	sig := <-stop
-	log.Printf("vmbkp-lab: %s, shutting down", sig)
+	select {
+	case sig := <-stop:
+		log.Printf("vmbkp-lab: %s, shutting down", sig)
+	case <-parentGone():
+		log.Printf("vmbkp-lab: parent process exited, shutting down")
+	}
 	return nil
+}
+
+// parentGone is closed when the process that started the lab exits, so a lab
+// started in the background (npm run lab &) never outlives its shell or test.
+func parentGone() <-chan struct{} {
+	gone := make(chan struct{})
+	ppid := os.Getppid()
+	go func() {
+		for os.Getppid() == ppid {
+			time.Sleep(500 * time.Millisecond)
+		}
+		close(gone)
+	}()
+	return gone
 }
 
 // build creates the inventory: datacenter DC0 with one host, datastore

@@ -65,6 +65,17 @@ const child = spawn(BIN, args, { stdio: 'inherit' });
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(signal, () => child.kill(signal));
 }
+// `npm run lab &` then `kill %1` stops npm and its shell but not this process: watch the
+// parent and stop the lab when it is gone, so a lab never outlives what started it.
+const parent = process.ppid;
+const watchdog = setInterval(() => {
+  try {
+    process.kill(parent, 0);
+  } catch {
+    child.kill('SIGTERM');
+  }
+}, 500);
+watchdog.unref();
 child.on('error', (err) => die(`cannot run ${BIN}: ${err.message}`));
 child.on('exit', (code, signal) => {
   if (signal) {
