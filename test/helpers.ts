@@ -28,10 +28,20 @@ export function vmbkp(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs
   return run(process.execPath, [CLI, ...args], opts);
 }
 
-export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {}): Promise<RunResult> {
+/**
+ * Runs a command and collects its output. With `group`, the command gets its own process
+ * group, and whatever it left running in that group (a backgrounded server) is stopped when
+ * it exits, so a failed script never leaves orphans holding the output pipes open.
+ */
+export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string; group?: boolean } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const spawnOpts: SpawnOptions = { env: { ...process.env, CI: 'true', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'], ...(opts.cwd ? { cwd: opts.cwd } : {}) };
+    const spawnOpts: SpawnOptions = { env: { ...process.env, CI: 'true', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'], detached: opts.group ?? false, ...(opts.cwd ? { cwd: opts.cwd } : {}) };
     const child = spawn(cmd, args, spawnOpts);
+    if (opts.group) {
+      child.on('exit', () => {
+        try { process.kill(-child.pid!, 'SIGTERM'); } catch { /* the group is already empty */ }
+      });
+    }
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (d) => { stdout += d; });
