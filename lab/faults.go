@@ -108,6 +108,52 @@ type stats struct {
 	maxVmbkp     atomic.Int64
 	folderBytes  atomic.Int64
 	queryChanged atomic.Int64
+	reads        diskReads
+}
+
+// diskReads tracks which disk files of each VM are being read through /folder
+// right now, so tests can see whether one VM's disks are read in parallel.
+type diskReads struct {
+	mu   sync.Mutex
+	open map[string]map[string]int // VM directory -> file -> requests in flight
+	max  int                       // most files of one VM read at once
+}
+
+// begin records a read of file in VM directory vm; the returned func ends it.
+func (d *diskReads) begin(vm, file string) func() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.open == nil {
+		d.open = map[string]map[string]int{}
+	}
+	files := d.open[vm]
+	if files == nil {
+		files = map[string]int{}
+		d.open[vm] = files
+	}
+	files[file]++
+	if len(files) > d.max {
+		d.max = len(files)
+	}
+	return func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if files[file]--; files[file] == 0 {
+			delete(files, file)
+		}
+	}
+}
+
+func (d *diskReads) maxAtOnce() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.max
+}
+
+func (d *diskReads) reset() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.max = 0
 }
 
 func isVmbkp(name string) bool { return strings.HasPrefix(name, "vmbkp-") }
@@ -137,6 +183,7 @@ func (s *stats) reset() {
 	s.maxVmbkp.Store(s.vmbkpNow.Load())
 	s.folderBytes.Store(0)
 	s.queryChanged.Store(0)
+	s.reads.reset()
 }
 
 type statsView struct {
@@ -145,14 +192,17 @@ type statsView struct {
 	MaxVmbkpSnapshots int64 `json:"maxVmbkpSnapshots"`
 	FolderBytesServed int64 `json:"folderBytesServed"`
 	QueryChangedCalls int64 `json:"queryChangedCalls"`
+	// MaxDisksReadAtOnce is the most disk files of one VM read through /folder at once.
+	MaxDisksReadAtOnce int `json:"maxDisksReadAtOnce"`
 }
 
 func (s *stats) view() statsView {
 	return statsView{
-		SnapshotsNow:      s.snapshotsNow.Load(),
-		VmbkpSnapshotsNow: s.vmbkpNow.Load(),
-		MaxVmbkpSnapshots: s.maxVmbkp.Load(),
-		FolderBytesServed: s.folderBytes.Load(),
-		QueryChangedCalls: s.queryChanged.Load(),
+		SnapshotsNow:       s.snapshotsNow.Load(),
+		VmbkpSnapshotsNow:  s.vmbkpNow.Load(),
+		MaxVmbkpSnapshots:  s.maxVmbkp.Load(),
+		FolderBytesServed:  s.folderBytes.Load(),
+		QueryChangedCalls:  s.queryChanged.Load(),
+		MaxDisksReadAtOnce: s.reads.maxAtOnce(),
 	}
 }

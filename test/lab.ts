@@ -23,7 +23,7 @@ export interface LabInfo {
 
 export interface LabDisk { key: number; label: string; fileName: string; capacity: number; changeId: string; path: string }
 export interface LabVm { name: string; moref: string; powerState: string; cbt: boolean; disks: LabDisk[]; snapshots: { moref: string; name: string }[] }
-export interface LabStats { snapshotsNow: number; vmbkpSnapshotsNow: number; maxVmbkpSnapshots: number; folderBytesServed: number; queryChangedCalls: number }
+export interface LabStats { snapshotsNow: number; vmbkpSnapshotsNow: number; maxVmbkpSnapshots: number; folderBytesServed: number; queryChangedCalls: number; maxDisksReadAtOnce: number }
 
 let built: Promise<string> | undefined;
 
@@ -113,6 +113,10 @@ export class Lab {
 
   async stats(): Promise<LabStats> {
     return (await (await this.request('GET', '/stats')).json()) as LabStats;
+  }
+
+  async resetStats(): Promise<void> {
+    await this.request('POST', '/stats/reset');
   }
 
   async vmbkpSnapshots(vm: string): Promise<string[]> {
