@@ -34,7 +34,13 @@ export class Repository {
   /** Pack buffers whose upload finished, for reuse: a fresh 16 MiB buffer per pack costs page faults. */
   private readonly spareBuffers: Buffer[] = [];
   private finishedPacks: IndexedPack[] = [];
-  private puts: Promise<void>[] = [];
+  /** Pack uploads not yet settled; they never reject (a failure lands in putError). */
+  private readonly puts = new Set<Promise<void>>();
+  /**
+   * The first failed pack upload. Sticky: its blobs are marked pending, so a later commit
+   * through this instance could reference data that was never stored.
+   */
+  private putError: unknown;
   private indexLoaded = false;
 
   private constructor(readonly backend: StorageBackend, readonly config: RepositoryConfig) {}
@@ -139,24 +145,24 @@ export class Repository {
     this.pack = undefined;
     if (!builder || builder.count === 0) return;
     const finished = builder.finish();
-    const put = putPack(this.backend, finished).then(() => {
+    const put: Promise<void> = putPack(this.backend, finished).then(() => {
       this.finishedPacks.push({ id: finished.id, entries: finished.entries });
       if (this.spareBuffers.length < PUTS_IN_FLIGHT + 1) this.spareBuffers.push(builder.buffer);
-    });
-    this.puts.push(put);
-    put.catch(() => {}); // surfaced by flush(); avoid an unhandled rejection meanwhile
+    }, (err: unknown) => { this.putError ??= err; }).finally(() => this.puts.delete(put));
+    this.puts.add(put);
     if (this.finishedPacks.length >= PACKS_PER_INDEX_FILE) await this.writeIndexFile();
-    while (this.puts.length >= PUTS_IN_FLIGHT) await this.puts.shift();
+    while (this.puts.size >= PUTS_IN_FLIGHT) await Promise.race(this.puts);
   }
 
-  /** Makes every queued blob durable and findable: packs first, then their index file. */
+  /**
+   * Makes every queued blob durable and findable: packs first, then their index file.
+   * Waits for every upload in flight, including those another job sharing this instance
+   * started, since a generation may reference a blob another job queued.
+   */
   async flush(): Promise<void> {
     await this.rotatePack();
-    const puts = this.puts;
-    this.puts = [];
-    const results = await Promise.allSettled(puts);
-    const failed = results.find((r) => r.status === 'rejected');
-    if (failed) throw (failed as PromiseRejectedResult).reason;
+    while (this.puts.size > 0) await Promise.all([...this.puts]);
+    if (this.putError !== undefined) throw this.putError;
     await failpoint('flush:packs-written');
     await this.writeIndexFile();
   }
