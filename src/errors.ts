@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'IO'                 // reading a source, writing a target, or storage I/O failed
   | 'AUTH'               // a server refused the credentials, or its certificate is not the trusted one
   | 'PARTIAL'            // some parts of a job failed, others succeeded
+  | 'HOOK_FAILED'        // a recipe's pre or post hook exited with an error
   | 'INTERNAL';
 
 export class VmbkpError extends Error {
@@ -54,6 +55,9 @@ export class IoError extends VmbkpError {
 }
 export class AuthError extends VmbkpError {
   constructor(message: string, options?: { cause?: unknown }) { super('AUTH', message, options); }
+}
+export class HookError extends VmbkpError {
+  constructor(message: string, options?: { cause?: unknown }) { super('HOOK_FAILED', message, options); }
 }
 export class PartialFailureError extends VmbkpError {
   constructor(message: string, options?: { cause?: unknown }) { super('PARTIAL', message, options); }

@@ -31,6 +31,7 @@ export function exitCodeFor(code: ErrorCode): number {
     case 'AUTH':
       return ExitCode.AUTH;
     case 'IO':
+    case 'HOOK_FAILED':
     case 'INTERNAL':
       return ExitCode.FAILURE;
   }

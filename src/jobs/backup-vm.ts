@@ -21,6 +21,7 @@ import {
 import type { MoRef, XmlNode } from '../vsphere/xml.js';
 import { boolAt } from '../vsphere/xml.js';
 import { type BackupEvent, backupSet } from './backup-set.js';
+import type { Semaphore } from './concurrency.js';
 
 export const SNAPSHOT_PREFIX = 'vmbkp-';
 
@@ -41,6 +42,12 @@ export interface VmBackupRequest {
   readonly enableCbt?: boolean;
   readonly compressionLevel?: number;
   readonly workers?: number;
+  /** Disks read at once (default 1). */
+  readonly diskConcurrency?: number;
+  /** Device keys of disks not to back up (a recipe's excludeDisks). */
+  readonly excludeDisks?: readonly number[];
+  /** Bounds vmbkp snapshots open at once across a batch: held from creation to removal. */
+  readonly snapshotSlots?: Semaphore;
   readonly onEvent?: (e: VmBackupEvent) => void;
 }
 
@@ -136,6 +143,17 @@ export async function backupVm(req: VmBackupRequest): Promise<GenerationManifest
     }
   }
 
+  const release = req.snapshotSlots ? await req.snapshotSlots.acquire() : () => {};
+  try {
+    return await backupFromSnapshot(req, vm, set, emit);
+  } finally {
+    release();
+  }
+}
+
+async function backupFromSnapshot(req: VmBackupRequest, vm: VmRef, set: string, emit: (e: VmBackupEvent) => void): Promise<GenerationManifest> {
+  const { session } = req;
+  const warn = (message: string) => emit({ type: 'warning', message });
   const id = randomUUID();
   const snapName = `${SNAPSHOT_PREFIX}${id}`;
   emit({ type: 'step', message: `creating snapshot ${snapName} of VM ${vm.name}` });
@@ -163,6 +181,10 @@ export async function backupVm(req: VmBackupRequest): Promise<GenerationManifest
     const machineDisks: VsphereMachine['disks'][number][] = [];
     const inputs = [];
     for (const disk of disks) {
+      if (req.excludeDisks?.includes(disk.key)) {
+        machineDisks.push(machineDisk(disk, 'excluded by the recipe'));
+        continue;
+      }
       const skip = unsnapshottable(disk);
       if (skip) {
         warn(`skipping disk ${disk.key} (${disk.label}) of VM ${vm.name}: ${skip}`);
@@ -184,6 +206,7 @@ export async function backupVm(req: VmBackupRequest): Promise<GenerationManifest
       repo: req.repo, set, mode: req.mode, disks: inputs, machine, id, lenient: true,
       ...(req.compressionLevel !== undefined ? { compressionLevel: req.compressionLevel } : {}),
       ...(req.workers !== undefined ? { workers: req.workers } : {}),
+      ...(req.diskConcurrency !== undefined ? { diskConcurrency: req.diskConcurrency } : {}),
       onEvent: (e) => {
         if (e.type === 'disk-start' && e.note && hadGenerations) warn(`VM ${vm.name} disk ${e.disk}: ${e.mode} backup, ${e.note}`);
         emit(e);

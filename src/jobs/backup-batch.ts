@@ -1,0 +1,223 @@
+/**
+ * A batch of VM backups on one vCenter session (what a backup recipe runs): VMs in
+ * parallel up to a limit, vmbkp snapshots open at once capped, disks of a VM in parallel,
+ * one bandwidth limit over every stream, hooks around each VM, retention after success.
+ * One VM's failure never stops the others; the report says what happened to each.
+ */
+import { VmbkpError, describeCause } from '../errors.js';
+import { LimitedSource, TransferCounter } from '../engine/limited-source.js';
+import { rateLimiter } from '../engine/rate-limit.js';
+import type { GenerationManifest, RequestedMode } from '../repository/generation.js';
+import { gc } from '../repository/gc.js';
+import { prune } from '../repository/prune.js';
+import type { Repository } from '../repository/repository.js';
+import type { RetentionPolicy } from '../repository/retention.js';
+import type { VsphereSession } from '../vsphere/session.js';
+import { type OpenDisk, type VmBackupEvent, backupVm, setNameForVm } from './backup-vm.js';
+import { Semaphore, mapConcurrently } from './concurrency.js';
+import { type HookCommand, type HookRun, hookError, hookFailed, runHook } from './hooks.js';
+
+/** A VM to back up, or a target that could not be resolved (a missing VM or folder, a clash): reported as failed. */
+export type BatchTarget =
+  | { readonly name: string; readonly moref: string; readonly excludeDisks: readonly number[] }
+  | { readonly name: string; readonly unresolved: string };
+
+export interface BatchRequest {
+  readonly repo: Repository;
+  /** Where the repository is, for hooks (VMBKP_REPO). */
+  readonly repoLocation: string;
+  readonly session: VsphereSession;
+  readonly targets: readonly BatchTarget[];
+  readonly mode: RequestedMode;
+  readonly quiesce: boolean;
+  readonly memory: boolean;
+  readonly enableCbt: boolean;
+  readonly compressionLevel?: number;
+  readonly openDisk: OpenDisk;
+  readonly concurrency: { readonly vms: number; readonly disksPerVm: number; readonly snapshots: number };
+  /** Bytes per second over all streams together. */
+  readonly bandwidth?: number;
+  readonly hooks: { readonly pre: readonly HookCommand[]; readonly post: readonly HookCommand[] };
+  readonly retention?: RetentionPolicy;
+  readonly onEvent?: (e: BatchEvent) => void;
+}
+
+export type BatchEvent =
+  | { type: 'vm-start'; vm: string }
+  | { type: 'vm-event'; vm: string; event: VmBackupEvent }
+  | { type: 'vm-done'; vm: string; result: VmResult }
+  | { type: 'warning'; message: string };
+
+export interface VmResult {
+  readonly vm: string;
+  readonly moref?: string;
+  readonly set: string;
+  readonly ok: boolean;
+  readonly generation?: number;
+  readonly disks?: readonly {
+    readonly name: string; readonly mode: string; readonly size: number; readonly bytesRead: number;
+    readonly bytesStored: number; readonly durationMs: number; readonly note?: string;
+  }[];
+  readonly skippedDisks?: readonly { readonly name: string; readonly reason: string }[];
+  readonly error?: { readonly code: string; readonly message: string };
+  readonly warnings: readonly string[];
+  readonly hooks: readonly HookRun[];
+  readonly durationMs: number;
+}
+
+export interface RetentionResult {
+  readonly set: string;
+  readonly keep?: readonly number[];
+  readonly remove?: readonly number[];
+  readonly error?: string;
+}
+
+export interface BatchReport {
+  readonly started: string;
+  readonly finished: string;
+  readonly durationMs: number;
+  readonly ok: boolean;
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly vms: readonly VmResult[];
+  readonly retention: readonly RetentionResult[];
+  readonly gc?: { readonly bytesFreed: number; readonly packsRemoved: number } | { readonly error: string };
+  /** Bytes read from every disk stream, and over the batch's wall time. */
+  readonly transferred: { readonly bytes: number; readonly bytesPerSecond: number; readonly limit?: number };
+}
+
+function errorOf(err: unknown): { code: string; message: string } {
+  return { code: err instanceof VmbkpError ? err.code : 'INTERNAL', message: describeCause(err) };
+}
+
+interface MachineDisk { readonly name: string; readonly skipped?: string }
+
+function skippedOf(m: GenerationManifest): { name: string; reason: string }[] {
+  const disks = (m.machine as { disks?: readonly MachineDisk[] } | undefined)?.disks ?? [];
+  return disks.filter((d) => d.skipped).map((d) => ({ name: d.name, reason: d.skipped! }));
+}
+
+async function backupOne(req: BatchRequest, target: BatchTarget, openDisk: OpenDisk, snapshots: Semaphore): Promise<VmResult> {
+  const t0 = performance.now();
+  const emit = req.onEvent ?? (() => {});
+  const set = setNameForVm(target.name);
+  if ('unresolved' in target) {
+    return { vm: target.name, set, ok: false, error: { code: 'NOT_FOUND', message: target.unresolved }, warnings: [], hooks: [], durationMs: 0 };
+  }
+  const warnings: string[] = [];
+  const hooks: HookRun[] = [];
+  const env: Record<string, string> = {
+    VMBKP_VM: target.name, VMBKP_VM_MOREF: target.moref, VMBKP_SET: set, VMBKP_REPO: req.repoLocation, VMBKP_VCENTER: req.session.host,
+  };
+  emit({ type: 'vm-start', vm: target.name });
+
+  let manifest: GenerationManifest | undefined;
+  let failure: unknown;
+  for (const hook of req.hooks.pre) {
+    const run = await runHook('pre', hook, { ...env, VMBKP_PHASE: 'pre' });
+    hooks.push(run);
+    if (hookFailed(run)) {
+      failure = hookError(run, `VM ${target.name}`);
+      break;
+    }
+  }
+  if (failure === undefined) {
+    try {
+      manifest = await backupVm({
+        repo: req.repo, session: req.session, vm: target.moref, mode: req.mode, openDisk,
+        quiesce: req.quiesce, memory: req.memory, enableCbt: req.enableCbt,
+        ...(req.compressionLevel !== undefined ? { compressionLevel: req.compressionLevel } : {}),
+        diskConcurrency: req.concurrency.disksPerVm, excludeDisks: target.excludeDisks, snapshotSlots: snapshots,
+        onEvent: (event) => {
+          if (event.type === 'warning') warnings.push(event.message);
+          emit({ type: 'vm-event', vm: target.name, event });
+        },
+      });
+    } catch (err) {
+      failure = err;
+    }
+  }
+  const postEnv = {
+    ...env, VMBKP_PHASE: 'post', VMBKP_RESULT: failure === undefined ? 'success' : 'failure',
+    ...(manifest ? { VMBKP_GENERATION: String(manifest.generation) } : {}),
+    ...(failure !== undefined ? { VMBKP_ERROR: describeCause(failure) } : {}),
+  };
+  for (const hook of req.hooks.post) {
+    const run = await runHook('post', hook, postEnv);
+    hooks.push(run);
+    // The backup stands; a failing post hook makes the VM's result a failure all the same,
+    // since what the hook was for (a report, a thaw, a copy) did not happen.
+    if (hookFailed(run) && failure === undefined) failure = hookError(run, `VM ${target.name}`);
+  }
+
+  const result: VmResult = {
+    vm: target.name, moref: target.moref, set, ok: failure === undefined,
+    ...(manifest ? {
+      generation: manifest.generation,
+      disks: manifest.disks.map((d) => ({
+        name: d.name, mode: d.mode, size: d.size, bytesRead: d.stats.bytesRead, bytesStored: d.stats.bytesStored,
+        durationMs: d.stats.durationMs, ...(d.note ? { note: d.note } : {}),
+      })),
+      skippedDisks: skippedOf(manifest),
+    } : {}),
+    ...(failure !== undefined ? { error: errorOf(failure) } : {}),
+    warnings, hooks, durationMs: Math.round(performance.now() - t0),
+  };
+  emit({ type: 'vm-done', vm: target.name, result });
+  return result;
+}
+
+/** Prunes the sets that were backed up, then collects what they alone referenced. */
+async function applyRetention(req: BatchRequest, sets: readonly string[]): Promise<Pick<BatchReport, 'retention' | 'gc'>> {
+  const policy = req.retention;
+  if (!policy || sets.length === 0) return { retention: [] };
+  const warn = (message: string) => req.onEvent?.({ type: 'warning', message });
+  const retention: RetentionResult[] = [];
+  for (const set of sets) {
+    try {
+      const r = await prune({ repo: req.repo, set, policy, dryRun: false, onWarning: warn });
+      retention.push({ set, keep: r.keep.map((k) => k.generation), remove: r.remove });
+    } catch (err) {
+      retention.push({ set, error: describeCause(err) });
+    }
+  }
+  if (!retention.some((r) => (r.remove?.length ?? 0) > 0)) return { retention };
+  try {
+    const g = await gc({ repo: req.repo, onWarning: warn });
+    return { retention, gc: { bytesFreed: g.bytesFreed, packsRemoved: g.packsRemoved } };
+  } catch (err) {
+    return { retention, gc: { error: describeCause(err) } };
+  }
+}
+
+export async function runBackupBatch(req: BatchRequest): Promise<BatchReport> {
+  const started = new Date();
+  const t0 = performance.now();
+  const limiter = rateLimiter(req.bandwidth);
+  const counter = new TransferCounter();
+  const openDisk: OpenDisk = async (d) => new LimitedSource(await req.openDisk(d), limiter, counter);
+  const snapshots = new Semaphore(req.concurrency.snapshots);
+
+  const vms = await mapConcurrently(req.targets, req.concurrency.vms, (t) => backupOne(req, t, openDisk, snapshots));
+  const transferMs = performance.now() - t0;
+  const succeeded = vms.filter((v) => v.ok);
+  const { retention, gc: gcResult } = await applyRetention(req, [...new Set(succeeded.map((v) => v.set))]);
+
+  const retentionOk = retention.every((r) => r.error === undefined) && !(gcResult && 'error' in gcResult);
+  return {
+    started: started.toISOString(),
+    finished: new Date().toISOString(),
+    durationMs: Math.round(performance.now() - t0),
+    ok: succeeded.length === vms.length && retentionOk,
+    succeeded: succeeded.length,
+    failed: vms.length - succeeded.length,
+    vms,
+    retention,
+    ...(gcResult ? { gc: gcResult } : {}),
+    transferred: {
+      bytes: counter.bytes,
+      bytesPerSecond: Math.round(counter.bytes / Math.max(transferMs / 1000, 0.001)),
+      ...(req.bandwidth !== undefined ? { limit: req.bandwidth } : {}),
+    },
+  };
+}
