@@ -390,3 +390,17 @@ describe('recipe JSON Schema', () => {
     });
   });
 });
+
+describe('README recipe example', () => {
+  it('is a valid backup recipe with the values it describes', async () => {
+    const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+    const m = /<!-- recipe-example[^>]*-->\s*```yaml\n([\s\S]*?)```/.exec(readme);
+    assert.ok(m, 'README has the recipe example block');
+    const r = parseRecipe(m[1]!, 'README.md') as BackupRecipe;
+    assert.equal(r.kind, 'backup');
+    assert.deepEqual(r.concurrency, { vms: 3, disksPerVm: 2, snapshots: 3 });
+    assert.equal(r.bandwidth, 200 * 1024 * 1024);
+    assert.deepEqual(r.policy.retention, { last: 7, daily: 14, monthly: 6 });
+    assert.deepEqual(r.targets.excludeDisks, { db01: [2002] });
+  });
+});

@@ -9,7 +9,7 @@ import { peerThumbprintSha1 } from '../vsphere/tls.js';
 import { type GlobalOptions, Output, openRepository } from './context.js';
 import { progressSink } from './progress.js';
 import { generationSummary } from './summary.js';
-import { type VcenterOptions, connect, vcenterConnection } from './vcenter.js';
+import { type VcenterConnection, type VcenterOptions, connect, vcenterConnection } from './vcenter.js';
 
 export interface VmBackupOptions extends GlobalOptions, VcenterOptions {
   vm: string[];
@@ -27,6 +27,19 @@ export interface VmResult {
   readonly error?: VmbkpError | Error;
 }
 
+/** How snapshot disks are read: the https transport, or nbdkit's vddk plugin. */
+export async function diskOpener(conn: VcenterConnection, transport: string,
+  vddk: { libdir?: string | undefined; transports?: string | undefined } = {}): Promise<OpenDisk> {
+  if (transport !== 'vddk') return openHttpsDisk;
+  const url = sdkUrl(conn.url);
+  const thumbprint = await peerThumbprintSha1(url, conn.tls);
+  return (d) => openVddkDisk(d, {
+    server: url.hostname, user: conn.user, password: conn.password, thumbprint,
+    ...(vddk.libdir ? { libdir: vddk.libdir } : {}),
+    ...(vddk.transports ? { transports: vddk.transports } : {}),
+  });
+}
+
 export async function runVmBackups(opts: VmBackupOptions, mode: RequestedMode, level: number | undefined,
   summarize: (m: GenerationManifest) => string): Promise<void> {
   const out = new Output(!!opts.json);
@@ -37,16 +50,7 @@ export async function runVmBackups(opts: VmBackupOptions, mode: RequestedMode, l
   const session = await connect(conn);
   const results: VmResult[] = [];
   try {
-    let openDisk: OpenDisk = openHttpsDisk;
-    if (opts.transport === 'vddk') {
-      const url = sdkUrl(conn.url);
-      const thumbprint = await peerThumbprintSha1(url, conn.tls);
-      openDisk = (d) => openVddkDisk(d, {
-        server: url.hostname, user: conn.user, password: conn.password, thumbprint,
-        ...(opts.vddkLibdir ? { libdir: opts.vddkLibdir } : {}),
-        ...(opts.vddkTransports ? { transports: opts.vddkTransports } : {}),
-      });
-    }
+    const openDisk = await diskOpener(conn, opts.transport, { libdir: opts.vddkLibdir, transports: opts.vddkTransports });
     const progress = progressSink(out.json);
     for (const vm of opts.vm) {
       try {

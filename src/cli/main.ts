@@ -9,6 +9,7 @@ import { register as registerInit } from './commands/init.js';
 import { register as registerList } from './commands/list.js';
 import { register as registerMaintenance } from './commands/maintenance.js';
 import { register as registerRestore } from './commands/restore.js';
+import { register as registerRun } from './commands/run.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 
 export function buildProgram(): Command {
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerList(program);
   registerRestore(program);
   registerMaintenance(program);
+  registerRun(program);
   // Every command takes the repository and --json; options may come before or after arguments.
   for (const cmd of program.commands) {
     cmd.option('--repo <dir>', 'repository directory (or set VMBKP_REPO)')

@@ -101,8 +101,8 @@ export const concurrencySchema = z.strictObject({
 const hook = z.union([text, z.array(text).min(1)], { error: 'must be a command string or a list of a program and its arguments' });
 
 export const hooksSchema = z.strictObject({
-  pre: z.array(hook).default([]).describe('commands run before the first VM: a string by the shell, a list as program and arguments'),
-  post: z.array(hook).default([]).describe('commands run after the last VM, like pre'),
+  pre: z.array(hook).default([]).describe('commands run before each VM\'s backup (a string by /bin/sh, a list as program and arguments); one that fails fails that VM, which is then not backed up'),
+  post: z.array(hook).default([]).describe('commands run after each VM\'s backup, told its result by VMBKP_RESULT; one that fails makes the VM\'s result a failure'),
 });
 
 export const reportSchema = z.strictObject({
