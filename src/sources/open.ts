@@ -1,11 +1,12 @@
 /**
  * Opens disk sources and targets from their URIs: `file:PATH` (or a plain path) and
- * NBD URIs; vSphere transports register here as they arrive.
+ * NBD URIs; restore targets also `qcow2:PATH`.
  */
 import { InputError } from '../errors.js';
 import { isNbdUri } from '../nbd/uri.js';
 import { FileSource, FileTarget } from './file.js';
 import { NbdSource, NbdTarget } from './nbd.js';
+import { Qcow2Target } from './qcow2.js';
 import type { DiskSource, DiskTarget, Extent } from './types.js';
 
 function filePath(uri: string): string | undefined {
@@ -36,7 +37,8 @@ export async function openSourceWithBitmap(uri: string, bitmap: string): Promise
 
 export async function openTarget(uri: string, size: number, overwrite: boolean): Promise<DiskTarget> {
   if (isNbdUri(uri)) return NbdTarget.open(uri, size);
+  if (uri.startsWith('qcow2:') && uri.length > 'qcow2:'.length) return Qcow2Target.create(uri.slice('qcow2:'.length), size, overwrite);
   const path = filePath(uri);
-  if (path === undefined || path === '') throw new InputError(`restore target ${JSON.stringify(uri)} is not supported: use file:PATH, nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH`);
+  if (path === undefined || path === '') throw new InputError(`restore target ${JSON.stringify(uri)} is not supported: use file:PATH (sparse raw), qcow2:PATH, nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH`);
   return FileTarget.create(path, size, overwrite);
 }
