@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/vim25/types"
 )
 
@@ -33,12 +35,13 @@ func init() {
 		{"GET", "/", "this list", listRoutes},
 		{"GET", "/vms", "VMs with disks, CBT and snapshots", listVMs},
 		{"GET", "/vms/{vm}", "one VM", getVM},
+		{"POST", "/vms/{vm}/power", "?state=on|off: power the VM on or off", powerVM},
 		{"POST", "/vms/{vm}/disks/{key}/write", "?offset=N, body = bytes: a guest write", diskWrite},
 		{"POST", "/vms/{vm}/disks/{key}/zero", "?offset=N&length=M: a guest write of zeros", diskZero},
 		{"GET", "/vms/{vm}/disks/{key}/sha256", "[?snapshot=MOREF]: SHA-256 of the current or a snapshot's view", diskHash},
 		{"GET", "/vms/{vm}/disks/{key}/read", "[?snapshot=MOREF]: the whole view (Range supported)", diskRead},
 		{"GET", "/faults", "active fault rules", listFaults},
-		{"POST", "/faults/{kind}", "[?vm=NAME][&times=K][&after=BYTES][&leave=1]: inject a fault", addFault},
+		{"POST", "/faults/{kind}", "[?vm=NAME][&times=K][&after=BYTES][&leave=1][&during=write|create]: inject a fault", addFault},
 		{"DELETE", "/faults", "clear all fault rules", clearFaults},
 		{"DELETE", "/faults/{kind}", "clear the rules of one kind", clearFaults},
 		{"POST", "/sessions/expire", "invalidate every SOAP session", expireSessions},
@@ -107,14 +110,17 @@ func listRoutes(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
 }
 
 type diskJSON struct {
-	Key        int32    `json:"key"`
-	Label      string   `json:"label"`
-	FileName   string   `json:"fileName"`
-	Capacity   int64    `json:"capacity"`
-	ChangeID   string   `json:"changeId"`
-	Path       string   `json:"path"`       // host path of the running layer's descriptor
-	ExtentPath string   `json:"extentPath"` // host path of the running layer's extent
-	Chain      []string `json:"chain"`      // descriptor names, base first
+	Key           int32    `json:"key"`
+	Label         string   `json:"label"`
+	ControllerKey int32    `json:"controllerKey"`
+	UnitNumber    int32    `json:"unitNumber"`
+	Thin          bool     `json:"thin"`
+	FileName      string   `json:"fileName"`
+	Capacity      int64    `json:"capacity"`
+	ChangeID      string   `json:"changeId"`
+	Path          string   `json:"path"`       // host path of the running layer's descriptor
+	ExtentPath    string   `json:"extentPath"` // host path of the running layer's extent
+	Chain         []string `json:"chain"`      // descriptor names, base first
 }
 
 type snapshotJSON struct {
@@ -122,27 +128,70 @@ type snapshotJSON struct {
 	Name  string `json:"name"`
 }
 
+// controllerJSON is a storage controller (SCSI, SATA, NVMe, IDE).
+type controllerJSON struct {
+	Key       int32  `json:"key"`
+	Type      string `json:"type"`
+	BusNumber int32  `json:"busNumber"`
+}
+
+type nicJSON struct {
+	Key         int32  `json:"key"`
+	Type        string `json:"type"`
+	Network     string `json:"network"`
+	MacAddress  string `json:"macAddress"`
+	AddressType string `json:"addressType"`
+}
+
 type vmJSON struct {
-	Name       string         `json:"name"`
-	Moref      string         `json:"moref"`
-	PowerState string         `json:"powerState"`
-	CBT        bool           `json:"cbt"`
-	Disks      []diskJSON     `json:"disks"`
-	Snapshots  []snapshotJSON `json:"snapshots"`
+	Name        string           `json:"name"`
+	Moref       string           `json:"moref"`
+	PowerState  string           `json:"powerState"`
+	CBT         bool             `json:"cbt"`
+	UUID        string           `json:"uuid"`
+	Dir         string           `json:"dir"` // host path of the VM's directory
+	Controllers []controllerJSON `json:"controllers"`
+	NICs        []nicJSON        `json:"nics"`
+	Disks       []diskJSON       `json:"disks"`
+	Snapshots   []snapshotJSON   `json:"snapshots"`
 }
 
 func (vm *LabVM) describe() vmJSON {
 	vm.Lock()
 	defer vm.Unlock()
 	out := vmJSON{Name: vm.Name, Moref: vm.Self.Value, PowerState: string(vm.Runtime.PowerState), CBT: vm.cbtOn,
-		Disks: []diskJSON{}, Snapshots: []snapshotJSON{}}
+		UUID: vm.Config.Uuid, Dir: vm.dir(), Controllers: []controllerJSON{}, NICs: []nicJSON{}, Disks: []diskJSON{}, Snapshots: []snapshotJSON{}}
+	for _, dev := range vm.Config.Hardware.Device {
+		typ := reflect.TypeOf(dev).Elem().Name()
+		switch x := dev.(type) {
+		case types.BaseVirtualSCSIController, types.BaseVirtualSATAController, *types.VirtualNVMEController, *types.VirtualIDEController:
+			c := x.(types.BaseVirtualController).GetVirtualController()
+			out.Controllers = append(out.Controllers, controllerJSON{Key: c.Key, Type: typ, BusNumber: c.BusNumber})
+		case types.BaseVirtualEthernetCard:
+			card := x.GetVirtualEthernetCard()
+			n := nicJSON{Key: card.Key, Type: typ, MacAddress: card.MacAddress, AddressType: card.AddressType}
+			switch b := card.Backing.(type) {
+			case *types.VirtualEthernetCardNetworkBackingInfo:
+				n.Network = b.DeviceName
+			case *types.VirtualEthernetCardDistributedVirtualPortBackingInfo:
+				n.Network = b.Port.PortgroupKey
+			}
+			out.NICs = append(out.NICs, n)
+		}
+	}
+	devices := object.VirtualDeviceList(vm.Config.Hardware.Device)
 	for _, d := range vm.disks {
+		var ctlKey, unit int32
+		if vd, ok := devices.FindByKey(d.key).(*types.VirtualDisk); ok {
+			ctlKey = vd.ControllerKey
+		}
+		unit = d.unit
 		var names []string
 		for _, l := range chain(d.top) {
 			names = append(names, l.descriptorName())
 		}
 		out.Disks = append(out.Disks, diskJSON{
-			Key: d.key, Label: d.label, FileName: vm.dsPath(d.top.descriptorName()), Capacity: d.capacity,
+			Key: d.key, Label: d.label, ControllerKey: ctlKey, UnitNumber: unit, Thin: d.thin, FileName: vm.dsPath(d.top.descriptorName()), Capacity: d.capacity,
 			ChangeID: d.cbt.current, Path: d.top.descriptorPath(), ExtentPath: d.top.extentPath(), Chain: names,
 		})
 	}
@@ -154,7 +203,7 @@ func (vm *LabVM) describe() vmJSON {
 
 func listVMs(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
 	out := []vmJSON{}
-	for _, vm := range lab.vms {
+	for _, vm := range lab.allVMs() {
 		out = append(out, vm.describe())
 	}
 	reply(w, out)
@@ -166,6 +215,36 @@ func getVM(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
 		return
 	}
 	fail(w, http.StatusNotFound, "no VM named %q", p["vm"])
+}
+
+func powerVM(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
+	vm := lab.vm(p["vm"])
+	if vm == nil {
+		fail(w, http.StatusNotFound, "no VM named %q", p["vm"])
+		return
+	}
+	// Through the simulator in process (not under the VM's lock: the call takes it).
+	ctx := r.Context()
+	obj := object.NewVirtualMachine(lab.client, vm.Self)
+	var task *object.Task
+	var err error
+	switch r.URL.Query().Get("state") {
+	case "on":
+		task, err = obj.PowerOn(ctx)
+	case "off":
+		task, err = obj.PowerOff(ctx)
+	default:
+		fail(w, http.StatusBadRequest, "state must be on or off")
+		return
+	}
+	if err == nil {
+		err = task.Wait(ctx)
+	}
+	if err != nil {
+		fail(w, http.StatusBadRequest, "powering %s %s: %v", vm.Name, r.URL.Query().Get("state"), err)
+		return
+	}
+	reply(w, vm.describe())
 }
 
 // lookupDisk resolves {vm} and {key}, answering 404 itself.
@@ -331,7 +410,8 @@ func addFault(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
 		return
 	}
 	rule := faultRule{Kind: kind, VM: r.URL.Query().Get("vm")}
-	if rule.VM != "" && lab.vm(rule.VM) == nil {
+	// Datastore faults may name a VM that does not exist yet (the one a restore creates).
+	if rule.VM != "" && kind != faultDatastoreFull && kind != faultDatastoreFlip && lab.vm(rule.VM) == nil {
 		fail(w, http.StatusNotFound, "no VM named %q", rule.VM)
 		return
 	}
@@ -339,10 +419,22 @@ func addFault(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
 	if err == nil && (times == 0 || times < -1) {
 		err = fmt.Errorf("times must be a positive count or -1 (forever)")
 	}
-	if err == nil && kind == faultDatastoreRead {
+	if err == nil && (kind == faultDatastoreRead || kind == faultDatastoreFull || kind == faultDatastoreFlip) {
 		rule.After, err = intParam(r, "after", 0)
 		if err == nil && rule.After < 0 {
 			err = fmt.Errorf("after must not be negative")
+		}
+	}
+	if err == nil && kind == faultDatastoreFull {
+		switch rule.During = r.URL.Query().Get("during"); rule.During {
+		case "":
+			rule.During = duringWrite
+		case duringWrite, duringCreate:
+		default:
+			err = fmt.Errorf("during must be write or create")
+		}
+		if rule.During == duringCreate && rule.After != 0 {
+			err = fmt.Errorf("after applies to during=write only")
 		}
 	}
 	if err == nil && kind == faultCreateSnapshot {

@@ -15,6 +15,7 @@ package main
 // so a client that mistakes a delta for a flat extent fails loudly.
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
@@ -133,6 +134,7 @@ type disk struct {
 	baseName string // "lab-vm-1", "lab-vm-1_1", …
 	dir      string // host directory of the VM
 	capacity int64
+	thin     bool   // thinProvisioned, as the VM's backing reports it
 	uuid     string // backing uuid, "6000C29…"
 	top      *layer // running point
 	cbt      cbt
@@ -166,29 +168,47 @@ func createDisk(dir, vmName string, index int, key int32, capacity int64) (*disk
 	if unit >= 7 {
 		unit++ // unit 7 is the SCSI controller itself
 	}
+	d, err := newFlatDisk(dir, base, key, unit, fmt.Sprintf("Hard disk %d", index+1), capacity, true, false)
+	if err != nil {
+		return nil, err
+	}
+	return d, d.fill(fmt.Sprintf("%s/%d", vmName, key))
+}
+
+// newFlatDisk makes an empty (all holes) flat disk base.vmdk + base-flat.vmdk in
+// dir. With reuse, files a caller created already (the simulator's empty
+// placeholders) are taken over; without it they must not exist.
+func newFlatDisk(dir, base string, key, unit int32, label string, capacity int64, thin, reuse bool) (*disk, error) {
 	d := &disk{
 		key:      key,
 		unit:     unit,
-		label:    fmt.Sprintf("Hard disk %d", index+1),
+		label:    label,
 		baseName: base,
 		dir:      dir,
 		capacity: capacity,
+		thin:     thin,
 		uuid:     diskUUID(),
 	}
 	l := &layer{name: base, dir: dir, flat: true, cid: randCID(), contentID: randHex(16), alloc: newBitset(d.grains())}
-	f, err := os.OpenFile(l.extentPath(), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	flags := os.O_RDWR | os.O_CREATE | os.O_EXCL
+	if reuse {
+		flags = os.O_RDWR | os.O_CREATE | os.O_TRUNC
+	}
+	f, err := os.OpenFile(l.extentPath(), flags, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	l.file = f
 	d.top = l
 	if err := f.Truncate(capacity); err != nil {
+		l.destroy()
 		return nil, err
 	}
 	if err := d.writeDescriptor(l); err != nil {
+		l.destroy()
 		return nil, err
 	}
-	return d, d.fill(fmt.Sprintf("%s/%d", vmName, key))
+	return d, nil
 }
 
 // fill writes the deterministic initial pattern: about a quarter of the 1 MiB
@@ -258,7 +278,7 @@ func (d *disk) descriptor(l *layer) string {
 		fmt.Fprintf(&b, "ddb.grain = \"%d\"\n", grainSize/sectorSize)
 	}
 	fmt.Fprintf(&b, "ddb.longContentID = \"%s\"\n", l.contentID)
-	if l.flat {
+	if l.flat && d.thin {
 		b.WriteString("ddb.thinProvisioned = \"1\"\n")
 	}
 	fmt.Fprintf(&b, "ddb.uuid = \"%s\"\n", spacedUUID(d.uuid))
@@ -598,4 +618,47 @@ func spacedUUID(u string) string {
 		parts = append(parts, u[i:i+2])
 	}
 	return strings.Join(parts[:8], " ") + "-" + strings.Join(parts[8:], " ")
+}
+
+// upload stores one grain of a whole-file upload (a PUT of the flat extent
+// under /folder) at grain-aligned off: zeros become a hole, so an uploaded
+// disk stays as sparse as its data. The disk must have no snapshots.
+func (d *disk) upload(p []byte, off int64) error {
+	top := d.top
+	if !top.flat {
+		return errors.New("the disk has snapshots")
+	}
+	if off%grainSize != 0 || int64(len(p)) > grainSize {
+		return fmt.Errorf("upload piece %d+%d is not one grain", off, len(p))
+	}
+	if err := d.checkRange(off, int64(len(p))); err != nil {
+		return err
+	}
+	g := off / grainSize
+	if allZero(p) {
+		if !top.alloc.get(g) {
+			return nil
+		}
+		top.alloc.clear(g)
+		return punchHole(top.file, off, int64(len(p)))
+	}
+	if _, err := top.file.WriteAt(p, off); err != nil {
+		return err
+	}
+	top.alloc.set(g)
+	return nil
+}
+
+func allZero(p []byte) bool {
+	for len(p) > 0 {
+		n := len(p)
+		if n > len(zeros) {
+			n = len(zeros)
+		}
+		if !bytes.Equal(p[:n], zeros[:n]) {
+			return false
+		}
+		p = p[n:]
+	}
+	return true
 }

@@ -14,6 +14,11 @@ const (
 	faultRemoveSnapshot = "remove-snapshot"
 	faultQueryChanged   = "query-changed"
 	faultDatastoreRead  = "datastore-read"
+	faultDatastoreFull  = "datastore-full"
+	faultDatastoreFlip  = "datastore-corrupt"
+
+	duringWrite  = "write"  // datastore-full: a PUT under /folder fails
+	duringCreate = "create" // datastore-full: CreateVM_Task fails
 )
 
 var faultKinds = map[string]string{
@@ -21,15 +26,18 @@ var faultKinds = map[string]string{
 	faultRemoveSnapshot: "RemoveSnapshot_Task/RemoveAllSnapshots_Task's task fails",
 	faultQueryChanged:   "QueryChangedDiskAreas returns a FileFault",
 	faultDatastoreRead:  "a GET under /folder has its connection dropped after ?after=BYTES body bytes",
+	faultDatastoreFlip:  "the next PUT of a disk's flat extent stores the byte at offset ?after=BYTES flipped, and answers as if all went well",
+	faultDatastoreFull:  "the datastore is full: a PUT under /folder fails with HTTP 500 after ?after=BYTES body bytes were stored, or with ?during=create CreateVM_Task fails with NoDiskSpace",
 }
 
 // faultRule fires for Times occurrences (-1: forever), on one VM or all.
 type faultRule struct {
-	Kind  string `json:"kind"`
-	VM    string `json:"vm,omitempty"`
-	Times int    `json:"times"`
-	After int64  `json:"after,omitempty"` // datastore-read: body bytes sent before the drop
-	Leave bool   `json:"leave,omitempty"` // create-snapshot: the snapshot exists when the task fails
+	Kind   string `json:"kind"`
+	VM     string `json:"vm,omitempty"`
+	Times  int    `json:"times"`
+	After  int64  `json:"after,omitempty"`  // datastore-read: body bytes sent before the drop; datastore-full: bytes stored before the failure; datastore-corrupt: the offset flipped
+	Leave  bool   `json:"leave,omitempty"`  // create-snapshot: the snapshot exists when the task fails
+	During string `json:"during,omitempty"` // datastore-full: write or create
 }
 
 type faults struct {
@@ -45,10 +53,15 @@ func (f *faults) add(r faultRule) {
 
 // take consumes one occurrence of the first rule matching kind and vm.
 func (f *faults) take(kind, vm string) (faultRule, bool) {
+	return f.takeIf(kind, vm, func(faultRule) bool { return true })
+}
+
+// takeIf is take for the rules that also satisfy want.
+func (f *faults) takeIf(kind, vm string, want func(faultRule) bool) (faultRule, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i, r := range f.rules {
-		if r.Kind != kind || (r.VM != "" && r.VM != vm) {
+		if r.Kind != kind || (r.VM != "" && r.VM != vm) || !want(*r) {
 			continue
 		}
 		fired := *r
@@ -107,6 +120,7 @@ type stats struct {
 	vmbkpNow     atomic.Int64
 	maxVmbkp     atomic.Int64
 	folderBytes  atomic.Int64
+	folderPut    atomic.Int64 // body bytes stored by PUTs under /folder
 	queryChanged atomic.Int64
 	reads        diskReads
 }
@@ -182,6 +196,7 @@ func (s *stats) snapshotRemoved(name string) {
 func (s *stats) reset() {
 	s.maxVmbkp.Store(s.vmbkpNow.Load())
 	s.folderBytes.Store(0)
+	s.folderPut.Store(0)
 	s.queryChanged.Store(0)
 	s.reads.reset()
 }
@@ -191,6 +206,7 @@ type statsView struct {
 	VmbkpSnapshotsNow int64 `json:"vmbkpSnapshotsNow"`
 	MaxVmbkpSnapshots int64 `json:"maxVmbkpSnapshots"`
 	FolderBytesServed int64 `json:"folderBytesServed"`
+	FolderBytesStored int64 `json:"folderBytesStored"`
 	QueryChangedCalls int64 `json:"queryChangedCalls"`
 	// MaxDisksReadAtOnce is the most disk files of one VM read through /folder at once.
 	MaxDisksReadAtOnce int `json:"maxDisksReadAtOnce"`
@@ -202,6 +218,7 @@ func (s *stats) view() statsView {
 		VmbkpSnapshotsNow:  s.vmbkpNow.Load(),
 		MaxVmbkpSnapshots:  s.maxVmbkp.Load(),
 		FolderBytesServed:  s.folderBytes.Load(),
+		FolderBytesStored:  s.folderPut.Load(),
 		QueryChangedCalls:  s.queryChanged.Load(),
 		MaxDisksReadAtOnce: s.reads.maxAtOnce(),
 	}

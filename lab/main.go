@@ -28,12 +28,15 @@ import (
 	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25"
+	"github.com/vmware/govmomi/vim25/types"
 )
 
 const (
 	labUser       = "vmbkp"
 	datacenter    = "DC0"
 	datastoreName = "LocalDS_0"
+	backupNetwork = "backup-net" // a second network, beside the simulator's "VM Network"
+	restoreFolder = "restored"   // DC0/vm/restored
 )
 
 type options struct {
@@ -218,7 +221,7 @@ func run(args []string) error {
 		Control: "http://" + cln.Addr().String(), Datastore: datastoreName, DatastoreDir: dsDir,
 		Datacenter: datacenter, VMs: []string{},
 	}
-	for _, vm := range lab.vms {
+	for _, vm := range lab.allVMs() {
 		out.VMs = append(out.VMs, vm.Name)
 	}
 	enc := json.NewEncoder(os.Stdout)
@@ -302,8 +305,22 @@ func (lab *Lab) build(o options) (*simulator.Model, error) {
 		if err != nil {
 			return model, err
 		}
-		lab.vms = append(lab.vms, vm)
+		lab.addVM(vm)
 	}
+
+	// What restores need: a second network to map NICs to, and a folder to
+	// restore into. (CreateVM_Task through /sdk makes lab VMs: see folder.go.)
+	ns, err := host.ConfigManager().NetworkSystem(ctx)
+	if err != nil {
+		return model, err
+	}
+	if err := ns.AddPortGroup(ctx, types.HostPortGroupSpec{Name: backupNetwork, VswitchName: "vSwitch0", Policy: types.HostNetworkPolicy{}}); err != nil {
+		return model, fmt.Errorf("network %s: %w", backupNetwork, err)
+	}
+	if _, err := folders.VmFolder.CreateFolder(ctx, restoreFolder); err != nil {
+		return model, fmt.Errorf("folder %s: %w", restoreFolder, err)
+	}
+	lab.client = c
 	return model, nil
 }
 

@@ -164,7 +164,11 @@ func (g *sdkGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeNotAuthenticated(w, thisType, thisValue)
 		return
 	}
+	if method == "CreateVM_Task" && thisType == "Folder" {
+		body = g.lab.routeCreateVM(body, thisValue) // see folder.go
+	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
 	cw := &sdkWriter{ResponseWriter: w}
 	g.next.ServeHTTP(cw, r)
 	if cw.session != "" {
@@ -275,10 +279,11 @@ func writeNotAuthenticated(w http.ResponseWriter, thisType, thisValue string) {
 `, t.String(), v.String())
 }
 
-// serveFolder serves datastore files like vCenter's /folder/<path>?dcPath=&dsName=.
+// serveFolder serves datastore files like vCenter's /folder/<path>?dcPath=&dsName=:
+// GET and HEAD read them, PUT replaces one (see upload.go).
 func (lab *Lab) serveFolder(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
+	if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodPut {
+		w.Header().Set("Allow", "GET, HEAD, PUT")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
@@ -292,6 +297,10 @@ func (lab *Lab) serveFolder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rel := path.Clean("/" + strings.TrimPrefix(r.URL.Path, "/folder"))
+	if r.Method == http.MethodPut {
+		lab.putFolder(w, r, rel)
+		return
+	}
 	f, err := os.Open(filepath.Join(lab.dsDir, filepath.FromSlash(rel)))
 	if err != nil {
 		http.Error(w, "file not found", http.StatusNotFound)

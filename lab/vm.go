@@ -41,6 +41,8 @@ type Lab struct {
 	dsDir          string
 	dsRef          types.ManagedObjectReference
 	cbtPage        int64
+	client         *vim25.Client // in-process, for the control endpoint's power changes
+	vmsMu          sync.Mutex    // vms changes at run time (CreateVM_Task, Destroy_Task)
 	vms            []*LabVM
 	faults         faults
 	stats          stats
@@ -48,12 +50,36 @@ type Lab struct {
 }
 
 func (lab *Lab) vm(name string) *LabVM {
-	for _, vm := range lab.vms {
+	for _, vm := range lab.allVMs() {
 		if vm.Name == name {
 			return vm
 		}
 	}
 	return nil
+}
+
+// allVMs is a copy of the lab's VM list, safe to range over while VMs come and go.
+func (lab *Lab) allVMs() []*LabVM {
+	lab.vmsMu.Lock()
+	defer lab.vmsMu.Unlock()
+	return append([]*LabVM(nil), lab.vms...)
+}
+
+func (lab *Lab) addVM(vm *LabVM) {
+	lab.vmsMu.Lock()
+	defer lab.vmsMu.Unlock()
+	lab.vms = append(lab.vms, vm)
+}
+
+func (lab *Lab) removeVM(vm *LabVM) {
+	lab.vmsMu.Lock()
+	defer lab.vmsMu.Unlock()
+	for i, v := range lab.vms {
+		if v == vm {
+			lab.vms = append(lab.vms[:i:i], lab.vms[i+1:]...)
+			return
+		}
+	}
 }
 
 // LabVM embeds the simulator's VM by value: the PropertyCollector finds the
@@ -62,12 +88,13 @@ func (lab *Lab) vm(name string) *LabVM {
 type LabVM struct {
 	simulator.VirtualMachine
 
-	lab   *Lab
-	lk    sync.Mutex
-	disks []*disk
-	snaps []*LabSnapshot // oldest first: the lab keeps snapshots a linear chain
-	cbtOn bool
-	sid   int32
+	lab     *Lab
+	lk      sync.Mutex
+	dirName string // the VM's directory on the datastore ("lab-vm-1", or what CreateVM_Task chose)
+	disks   []*disk
+	snaps   []*LabSnapshot // oldest first: the lab keeps snapshots a linear chain
+	cbtOn   bool
+	sid     int32
 }
 
 // Lock and Unlock make the simulator's registry use lk as this VM's object
@@ -97,10 +124,10 @@ func (vm *LabVM) snapshot(ref types.ManagedObjectReference) *LabSnapshot {
 
 // dsPath names a file of the VM's directory in datastore form.
 func (vm *LabVM) dsPath(file string) string {
-	return fmt.Sprintf("[%s] %s/%s", vm.lab.dsName, vm.Name, file)
+	return fmt.Sprintf("[%s] %s/%s", vm.lab.dsName, vm.dirName, file)
 }
 
-func (vm *LabVM) dir() string { return filepath.Join(vm.lab.dsDir, vm.Name) }
+func (vm *LabVM) dir() string { return filepath.Join(vm.lab.dsDir, vm.dirName) }
 
 type vmOptions struct {
 	disks, nics int
@@ -137,7 +164,7 @@ func (lab *Lab) createVM(ctx context.Context, c *vim25.Client, folder *object.Fo
 	}
 	ref := info.Result.(types.ManagedObjectReference)
 
-	vm := &LabVM{VirtualMachine: *simulator.Map.Get(ref).(*simulator.VirtualMachine), lab: lab}
+	vm := &LabVM{VirtualMachine: *simulator.Map.Get(ref).(*simulator.VirtualMachine), lab: lab, dirName: name}
 	var keys []int32
 	for i := 0; i < o.disks; i++ {
 		d, err := createDisk(vm.dir(), name, i, int32(firstDisk+i), o.diskSize)
@@ -211,7 +238,7 @@ func (vm *LabVM) backing(d *disk, l *layer, changeID string) *types.VirtualDiskF
 		DiskMode:                     string(types.VirtualDiskModePersistent),
 		Split:                        types.NewBool(false),
 		WriteThrough:                 types.NewBool(false),
-		ThinProvisioned:              types.NewBool(true),
+		ThinProvisioned:              types.NewBool(d.thin),
 		EagerlyScrub:                 types.NewBool(false),
 		DigestEnabled:                types.NewBool(false),
 		Uuid:                         d.uuid,
@@ -485,10 +512,33 @@ func (vm *LabVM) RefreshStorageInfo(ctx *simulator.Context, req *types.RefreshSt
 	return &methods.RefreshStorageInfoBody{Res: new(types.RefreshStorageInfoResponse)}
 }
 
-// DestroyTask is refused rather than leaving the lab's disk state behind.
+// DestroyTask removes a powered-off VM: the simulator unregisters it and
+// deletes its directory; the lab closes and removes its disk files (every
+// layer, snapshots included) and forgets it.
 func (vm *LabVM) DestroyTask(ctx *simulator.Context, req *types.Destroy_Task) soap.HasFault {
 	ref := runTask(vm, vm, "destroyTask", func() (types.AnyType, *taskFault) {
-		return nil, &taskFault{&types.NotSupported{}, "lab: destroying lab VMs is not supported"}
+		if vm.Runtime.PowerState == types.VirtualMachinePowerStatePoweredOn {
+			return nil, &taskFault{&types.InvalidPowerState{RequestedState: types.VirtualMachinePowerStatePoweredOff, ExistingState: vm.Runtime.PowerState},
+				"The attempted operation cannot be performed in the current state (Powered on)."}
+		}
+		for _, d := range vm.disks {
+			for _, l := range chain(d.top) {
+				l.destroy()
+			}
+		}
+		for _, s := range vm.snaps {
+			simulator.Map.Remove(s.Self)
+			vm.lab.stats.snapshotRemoved(s.name)
+		}
+		vm.disks, vm.snaps = nil, nil
+		res := vm.VirtualMachine.DestroyTask(ctx, req).(*methods.Destroy_TaskBody)
+		task := simulator.Map.Get(res.Res.Returnval).(*simulator.Task)
+		if e := task.Info.Error; e != nil {
+			return nil, &taskFault{e.Fault, e.LocalizedMessage}
+		}
+		_ = os.RemoveAll(vm.dir())
+		vm.lab.removeVM(vm)
+		return nil, nil
 	})
 	return &methods.Destroy_TaskBody{Res: &types.Destroy_TaskResponse{Returnval: ref}}
 }
@@ -504,10 +554,15 @@ type taskFault struct {
 // there) and the VM as entity, as vCenter reports it.
 // The task is done when the method returns; clients wait on it as usual.
 func runTask(obj mo.Reference, vm *LabVM, name string, fn func() (types.AnyType, *taskFault)) types.ManagedObjectReference {
+	return runEntityTask(obj, vm.Self, vm.Name, name, fn)
+}
+
+// runEntityTask is runTask for any entity (CreateVM_Task's is the folder).
+func runEntityTask(obj mo.Reference, entity types.ManagedObjectReference, entityName, name string, fn func() (types.AnyType, *taskFault)) types.ManagedObjectReference {
 	task := simulator.CreateTask(obj, name, nil)
 	task.Info.Reason = &types.TaskReasonUser{UserName: labUser}
-	task.Info.Entity = &vm.Self
-	task.Info.EntityName = vm.Name
+	task.Info.Entity = &entity
+	task.Info.EntityName = entityName
 	simulator.Map.Update(task, []types.PropertyChange{
 		{Name: "info.startTime", Val: time.Now()},
 		{Name: "info.state", Val: types.TaskInfoStateRunning},

@@ -21,9 +21,20 @@ export interface LabInfo {
   vms: string[];
 }
 
-export interface LabDisk { key: number; label: string; fileName: string; capacity: number; changeId: string; path: string }
-export interface LabVm { name: string; moref: string; powerState: string; cbt: boolean; disks: LabDisk[]; snapshots: { moref: string; name: string }[] }
-export interface LabStats { snapshotsNow: number; vmbkpSnapshotsNow: number; maxVmbkpSnapshots: number; folderBytesServed: number; queryChangedCalls: number; maxDisksReadAtOnce: number }
+export interface LabDisk {
+  key: number; label: string; controllerKey: number; unitNumber: number; thin: boolean; fileName: string; capacity: number; changeId: string;
+  path: string; extentPath: string;
+}
+export interface LabController { key: number; type: string; busNumber: number }
+export interface LabNic { key: number; type: string; network: string; macAddress: string; addressType: string }
+export interface LabVm {
+  name: string; moref: string; powerState: string; cbt: boolean; uuid: string; dir: string;
+  controllers: LabController[]; nics: LabNic[]; disks: LabDisk[]; snapshots: { moref: string; name: string }[];
+}
+export interface LabStats {
+  snapshotsNow: number; vmbkpSnapshotsNow: number; maxVmbkpSnapshots: number; folderBytesServed: number; folderBytesStored: number;
+  queryChangedCalls: number; maxDisksReadAtOnce: number;
+}
 
 let built: Promise<string> | undefined;
 
@@ -92,12 +103,17 @@ export class Lab {
     await this.request('POST', `/vms/${vm}/disks/${key}/write?offset=${offset}`, data);
   }
 
+  /** Powers a VM on or off (through the simulator, as PowerOnVM_Task / PowerOffVM_Task would). */
+  async power(vm: string, state: 'on' | 'off'): Promise<void> {
+    await this.request('POST', `/vms/${vm}/power?state=${state}`);
+  }
+
   async sha256(vm: string, key: number, snapshot?: string): Promise<string> {
     const q = snapshot ? `?snapshot=${encodeURIComponent(snapshot)}` : '';
     return ((await (await this.request('GET', `/vms/${vm}/disks/${key}/sha256${q}`)).json()) as { sha256: string }).sha256;
   }
 
-  /** Arms a fault: kind is create-snapshot, query-changed, datastore-read, remove-snapshot. */
+  /** Arms a fault: kind is create-snapshot, query-changed, datastore-read, remove-snapshot, datastore-full. */
   async fault(kind: string, params: Record<string, string | number> = {}): Promise<void> {
     const q = new URLSearchParams(Object.entries(params).map(([k, v]) => [k, String(v)])).toString();
     await this.request('POST', `/faults/${kind}${q ? `?${q}` : ''}`);

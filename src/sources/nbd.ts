@@ -152,6 +152,15 @@ export class NbdTarget implements DiskTarget {
     if (this.client.can(TransmissionFlag.SEND_FLUSH)) await this.client.flush();
   }
 
+  /** Reads back what was written, so a restore can check it against its digests. */
+  async read(offset: number, length: number, into: Buffer): Promise<Buffer> {
+    for (let o = 0; o < length; o += MAX_REQUEST) {
+      const n = Math.min(MAX_REQUEST, length - o);
+      await this.client.read(offset + o, n, into.subarray(o, o + n));
+    }
+    return into.subarray(0, length);
+  }
+
   async close(): Promise<void> {
     await this.client.close();
   }

@@ -40,6 +40,11 @@ export interface DiskTarget {
   readonly size: number;
   /** True when unwritten ranges already read as zeros (a new sparse file), so zero chunks need no write. */
   readonly zeroed: boolean;
+  /**
+   * True when writes must come in increasing offset order (a stream, such as an HTTP
+   * upload of a whole file); ranges skipped between writes become zeros.
+   */
+  readonly sequential?: boolean;
   write(offset: number, data: Uint8Array): Promise<void>;
   zero(offset: number, length: number): Promise<void>;
   flush(): Promise<void>;

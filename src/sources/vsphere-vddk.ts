@@ -1,7 +1,8 @@
 /**
- * The vddk transport: runs `nbdkit vddk` for one snapshot disk on a private Unix socket
- * and reads it over NBD. The password reaches nbdkit as `password=+FILE` (a 0600 file in
- * a private directory, removed once nbdkit has started), never as an argument.
+ * The vddk transport: runs `nbdkit vddk` for one disk on a private Unix socket — a
+ * snapshot's disk read-only for backup, a VM's disk writable for restore — and talks
+ * NBD to it. The password reaches nbdkit as `password=+FILE` (a 0600 file in a private
+ * directory, removed once nbdkit has started), never as an argument.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -75,8 +76,31 @@ async function startNbdkit(args: string[], socket: string, what: string, timeout
   throw new IoError(`nbdkit vddk for ${what} did not start serving within ${Math.round(timeoutMs / 1000)} s`);
 }
 
-export async function openVddkDisk(d: SnapshotDisk, opts: VddkOptions): Promise<VsphereDiskSource> {
-  const what = diskLabel(d);
+/** What nbdkit's vddk plugin serves: one disk file of a VM, or of one of its snapshots. */
+export interface VddkDisk {
+  /** The VM's moref ("vm-42"). */
+  readonly vm: string;
+  /** The disk's descriptor, "[ds1] web01/web01.vmdk". */
+  readonly file: string;
+  /** A snapshot's moref: its frozen view of the disk (backup). */
+  readonly snapshot?: string;
+  /** Writable (restore) or read-only (backup). */
+  readonly writable: boolean;
+  /** Names the disk in messages ("disk 2000 of VM web01"). */
+  readonly what: string;
+}
+
+/** A running `nbdkit vddk` on a private Unix socket. */
+export interface VddkServer {
+  readonly uri: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `nbdkit vddk` for one disk on a private Unix socket. The password reaches it as
+ * password=+FILE (0600, in a 0700 directory), removed once nbdkit serves.
+ */
+export async function serveVddkDisk(disk: VddkDisk, opts: VddkOptions): Promise<VddkServer> {
   const dir = await mkdtemp(join(tmpdir(), 'vmbkp-vddk-'));
   const passwordFile = join(dir, 'password');
   const socket = join(dir, 'nbd.sock');
@@ -84,40 +108,56 @@ export async function openVddkDisk(d: SnapshotDisk, opts: VddkOptions): Promise<
   try {
     await writeFile(passwordFile, opts.password, { mode: 0o600 });
     const args = [
-      '--foreground', '--readonly', '--exit-with-parent', '--unix', socket,
+      '--foreground', ...(disk.writable ? [] : ['--readonly']), '--exit-with-parent', '--unix', socket,
       'vddk',
       ...(opts.libdir ? [`libdir=${opts.libdir}`] : []),
       `server=${opts.server}`,
       `user=${opts.user}`,
       `password=+${passwordFile}`,
       `thumbprint=${opts.thumbprint}`,
-      `vm=moref=${d.vm.ref.value}`,
-      `snapshot=${d.snapshot.value}`,
+      `vm=moref=${disk.vm}`,
+      ...(disk.snapshot ? [`snapshot=${disk.snapshot}`] : []),
       ...(opts.transports ? [`transports=${opts.transports}`] : []),
-      `file=${d.disk.fileName}`,
+      `file=${disk.file}`,
     ];
-    child = await startNbdkit(args, socket, what, opts.startTimeoutMs ?? 120_000);
+    child = await startNbdkit(args, socket, disk.what, opts.startTimeoutMs ?? 120_000);
     await rm(passwordFile, { force: true });
-    const nbd = await NbdSource.open(`nbd+unix:///?socket=${encodeURIComponent(socket)}`);
+    const proc = child;
+    return {
+      uri: `nbd+unix:///?socket=${encodeURIComponent(socket)}`,
+      stop: async () => {
+        proc.kill('SIGTERM');
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    child?.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+export async function openVddkDisk(d: SnapshotDisk, opts: VddkOptions): Promise<VsphereDiskSource> {
+  const what = diskLabel(d);
+  const server = await serveVddkDisk({ vm: d.vm.ref.value, file: d.disk.fileName, snapshot: d.snapshot.value, writable: false, what }, opts);
+  try {
+    const nbd = await NbdSource.open(server.uri);
     if (nbd.size !== d.disk.capacity) {
       await nbd.close();
       throw new IoError(`nbdkit vddk serves ${nbd.size} bytes for ${what}, whose capacity is ${d.disk.capacity}`);
     }
-    const proc = child;
     const reader: DiskReader = {
       description: `vddk:${d.disk.fileName}@${d.snapshot.value}`,
       read: async (offset, length, into) => { await nbd.read(offset, length, into); },
       allocated: (offset, length) => nbd.allocated(offset, length),
       close: async () => {
         await nbd.close().catch(() => {});
-        proc.kill('SIGTERM');
-        await rm(dir, { recursive: true, force: true });
+        await server.stop();
       },
     };
     return new VsphereDiskSource(d, reader);
   } catch (err) {
-    child?.kill('SIGKILL');
-    await rm(dir, { recursive: true, force: true });
+    await server.stop();
     throw err;
   }
 }

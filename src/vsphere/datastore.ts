@@ -1,11 +1,13 @@
 /**
  * Datastore files over HTTPS (`/folder/PATH?dcPath=DC&dsName=DS`), authenticated by the
- * API session's cookie: ranged reads of a snapshot's flat disk file. A read that breaks
- * off is retried a bounded number of times; a dropped session is re-established first.
+ * API session's cookie: ranged reads of a snapshot's flat disk file, and whole-file
+ * uploads (PUT) of a new disk's flat file. A read that breaks off is retried a bounded
+ * number of times; a dropped session is re-established first. An upload is one stream
+ * and cannot be resumed, so the session is checked before it starts.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InputError, IoError, describeCause } from '../errors.js';
-import { httpRequest } from './http.js';
+import { type HttpResponse, type HttpUpload, httpRequest, httpUpload } from './http.js';
 import { retrieveOne } from './property-collector.js';
 import type { VsphereSession } from './session.js';
 import { type MoRef, moRefOf, text } from './xml.js';
@@ -79,4 +81,20 @@ export async function readDatastoreRange(session: VsphereSession, url: URL, offs
     }
   }
   throw new IoError(`${opts.what} at offset ${offset} failed after ${attempts} attempts: ${describeCause(lastError)}`, { cause: lastError });
+}
+
+/** Starts replacing a datastore file with `length` bytes written in order through the returned upload. */
+export async function openDatastoreUpload(session: VsphereSession, url: URL, length: number): Promise<HttpUpload> {
+  // A 401 in the middle of a stream cannot be retried: make sure the session is alive first.
+  await session.ensureLoggedIn();
+  return httpUpload(session.httpsAgent, {
+    url, length,
+    headers: { 'content-type': 'application/octet-stream', ...(session.cookie ? { cookie: session.cookie } : {}) },
+  });
+}
+
+/** The server's reason for a failed transfer: the start of its answer's text, on one line. */
+export function answerText(res: HttpResponse): string {
+  const text = res.body.toString('utf8').replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim();
+  return text.length > 300 ? `${text.slice(0, 300)}…` : text;
 }

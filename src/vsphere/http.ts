@@ -71,3 +71,78 @@ export function httpRequest(agent: https.Agent, req: HttpRequest): Promise<HttpR
     r.end(req.body);
   });
 }
+
+/** A streamed request body of a known length (a datastore upload), written piece by piece. */
+export interface HttpUpload {
+  /** Sends `data`; waits while the connection is full. Throws once the server answered early or the connection failed. */
+  write(data: Uint8Array): Promise<void>;
+  /** Ends the body and waits for the answer (its body kept up to 64 KiB, for messages). */
+  end(): Promise<HttpResponse>;
+  /** Drops the connection (after a failure elsewhere); end() then rejects. */
+  abort(): void;
+}
+
+/** An answer that came before the body was complete: the server refused the upload. */
+export class EarlyResponseError extends IoError {
+  constructor(readonly response: HttpResponse, url: URL) {
+    super(`PUT ${url.host}${url.pathname}: the server answered HTTP ${response.status} before the upload was complete`);
+  }
+}
+
+export function httpUpload(agent: https.Agent, req: { url: URL; length: number; headers?: Record<string, string>; timeoutMs?: number }): HttpUpload {
+  const r = https.request(req.url, { method: 'PUT', agent, headers: { ...req.headers, 'content-length': req.length } });
+  let ended = false;
+  let failure: unknown;
+  let early: HttpResponse | undefined;
+  const wakers = new Set<() => void>();
+  const wake = () => { for (const w of wakers) w(); wakers.clear(); };
+  const response = new Promise<HttpResponse>((resolve, reject) => {
+    r.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      let kept = 0;
+      res.on('data', (c: Buffer) => { if (kept < 65536) { chunks.push(c); kept += c.length; } });
+      res.on('end', () => {
+        const answer = { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) };
+        if (!ended) early = answer;
+        wake();
+        resolve(answer);
+      });
+      res.on('error', (err) => { failure ??= err; wake(); reject(err); });
+    });
+    r.on('error', (err) => {
+      const e = connectionError(req.url, err);
+      failure ??= e;
+      wake();
+      reject(e);
+    });
+  });
+  // Rejections are reported by write() and end(); this keeps an unwatched one from crashing the process.
+  response.catch(() => {});
+  r.setTimeout(req.timeoutMs ?? 120_000, () => r.destroy(new IoError(`PUT ${req.url.host}${req.url.pathname}: no progress within ${Math.round((req.timeoutMs ?? 120_000) / 1000)} s`)));
+  r.on('drain', wake);
+
+  const check = () => {
+    if (early) throw new EarlyResponseError(early, req.url);
+    if (failure !== undefined) throw failure;
+  };
+  return {
+    async write(data) {
+      check();
+      if (r.write(data)) return;
+      await new Promise<void>((resolve) => wakers.add(resolve));
+      check();
+    },
+    async end() {
+      // An answer that came already (the server had the whole body) is the answer.
+      if (early) return early;
+      if (failure !== undefined) throw failure;
+      ended = true;
+      r.end();
+      return response;
+    },
+    abort() {
+      ended = true;
+      r.destroy(new IoError(`PUT ${req.url.host}${req.url.pathname}: aborted`));
+    },
+  };
+}

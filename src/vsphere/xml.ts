@@ -71,6 +71,8 @@ const parser = new XMLParser({
   parseAttributeValue: false,
   trimValues: false,
   processEntities: true,
+  // Also numeric character references ("&#39;" in a task's localizedMessage): XML allows them anywhere.
+  htmlEntities: true,
 });
 
 export function parseXml(text: string): XmlElement {

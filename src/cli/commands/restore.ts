@@ -1,42 +1,75 @@
 import type { Command } from 'commander';
+import { UsageError } from '../../errors.js';
 import { restoreDiskJob } from '../../jobs/restore-disk-job.js';
 import { openTarget } from '../../sources/open.js';
 import { type GlobalOptions, Output, openRepository } from '../context.js';
 import { bytes, duration, rate } from '../format.js';
 import { progressSink } from '../progress.js';
+import { type VmRestoreOptions, runVmRestore } from '../restore-vm.js';
+import { addVcenterOptions } from '../vcenter.js';
 
-interface RestoreOptions extends GlobalOptions {
-  set: string;
-  generation: string;
-  disk: string;
-  to: string;
-  overwrite?: boolean;
+interface RestoreOptions extends GlobalOptions, VmRestoreOptions {
+  disk?: string;
+  to?: string;
 }
 
+/** Options that only a VM restore (--vcenter) takes, as the user spells them. */
+const VM_ONLY: [keyof RestoreOptions, string][] = [
+  ['name', '--name'], ['host', '--host'], ['datastore', '--datastore'], ['folder', '--folder'], ['resourcePool', '--resource-pool'],
+  ['powerOn', '--power-on'], ['keepIdentity', '--keep-identity'], ['user', '--user'], ['passwordFile', '--password-file'],
+  ['thumbprint', '--thumbprint'], ['insecure', '--insecure'], ['vddkLibdir', '--vddk-libdir'], ['vddkTransports', '--vddk-transports'],
+];
+
 export function register(program: Command): void {
-  program.command('restore')
-    .description('restore a disk of a generation to a sparse raw image')
+  const cmd = program.command('restore')
+    .description('restore a disk of a generation to a sparse raw image (--disk D --to URI), or a VM backup as a new VM (--vcenter … --name NEW)')
     .requiredOption('--set <name>', 'backup set')
     .option('--generation <n>', 'generation number, or latest', 'latest')
-    .requiredOption('--disk <name>', 'disk to restore')
-    .requiredOption('--to <uri>', 'target, e.g. file:/restore/web01.img')
-    .option('--overwrite', 'replace an existing target file')
-    .action(async (opts: RestoreOptions) => {
-      const out = new Output(!!opts.json);
-      const repo = await openRepository(opts);
-      const progress = progressSink(out.json);
-      const result = await restoreDiskJob({
-        repo, set: opts.set, generation: opts.generation, disk: opts.disk,
-        openTarget: async (size) => {
-          const t = await openTarget(opts.to, size, !!opts.overwrite);
-          progress.start(`restore ${opts.disk}`, size);
-          return t;
-        },
-        onProgress: (p) => progress.update(p.bytesDone, p.bytesTotal),
-        onWarning: (m) => out.warn(m),
-      });
-      progress.stop();
-      out.result(result, `restored set ${result.set} generation ${result.generation} disk ${result.disk} to ${result.target}: `
-        + `${bytes(result.size)} disk, ${bytes(result.bytesWritten)} written in ${duration(result.durationMs)} (${rate(result.bytesWritten, result.durationMs)}), every chunk verified`);
+    .option('--disk <name>', 'disk to restore (disk restore)')
+    .option('--to <uri>', 'disk restore target, e.g. file:/restore/web01.img')
+    .option('--overwrite', 'replace an existing target file; with --vcenter: write over the disks of the existing powered-off VM --name')
+    .option('--name <vm>', 'with --vcenter: name of the restored VM')
+    .option('--host <name>', 'with --vcenter: ESXi host to run it on (default: one that mounts the datastore)')
+    .option('--datastore <name>', "with --vcenter: datastore for its files and disks (default: the original VM's)")
+    .option('--folder <path>', 'with --vcenter: inventory path of its VM folder, e.g. DC0/vm/restored')
+    .option('--resource-pool <pool>', 'with --vcenter: resource pool name or inventory path')
+    .option('--network <old=new>', 'with --vcenter: connect the NICs on network OLD to NEW (repeatable; others keep their network)',
+      (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--power-on', 'with --vcenter: power the VM on once its disks are written and verified')
+    .option('--keep-identity', 'with --vcenter: keep the BIOS and instance UUIDs and MAC addresses (default: new ones)')
+    .option('--transport <kind>', 'with --vcenter: https (datastore upload) or vddk (nbdkit vddk plugin)', 'https')
+    .option('--vddk-libdir <dir>', "with --transport vddk: where VMware's VDDK is unpacked")
+    .option('--vddk-transports <modes>', 'with --transport vddk: VDDK transport modes, e.g. hotadd:nbdssl');
+  addVcenterOptions(cmd);
+  cmd.action(async (opts: RestoreOptions) => {
+    if (opts.vcenter !== undefined) {
+      if (opts.disk !== undefined || opts.to !== undefined) throw new UsageError('a VM restore (--vcenter) takes no --disk and no --to: it restores every disk into the new VM');
+      await runVmRestore(opts);
+      return;
+    }
+    const vmOnly = VM_ONLY.filter(([k]) => opts[k] !== undefined).map(([, flag]) => flag);
+    if (opts.network.length > 0) vmOnly.push('--network');
+    if (opts.transport !== 'https') vmOnly.push('--transport');
+    if (vmOnly.length > 0) throw new UsageError(`${vmOnly.join(', ')} need${vmOnly.length === 1 ? 's' : ''} --vcenter (a VM restore)`);
+    if (opts.disk === undefined || opts.to === undefined) throw new UsageError('give --disk and --to to restore a disk, or --vcenter and --name to restore a VM');
+
+    const out = new Output(!!opts.json);
+    const repo = await openRepository(opts);
+    const progress = progressSink(out.json);
+    const disk = opts.disk;
+    const to = opts.to;
+    const result = await restoreDiskJob({
+      repo, set: opts.set, generation: opts.generation, disk,
+      openTarget: async (size) => {
+        const t = await openTarget(to, size, !!opts.overwrite);
+        progress.start(`restore ${disk}`, size);
+        return t;
+      },
+      onProgress: (p) => progress.update(p.bytesDone, p.bytesTotal),
+      onWarning: (m) => out.warn(m),
     });
+    progress.stop();
+    out.result(result, `restored set ${result.set} generation ${result.generation} disk ${result.disk} to ${result.target}: `
+      + `${bytes(result.size)} disk, ${bytes(result.bytesWritten)} written in ${duration(result.durationMs)} (${rate(result.bytesWritten, result.durationMs)}), every chunk verified`);
+  });
 }

@@ -1,0 +1,101 @@
+/** `vmbkp restore --vcenter … --set VM --name NEW`: a VM backup restored as a VM. */
+import { UsageError } from '../errors.js';
+import { type VmRestoreResult, restoreVm } from '../jobs/restore-vm.js';
+import type { OpenVmDisk } from '../sources/vsphere-target.js';
+import { openUploadTarget } from '../sources/vsphere-upload.js';
+import { openVddkTarget } from '../sources/vsphere-vddk-target.js';
+import { sdkUrl } from '../vsphere/session.js';
+import { peerThumbprintSha1 } from '../vsphere/tls.js';
+import { splitAssignment } from './commands/backup.js';
+import { type GlobalOptions, Output, openRepository } from './context.js';
+import { bytes, duration, rate, table } from './format.js';
+import { progressSink } from './progress.js';
+import { type VcenterConnection, type VcenterOptions, connect, vcenterConnection } from './vcenter.js';
+
+export interface VmRestoreOptions extends GlobalOptions, VcenterOptions {
+  set: string;
+  generation: string;
+  name?: string;
+  host?: string;
+  datastore?: string;
+  folder?: string;
+  resourcePool?: string;
+  network: string[];
+  powerOn?: boolean;
+  keepIdentity?: boolean;
+  overwrite?: boolean;
+  transport: string;
+  vddkLibdir?: string;
+  vddkTransports?: string;
+}
+
+async function vmDiskOpener(conn: VcenterConnection, opts: VmRestoreOptions): Promise<OpenVmDisk> {
+  if (opts.transport !== 'vddk') return openUploadTarget;
+  const url = sdkUrl(conn.url);
+  const thumbprint = await peerThumbprintSha1(url, conn.tls);
+  return (d) => openVddkTarget(d, {
+    server: url.hostname, user: conn.user, password: conn.password, thumbprint,
+    ...(opts.vddkLibdir ? { libdir: opts.vddkLibdir } : {}),
+    ...(opts.vddkTransports ? { transports: opts.vddkTransports } : {}),
+  });
+}
+
+export function restoreSummary(r: VmRestoreResult): string {
+  const total = r.disks.reduce((n, d) => n + d.size, 0);
+  const state = [r.created ? 'created' : 'disks overwritten', r.identity === 'kept' ? 'identity kept' : 'new UUIDs and MAC addresses', r.poweredOn ? 'powered on' : 'powered off'];
+  return [
+    `restored set ${r.set} generation ${r.generation} as VM ${r.vm} (${r.moref}): ${state.join(', ')}`,
+    table(['disk', 'key', 'file', 'size', 'written', 'write', 'verify'], r.disks.map((d) => [
+      d.name, String(d.key), d.fileName, bytes(d.size), bytes(d.bytesWritten), `${duration(d.writeMs)} (${rate(d.size, d.writeMs)})`, duration(d.verifyMs),
+    ])),
+    `every disk read back and checked against the generation's digests; ${bytes(total)} in ${duration(r.durationMs)} (${rate(total, r.durationMs)})`,
+  ].join('\n');
+}
+
+export async function runVmRestore(opts: VmRestoreOptions): Promise<void> {
+  const out = new Output(!!opts.json);
+  if (!opts.name) throw new UsageError('--name is required with --vcenter: the name of the restored VM');
+  if (opts.transport !== 'https' && opts.transport !== 'vddk') throw new UsageError(`--transport ${JSON.stringify(opts.transport)} is invalid: use https or vddk`);
+  const network: Record<string, string> = {};
+  for (const arg of opts.network) {
+    const [from, to] = splitAssignment(arg, '--network');
+    if (from in network) throw new UsageError(`--network maps ${JSON.stringify(from)} twice`);
+    network[from] = to;
+  }
+  const conn = await vcenterConnection(opts);
+  const repo = await openRepository(opts);
+  const session = await connect(conn);
+  const progress = progressSink(out.json);
+  // A first Ctrl-C (or SIGTERM) stops the restore cleanly: an incomplete new VM is destroyed. A second one kills.
+  const stop = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    progress.stop();
+    out.warn(`${sig}: stopping the restore${opts.overwrite ? '' : '; an incomplete new VM is removed'}`);
+    stop.abort(sig);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const openDisk = await vmDiskOpener(conn, opts);
+    const result = await restoreVm({
+      repo, session, set: opts.set, generation: opts.generation, name: opts.name,
+      datastore: opts.datastore, host: opts.host, folder: opts.folder, resourcePool: opts.resourcePool,
+      network: opts.network.length > 0 ? network : undefined,
+      powerOn: !!opts.powerOn, keepIdentity: !!opts.keepIdentity, overwrite: !!opts.overwrite,
+      openDisk, writesWholeDisk: opts.transport === 'https', signal: stop.signal,
+      onEvent: (e) => {
+        if (e.type === 'disk-start') progress.start(`${e.disk} (${e.phase})`, e.bytesTotal);
+        else if (e.type === 'progress') progress.update(e.progress.bytesDone, e.progress.bytesTotal);
+        else if (e.type === 'disk-done') progress.stop();
+        else if (e.type === 'warning') { progress.stop(); out.warn(e.message); }
+      },
+    });
+    progress.stop();
+    out.result(result, restoreSummary(result));
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    progress.stop();
+    await session.close();
+  }
+}

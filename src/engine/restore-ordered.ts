@@ -1,0 +1,174 @@
+/**
+ * Restores one disk to a target that takes writes in disk order only (a `sequential`
+ * target: an HTTP upload of the whole file). The disk is cut into windows of 8 MiB; the
+ * chunks of a window are read from their packs (reads grouped and coalesced within the
+ * window), decompressed and checked against their digests in the workers, then written
+ * in order. Several windows are read and decoded at once; they are written strictly one
+ * after the other, so the stream never waits for a window that is still being read
+ * unless it has to. Zero chunks are not written: the target fills gaps with zeros.
+ *
+ * Unlike restoreDisk, a blob used at several places is read once per window that uses
+ * it, not once per disk: the price of writing in order with bounded memory.
+ */
+import { RepositoryDamagedError } from '../errors.js';
+import { toHex } from '../repository/digest.js';
+import type { BlobLocation } from '../repository/index-file.js';
+import { packName } from '../repository/layout.js';
+import type { RestoreDiskRequest } from './restore-disk.js';
+import { runWindowed } from './window.js';
+
+/** Plain bytes per window. */
+const WINDOW_BYTES = 8 * 1024 * 1024;
+/** Blobs of one pack this close together are read with one request, gap included. */
+const MAX_GAP = 64 * 1024;
+
+interface WindowBlob {
+  readonly digest: string;
+  readonly loc: BlobLocation;
+  /** Where its plain bytes land in the slot's output. */
+  outOffset: number;
+}
+
+interface WindowRead {
+  readonly pack: string;
+  readonly offset: number;
+  length: number;
+  /** Where the read lands in the slot's input. */
+  readonly inOffset: number;
+}
+
+interface Window {
+  readonly first: number;
+  readonly end: number;
+  /** Per chunk of the window: its blob, or undefined for a zero chunk. */
+  readonly chunks: (WindowBlob | undefined)[];
+  readonly blobs: WindowBlob[];
+  readonly reads: WindowRead[];
+  readonly inputBytes: number;
+  /** Settles once the window before this one is written (or failed). */
+  readonly before: Promise<void>;
+  /** Settles once this window is written (or failed): the next one writes after it. */
+  readonly written: Promise<void>;
+  settle(err?: unknown): void;
+}
+
+export async function restoreDiskInOrder(req: RestoreDiskRequest): Promise<{ bytesWritten: number }> {
+  const { repo, pool, index, target, what } = req;
+  const chunkSize = index.chunkSize;
+  const perWindow = Math.max(1, Math.floor(WINDOW_BYTES / chunkSize));
+  const inputSize = perWindow * chunkSize + perWindow * MAX_GAP;
+  let bytesTotal = 0;
+  // Every blob is looked up before anything is written: a missing one fails the restore up front.
+  for (let i = 0; i < index.count; i++) {
+    if (index.isZero(i)) continue;
+    bytesTotal += index.chunkLength(i);
+    const hex = toHex(index.get(i));
+    if (!repo.lookup(hex)) throw new RepositoryDamagedError(`restoring ${what} failed: the chunk at offset ${i * chunkSize} (blob ${hex}) is missing from the repository`);
+  }
+
+  let previous: Promise<void> = Promise.resolve();
+  function* windows(): Generator<Window> {
+    for (let first = 0; first < index.count; first += perWindow) {
+      const w = plan(first, Math.min(index.count, first + perWindow), previous);
+      previous = w.written;
+      yield w;
+    }
+  }
+
+  function plan(first: number, end: number, before: Promise<void>): Window {
+    const byDigest = new Map<string, WindowBlob>();
+    const chunks: (WindowBlob | undefined)[] = [];
+    for (let i = first; i < end; i++) {
+      if (index.isZero(i)) { chunks.push(undefined); continue; }
+      const hex = toHex(index.get(i));
+      let b = byDigest.get(hex);
+      if (!b) {
+        // Looked up above: planning runs inside the window loop's iterator and must not throw.
+        b = { digest: hex, loc: repo.lookup(hex)!, outOffset: 0 };
+        byDigest.set(hex, b);
+      }
+      chunks.push(b);
+    }
+    const blobs = [...byDigest.values()].sort((a, b) => (a.loc.pack < b.loc.pack ? -1 : a.loc.pack > b.loc.pack ? 1 : a.loc.offset - b.loc.offset));
+    const reads: WindowRead[] = [];
+    let inputBytes = 0;
+    let out = 0;
+    for (const b of blobs) {
+      b.outOffset = out;
+      out += b.loc.rawLength;
+      const last = reads[reads.length - 1];
+      if (last && last.pack === b.loc.pack && b.loc.offset >= last.offset + last.length && b.loc.offset - (last.offset + last.length) <= MAX_GAP) {
+        const grow = b.loc.offset + b.loc.length - (last.offset + last.length);
+        last.length += grow;
+        inputBytes += grow;
+      } else {
+        reads.push({ pack: b.loc.pack, offset: b.loc.offset, length: b.loc.length, inOffset: inputBytes });
+        inputBytes += b.loc.length;
+      }
+    }
+    let settle!: (err?: unknown) => void;
+    const written = new Promise<void>((resolve, reject) => { settle = (err) => (err === undefined ? resolve() : reject(err)); });
+    written.catch(() => {});
+    return { first, end, chunks, blobs, reads, inputBytes, before, written, settle };
+  }
+
+  const inFlight = Math.max(2, Math.min(pool.size * 2, 8));
+  const slots = await pool.createSlots(inFlight, { input: inputSize, output: perWindow * chunkSize, digests: 0 });
+  let bytesDone = 0;
+  let bytesWritten = 0;
+
+  try {
+    await runWindowed(windows(), inFlight, async (w) => {
+      const slot = await slots.acquire();
+      try {
+        if (w.inputBytes > slot.input.length) throw new Error(`window at chunk ${w.first} needs ${w.inputBytes} bytes of input, the slot holds ${slot.input.length}`);
+        await Promise.all(w.reads.map(async (r) => {
+          try {
+            await repo.backend.get(packName(r.pack), { offset: r.offset, length: r.length }, slot.input.subarray(r.inOffset, r.inOffset + r.length));
+          } catch (err) {
+            throw new RepositoryDamagedError(`restoring ${what} failed: reading pack ${r.pack} for the chunks at offset ${w.first * chunkSize}: ${(err as Error).message}`, { cause: err });
+          }
+        }));
+        const readOf = (b: WindowBlob) => w.reads.find((r) => r.pack === b.loc.pack && b.loc.offset >= r.offset && b.loc.offset + b.loc.length <= r.offset + r.length)!;
+        const reply = await pool.decode(slot, w.blobs.map((b) => {
+          const r = readOf(b);
+          return { offset: r.inOffset + (b.loc.offset - r.offset), length: b.loc.length, compression: b.loc.compression, rawLength: b.loc.rawLength, digest: b.digest };
+        }), target.zeroed);
+        if (!reply.ok) {
+          const bad = w.blobs[reply.failed]!;
+          const at = w.first + w.chunks.indexOf(bad);
+          throw new RepositoryDamagedError(`restoring ${what} failed: the chunk at offset ${at * chunkSize} (blob ${bad.digest} in pack ${bad.loc.pack}) is corrupt: ${reply.reason}`);
+        }
+        const runsOf = new Map<WindowBlob, number[]>();
+        w.blobs.forEach((b, i) => runsOf.set(b, reply.runs?.[i] ?? [0, b.loc.rawLength]));
+        // Window k writes once window k-1 is written; a failure before it fails it too.
+        await w.before;
+        for (let k = 0; k < w.chunks.length; k++) {
+          const b = w.chunks[k];
+          if (!b) {
+            if (!target.zeroed) await target.zero((w.first + k) * chunkSize, index.chunkLength(w.first + k));
+            continue;
+          }
+          const data = slot.output.subarray(b.outOffset, b.outOffset + b.loc.rawLength);
+          const parts = runsOf.get(b)!;
+          for (let p = 0; p < parts.length; p += 2) {
+            await target.write((w.first + k) * chunkSize + parts[p]!, data.subarray(parts[p]!, parts[p + 1]!));
+            bytesWritten += parts[p + 1]! - parts[p]!;
+          }
+          bytesDone += b.loc.rawLength;
+        }
+        w.settle();
+      } catch (err) {
+        w.settle(err);
+        throw err;
+      } finally {
+        slots.release(slot);
+      }
+      req.onProgress?.({ bytesDone, bytesTotal });
+    });
+  } finally {
+    await pool.disposeSlots(slots);
+  }
+  await target.flush();
+  return { bytesWritten };
+}
