@@ -95,7 +95,7 @@ describe('vmbkp run: backup recipes against the lab', () => {
     const repoBefore = await treeDigest(repo2);
     const run = await vmbkp(['run', r.file, '--dry-run', '--json']);
     assert.equal(run.code, 3, run.stderr);
-    assert.match(oneLine(run.stderr), /^vmbkp: error: recipe \S+: 1 of 3 targets cannot be backed up: no-such-vm$/);
+    assert.match(oneLine(run.stderr), /^vmbkp: error: recipe \S+: 1 of 3 targets cannot be backed up: no-such-vm \(VM "no-such-vm" does not exist on [\d.:]+\)$/);
     const plan = JSON.parse(run.stdout) as { vms: { vm: string; generation?: number; cbt?: string; disks?: { key: number; mode?: string; skipped?: boolean; why?: string }[]; error?: string }[] };
     const one = plan.vms.find((v) => v.vm === 'lab-vm-1')!;
     assert.equal(one.generation, 2);

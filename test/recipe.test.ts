@@ -120,10 +120,12 @@ restores:
       version: 1, kind: 'restore',
       connection: { vcenter: 'vc', user: 'u', passwordFile: '/pw', insecure: true },
       repository: '/backup/repo',
+      transport: 'https',
       restores: [
-        { set: 'web01', generation: 'latest', name: 'web01-restored', network: { 'VM Network': 'isolated' }, powerOn: true },
-        { set: 'db01', generation: 12, name: 'db01-copy', datastore: 'ds2', folder: 'DC0/vm/restored', powerOn: false },
+        { set: 'web01', generation: 'latest', name: 'web01-restored', network: { 'VM Network': 'isolated' }, powerOn: true, keepIdentity: false, overwrite: false },
+        { set: 'db01', generation: 12, name: 'db01-copy', datastore: 'ds2', folder: 'DC0/vm/restored', powerOn: false, keepIdentity: false, overwrite: false },
       ],
+      report: { summary: true },
     });
   });
 });

@@ -29,14 +29,16 @@ export interface VmRestoreOptions extends GlobalOptions, VcenterOptions {
   vddkTransports?: string;
 }
 
-async function vmDiskOpener(conn: VcenterConnection, opts: VmRestoreOptions): Promise<OpenVmDisk> {
-  if (opts.transport !== 'vddk') return openUploadTarget;
+/** How the disks of a restored VM are written: upload through /folder, or a writable nbdkit vddk. */
+export async function vmDiskOpener(conn: VcenterConnection, transport: string,
+  vddk: { libdir?: string | undefined; transports?: string | undefined } = {}): Promise<OpenVmDisk> {
+  if (transport !== 'vddk') return openUploadTarget;
   const url = sdkUrl(conn.url);
   const thumbprint = await peerThumbprintSha1(url, conn.tls);
   return (d) => openVddkTarget(d, {
     server: url.hostname, user: conn.user, password: conn.password, thumbprint,
-    ...(opts.vddkLibdir ? { libdir: opts.vddkLibdir } : {}),
-    ...(opts.vddkTransports ? { transports: opts.vddkTransports } : {}),
+    ...(vddk.libdir ? { libdir: vddk.libdir } : {}),
+    ...(vddk.transports ? { transports: vddk.transports } : {}),
   });
 }
 
@@ -76,7 +78,7 @@ export async function runVmRestore(opts: VmRestoreOptions): Promise<void> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    const openDisk = await vmDiskOpener(conn, opts);
+    const openDisk = await vmDiskOpener(conn, opts.transport, { libdir: opts.vddkLibdir, transports: opts.vddkTransports });
     const result = await restoreVm({
       repo, session, set: opts.set, generation: opts.generation, name: opts.name,
       datastore: opts.datastore, host: opts.host, folder: opts.folder, resourcePool: opts.resourcePool,

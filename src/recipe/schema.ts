@@ -147,13 +147,24 @@ export const restoreSchema = z.strictObject({
   resourcePool: text.optional(),
   network: z.record(z.string(), text).optional().describe('old network name: new network name'),
   powerOn: z.boolean().default(false),
+  keepIdentity: z.boolean().default(false).describe('keep the BIOS and instance UUIDs and MAC addresses'),
+  overwrite: z.boolean().default(false).describe('write the disks of the existing powered-off VM of that name'),
 });
 
 export const restoreRecipeSchema = z.strictObject({
   version: z.literal(1),
   kind: z.literal('restore'),
   ...common,
-  restores: z.array(restoreSchema).min(1),
+  transport: z.enum(['https', 'vddk']).default('https'),
+  vddk: z.strictObject({
+    libdir: text.optional().describe("where VMware's VDDK is unpacked"),
+    transports: text.optional().describe('VDDK transport modes, e.g. hotadd:nbdssl'),
+  }).optional(),
+  restores: z.array(restoreSchema).min(1).describe('VMs restored one after the other; one failing does not stop the others'),
+  report: reportSchema.prefault({}),
+}).refine((r) => r.vddk === undefined || r.transport === 'vddk', { path: ['vddk'], error: 'only applies with transport: vddk' }).meta({
+  if: { required: ['vddk'] },
+  then: { required: ['transport'], properties: { transport: { const: 'vddk' } } },
 });
 
 export const recipeSchema = z.discriminatedUnion('kind', [backupRecipeSchema, restoreRecipeSchema]);

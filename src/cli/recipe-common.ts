@@ -1,0 +1,35 @@
+/** What running either kind of recipe shares: the vCenter connection, the report file, the exit. */
+import { rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { IoError, PartialFailureError, describeCause } from '../errors.js';
+import type { Connection } from '../recipe/index.js';
+import { resolvePassword } from '../recipe/index.js';
+import { type TlsPolicy, normalizeThumbprint } from '../vsphere/tls.js';
+import type { VcenterConnection } from './vcenter.js';
+
+export async function connectionOf(c: Connection): Promise<VcenterConnection> {
+  const tls: TlsPolicy = c.insecure ? { kind: 'insecure' }
+    : c.thumbprint ? { kind: 'pinned', thumbprint: normalizeThumbprint(c.thumbprint) }
+    : { kind: 'system' };
+  return { url: c.vcenter, user: c.user, password: await resolvePassword(c), tls };
+}
+
+/** Written beside its final name and renamed, so a reader never sees half a report. */
+export async function writeReport(file: string, report: unknown): Promise<void> {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  try {
+    await writeFile(tmp, JSON.stringify(report, null, 2) + '\n');
+    await rename(tmp, file);
+  } catch (err) {
+    throw new IoError(`writing the run report ${file} failed: ${describeCause(err)}`, { cause: err });
+  }
+}
+
+/**
+ * The error a run ends with when not everything succeeded: exit 1 when nothing did, 3
+ * (partial) when some did. `failed` names each failure with its cause.
+ */
+export function runFailure(recipePath: string, total: number, failed: readonly { name: string; cause: string }[], noun: string, verb = 'failed'): Error {
+  const what = `${failed.length} of ${total} ${noun} ${verb}: ${failed.map((f) => `${f.name} (${f.cause})`).join('; ')}`;
+  return failed.length === total ? new IoError(`recipe ${recipePath}: ${what}`) : new PartialFailureError(`recipe ${recipePath}: ${what}`);
+}
