@@ -405,4 +405,13 @@ describe('README recipe example', () => {
     assert.deepEqual(r.policy.retention, { last: 7, daily: 14, monthly: 6 });
     assert.deepEqual(r.targets.excludeDisks, { db01: [2002] });
   });
+
+  it('the restore recipe example is valid too', async () => {
+    const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+    const m = /<!-- restore-recipe-example[^>]*-->\s*```yaml\n([\s\S]*?)```/.exec(readme);
+    assert.ok(m, 'README has the restore recipe example block');
+    const r = parseRecipe(m[1]!, 'README.md');
+    assert.equal(r.kind, 'restore');
+    if (r.kind === 'restore') assert.deepEqual(r.restores.map((x) => [x.name, x.generation, x.powerOn]), [['web01-drill', 'latest', true], ['db01-copy', 12, false]]);
+  });
 });
