@@ -10,6 +10,8 @@
 // with the next generation's content, and restores the newest and the oldest generation.
 // vmbkp's next generation is an incr given the changed extents; a third generation is a diff
 // (the whole disk read and compared with the previous generation) of the same content.
+// The oldest generation is also served with `vmbkp serve` and read whole by nbdcopy (to null:
+// and to a file), for instant access beside restore (when nbdcopy is installed).
 //
 // The work directory holds images/, work/, repos/, restore/ and caches/ (restic's cache and
 // BORG_BASE_DIR): these are emptied at the start and removed at the end unless --keep, or
@@ -301,6 +303,9 @@ async function benchVmbkp(d, img) {
   await restore('newest', 'latest', img.sha.gen1, 'gen1.img');
   await restore('oldest', full.generation ?? 1, img.sha.base, 'base.img');
 
+  // Instant access: the oldest generation served over NBD (vmbkp serve), read by nbdcopy.
+  if (onPath('nbdcopy')) await benchServe(d, img, repo, full.generation ?? 1, t);
+
   // The same full backup read through NBD: nbdkit's file plugin (allocation from SEEK_DATA) on a Unix socket.
   if (onPath('nbdkit')) {
     const nbdRepo = path.join(d.repos, 'vmbkp-nbd');
@@ -325,6 +330,59 @@ async function benchVmbkp(d, img) {
   try { t.list = JSON.parse(r.stdout); } catch { t.list = r.stdout.trim(); }
   t.repoBytes = duBytes(repo);
   return t;
+}
+
+/** Starts `vmbkp serve --json`; resolves with the process, its export and the seconds until it was ready. */
+function startServe(args) {
+  const started = process.hrtime.bigint();
+  const child = spawn(process.execPath, [vmbkpBin, 'serve', ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
+  let out = '';
+  let err = '';
+  child.stderr.on('data', (x) => { err += x; });
+  const ready = new Promise((resolve, reject) => {
+    child.stdout.on('data', (x) => {
+      out += x;
+      const i = out.indexOf('\n');
+      if (i >= 0) resolve({ info: parseJsonOutput('vmbkp serve', out.slice(0, i)), readySeconds: Number(process.hrtime.bigint() - started) / 1e9 });
+    });
+    exited.then(({ code }) => reject(new BenchError(`vmbkp serve exited (${code}) before it was ready: ${err.trim()}`)));
+  });
+  return { child, ready, exited, stderr: () => err };
+}
+
+/** Peak resident set size of a running process (KiB), from /proc. */
+function peakRssKiB(pid) {
+  try { return Number(/^VmHWM:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) || null; } catch { return null; }
+}
+
+/**
+ * vmbkp serve of one generation, read whole by nbdcopy: to null: (reading only), then to a
+ * file whose SHA-256 is checked. The times are nbdcopy's; the peak RSS is the server's.
+ */
+async function benchServe(d, img, repo, generation, t) {
+  const server = startServe(['--repo', repo, '--set', SET, '--generation', String(generation), '--disk', DISK]);
+  try {
+    const { info, readySeconds } = await server.ready;
+    log(`vmbkp: serve (generation ${generation}) ready in ${fmtS(readySeconds)} s at ${info.uri}`);
+    syncDisks();
+    let res = await run('nbdcopy from vmbkp serve to null:', 'nbdcopy', [info.uri, 'null:']);
+    t.steps.serveRead = step(res, { generation, readySeconds, uri: info.uri, maxRssKiB: peakRssKiB(server.child.pid) });
+    progress('vmbkp', `serve generation ${generation}, nbdcopy to null`, t.steps.serveRead, ' (peak RSS of the server)');
+    const to = path.join(d.restore, 'vmbkp-serve.img');
+    fs.rmSync(to, { force: true });
+    syncDisks();
+    res = await run('nbdcopy from vmbkp serve to a file', 'nbdcopy', [info.uri, to]);
+    syncDisks();
+    const ok = verify('vmbkp', 'serve → nbdcopy to a file', to, img.sha.base, 'base.img');
+    t.steps.serveCopy = step(res, { generation, sha256ok: ok, maxRssKiB: peakRssKiB(server.child.pid) });
+    progress('vmbkp', `serve generation ${generation}, nbdcopy to a file`, t.steps.serveCopy, ' (peak RSS of the server)');
+    if (!d.keep && ok) fs.rmSync(to, { force: true });
+  } finally {
+    server.child.kill('SIGTERM');
+    const { code, signal } = await server.exited;
+    if (code !== 0) throw new BenchError(`vmbkp serve did not stop cleanly on SIGTERM (${signal ?? `exit status ${code}`}): ${server.stderr().trim()}`);
+  }
 }
 
 async function benchRestic(d, img) {
@@ -470,6 +528,8 @@ function report(out) {
     ['restore newest', 'restoreNewest'],
     ['restore oldest', 'restoreOldest'],
     ['full backup read through nbdkit file (vmbkp only)', 'nbdFull'],
+    ['serve oldest, nbdcopy to null: (vmbkp only)', 'serveRead'],
+    ['serve oldest, nbdcopy to a file (vmbkp only)', 'serveCopy'],
   ];
   p('| step | vmbkp s | restic s | borg s | vmbkp speed-up vs restic | vmbkp growth MiB | vmbkp bytesStored MiB | restic growth MiB | borg growth MiB | vmbkp peak RSS MiB | restic peak RSS MiB | borg peak RSS MiB |');
   p('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
@@ -498,6 +558,12 @@ function report(out) {
   const rn = s(vmbkp, 'restoreNewest'); const ro = s(vmbkp, 'restoreOldest');
   p(`- vmbkp restore newest ÷ cp --sparse: ${rn && L.cp ? fmtX(rn.seconds / L.cp.seconds) : 'n/a'}`);
   p(`- vmbkp restore oldest ÷ cp --sparse: ${ro && L.cp ? fmtX(ro.seconds / L.cp.seconds) : 'n/a'}`);
+  const sr = s(vmbkp, 'serveRead'); const sc = s(vmbkp, 'serveCopy');
+  if (sr) {
+    p(`- vmbkp serve: ready in ${fmtS(sr.readySeconds)} s; nbdcopy to null: ${fmtS(sr.seconds)} s, ${(results.images.baseBytes / MiB / sr.seconds).toFixed(0)} MiB/s of image; `
+      + `÷ cat: ${L.cat ? fmtX(sr.seconds / L.cat.seconds) : 'n/a'}; ÷ restore oldest: ${ro ? fmtX(sr.seconds / ro.seconds) : 'n/a'}`);
+  }
+  if (sc) p(`- vmbkp serve, nbdcopy to a file ÷ restore oldest: ${ro ? fmtX(sc.seconds / ro.seconds) : 'n/a'}; ÷ cp --sparse: ${L.cp ? fmtX(sc.seconds / L.cp.seconds) : 'n/a'}`);
   p('');
 
   p('### Targets');

@@ -10,6 +10,7 @@ import { register as registerList } from './commands/list.js';
 import { register as registerMaintenance } from './commands/maintenance.js';
 import { register as registerRestore } from './commands/restore.js';
 import { register as registerRun } from './commands/run.js';
+import { register as registerServe } from './commands/serve.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 
 export function buildProgram(): Command {
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerBackup(program);
   registerList(program);
   registerRestore(program);
+  registerServe(program);
   registerMaintenance(program);
   registerRun(program);
   // Every command takes the repository and --json; options may come before or after arguments.

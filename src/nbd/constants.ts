@@ -21,6 +21,11 @@ export const RepError: Record<number, string> = {
   5: 'NBD_REP_ERR_TLS_REQD', 6: 'NBD_REP_ERR_UNKNOWN', 7: 'NBD_REP_ERR_SHUTDOWN', 8: 'NBD_REP_ERR_BLOCK_SIZE_REQD', 9: 'NBD_REP_ERR_TOO_BIG',
 };
 
+/** Option reply error types by name (REP_ERROR_BIT is added when sent). */
+export const RepErrorCode = {
+  UNSUP: 1, POLICY: 2, INVALID: 3, PLATFORM: 4, TLS_REQD: 5, UNKNOWN: 6, SHUTDOWN: 7, BLOCK_SIZE_REQD: 8, TOO_BIG: 9,
+} as const;
+
 export const Info = { EXPORT: 0, NAME: 1, DESCRIPTION: 2, BLOCK_SIZE: 3 } as const;
 
 export const TransmissionFlag = {
@@ -38,6 +43,9 @@ export const ReplyType = { NONE: 0, OFFSET_DATA: 1, OFFSET_HOLE: 2, BLOCK_STATUS
 export const Errno: Record<number, string> = {
   1: 'EPERM', 5: 'EIO', 12: 'ENOMEM', 22: 'EINVAL', 28: 'ENOSPC', 75: 'EOVERFLOW', 95: 'ENOTSUP', 108: 'ESHUTDOWN',
 };
+
+/** Transmission error numbers by name. */
+export const ErrnoCode = { EPERM: 1, EIO: 5, ENOMEM: 12, EINVAL: 22, ENOSPC: 28, EOVERFLOW: 75, ENOTSUP: 95, ESHUTDOWN: 108 } as const;
 
 /** base:allocation descriptor flags. */
 export const StateFlag = { HOLE: 1, ZERO: 2 } as const;
