@@ -72,22 +72,27 @@ export interface RetentionResult {
   readonly error?: string;
 }
 
-export interface BatchReport {
+/** What every batch report starts with; `ok` only when every item succeeded. */
+export interface BatchTotals {
   readonly started: string;
   readonly finished: string;
   readonly durationMs: number;
   readonly ok: boolean;
   readonly succeeded: number;
   readonly failed: number;
+}
+
+/** A failure as reports carry it: the error's stable code and its one-line message. */
+export function errorOf(err: unknown): { code: string; message: string } {
+  return { code: err instanceof VmbkpError ? err.code : 'INTERNAL', message: describeCause(err) };
+}
+
+export interface BatchReport extends BatchTotals {
   readonly vms: readonly VmResult[];
   readonly retention: readonly RetentionResult[];
   readonly gc?: { readonly bytesFreed: number; readonly packsRemoved: number } | { readonly error: string };
   /** Bytes read from every disk stream, and over the batch's wall time. */
   readonly transferred: { readonly bytes: number; readonly bytesPerSecond: number; readonly limit?: number };
-}
-
-function errorOf(err: unknown): { code: string; message: string } {
-  return { code: err instanceof VmbkpError ? err.code : 'INTERNAL', message: describeCause(err) };
 }
 
 interface MachineDisk { readonly name: string; readonly skipped?: string }

@@ -3,10 +3,10 @@
  * the other, each as `restore --vcenter` would do it; one failing (and cleaning up after
  * itself) does not stop the others.
  */
-import { VmbkpError, describeCause } from '../errors.js';
 import type { Repository } from '../repository/repository.js';
 import type { OpenVmDisk } from '../sources/vsphere-target.js';
 import type { VsphereSession } from '../vsphere/session.js';
+import { type BatchTotals, errorOf } from './backup-batch.js';
 import { type VmRestoreEvent, type VmRestoreRequest, type VmRestoreResult, restoreVm } from './restore-vm.js';
 
 /** One restore: the options of `restore --vcenter`. */
@@ -31,13 +31,7 @@ export interface RestoreOutcome {
   readonly warnings: readonly string[];
 }
 
-export interface RestoreBatchReport {
-  readonly started: string;
-  readonly finished: string;
-  readonly durationMs: number;
-  readonly ok: boolean;
-  readonly succeeded: number;
-  readonly failed: number;
+export interface RestoreBatchReport extends BatchTotals {
   readonly restores: readonly RestoreOutcome[];
 }
 
@@ -62,10 +56,7 @@ export async function runRestoreBatch(req: RestoreBatchRequest): Promise<Restore
       });
       restores.push({ name: spec.name, set: spec.set, ok: true, result, warnings });
     } catch (err) {
-      restores.push({
-        name: spec.name, set: spec.set, ok: false, warnings,
-        error: { code: err instanceof VmbkpError ? err.code : 'INTERNAL', message: describeCause(err) },
-      });
+      restores.push({ name: spec.name, set: spec.set, ok: false, warnings, error: errorOf(err) });
     }
   }
   const succeeded = restores.filter((r) => r.ok).length;
