@@ -4,7 +4,8 @@
  * every waiting read when the connection ends or errors.
  *
  * Bytes can come from the socket's 'data' events, or be fed by the socket's `onread`
- * callback from one reused buffer (feed), which spares an allocation per socket read.
+ * callback (feed) from regions of a large buffer (ReadRegions), which spares an
+ * allocation per socket read and a copy of what has to wait for its reader.
  */
 import type { Socket } from 'node:net';
 
@@ -25,8 +26,12 @@ export class ByteReader {
     socket.on('data', this.onData).on('end', this.onEnd).on('close', this.onClose).on('error', this.onError);
   }
 
-  /** Bytes from a reused buffer: copied straight into a waiting readInto when possible, else kept. */
-  feed(src: Buffer): void {
+  /**
+   * Bytes from the socket's `onread` buffer: copied straight into a waiting readInto when
+   * possible, else kept as they are (no copy). Returns true when it kept some: the caller
+   * must then not reuse those bytes of its buffer (see ReadRegions).
+   */
+  feed(src: Buffer): boolean {
     let rest = src;
     while (rest.length > 0 && this.buffered === 0) {
       const w = this.wants[0];
@@ -37,11 +42,11 @@ export class ByteReader {
       rest = rest.subarray(k);
       if (w.filled === w.n) { this.wants.shift(); w.resolve(w.into); }
     }
-    if (rest.length > 0) {
-      this.chunks.push(Buffer.from(rest));
-      this.buffered += rest.length;
-      this.pump();
-    }
+    if (rest.length === 0) return false;
+    this.chunks.push(rest);
+    this.buffered += rest.length;
+    this.pump();
+    return true;
   }
 
   /** Stops reading the socket (before it is handed to TLS); returns how many bytes were left unread. */
@@ -115,5 +120,31 @@ export class ByteReader {
       this.wants.shift();
       w.reject(this.ended);
     }
+  }
+}
+
+/**
+ * The buffers a socket's `onread` reads into: one region of a large buffer, reused while
+ * the reader copies everything out at once; when the reader keeps bytes (a reply header
+ * and the data after it, before the client asked for that data), the next read goes after
+ * them, or into a new buffer when too little is left.
+ */
+export class ReadRegions {
+  private static readonly MIN_REGION = 64 * 1024;
+  private region: Buffer;
+
+  constructor(private readonly size: number) {
+    this.region = Buffer.allocUnsafe(size);
+  }
+
+  /** The buffer for the next socket read (onread's `buffer` function). */
+  next(): Buffer {
+    return this.region;
+  }
+
+  /** The first n bytes of the current region are kept by the reader. */
+  keep(n: number): void {
+    const rest = this.region.subarray(n);
+    this.region = rest.length >= ReadRegions.MIN_REGION ? rest : Buffer.allocUnsafe(this.size);
   }
 }
