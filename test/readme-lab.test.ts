@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { ROOT, run } from './helpers.js';
 
 describe('README', () => {
-  it('the lab example backs up a lab VM twice, the second time incrementally', async () => {
+  it('the lab example backs up a lab VM twice, the second time incrementally, and restores it as a new VM', async () => {
     const readme = await fs.readFile(path.join(ROOT, 'README.md'), 'utf8');
     const m = /<!-- lab-example[^>]*-->\s*```sh\n([\s\S]*?)```/.exec(readme);
     assert.ok(m, 'README has the lab example block');
@@ -18,5 +18,6 @@ describe('README', () => {
     assert.match(r.stdout, /set lab-vm-1 generation 1 \(auto\)/);
     assert.match(r.stdout, /set lab-vm-1 generation 2 \(auto\)/);
     assert.match(r.stdout, /2000\s+incr/);
+    assert.match(r.stdout, /restored set lab-vm-1 generation 1 as VM lab-vm-1-restored \(vm-\d+\): created, new UUIDs and MAC addresses, powered on/);
   });
 });
