@@ -239,6 +239,29 @@ describe('vmbkp run: backup recipes against the lab', () => {
     assert.deepEqual(lines, [`post lab-vm-5 lab-vm-5 success ${five.generation}`, 'post lab-vm-6 lab-vm-6 failure']);
   });
 
+  it('a hook past hooks.timeoutSeconds is stopped, with its children, and fails its VM', async () => {
+    const marker = path.join(dir, 'hook-child-alive');
+    const r = await recipe([
+      'targets:',
+      '  vms: ["lab-vm-5"]',
+      'hooks:',
+      '  timeoutSeconds: 1',
+      `  pre: ['sleep 3; touch ${marker}']`,
+    ].join('\n'));
+    const started = Date.now();
+    const run = await vmbkp(['run', r.file]);
+    assert.equal(run.code, 1, run.stderr);
+    const report = await readReport(r.report);
+    assert.equal(report.vms[0]!.error!.code, 'HOOK_FAILED');
+    assert.match(report.vms[0]!.error!.message, /^pre hook "sleep 3; touch \S+" for VM lab-vm-5 timed out after 1 s and was stopped$/);
+    assert.equal(report.vms[0]!.generation, undefined);
+    assert.equal((await lab.stats()).maxVmbkpSnapshots, 0, 'the VM was not backed up');
+    // The shell's child (sleep) was stopped too: past the time it would have touched the
+    // marker, there is none.
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, started + 4500 - Date.now())));
+    await assert.rejects(fs.stat(marker));
+  });
+
   it('retention after a successful run keeps exactly what the policy says', async () => {
     const r = await recipe([
       'targets:',

@@ -37,7 +37,7 @@ export interface BatchRequest {
   readonly concurrency: { readonly vms: number; readonly disksPerVm: number; readonly snapshots: number };
   /** Bytes per second over all streams together. */
   readonly bandwidth?: number;
-  readonly hooks: { readonly pre: readonly HookCommand[]; readonly post: readonly HookCommand[] };
+  readonly hooks: { readonly pre: readonly HookCommand[]; readonly post: readonly HookCommand[]; readonly timeoutSeconds?: number | undefined };
   readonly retention?: RetentionPolicy;
   readonly onEvent?: (e: BatchEvent) => void;
 }
@@ -111,6 +111,7 @@ async function backupOne(req: BatchRequest, target: BatchTarget, openDisk: OpenD
   }
   const warnings: string[] = [];
   const hooks: HookRun[] = [];
+  const hookTimeout = req.hooks.timeoutSeconds !== undefined ? req.hooks.timeoutSeconds * 1000 : undefined;
   const env: Record<string, string> = {
     VMBKP_VM: target.name, VMBKP_VM_MOREF: target.moref, VMBKP_SET: set, VMBKP_REPO: req.repoLocation, VMBKP_VCENTER: req.session.host,
   };
@@ -119,7 +120,7 @@ async function backupOne(req: BatchRequest, target: BatchTarget, openDisk: OpenD
   let manifest: GenerationManifest | undefined;
   let failure: unknown;
   for (const hook of req.hooks.pre) {
-    const run = await runHook('pre', hook, { ...env, VMBKP_PHASE: 'pre' });
+    const run = await runHook('pre', hook, { ...env, VMBKP_PHASE: 'pre' }, hookTimeout);
     hooks.push(run);
     if (hookFailed(run)) {
       failure = hookError(run, `VM ${target.name}`);
@@ -148,7 +149,7 @@ async function backupOne(req: BatchRequest, target: BatchTarget, openDisk: OpenD
     ...(failure !== undefined ? { VMBKP_ERROR: describeCause(failure) } : {}),
   };
   for (const hook of req.hooks.post) {
-    const run = await runHook('post', hook, postEnv);
+    const run = await runHook('post', hook, postEnv, hookTimeout);
     hooks.push(run);
     // The backup stands; a failing post hook makes the VM's result a failure all the same,
     // since what the hook was for (a report, a thaw, a copy) did not happen.

@@ -15,6 +15,8 @@ export interface HookRun {
   readonly exitCode: number | null;
   readonly signal: string | null;
   readonly durationMs: number;
+  /** It ran past its time limit and was stopped. */
+  readonly timedOut?: boolean;
   /** The last few KiB of its stdout and stderr, interleaved. */
   readonly output: string;
 }
@@ -25,19 +27,39 @@ export function hookText(h: HookCommand): string {
   return typeof h === 'string' ? h : h.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a))).join(' ');
 }
 
-/** Runs one hook to completion; a spawn failure becomes a run with exit code null. */
-export function runHook(phase: 'pre' | 'post', hook: HookCommand, env: Readonly<Record<string, string>>): Promise<HookRun> {
+/**
+ * Runs one hook to completion; a spawn failure becomes a run with exit code null. With
+ * `timeoutMs`, a hook still running then is stopped: SIGTERM to its process group (a
+ * shell's children too), SIGKILL 5 s later.
+ */
+export function runHook(phase: 'pre' | 'post', hook: HookCommand, env: Readonly<Record<string, string>>, timeoutMs?: number): Promise<HookRun> {
   const [file, args] = typeof hook === 'string' ? ['/bin/sh', ['-c', hook]] : [hook[0]!, hook.slice(1)];
   const t0 = performance.now();
   return new Promise((resolve) => {
     let output = '';
+    let timedOut = false;
+    const timers: NodeJS.Timeout[] = [];
     const keep = (d: Buffer) => { output = (output + d.toString('utf8')).slice(-OUTPUT_TAIL); };
-    const child = spawn(file, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(file, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const signalGroup = (sig: NodeJS.Signals) => {
+      try { process.kill(-child.pid!, sig); } catch { /* already gone */ }
+    };
+    if (timeoutMs !== undefined) {
+      timers.push(setTimeout(() => {
+        timedOut = true;
+        signalGroup('SIGTERM');
+        timers.push(setTimeout(() => signalGroup('SIGKILL'), 5000));
+      }, timeoutMs));
+    }
     child.stdout.on('data', keep);
     child.stderr.on('data', keep);
-    const done = (exitCode: number | null, signal: string | null, extra = '') => resolve({
-      phase, command: hookText(hook), exitCode, signal, durationMs: Math.round(performance.now() - t0), output: output + extra,
-    });
+    const done = (exitCode: number | null, signal: string | null, extra = '') => {
+      timers.forEach(clearTimeout);
+      resolve({
+        phase, command: hookText(hook), exitCode, signal, durationMs: Math.round(performance.now() - t0),
+        ...(timedOut ? { timedOut } : {}), output: output + extra,
+      });
+    };
     child.once('error', (err) => done(null, null, `${output ? '\n' : ''}cannot run it: ${describeCause(err)}`));
     child.once('close', (code, signal) => done(code, signal));
   });
@@ -49,7 +71,7 @@ export function hookFailed(r: HookRun): boolean {
 
 /** The error for a failed hook: the command, how it ended, and its last line of output. */
 export function hookError(r: HookRun, what: string): HookError {
-  const how = r.signal ? `was killed by ${r.signal}` : r.exitCode === null ? 'could not be started' : `exited with status ${r.exitCode}`;
+  const how = r.timedOut ? `timed out after ${Math.round(r.durationMs / 1000)} s and was stopped` : r.signal ? `was killed by ${r.signal}` : r.exitCode === null ? 'could not be started' : `exited with status ${r.exitCode}`;
   const last = r.output.trim().split('\n').pop()?.trim();
   return new HookError(`${r.phase} hook ${JSON.stringify(r.command)} for ${what} ${how}${last ? `: ${last}` : ''}`);
 }

@@ -103,6 +103,7 @@ const hook = z.union([text, z.array(text).min(1)], { error: 'must be a command s
 export const hooksSchema = z.strictObject({
   pre: z.array(hook).default([]).describe('commands run before each VM\'s backup (a string by /bin/sh, a list as program and arguments); one that fails fails that VM, which is then not backed up'),
   post: z.array(hook).default([]).describe('commands run after each VM\'s backup, told its result by VMBKP_RESULT; one that fails makes the VM\'s result a failure'),
+  timeoutSeconds: count(1).optional().describe('stop a hook still running after this many seconds (it then counts as failed); default: no limit'),
 });
 
 export const reportSchema = z.strictObject({
