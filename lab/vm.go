@@ -479,6 +479,10 @@ func (vm *LabVM) reconfigure(ctx *simulator.Context, spec types.VirtualMachineCo
 		}
 	}
 
+	if len(spec.ExtraConfig) > 0 {
+		vm.setExtraConfig(spec.ExtraConfig)
+		spec.ExtraConfig = nil
+	}
 	cbt := spec.ChangeTrackingEnabled
 	spec.ChangeTrackingEnabled = nil
 	spec.DeviceChange = rest
@@ -581,4 +585,22 @@ func runEntityTask(obj mo.Reference, entity types.ManagedObjectReference, entity
 		{Name: "info.error", Val: fault},
 	})
 	return task.Self
+}
+
+// setExtraConfig applies advanced settings as vSphere does (the simulator only appends):
+// a key is set or replaced, and an empty value removes it.
+func (vm *LabVM) setExtraConfig(opts []types.BaseOptionValue) {
+	for _, o := range opts {
+		v := o.GetOptionValue()
+		var kept []types.BaseOptionValue
+		for _, e := range vm.Config.ExtraConfig {
+			if e.GetOptionValue().Key != v.Key {
+				kept = append(kept, e)
+			}
+		}
+		if s, ok := v.Value.(string); !ok || s != "" {
+			kept = append(kept, o)
+		}
+		vm.Config.ExtraConfig = kept
+	}
 }

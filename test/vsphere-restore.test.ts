@@ -250,6 +250,29 @@ describe('VM restore against the lab', () => {
     });
   });
 
+  it('killed (SIGKILL) once the VM exists: the next restore to that name removes the unfinished VM and succeeds', async () => {
+    const cli = startVmbkp(['restore', '--repo', repo, ...lab.vcenterArgs(pw), '--set', SRC, '--name', 'restore-killed'],
+      { env: { VMBKP_FAILPOINT: 'restore:vm-created:pause' } });
+    await cli.stderrMatching(/failpoint restore:vm-created: paused/);
+    const half = (await lab.vms()).find((v) => v.name === 'restore-killed');
+    assert.ok(half, 'the VM exists');
+    cli.child.kill('SIGKILL');
+    await cli.done;
+    assert.ok((await lab.vms()).some((v) => v.moref === half.moref), 'SIGKILL left the unfinished VM behind');
+
+    const again = await restore(['--name', 'restore-killed']);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(oneLine(again.stderr), new RegExp(`vmbkp: warning: removing VM restore-killed \\(${half.moref}\\): an unfinished restore by vmbkp process ${cli.pid} of this host`));
+    const named = (await lab.vms()).filter((v) => v.name === 'restore-killed');
+    assert.equal(named.length, 1);
+    assert.notEqual(named[0]!.moref, half.moref);
+    await assertRestored('restore-killed', 2, ['VM Network', 'VM Network']);
+    // Finished, it is an ordinary VM: a third restore to the name is refused, not removed.
+    const third = await restore(['--name', 'restore-killed']);
+    assert.equal(third.code, 2, third.stderr);
+    assert.ok((await lab.vms()).some((v) => v.moref === named[0]!.moref));
+  });
+
   it('--overwrite: refused while the VM runs, writes its disks once it is off', async () => {
     // restored-g1 runs (restored with --power-on) and holds generation 1.
     const r = await restore(['--name', 'restored-g1', '--overwrite']);

@@ -21,6 +21,7 @@ import {
 import type { MoRef, XmlNode } from '../vsphere/xml.js';
 import { boolAt } from '../vsphere/xml.js';
 import { type BackupEvent, backupSet } from './backup-set.js';
+import { pidAlive } from './pid.js';
 import type { Semaphore } from './concurrency.js';
 
 export const SNAPSHOT_PREFIX = 'vmbkp-';
@@ -78,15 +79,6 @@ export function setNameForVm(name: string): string {
 
 function snapshotDescription(): string {
   return `vmbkp backup; host=${hostname()} pid=${process.pid} started=${new Date().toISOString()}`;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Removes vmbkp snapshots left by killed runs; refuses when a live run on this host owns one. */

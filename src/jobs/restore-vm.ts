@@ -6,6 +6,7 @@
  * half-made VM is left behind. With `overwrite`, an existing powered-off VM of that
  * name with the same disks gets its disks written instead (it is never destroyed).
  */
+import { hostname } from 'node:os';
 import { AlreadyExistsError, IoError, InputError, NotFoundError, RepositoryDamagedError, VmbkpError, describeCause } from '../errors.js';
 import type { Progress } from '../engine/backup-disk.js';
 import { ChunkPool } from '../engine/chunk-pool.js';
@@ -27,6 +28,8 @@ import { type Placement, resolvePlacement } from '../vsphere/placement.js';
 import { retrieveOne } from '../vsphere/property-collector.js';
 import type { VsphereSession } from '../vsphere/session.js';
 import { destroyVm, powerOnVm } from '../vsphere/vm-lifecycle.js';
+import { RESTORE_MARKER_KEY, clearRestoreMarker, readRestoreMarker, restoreMarkerValue } from '../vsphere/restore-marker.js';
+import { pidAlive } from './pid.js';
 import { type VirtualDiskInfo, disksOf, snapshotsOf } from '../vsphere/vm.js';
 import { type MoRef, type Typed, type XmlNode, text, textAt } from '../vsphere/xml.js';
 import type { VsphereMachine } from './backup-vm.js';
@@ -158,7 +161,7 @@ export async function restoreVm(req: VmRestoreRequest): Promise<VmRestoreResult>
       plans.push({ stored, index: await loadDiskIndex(req.repo, record, codec, `restoring ${gen} disk ${stored.name}`) });
     }
 
-    const existing = (await listVms(req.session)).filter((v) => v.name === req.name);
+    const existing = await removeIncompleteRestores(req, (await listVms(req.session)).filter((v) => v.name === req.name), warn);
     if (existing.length > 0 && !req.overwrite) {
       throw new AlreadyExistsError(`restoring ${gen} as VM ${req.name} refused: a VM of that name exists on ${req.session.host} (${existing.map((v) => v.ref.value).join(', ')}); choose another --name, or pass --overwrite to write over its disks`);
     }
@@ -175,6 +178,28 @@ export async function restoreVm(req: VmRestoreRequest): Promise<VmRestoreResult>
   } finally {
     await lock.release();
   }
+}
+
+/**
+ * VMs of the target name that are restores which never finished (marked, see
+ * restore-marker.ts): one left by a dead process of this host is removed, one whose
+ * process still runs, or that another host made, is refused. Returns the other VMs.
+ */
+async function removeIncompleteRestores(req: VmRestoreRequest, vms: readonly VmRef[], warn: (m: string) => void): Promise<VmRef[]> {
+  const rest: VmRef[] = [];
+  for (const vm of vms) {
+    const m = await readRestoreMarker(req.session, vm.ref);
+    if (!m) {
+      rest.push(vm);
+      continue;
+    }
+    const what = `VM ${vm.name} (${vm.ref.value}) is an unfinished restore by vmbkp process ${m.pid} on host ${m.host}, started ${m.started}`;
+    if (m.host !== hostname()) throw new AlreadyExistsError(`${what}: if no restore runs there any more, remove that VM, then restore again`);
+    if (m.pid !== process.pid && pidAlive(m.pid)) throw new AlreadyExistsError(`${what}, which still runs`);
+    warn(`removing VM ${vm.name} (${vm.ref.value}): an unfinished restore by vmbkp process ${m.pid} of this host, started ${m.started}, whose process is gone`);
+    await destroyVm(req.session, vm.ref, `removing the unfinished restore ${vm.name}`);
+  }
+  return rest;
 }
 
 interface RestoreContext {
@@ -224,7 +249,10 @@ async function createAndRestore(ctx: RestoreContext): Promise<RestoreOutcome> {
   }
 
   const keepIdentity = !!req.keepIdentity;
-  const spec = vmConfigSpec({ name: req.name, config, datastore: place.datastore.name, disks, nics, keepIdentity });
+  // Marked until every disk is written and checked, so that a later restore can remove it
+  // if this process dies without cleaning up (see restore-marker.ts).
+  const marker = restoreMarkerValue({ host: hostname(), pid: process.pid, started: new Date().toISOString() });
+  const spec = vmConfigSpec({ name: req.name, config, datastore: place.datastore.name, disks, nics, keepIdentity, extraConfig: { [RESTORE_MARKER_KEY]: marker } });
   emit({ type: 'step', message: `creating VM ${req.name} on host ${place.host.name}, datastore ${place.datastore.name}` });
   let ref: MoRef;
   try {
@@ -247,6 +275,7 @@ async function createAndRestore(ctx: RestoreContext): Promise<RestoreOutcome> {
     const targets = matchCreatedDisks(ctx, config, current, vm);
     restored = [];
     for (const [i, p] of plans.entries()) restored.push(await writeDisk(ctx, vm, p, targets[i]!, place.datacenter.path));
+    await clearRestoreMarker(session, ref, `marking VM ${req.name} as completely restored`);
   } catch (err) {
     emit({ type: 'step', message: `removing VM ${req.name}: the restore failed` });
     try {

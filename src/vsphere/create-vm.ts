@@ -14,7 +14,7 @@ import { InputError } from '../errors.js';
 import { VsphereFaultError } from './errors.js';
 import type { VsphereSession } from './session.js';
 import { taskOf, waitForTask } from './task.js';
-import { type Fields, type MoRef, Typed, type Value, type XmlNode, at, boolAt, children, moRefOf, numberAt, textAt, xsiType } from './xml.js';
+import { type Fields, type MoRef, Typed, TypedText, type Value, type XmlNode, at, boolAt, children, moRefOf, numberAt, textAt, xsiType } from './xml.js';
 
 const SCSI = new Set(['VirtualLsiLogicController', 'VirtualLsiLogicSASController', 'ParaVirtualSCSIController', 'VirtualBusLogicController']);
 const OTHER_STORAGE = new Set(['VirtualAHCIController', 'VirtualNVMEController']);
@@ -107,6 +107,8 @@ export interface NewVmSpec {
   readonly nics: readonly { readonly nic: StoredNic; readonly backing: Typed }[];
   /** Keep the BIOS and instance UUIDs and the MAC addresses. */
   readonly keepIdentity: boolean;
+  /** Advanced settings to set (extraConfig), e.g. vmbkp's incomplete-restore marker. */
+  readonly extraConfig?: Readonly<Record<string, string>>;
 }
 
 function optional<T extends Value>(v: T | undefined): T | undefined {
@@ -189,6 +191,8 @@ export function vmConfigSpec(s: NewVmSpec): Fields {
     cpuHotAddEnabled: boolAt(c, 'cpuHotAddEnabled'),
     cpuHotRemoveEnabled: boolAt(c, 'cpuHotRemoveEnabled'),
     deviceChange,
+    // After deviceChange and before changeTrackingEnabled, as the schema orders them.
+    extraConfig: s.extraConfig ? Object.entries(s.extraConfig).map(([key, value]) => ({ key, value: new TypedText('xsd:string', value) })) : undefined,
     changeTrackingEnabled: boolAt(c, 'changeTrackingEnabled'),
     firmware: optional(textAt(c, 'firmware')),
   };

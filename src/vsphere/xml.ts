@@ -16,7 +16,12 @@ export class Typed {
   constructor(readonly xsiType: string, readonly fields: Fields) {}
 }
 
-export type Value = string | number | boolean | MoRef | Typed | Fields | readonly Value[] | undefined;
+/** Text in an element declared as xsd:anyType (an OptionValue's value): it needs its xsi:type. */
+export class TypedText {
+  constructor(readonly xsiType: string, readonly text: string) {}
+}
+
+export type Value = string | number | boolean | MoRef | Typed | TypedText | Fields | readonly Value[] | undefined;
 /** Element content in schema order: vSphere checks the order of a sequence. */
 export interface Fields { readonly [name: string]: Value }
 
@@ -30,6 +35,8 @@ function writeValue(name: string, v: Value, out: string[]): void {
     for (const item of v as readonly Value[]) writeValue(name, item, out);
   } else if (v instanceof MoRef) {
     out.push(`<${name} type="${escapeXml(v.type)}">${escapeXml(v.value)}</${name}>`);
+  } else if (v instanceof TypedText) {
+    out.push(`<${name} xsi:type="${escapeXml(v.xsiType)}">${escapeXml(v.text)}</${name}>`);
   } else if (v instanceof Typed) {
     out.push(`<${name} xsi:type="${escapeXml(v.xsiType)}">`);
     writeFields(v.fields, out);
