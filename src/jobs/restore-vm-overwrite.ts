@@ -1,0 +1,42 @@
+/** A restore over an existing VM (`overwrite`): only its disks are written; it is never destroyed. */
+import { InputError } from '../errors.js';
+import { datacenterPathOf } from '../vsphere/datastore.js';
+import type { VmRef } from '../vsphere/inventory.js';
+import { retrieveOne } from '../vsphere/property-collector.js';
+import { disksOf, snapshotsOf } from '../vsphere/vm.js';
+import { text } from '../vsphere/xml.js';
+import type { RestoreContext, RestoreOutcome, RestoredDisk } from './restore-vm.js';
+import { writeDisk } from './restore-vm-disks.js';
+import { powerOnIfAsked, withNote } from './restore-vm-finish.js';
+
+/** --overwrite onto an existing VM: powered off, no snapshots, the same disks (count and capacities, in device order). */
+export async function overwriteVm(ctx: RestoreContext, vm: VmRef): Promise<RestoreOutcome> {
+  const { req, gen, plans } = ctx;
+  const ignored = (['datastore', 'host', 'folder', 'resourcePool', 'network'] as const).filter((k) => req[k] !== undefined);
+  if (ignored.length > 0 || req.keepIdentity) {
+    ctx.warn(`VM ${vm.name} exists: only its disks are written; ${[...ignored.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`), ...(req.keepIdentity ? ['--keep-identity'] : [])].join(', ')} ignored`);
+  }
+  const props = await retrieveOne(req.session, vm.ref, ['config', 'runtime.powerState', 'snapshot']);
+  const state = text(props.get('runtime.powerState'));
+  if (state !== 'poweredOff') {
+    const words: Record<string, string> = { poweredOn: 'powered on', suspended: 'suspended' };
+    throw new InputError(`restoring ${gen} over VM ${vm.name} refused: the VM is ${words[state] ?? 'not powered off'}; power it off first`);
+  }
+  if (snapshotsOf(props.get('snapshot')).length > 0) {
+    throw new InputError(`restoring ${gen} over VM ${vm.name} refused: the VM has snapshots; remove them first`);
+  }
+  const current = disksOf(props.get('config'));
+  const sizes = (xs: readonly number[]) => xs.map((n) => `${n}`).join(', ') || 'none';
+  if (current.length !== plans.length || current.some((d, i) => d.capacity !== plans[i]!.stored.capacity)) {
+    throw new InputError(`restoring ${gen} over VM ${vm.name} refused: its disks (${sizes(current.map((d) => d.capacity))} bytes) are not the backup's (${sizes(plans.map((p) => p.stored.capacity))} bytes)`);
+  }
+  const dcPath = await datacenterPathOf(req.session, vm.ref);
+  const restored: RestoredDisk[] = [];
+  try {
+    for (const [i, p] of plans.entries()) restored.push(await writeDisk(ctx, vm, p, current[i]!, dcPath));
+  } catch (err) {
+    throw withNote(err, `VM ${vm.name}'s disks are partly overwritten: restore again`);
+  }
+  const poweredOn = await powerOnIfAsked(ctx, vm);
+  return { vm: vm.name, moref: vm.ref.value, created: false, poweredOn, identity: 'kept', disks: restored };
+}
