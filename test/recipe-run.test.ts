@@ -52,7 +52,7 @@ describe('vmbkp run: backup recipes against the lab', () => {
   });
 
   /** A recipe file for the lab; `body` is YAML appended after connection and repository. */
-  async function recipe(body: string, opts: { repository?: string } = {}): Promise<{ file: string; report: string }> {
+  async function recipe(body: string, opts: { repository?: string; passwordEnv?: string } = {}): Promise<{ file: string; report: string }> {
     n++;
     const file = path.join(dir, `recipe-${n}.yaml`);
     const report = path.join(dir, `report-${n}.json`);
@@ -62,7 +62,7 @@ describe('vmbkp run: backup recipes against the lab', () => {
       'connection:',
       `  vcenter: ${lab.info.url}`,
       `  user: ${lab.info.user}`,
-      `  passwordFile: ${pw}`,
+      opts.passwordEnv ? `  passwordEnv: ${opts.passwordEnv}` : `  passwordFile: ${pw}`,
       `  thumbprint: "${lab.info.thumbprintSha256}"`,
       `repository: ${opts.repository ?? repo}`,
       'report:',
@@ -314,11 +314,20 @@ describe('vmbkp run: backup recipes against the lab', () => {
     });
   });
 
-  it('the password appears in no output and no report', async () => {
-    const r = await recipe('targets:\n  vms: ["lab-vm-1", "nope"]');
-    const run = await vmbkp(['run', r.file]);
-    assert.equal(run.code, 3);
+  it('the password appears in no output, no report and no hook environment', async () => {
+    const dump = path.join(dir, 'hook-env.txt');
+    const r = await recipe([
+      'targets:',
+      '  vms: ["lab-vm-1", "nope"]',
+      'hooks:',
+      `  post: ['env >> ${dump}']`,
+    ].join('\n'), { passwordEnv: 'VMBKP_TEST_VCENTER_PASSWORD' });
+    const run = await vmbkp(['run', r.file], { env: { VMBKP_TEST_VCENTER_PASSWORD: lab.info.password } });
+    assert.equal(run.code, 3, run.stderr);
     const report = await fs.readFile(r.report, 'utf8');
-    for (const text of [run.stdout, run.stderr, report]) assert.ok(!text.includes(lab.info.password));
+    const hookEnv = await fs.readFile(dump, 'utf8');
+    assert.match(hookEnv, /^VMBKP_VM=lab-vm-1$/m, 'the hook ran with its variables');
+    assert.doesNotMatch(hookEnv, /VMBKP_TEST_VCENTER_PASSWORD/);
+    for (const text of [run.stdout, run.stderr, report, hookEnv]) assert.ok(!text.includes(lab.info.password));
   });
 });

@@ -103,6 +103,7 @@ export async function runBackupRecipe(recipePath: string, recipe: BackupRecipe, 
       concurrency,
       ...(recipe.bandwidth !== undefined ? { bandwidth: recipe.bandwidth } : {}),
       hooks,
+      ...(recipe.connection.passwordEnv !== undefined ? { secretEnv: [recipe.connection.passwordEnv] } : {}),
       ...(policy.retention ? { retention: policy.retention } : {}),
       onEvent: (e) => {
         if (e.type === 'warning') out.warn(e.message);

@@ -38,6 +38,8 @@ export interface BatchRequest {
   /** Bytes per second over all streams together. */
   readonly bandwidth?: number;
   readonly hooks: { readonly pre: readonly HookCommand[]; readonly post: readonly HookCommand[]; readonly timeoutSeconds?: number | undefined };
+  /** Environment variables hooks must not inherit: the one holding the vCenter password. */
+  readonly secretEnv?: readonly string[];
   readonly retention?: RetentionPolicy;
   readonly onEvent?: (e: BatchEvent) => void;
 }
@@ -120,7 +122,7 @@ async function backupOne(req: BatchRequest, target: BatchTarget, openDisk: OpenD
   let manifest: GenerationManifest | undefined;
   let failure: unknown;
   for (const hook of req.hooks.pre) {
-    const run = await runHook('pre', hook, { ...env, VMBKP_PHASE: 'pre' }, hookTimeout);
+    const run = await runHook('pre', hook, { ...env, VMBKP_PHASE: 'pre' }, hookTimeout, req.secretEnv);
     hooks.push(run);
     if (hookFailed(run)) {
       failure = hookError(run, `VM ${target.name}`);
@@ -149,7 +151,7 @@ async function backupOne(req: BatchRequest, target: BatchTarget, openDisk: OpenD
     ...(failure !== undefined ? { VMBKP_ERROR: describeCause(failure) } : {}),
   };
   for (const hook of req.hooks.post) {
-    const run = await runHook('post', hook, postEnv, hookTimeout);
+    const run = await runHook('post', hook, postEnv, hookTimeout, req.secretEnv);
     hooks.push(run);
     // The backup stands; a failing post hook makes the VM's result a failure all the same,
     // since what the hook was for (a report, a thaw, a copy) did not happen.

@@ -28,11 +28,14 @@ export function hookText(h: HookCommand): string {
 }
 
 /**
- * Runs one hook to completion; a spawn failure becomes a run with exit code null. With
+ * Runs one hook to completion; a spawn failure becomes a run with exit code null.
+ * `withhold` names variables of vmbkp's environment the hook must not get (the one holding
+ * the vCenter password). With
  * `timeoutMs`, a hook still running then is stopped: SIGTERM to its process group (a
  * shell's children too), SIGKILL 5 s later.
  */
-export function runHook(phase: 'pre' | 'post', hook: HookCommand, env: Readonly<Record<string, string>>, timeoutMs?: number): Promise<HookRun> {
+export function runHook(phase: 'pre' | 'post', hook: HookCommand, env: Readonly<Record<string, string>>, timeoutMs?: number,
+  withhold: readonly string[] = []): Promise<HookRun> {
   const [file, args] = typeof hook === 'string' ? ['/bin/sh', ['-c', hook]] : [hook[0]!, hook.slice(1)];
   const t0 = performance.now();
   return new Promise((resolve) => {
@@ -40,7 +43,9 @@ export function runHook(phase: 'pre' | 'post', hook: HookCommand, env: Readonly<
     let timedOut = false;
     const timers: NodeJS.Timeout[] = [];
     const keep = (d: Buffer) => { output = (output + d.toString('utf8')).slice(-OUTPUT_TAIL); };
-    const child = spawn(file, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
+    for (const name of withhold) delete childEnv[name];
+    const child = spawn(file, args, { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     const signalGroup = (sig: NodeJS.Signals) => {
       try { process.kill(-child.pid!, sig); } catch { /* already gone */ }
     };
