@@ -15,7 +15,7 @@ import { ExitCode, exitCodeFor } from './exit-codes.js';
 
 export function buildProgram(): Command {
   const program = new Command('vmbkp')
-    .description('online backup and restore of VM disks: deduplicated, compressed, every generation a synthetic full')
+    .description('online backup and restore of vSphere VMs and disk images: deduplicated, compressed, every generation a synthetic full')
     .version('0.1.0')
     .showSuggestionAfterError(true)
     .exitOverride()

@@ -22,11 +22,11 @@ const VM_ONLY: [keyof RestoreOptions, string][] = [
 
 export function register(program: Command): void {
   const cmd = program.command('restore')
-    .description('restore a disk of a generation to a sparse raw image (--disk D --to URI), or a VM backup as a new VM (--vcenter … --name NEW)')
+    .description('restore a disk of a generation to a raw or qcow2 image or an NBD export (--disk D --to URI), or a VM backup as a new VM (--vcenter … --name NEW)')
     .requiredOption('--set <name>', 'backup set')
     .option('--generation <n>', 'generation number, or latest', 'latest')
     .option('--disk <name>', 'disk to restore (disk restore)')
-    .option('--to <uri>', 'disk restore target, e.g. file:/restore/web01.img')
+    .option('--to <uri>', 'disk restore target: file:PATH (sparse raw), qcow2:PATH, nbd://… or nbd+unix://…')
     .option('--overwrite', 'replace an existing target file; with --vcenter: write over the disks of the existing powered-off VM --name')
     .option('--name <vm>', 'with --vcenter: name of the restored VM')
     .option('--host <name>', 'with --vcenter: ESXi host to run it on (default: one that mounts the datastore)')
