@@ -35,7 +35,17 @@ export class ByteReader {
     let rest = src;
     while (rest.length > 0 && this.buffered === 0) {
       const w = this.wants[0];
-      if (!w?.into) break;
+      if (!w) break;
+      if (!w.into) {
+        // A header: copied out (the buffer is reused), and its reader, when it is a
+        // callback (readThen), asks for what follows before the loop goes on.
+        if (rest.length < w.n) break;
+        const b = Buffer.from(rest.subarray(0, w.n));
+        rest = rest.subarray(w.n);
+        this.wants.shift();
+        w.resolve(b);
+        continue;
+      }
       const k = Math.min(rest.length, w.n - w.filled);
       rest.copy(w.into, w.filled, 0, k);
       w.filled += k;
@@ -61,6 +71,18 @@ export class ByteReader {
       this.wants.push({ n, filled: 0, resolve, reject });
       this.pump();
     });
+  }
+
+  /** read(n), with `then` called synchronously once the bytes are there (see feed). */
+  readThen(n: number, then: (b: Buffer) => void, fail: (e: Error) => void): void {
+    this.wants.push({ n, filled: 0, resolve: then, reject: fail });
+    this.pump();
+  }
+
+  /** readInto(into), with `then` called synchronously once it is filled. */
+  readIntoThen(into: Buffer, then: (b: Buffer) => void, fail: (e: Error) => void): void {
+    this.wants.push({ n: into.length, into, filled: 0, resolve: then, reject: fail });
+    this.pump();
   }
 
   /** Reads exactly into.length bytes straight into `into` (no intermediate buffer). */

@@ -56,7 +56,7 @@ export class NbdClient {
   private constructor(private readonly socket: Socket, private readonly reader: ByteReader, readonly info: ExportInfo,
     readonly description: string, private readonly timeoutMs: number, maxInFlight: number) {
     this.slots = maxInFlight;
-    void this.replyLoop();
+    this.nextReply();
   }
 
   static async connect(address: NbdAddress, options: ClientOptions = {}): Promise<NbdClient> {
@@ -168,17 +168,34 @@ export class NbdClient {
     this.socket.destroy();
   }
 
-  private async replyLoop(): Promise<void> {
-    try {
-      for (;;) {
-        const magic = (await this.reader.read(4)).readUInt32BE(0);
-        if (magic === SIMPLE_REPLY_MAGIC) await this.simpleReply();
-        else if (magic === STRUCTURED_REPLY_MAGIC) await this.structuredReply();
-        else throw new NbdProtocolError(`${this.description}: reply with bad magic 0x${magic.toString(16)}`);
+  /**
+   * Replies are parsed by callbacks the reader calls as soon as their bytes are there, so
+   * a reply header and the data after it in one socket read go straight to the caller's
+   * buffer: with promises, the data would be buffered (kept or copied) before the client
+   * could ask for it. A callback that throws (a malformed reply) ends the connection.
+   */
+  private readonly fail = (err: unknown): void => {
+    this.shutdown(err instanceof IoError ? err : new NbdProtocolError(`${this.description}: ${describeCause(err)}`, { cause: err }));
+  };
+
+  private guarded<T>(fn: (v: T) => void): (v: T) => void {
+    return (v) => {
+      try {
+        fn(v);
+      } catch (err) {
+        this.fail(err);
       }
-    } catch (err) {
-      this.shutdown(err instanceof IoError ? err : new NbdProtocolError(`${this.description}: ${describeCause(err)}`, { cause: err }));
-    }
+    };
+  }
+
+  private nextReply(): void {
+    if (this.failure) return;
+    this.reader.readThen(4, this.guarded((m) => {
+      const magic = m.readUInt32BE(0);
+      if (magic === SIMPLE_REPLY_MAGIC) this.reader.readThen(12, this.guarded((h) => this.simpleReply(h)), this.fail);
+      else if (magic === STRUCTURED_REPLY_MAGIC) this.reader.readThen(16, this.guarded((h) => this.structuredReply(h)), this.fail);
+      else throw new NbdProtocolError(`${this.description}: reply with bad magic 0x${magic.toString(16)}`);
+    }), this.fail);
   }
 
   private take(cookie: bigint): Pending {
@@ -194,18 +211,17 @@ export class NbdClient {
     else p.resolve(undefined);
   }
 
-  private async simpleReply(): Promise<void> {
-    const h = await this.reader.read(12);
+  private simpleReply(h: Buffer): void {
     const error = h.readUInt32BE(0);
     const cookie = h.readBigUInt64BE(4);
     const p = this.take(cookie);
+    const done = () => { this.finish(cookie, p); this.nextReply(); };
     if (error !== 0) p.error = new NbdServerError(`${p.what} failed`, errnoName(error));
-    else if (p.cmd === Cmd.READ) await this.reader.readInto(p.into!);
-    this.finish(cookie, p);
+    else if (p.cmd === Cmd.READ) return this.reader.readIntoThen(p.into!, this.guarded(done), this.fail);
+    done();
   }
 
-  private async structuredReply(): Promise<void> {
-    const h = await this.reader.read(16);
+  private structuredReply(h: Buffer): void {
     const flags = h.readUInt16BE(0);
     const type = h.readUInt16BE(2);
     const cookie = h.readBigUInt64BE(4);
@@ -213,53 +229,59 @@ export class NbdClient {
     const p = this.take(cookie);
     if (length > p.length + 64 * 1024 && length > 1024 * 1024) throw new NbdProtocolError(`${p.what}: reply chunk of ${length} bytes is too large`);
     const bad = (why: string) => new NbdProtocolError(`${p.what}: malformed reply (${why})`);
+    const done = () => {
+      if (flags & ReplyFlag.DONE) this.finish(cookie, p);
+      this.nextReply();
+    };
     if (type === ReplyType.OFFSET_DATA && p.cmd === Cmd.READ && length >= 8) {
       // Data goes straight from the socket into the caller's buffer.
-      const at = Number((await this.reader.read(8)).readBigUInt64BE(0)) - p.offset;
-      if (at < 0 || at + length - 8 > p.length) throw bad('data outside the request');
-      await this.reader.readInto(p.into!.subarray(at, at + length - 8));
-      if (flags & ReplyFlag.DONE) this.finish(cookie, p);
+      this.reader.readThen(8, this.guarded((o) => {
+        const at = Number(o.readBigUInt64BE(0)) - p.offset;
+        if (at < 0 || at + length - 8 > p.length) throw bad('data outside the request');
+        this.reader.readIntoThen(p.into!.subarray(at, at + length - 8), this.guarded(done), this.fail);
+      }), this.fail);
       return;
     }
-    const payload = await this.reader.read(length);
-    switch (type) {
-      case ReplyType.NONE:
-        break;
-      case ReplyType.OFFSET_DATA: {
-        if (p.cmd !== Cmd.READ || length < 8) throw bad('data chunk');
-        const at = Number(payload.readBigUInt64BE(0)) - p.offset;
-        if (at < 0 || at + length - 8 > p.length) throw bad('data outside the request');
-        payload.copy(p.into!, at, 8);
-        break;
-      }
-      case ReplyType.OFFSET_HOLE: {
-        if (p.cmd !== Cmd.READ || length !== 12) throw bad('hole chunk');
-        const at = Number(payload.readBigUInt64BE(0)) - p.offset;
-        const n = payload.readUInt32BE(8);
-        if (at < 0 || at + n > p.length) throw bad('hole outside the request');
-        p.into!.fill(0, at, at + n);
-        break;
-      }
-      case ReplyType.BLOCK_STATUS: {
-        if (p.cmd !== Cmd.BLOCK_STATUS || length < 12 || (length - 4) % 8 !== 0) throw bad('block status chunk');
-        if (payload.readUInt32BE(0) === p.contextId) {
-          for (let o = 4; o < length; o += 8) p.extents!.push({ length: payload.readUInt32BE(o), flags: payload.readUInt32BE(o + 4) });
+    this.reader.readThen(length, this.guarded((payload) => {
+      switch (type) {
+        case ReplyType.NONE:
+          break;
+        case ReplyType.OFFSET_DATA: {
+          if (p.cmd !== Cmd.READ || length < 8) throw bad('data chunk');
+          const at = Number(payload.readBigUInt64BE(0)) - p.offset;
+          if (at < 0 || at + length - 8 > p.length) throw bad('data outside the request');
+          payload.copy(p.into!, at, 8);
+          break;
         }
-        break;
+        case ReplyType.OFFSET_HOLE: {
+          if (p.cmd !== Cmd.READ || length !== 12) throw bad('hole chunk');
+          const at = Number(payload.readBigUInt64BE(0)) - p.offset;
+          const n = payload.readUInt32BE(8);
+          if (at < 0 || at + n > p.length) throw bad('hole outside the request');
+          p.into!.fill(0, at, at + n);
+          break;
+        }
+        case ReplyType.BLOCK_STATUS: {
+          if (p.cmd !== Cmd.BLOCK_STATUS || length < 12 || (length - 4) % 8 !== 0) throw bad('block status chunk');
+          if (payload.readUInt32BE(0) === p.contextId) {
+            for (let o = 4; o < length; o += 8) p.extents!.push({ length: payload.readUInt32BE(o), flags: payload.readUInt32BE(o + 4) });
+          }
+          break;
+        }
+        case ReplyType.ERROR:
+        case ReplyType.ERROR_OFFSET: {
+          if (length < 6) throw bad('error chunk');
+          const msgLength = payload.readUInt16BE(4);
+          const message = payload.subarray(6, 6 + msgLength).toString('utf8');
+          p.error ??= new NbdServerError(`${p.what} failed${message ? ` (${message})` : ''}`, errnoName(payload.readUInt32BE(0)));
+          break;
+        }
+        default:
+          if (type & 0x8000) p.error ??= new NbdServerError(`${p.what} failed`, `reply type ${type}`);
+          // Unknown non-error chunks are ignored, as the protocol asks.
       }
-      case ReplyType.ERROR:
-      case ReplyType.ERROR_OFFSET: {
-        if (length < 6) throw bad('error chunk');
-        const msgLength = payload.readUInt16BE(4);
-        const message = payload.subarray(6, 6 + msgLength).toString('utf8');
-        p.error ??= new NbdServerError(`${p.what} failed${message ? ` (${message})` : ''}`, errnoName(payload.readUInt32BE(0)));
-        break;
-      }
-      default:
-        if (type & 0x8000) p.error ??= new NbdServerError(`${p.what} failed`, `reply type ${type}`);
-        // Unknown non-error chunks are ignored, as the protocol asks.
-    }
-    if (flags & ReplyFlag.DONE) this.finish(cookie, p);
+      done();
+    }), this.fail);
   }
 }
 
