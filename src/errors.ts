@@ -72,3 +72,8 @@ export function describeCause(cause: unknown): string {
   }
   return String(cause);
 }
+
+/** A failure as reports carry it: the error's stable code ('INTERNAL' for others) and its one-line message. */
+export function errorRecord(err: unknown): { code: string; message: string } {
+  return { code: err instanceof VmbkpError ? err.code : 'INTERNAL', message: describeCause(err) };
+}

@@ -1,15 +1,13 @@
 /** `vmbkp backup --vcenter … --vm NAME …`: online backups of vSphere VMs, one generation each. */
-import { PartialFailureError, UsageError, VmbkpError, describeCause } from '../errors.js';
+import { PartialFailureError, UsageError, type VmbkpError, describeCause, errorRecord } from '../errors.js';
 import { backupVm, type OpenDisk } from '../jobs/backup-vm.js';
 import type { GenerationManifest, RequestedMode } from '../repository/generation.js';
 import { openHttpsDisk } from '../sources/vsphere-https.js';
 import { openVddkDisk } from '../sources/vsphere-vddk.js';
-import { sdkUrl } from '../vsphere/session.js';
-import { peerThumbprintSha1 } from '../vsphere/tls.js';
 import { type GlobalOptions, Output, openRepository } from './context.js';
 import { progressSink } from './progress.js';
 import { generationSummary } from './summary.js';
-import { type VcenterConnection, type VcenterOptions, connect, vcenterConnection } from './vcenter.js';
+import { type VcenterConnection, type VcenterOptions, connect, vcenterConnection, vddkOptions } from './vcenter.js';
 
 export interface VmBackupOptions extends GlobalOptions, VcenterOptions {
   vm: string[];
@@ -31,13 +29,8 @@ export interface VmResult {
 export async function diskOpener(conn: VcenterConnection, transport: string,
   vddk: { libdir?: string | undefined; transports?: string | undefined } = {}): Promise<OpenDisk> {
   if (transport !== 'vddk') return openHttpsDisk;
-  const url = sdkUrl(conn.url);
-  const thumbprint = await peerThumbprintSha1(url, conn.tls);
-  return (d) => openVddkDisk(d, {
-    server: url.hostname, user: conn.user, password: conn.password, thumbprint,
-    ...(vddk.libdir ? { libdir: vddk.libdir } : {}),
-    ...(vddk.transports ? { transports: vddk.transports } : {}),
-  });
+  const opts = await vddkOptions(conn, vddk);
+  return (d) => openVddkDisk(d, opts);
 }
 
 export async function runVmBackups(opts: VmBackupOptions, mode: RequestedMode, level: number | undefined,
@@ -79,9 +72,12 @@ export async function runVmBackups(opts: VmBackupOptions, mode: RequestedMode, l
 
   const failed = results.filter((r) => r.error);
   if (opts.vm.length === 1 && failed.length === 1) throw failed[0]!.error;
+  const failedJson = (r: VmResult) => {
+    const { code, message } = errorRecord(r.error);
+    return { vm: r.vm, ok: false, error: message, code };
+  };
   out.result(
-    { vms: results.map((r) => r.manifest ? { vm: r.vm, ok: true, generation: generationSummary(r.manifest) }
-      : { vm: r.vm, ok: false, error: describeCause(r.error), code: r.error instanceof VmbkpError ? r.error.code : 'INTERNAL' }) },
+    { vms: results.map((r) => r.manifest ? { vm: r.vm, ok: true, generation: generationSummary(r.manifest) } : failedJson(r)) },
     results.map((r) => r.manifest ? summarize(r.manifest) : `VM ${r.vm}: failed: ${describeCause(r.error)}`).join('\n\n'),
   );
   if (failed.length === results.length) throw failed[0]!.error;

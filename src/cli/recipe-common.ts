@@ -4,14 +4,10 @@ import path from 'node:path';
 import { IoError, PartialFailureError, describeCause } from '../errors.js';
 import type { Connection } from '../recipe/index.js';
 import { resolvePassword } from '../recipe/index.js';
-import { type TlsPolicy, normalizeThumbprint } from '../vsphere/tls.js';
-import type { VcenterConnection } from './vcenter.js';
+import { type VcenterConnection, tlsPolicy } from './vcenter.js';
 
 export async function connectionOf(c: Connection): Promise<VcenterConnection> {
-  const tls: TlsPolicy = c.insecure ? { kind: 'insecure' }
-    : c.thumbprint ? { kind: 'pinned', thumbprint: normalizeThumbprint(c.thumbprint) }
-    : { kind: 'system' };
-  return { url: c.vcenter, user: c.user, password: await resolvePassword(c), tls };
+  return { url: c.vcenter, user: c.user, password: await resolvePassword(c), tls: tlsPolicy(c.thumbprint, c.insecure) };
 }
 
 /** Written beside its final name and renamed, so a reader never sees half a report. */

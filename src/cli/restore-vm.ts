@@ -4,13 +4,12 @@ import { type VmRestoreResult, restoreVm } from '../jobs/restore-vm.js';
 import type { OpenVmDisk } from '../sources/vsphere-target.js';
 import { openUploadTarget } from '../sources/vsphere-upload.js';
 import { openVddkTarget } from '../sources/vsphere-vddk-target.js';
-import { sdkUrl } from '../vsphere/session.js';
-import { peerThumbprintSha1 } from '../vsphere/tls.js';
 import { splitAssignment } from './commands/backup.js';
 import { type GlobalOptions, Output, openRepository } from './context.js';
 import { bytes, duration, rate, table } from './format.js';
 import { progressSink } from './progress.js';
-import { type VcenterConnection, type VcenterOptions, connect, vcenterConnection } from './vcenter.js';
+import { stopOnSignals } from './stop-signals.js';
+import { type VcenterConnection, type VcenterOptions, connect, vcenterConnection, vddkOptions } from './vcenter.js';
 
 export interface VmRestoreOptions extends GlobalOptions, VcenterOptions {
   set: string;
@@ -33,13 +32,8 @@ export interface VmRestoreOptions extends GlobalOptions, VcenterOptions {
 export async function vmDiskOpener(conn: VcenterConnection, transport: string,
   vddk: { libdir?: string | undefined; transports?: string | undefined } = {}): Promise<OpenVmDisk> {
   if (transport !== 'vddk') return openUploadTarget;
-  const url = sdkUrl(conn.url);
-  const thumbprint = await peerThumbprintSha1(url, conn.tls);
-  return (d) => openVddkTarget(d, {
-    server: url.hostname, user: conn.user, password: conn.password, thumbprint,
-    ...(vddk.libdir ? { libdir: vddk.libdir } : {}),
-    ...(vddk.transports ? { transports: vddk.transports } : {}),
-  });
+  const opts = await vddkOptions(conn, vddk);
+  return (d) => openVddkTarget(d, opts);
 }
 
 export function restoreSummary(r: VmRestoreResult): string {
@@ -69,14 +63,10 @@ export async function runVmRestore(opts: VmRestoreOptions): Promise<void> {
   const session = await connect(conn);
   const progress = progressSink(out.json);
   // A first Ctrl-C (or SIGTERM) stops the restore cleanly: an incomplete new VM is destroyed. A second one kills.
-  const stop = new AbortController();
-  const onSignal = (sig: NodeJS.Signals) => {
+  const stop = stopOnSignals((sig) => {
     progress.stop();
     out.warn(`${sig}: stopping the restore${opts.overwrite ? '' : '; an incomplete new VM is removed'}`);
-    stop.abort(sig);
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  });
   try {
     const openDisk = await vmDiskOpener(conn, opts.transport, { libdir: opts.vddkLibdir, transports: opts.vddkTransports });
     const result = await restoreVm({
@@ -95,8 +85,7 @@ export async function runVmRestore(opts: VmRestoreOptions): Promise<void> {
     progress.stop();
     out.result(result, restoreSummary(result));
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stop.dispose();
     progress.stop();
     await session.close();
   }

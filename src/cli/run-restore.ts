@@ -11,6 +11,7 @@ import type { Output } from './context.js';
 import { bytes, duration, table } from './format.js';
 import { connectionOf, runFailure, writeReport } from './recipe-common.js';
 import { vmDiskOpener } from './restore-vm.js';
+import { stopOnSignals } from './stop-signals.js';
 import { connect } from './vcenter.js';
 
 function specOf(r: RestoreRecipe['restores'][number]): RestoreSpec {
@@ -56,13 +57,7 @@ export async function runRestoreRecipe(recipePath: string, recipe: RestoreRecipe
   const conn = await connectionOf(recipe.connection);
   const repo = await Repository.open(new LocalBackend(recipe.repository));
   const session = await connect(conn);
-  const stop = new AbortController();
-  const onSignal = (sig: NodeJS.Signals) => {
-    out.warn(`${sig}: stopping the restores; an incomplete new VM is removed`);
-    stop.abort(sig);
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const stop = stopOnSignals((sig) => out.warn(`${sig}: stopping the restores; an incomplete new VM is removed`));
   try {
     if (dryRunOnly) {
       const plans = await plan(recipe, repo, session);
@@ -88,8 +83,7 @@ export async function runRestoreRecipe(recipePath: string, recipe: RestoreRecipe
     const failed = report.restores.filter((x) => !x.ok);
     if (failed.length > 0) throw runFailure(recipePath, report.restores.length, failed.map((x) => ({ name: x.name, cause: x.error?.message ?? 'failed' })), 'restores');
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stop.dispose();
     await session.close();
   }
 }

@@ -1,9 +1,10 @@
 /** vCenter connection options shared by the commands that talk to vSphere. */
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { InputError, UsageError, describeCause } from '../errors.js';
-import { VsphereSession } from '../vsphere/session.js';
-import { type TlsPolicy, normalizeThumbprint } from '../vsphere/tls.js';
+import { UsageError } from '../errors.js';
+import { resolvePassword } from '../recipe/password.js';
+import type { VddkOptions } from '../sources/vsphere-vddk.js';
+import { VsphereSession, sdkUrl } from '../vsphere/session.js';
+import { type TlsPolicy, normalizeThumbprint, peerThumbprintSha1 } from '../vsphere/tls.js';
 
 export interface VcenterOptions {
   vcenter?: string;
@@ -34,19 +35,32 @@ export async function vcenterConnection(opts: VcenterOptions): Promise<VcenterCo
   if (!opts.user) throw new UsageError('--user is required with --vcenter');
   if (!opts.passwordFile) throw new UsageError('--password-file is required with --vcenter');
   if (opts.thumbprint && opts.insecure) throw new UsageError('--thumbprint and --insecure exclude each other');
-  let password: string;
-  try {
-    password = (await readFile(opts.passwordFile, 'utf8')).split(/\r?\n/)[0] ?? '';
-  } catch (err) {
-    throw new InputError(`reading password file ${opts.passwordFile} failed: ${describeCause(err)}`, { cause: err });
-  }
-  if (password === '') throw new InputError(`password file ${opts.passwordFile} is empty`);
-  const tls: TlsPolicy = opts.insecure ? { kind: 'insecure' }
-    : opts.thumbprint ? { kind: 'pinned', thumbprint: normalizeThumbprint(opts.thumbprint) }
+  // The recipe's passwordFile and --password-file are read alike.
+  const password = await resolvePassword({ passwordFile: opts.passwordFile });
+  return { url: opts.vcenter, user: opts.user, password, tls: tlsPolicy(opts.thumbprint, opts.insecure) };
+}
+
+/** Certificate trust from a thumbprint or insecure (flags or a recipe); the system CAs by default. */
+export function tlsPolicy(thumbprint: string | undefined, insecure: boolean | undefined): TlsPolicy {
+  return insecure ? { kind: 'insecure' }
+    : thumbprint ? { kind: 'pinned', thumbprint: normalizeThumbprint(thumbprint) }
     : { kind: 'system' };
-  return { url: opts.vcenter, user: opts.user, password, tls };
 }
 
 export function connect(c: VcenterConnection): Promise<VsphereSession> {
   return VsphereSession.connect({ url: c.url, user: c.user, password: c.password, tls: c.tls });
+}
+
+/**
+ * What nbdkit's vddk plugin needs to reach the vCenter of `conn`: VDDK checks the server
+ * by its SHA-1 thumbprint, read here (under the connection's own TLS policy).
+ */
+export async function vddkOptions(conn: VcenterConnection,
+  vddk: { libdir?: string | undefined; transports?: string | undefined } = {}): Promise<VddkOptions> {
+  const url = sdkUrl(conn.url);
+  return {
+    server: url.hostname, user: conn.user, password: conn.password, thumbprint: await peerThumbprintSha1(url, conn.tls),
+    ...(vddk.libdir ? { libdir: vddk.libdir } : {}),
+    ...(vddk.transports ? { transports: vddk.transports } : {}),
+  };
 }

@@ -4,7 +4,7 @@
  * one bandwidth limit over every stream, hooks around each VM, retention after success.
  * One VM's failure never stops the others; the report says what happened to each.
  */
-import { VmbkpError, describeCause } from '../errors.js';
+import { describeCause, errorRecord } from '../errors.js';
 import { LimitedSource, TransferCounter } from '../engine/limited-source.js';
 import { rateLimiter } from '../engine/rate-limit.js';
 import type { GenerationManifest, RequestedMode } from '../repository/generation.js';
@@ -82,11 +82,6 @@ export interface BatchTotals {
   readonly ok: boolean;
   readonly succeeded: number;
   readonly failed: number;
-}
-
-/** A failure as reports carry it: the error's stable code and its one-line message. */
-export function errorOf(err: unknown): { code: string; message: string } {
-  return { code: err instanceof VmbkpError ? err.code : 'INTERNAL', message: describeCause(err) };
 }
 
 export interface BatchReport extends BatchTotals {
@@ -168,7 +163,7 @@ async function backupOne(req: BatchRequest, target: BatchTarget, openDisk: OpenD
       })),
       skippedDisks: skippedOf(manifest),
     } : {}),
-    ...(failure !== undefined ? { error: errorOf(failure) } : {}),
+    ...(failure !== undefined ? { error: errorRecord(failure) } : {}),
     warnings, hooks, durationMs: Math.round(performance.now() - t0),
   };
   emit({ type: 'vm-done', vm: target.name, result });

@@ -3,10 +3,11 @@
  * the other, each as `restore --vcenter` would do it; one failing (and cleaning up after
  * itself) does not stop the others.
  */
+import { errorRecord } from '../errors.js';
 import type { Repository } from '../repository/repository.js';
 import type { OpenVmDisk } from '../sources/vsphere-target.js';
 import type { VsphereSession } from '../vsphere/session.js';
-import { type BatchTotals, errorOf } from './backup-batch.js';
+import type { BatchTotals } from './backup-batch.js';
 import { type VmRestoreEvent, type VmRestoreRequest, type VmRestoreResult, restoreVm } from './restore-vm.js';
 
 /** One restore: the options of `restore --vcenter`. */
@@ -56,7 +57,7 @@ export async function runRestoreBatch(req: RestoreBatchRequest): Promise<Restore
       });
       restores.push({ name: spec.name, set: spec.set, ok: true, result, warnings });
     } catch (err) {
-      restores.push({ name: spec.name, set: spec.set, ok: false, warnings, error: errorOf(err) });
+      restores.push({ name: spec.name, set: spec.set, ok: false, warnings, error: errorRecord(err) });
     }
   }
   const succeeded = restores.filter((r) => r.ok).length;
