@@ -54,16 +54,25 @@ interface DiskPlan {
   readonly previousIndex: DiskIndex | undefined;
 }
 
+/**
+ * Why the previous generation (`prev`: its record of the disk) cannot serve as the base of
+ * a diff or incr of a disk of `size` bytes now, or undefined when it can. Shared with the dry run's prediction.
+ */
+export function previousUnusable(set: string, previous: GenerationManifest | undefined, prev: DiskRecord | undefined,
+  disk: string, size: number, chunkSize: number): string | undefined {
+  if (!previous) return `set ${set} has no generation yet`;
+  if (!prev) return `generation ${previous.generation} has no disk ${disk}`;
+  if (prev.size !== size) return `the disk was ${prev.size} bytes in generation ${previous.generation}, it is ${size} now`;
+  if (prev.chunkSize !== chunkSize) return 'the previous generation used another chunk size';
+  return undefined;
+}
+
 /** Decides a disk's mode from the previous generation and what changed, and loads what that mode needs. */
 async function planDisk(repo: Repository, set: string, previous: GenerationManifest | undefined, disk: DiskInput,
   requested: RequestedMode, codec: BlobCodec, lenient: boolean): Promise<DiskPlan> {
   const what = `disk ${disk.name} of set ${set}`;
   const prevRecord = previous?.disks.find((d) => d.name === disk.name);
-  let previousWhy: string | undefined;
-  if (!previous) previousWhy = `set ${set} has no generation yet`;
-  else if (!prevRecord) previousWhy = `generation ${previous.generation} has no disk ${disk.name}`;
-  else if (prevRecord.size !== disk.source.size) previousWhy = `the disk was ${prevRecord.size} bytes in generation ${previous.generation}, it is ${disk.source.size} now`;
-  else if (prevRecord.chunkSize !== repo.config.chunkSize) previousWhy = 'the previous generation used another chunk size';
+  const previousWhy = previousUnusable(set, previous, prevRecord, disk.name, disk.source.size, repo.config.chunkSize);
 
   let changed = disk.changed;
   let changesWhy: string | undefined;

@@ -15,6 +15,7 @@ import type { VsphereSession } from '../vsphere/session.js';
 import { disksOf, snapshotsOf, unsnapshottable } from '../vsphere/vm.js';
 import { boolAt } from '../vsphere/xml.js';
 import { SNAPSHOT_PREFIX, setNameForVm } from './backup-vm.js';
+import { previousUnusable } from './backup-set.js';
 import { chooseMode } from './choose-mode.js';
 
 export interface DiskPlan {
@@ -57,11 +58,7 @@ export async function planVmBackup(session: VsphereSession, repo: Repository, vm
     const skip = unsnapshottable(disk);
     if (skip) return { ...base, skipped: true, why: skip };
     const prev = previous?.disks.find((d) => d.name === String(disk.key));
-    const previousWhy = !previous ? `set ${set} has no generation yet`
-      : !prev ? `generation ${previous.generation} has no disk ${disk.key}`
-      : prev.size !== disk.capacity ? `the disk was ${prev.size} bytes in generation ${previous.generation}, it is ${disk.capacity} now`
-      : prev.chunkSize !== repo.config.chunkSize ? 'the previous generation used another chunk size'
-      : undefined;
+    const previousWhy = previousUnusable(set, previous, prev, String(disk.key), disk.capacity, repo.config.chunkSize);
     const changesWhy = !cbtOn ? 'changed-block tracking is off'
       : !prev?.changeToken ? 'the previous generation has no change id' : undefined;
     const choice = chooseMode(`disk ${disk.key} of VM ${vm.name}`, {
