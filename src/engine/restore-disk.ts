@@ -14,6 +14,7 @@ import type { Repository } from '../repository/repository.js';
 import type { DiskTarget } from '../sources/types.js';
 import type { Progress } from './backup-disk.js';
 import type { ChunkPool } from './chunk-pool.js';
+import { coalescePackReads } from './pack-reads.js';
 import { Mutex, runWindowed } from './window.js';
 
 /** Stored bytes per read, and plain bytes per read: a read is bounded by both. */
@@ -25,14 +26,6 @@ interface Wanted {
   readonly digest: string;
   readonly loc: BlobLocation;
   readonly positions: number[];
-}
-
-interface PackRead {
-  readonly pack: string;
-  readonly offset: number;
-  readonly length: number;
-  readonly rawLength: number;
-  readonly blobs: Wanted[];
 }
 
 export interface RestoreDiskRequest {
@@ -64,7 +57,8 @@ export async function restoreDisk(req: RestoreDiskRequest): Promise<{ bytesWritt
     w.positions.push(i);
   }
 
-  const reads = planReads([...byDigest.values()]);
+  // Bounded by READ_BYTES stored and plain.
+  const reads = coalescePackReads([...byDigest.values()], MAX_GAP, READ_BYTES);
   const maxLength = reads.reduce((m, r) => Math.max(m, r.length), 0);
   const maxRaw = reads.reduce((m, r) => Math.max(m, r.rawLength), 0);
   const window = pool.size * 2;
@@ -136,23 +130,4 @@ async function writeBatch(target: DiskTarget, chunkSize: number, blobs: readonly
     }
   }
   return { written, done };
-}
-
-/** Groups blobs by pack and offset into reads bounded by READ_BYTES stored and plain. */
-function planReads(wanted: Wanted[]): PackRead[] {
-  wanted.sort((a, b) => (a.loc.pack < b.loc.pack ? -1 : a.loc.pack > b.loc.pack ? 1 : a.loc.offset - b.loc.offset));
-  const reads: { pack: string; offset: number; length: number; rawLength: number; blobs: Wanted[] }[] = [];
-  for (const w of wanted) {
-    const last = reads[reads.length - 1];
-    const end = w.loc.offset + w.loc.length;
-    if (last && last.pack === w.loc.pack && w.loc.offset - (last.offset + last.length) <= MAX_GAP
-      && end - last.offset <= READ_BYTES && last.rawLength + w.loc.rawLength <= READ_BYTES) {
-      last.length = end - last.offset;
-      last.rawLength += w.loc.rawLength;
-      last.blobs.push(w);
-    } else {
-      reads.push({ pack: w.loc.pack, offset: w.loc.offset, length: w.loc.length, rawLength: w.loc.rawLength, blobs: [w] });
-    }
-  }
-  return reads;
 }

@@ -15,6 +15,7 @@ import { toHex } from '../repository/digest.js';
 import type { BlobLocation } from '../repository/index-file.js';
 import { packName } from '../repository/layout.js';
 import type { RestoreDiskRequest } from './restore-disk.js';
+import { coalescePackReads } from './pack-reads.js';
 import { runWindowed } from './window.js';
 
 /** Plain bytes per window. */
@@ -25,6 +26,8 @@ const MAX_GAP = 64 * 1024;
 interface WindowBlob {
   readonly digest: string;
   readonly loc: BlobLocation;
+  /** Where its stored bytes land in the slot's input. */
+  inOffset: number;
   /** Where its plain bytes land in the slot's output. */
   outOffset: number;
 }
@@ -32,7 +35,7 @@ interface WindowBlob {
 interface WindowRead {
   readonly pack: string;
   readonly offset: number;
-  length: number;
+  readonly length: number;
   /** Where the read lands in the slot's input. */
   readonly inOffset: number;
 }
@@ -84,27 +87,23 @@ export async function restoreDiskInOrder(req: RestoreDiskRequest): Promise<{ byt
       let b = byDigest.get(hex);
       if (!b) {
         // Looked up above: planning runs inside the window loop's iterator and must not throw.
-        b = { digest: hex, loc: repo.lookup(hex)!, outOffset: 0 };
+        b = { digest: hex, loc: repo.lookup(hex)!, inOffset: 0, outOffset: 0 };
         byDigest.set(hex, b);
       }
       chunks.push(b);
     }
-    const blobs = [...byDigest.values()].sort((a, b) => (a.loc.pack < b.loc.pack ? -1 : a.loc.pack > b.loc.pack ? 1 : a.loc.offset - b.loc.offset));
+    const blobs = [...byDigest.values()];
     const reads: WindowRead[] = [];
     let inputBytes = 0;
     let out = 0;
-    for (const b of blobs) {
-      b.outOffset = out;
-      out += b.loc.rawLength;
-      const last = reads[reads.length - 1];
-      if (last && last.pack === b.loc.pack && b.loc.offset >= last.offset + last.length && b.loc.offset - (last.offset + last.length) <= MAX_GAP) {
-        const grow = b.loc.offset + b.loc.length - (last.offset + last.length);
-        last.length += grow;
-        inputBytes += grow;
-      } else {
-        reads.push({ pack: b.loc.pack, offset: b.loc.offset, length: b.loc.length, inOffset: inputBytes });
-        inputBytes += b.loc.length;
+    for (const g of coalescePackReads(blobs, MAX_GAP)) {
+      reads.push({ pack: g.pack, offset: g.offset, length: g.length, inOffset: inputBytes });
+      for (const b of g.blobs) {
+        b.inOffset = inputBytes + (b.loc.offset - g.offset);
+        b.outOffset = out;
+        out += b.loc.rawLength;
       }
+      inputBytes += g.length;
     }
     let settle!: (err?: unknown) => void;
     const written = new Promise<void>((resolve, reject) => { settle = (err) => (err === undefined ? resolve() : reject(err)); });
@@ -129,11 +128,9 @@ export async function restoreDiskInOrder(req: RestoreDiskRequest): Promise<{ byt
             throw new RepositoryDamagedError(`restoring ${what} failed: reading pack ${r.pack} for the chunks at offset ${w.first * chunkSize}: ${(err as Error).message}`, { cause: err });
           }
         }));
-        const readOf = (b: WindowBlob) => w.reads.find((r) => r.pack === b.loc.pack && b.loc.offset >= r.offset && b.loc.offset + b.loc.length <= r.offset + r.length)!;
-        const reply = await pool.decode(slot, w.blobs.map((b) => {
-          const r = readOf(b);
-          return { offset: r.inOffset + (b.loc.offset - r.offset), length: b.loc.length, compression: b.loc.compression, rawLength: b.loc.rawLength, digest: b.digest };
-        }), target.zeroed);
+        const reply = await pool.decode(slot, w.blobs.map((b) => (
+          { offset: b.inOffset, length: b.loc.length, compression: b.loc.compression, rawLength: b.loc.rawLength, digest: b.digest }
+        )), target.zeroed);
         if (!reply.ok) {
           const bad = w.blobs[reply.failed]!;
           const at = w.first + w.chunks.indexOf(bad);
