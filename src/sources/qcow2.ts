@@ -6,25 +6,17 @@
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { AlreadyExistsError, InputError, IoError, describeCause } from '../errors.js';
 import { NbdTarget } from './nbd.js';
+import { canConnect } from './unix-socket.js';
 import type { DiskTarget } from './types.js';
 
 const execFileP = promisify(execFile);
 const INSTALL = 'apt install qemu-utils';
-
-function canConnect(socket: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(socket);
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
-}
 
 async function createImage(file: string, size: number): Promise<void> {
   try {

@@ -6,12 +6,12 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InputError, IoError } from '../errors.js';
 import { NbdSource } from './nbd.js';
+import { canConnect } from './unix-socket.js';
 import { type DiskReader, type SnapshotDisk, VsphereDiskSource, diskLabel } from './vsphere.js';
 
 export interface VddkOptions {
@@ -38,14 +38,6 @@ function missingPiece(stderr: string): string | undefined {
     return "VMware's VDDK library was not found: unpack VDDK and give its directory with --vddk-libdir, or use --transport https";
   }
   return undefined;
-}
-
-function canConnect(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(path);
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
 }
 
 async function startNbdkit(args: string[], socket: string, what: string, timeoutMs: number): Promise<ChildProcess> {
