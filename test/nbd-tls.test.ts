@@ -1,28 +1,11 @@
 /** nbds:// against nbdkit --tls=require, with certificates made by openssl for the test. */
 import assert from 'node:assert/strict';
-import { promises as fs } from 'node:fs';
-import path from 'node:path';
 import { after, before, it } from 'node:test';
 import { NbdClient } from '../src/nbd/client.js';
 import { NbdServerError } from '../src/nbd/errors.js';
 import { parseNbdUri } from '../src/nbd/uri.js';
-import { run, startNbdkit, tempDir } from './helpers.js';
-
-async function openssl(args: string[], cwd: string): Promise<void> {
-  const r = await run('openssl', args, { cwd });
-  assert.equal(r.code, 0, r.stderr);
-}
-
-/** A CA and a server certificate for localhost, in nbdkit's --tls-certificates layout. */
-async function makeCertificates(dir: string, name: string): Promise<string> {
-  const d = path.join(dir, name);
-  await fs.mkdir(d);
-  await openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca-key.pem', '-out', 'ca-cert.pem', '-days', '30', '-subj', `/CN=${name} CA`], d);
-  await openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server-key.pem', '-out', 'server.csr', '-subj', '/CN=localhost'], d);
-  await fs.writeFile(path.join(d, 'ext.cnf'), 'subjectAltName=DNS:localhost\n');
-  await openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca-cert.pem', '-CAkey', 'ca-key.pem', '-CAcreateserial', '-out', 'server-cert.pem', '-days', '30', '-extfile', 'ext.cnf'], d);
-  return d;
-}
+import { makeCertificates } from './certificates.js';
+import { startNbdkit, tempDir } from './helpers.js';
 
 let dir: string;
 let cleanup: () => Promise<void>;

@@ -26,47 +26,11 @@ import { BlobCodec } from '../src/repository/compression.js';
 import { loadDiskIndex } from '../src/repository/disk-index.js';
 import { Repository } from '../src/repository/repository.js';
 import { LocalBackend } from '../src/storage/local.js';
-import { type RunResult, type StartedCli, flipByte, listFiles, makeImage, mutateImage, oneLine, run, sha256File, startVmbkp, tempDir, treeDigest, vmbkp } from './helpers.js';
+import { type Served, type ServedJson, startServe } from './serve-cli.js';
+import { type RunResult, flipByte, listFiles, makeImage, mutateImage, oneLine, run, sha256File, startVmbkp, tempDir, treeDigest, vmbkp } from './helpers.js';
 
 const MiB = 1024 * 1024;
 const SIZE = 64 * MiB;
-
-interface ServedJson { uri: string; set: string; generation: number; disk: string; size: number; writable: boolean }
-
-interface Served {
-  readonly cli: StartedCli;
-  /** The ready line as printed. */
-  readonly line: string;
-  readonly info: ServedJson;
-  stderr(): string;
-  /** Sends the signal and waits for the process to exit. */
-  stop(signal?: NodeJS.Signals): Promise<RunResult>;
-}
-
-/** Starts `vmbkp serve` and waits for its ready line on stdout. */
-async function startServe(args: string[], json = true): Promise<Served> {
-  const cli = startVmbkp(['serve', ...args, ...(json ? ['--json'] : [])]);
-  let out = '';
-  let err = '';
-  cli.child.stderr!.on('data', (d) => { err += d; });
-  const line = await new Promise<string>((resolve, reject) => {
-    cli.child.stdout!.on('data', (d) => {
-      out += d;
-      const i = out.indexOf('\n');
-      if (i >= 0) resolve(out.slice(0, i));
-    });
-    cli.done.then((r) => reject(new Error(`vmbkp serve exited (${r.code}) before it was ready: ${r.stderr}`)), reject);
-  });
-  const info: ServedJson = json ? JSON.parse(line) as ServedJson : { uri: line.replace(/^.* at /, ''), set: '', generation: 0, disk: '', size: 0, writable: false };
-  return {
-    cli, line, info,
-    stderr: () => err,
-    stop: async (signal = 'SIGTERM') => {
-      cli.child.kill(signal);
-      return cli.done;
-    },
-  };
-}
 
 function ok(r: RunResult, what: string): void {
   assert.equal(r.code, 0, `${what} exited ${r.code}: ${r.stderr}${r.stdout}`);
@@ -192,7 +156,7 @@ describe('vmbkp serve', { timeout: 300_000 }, () => {
     const g2 = await startServe([...common(), '--generation', 'latest']);
     try {
       assert.match(human.line, /^serving set s generation 1 disk d \(64\.0 MiB\) read-only at nbd\+unix:\/\/\/d\?socket=\/\S+\/nbd\.sock$/);
-      assert.deepEqual({ ...g2.info, uri: '' }, { uri: '', set: 's', generation: 2, disk: 'd', size: SIZE, writable: false });
+      assert.deepEqual({ ...g2.info, uri: '' }, { uri: '', set: 's', generation: 2, disk: 'd', size: SIZE, writable: false, tls: false });
       assert.match(g2.info.uri, /^nbd\+unix:\/\/\/d\?socket=/);
       const sock = socketOf(g2.info.uri);
       assert.equal((await fs.stat(path.dirname(sock))).mode & 0o777, 0o700, 'the default socket lives in a private directory');
