@@ -10,7 +10,7 @@ import path from 'node:path';
 import { ChunkPool } from '../engine/chunk-pool.js';
 import { GenerationExport } from '../engine/generation-export.js';
 import { OverlayExport } from '../engine/overlay-export.js';
-import { type ExportBackend, type ListenAddress, NbdServer, exportUri } from '../nbd/server.js';
+import { type ExportBackend, type ListenAddress, NbdServer, type ServerTls, exportUri } from '../nbd/server.js';
 import { BlobCodec } from '../repository/compression.js';
 import { loadDiskIndex } from '../repository/disk-index.js';
 import { RepositoryLock } from '../repository/lock.js';
@@ -26,6 +26,8 @@ export interface ServeGenerationJob {
   readonly writable: boolean;
   /** Where to listen; by default a Unix socket in a new private temporary directory. */
   readonly listen?: ListenAddress;
+  /** Require TLS (and, with verifyPeer, a client certificate). */
+  readonly tls?: ServerTls;
   /** Workers that decompress and verify chunks (default: one per core, at most 8). */
   readonly workers?: number;
   readonly onWarning?: (message: string) => void;
@@ -38,6 +40,8 @@ export interface ServedExport {
   readonly disk: string;
   readonly size: number;
   readonly writable: boolean;
+  /** Clients must use TLS; `clientCertificate` when they must also present a certificate. */
+  readonly tls: false | { readonly clientCertificate: boolean };
 }
 
 export interface ServingGeneration {
@@ -86,6 +90,7 @@ export async function serveGeneration(job: ServeGenerationJob): Promise<ServingG
       name: record.name,
       description: `vmbkp: ${what}${job.writable ? ', writes go to a temporary overlay' : ', read-only'}`,
       ...(job.onWarning ? { onWarning: job.onWarning } : {}),
+      ...(job.tls ? { tls: job.tls } : {}),
     });
     const address = await server.listen(job.listen ?? { transport: 'unix', path: path.join(privateDir!, 'nbd.sock') });
     undo.push(() => server.close());
@@ -93,8 +98,8 @@ export async function serveGeneration(job: ServeGenerationJob): Promise<ServingG
     let stopping: Promise<void> | undefined;
     return {
       export: {
-        uri: exportUri(address, record.name), set: manifest.set, generation: manifest.generation, disk: record.name,
-        size: record.size, writable: job.writable,
+        uri: exportUri(address, record.name, !!job.tls), set: manifest.set, generation: manifest.generation, disk: record.name,
+        size: record.size, writable: job.writable, tls: job.tls ? { clientCertificate: job.tls.verifyPeer } : false,
       },
       address,
       stop: () => (stopping ??= unwind()),

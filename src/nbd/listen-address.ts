@@ -17,10 +17,11 @@ export function parseListenAddress(s: string): ListenAddress {
   throw new UsageError(`--listen ${JSON.stringify(s)} is not an address: give unix:PATH or tcp:HOST:PORT`);
 }
 
-/** The NBD URI a client uses to reach `name` at `address` (port as bound). */
-export function exportUri(address: ListenAddress, name: string): string {
+/** The NBD URI a client uses to reach `name` at `address` (port as bound); nbds when TLS is required. */
+export function exportUri(address: ListenAddress, name: string, tls = false): string {
   const e = encodeURIComponent(name);
-  if (address.transport === 'unix') return `nbd+unix:///${e}?socket=${address.path}`;
+  const scheme = tls ? 'nbds' : 'nbd';
+  if (address.transport === 'unix') return `${scheme}+unix:///${e}?socket=${address.path}`;
   const host = address.host.includes(':') ? `[${address.host}]` : address.host;
-  return `nbd://${host}:${address.port}/${e}`;
+  return `${scheme}://${host}:${address.port}/${e}`;
 }

@@ -14,7 +14,7 @@ import { describeCause } from '../errors.js';
 import { ByteReader } from './byte-reader.js';
 import { Cmd, CmdFlag, ErrnoCode, REQUEST_MAGIC, ReplyFlag, ReplyType, SIMPLE_REPLY_MAGIC, STRUCTURED_REPLY_MAGIC } from './constants.js';
 import type { ExportBackend, ExportExtent, NbdServer } from './server.js';
-import { Negotiation } from './server-negotiation.js';
+import { type Link, Negotiation } from './server-negotiation.js';
 import { BASE_ALLOCATION_ID, MAX_MESSAGE, MAX_PAYLOAD, ProtocolViolation } from './server-shared.js';
 
 const MAX_IN_FLIGHT = 16;
@@ -47,7 +47,8 @@ interface Request {
 }
 
 export class Connection {
-  private readonly reader: ByteReader;
+  /** The socket and its reader; TLS ones once the client upgraded. */
+  private readonly link: Link;
   private readonly what: string;
   /** Set by negotiation. */
   private structured = false;
@@ -56,31 +57,45 @@ export class Connection {
   private bytesInFlight = 0;
   private waiters: (() => void)[] = [];
   private stopping = false;
+  private negotiating = true;
   private readonly done: Promise<void>;
   private finish!: () => void;
 
-  constructor(private readonly server: NbdServer, private readonly socket: Socket, id: number) {
+  constructor(private readonly server: NbdServer, socket: Socket, id: number) {
     this.what = `NBD client ${id}`;
-    this.reader = new ByteReader(socket, this.what);
+    this.link = { socket, reader: new ByteReader(socket, this.what) };
     this.done = new Promise((resolve) => { this.finish = resolve; });
     socket.setNoDelay(true);
+    this.watch(socket);
+  }
+
+  private get backend(): ExportBackend { return this.server.backend; }
+  private get socket(): Socket { return this.link.socket; }
+  private get reader(): ByteReader { return this.link.reader; }
+
+  private watch(socket: Socket): void {
     socket.on('drain', () => this.changed());
     socket.on('close', () => this.changed());
   }
 
-  private get backend(): ExportBackend { return this.server.backend; }
-
   async run(): Promise<void> {
     try {
       const timeout = this.server.options.negotiationTimeoutMs ?? 60_000;
-      const timer = setTimeout(() => this.reader.fail(new ProtocolViolation(`${this.what} did not finish negotiating in ${timeout} ms`)), timeout);
-      const negotiation = new Negotiation(this.server, this.socket, this.reader, this.what, () => this.stopping);
+      const plain = this.socket;
+      // Destroying the socket also ends a TLS handshake that is waiting for the client.
+      const timer = setTimeout(() => {
+        this.reader.fail(new ProtocolViolation(`${this.what} did not finish negotiating in ${timeout} ms`));
+        plain.destroy();
+      }, timeout);
+      const negotiation = new Negotiation(this.server, this.link, this.what, () => this.stopping);
       let go: boolean;
       try {
         go = await negotiation.negotiate();
       } finally {
         clearTimeout(timer);
       }
+      this.negotiating = false;
+      if (this.socket !== plain) this.watch(this.socket);
       this.structured = negotiation.structured;
       this.baseAllocation = negotiation.baseAllocation;
       if (go) await this.transmit();
@@ -99,6 +114,8 @@ export class Connection {
   async stop(): Promise<void> {
     this.stopping = true;
     this.reader.fail(new Error(`${this.what}: the server is stopping`));
+    // Nothing is in flight before transmission; this also ends a TLS handshake at once.
+    if (this.negotiating) this.socket.destroy();
     await this.done;
   }
 

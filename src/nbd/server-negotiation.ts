@@ -4,12 +4,24 @@
  * NBD_OPT_LIST, NBD_OPT_ABORT, NBD_OPT_STRUCTURED_REPLY and, when the backend reports
  * allocation, the base:allocation meta context. Any other option is answered
  * NBD_REP_ERR_UNSUP.
+ *
+ * A server with TLS credentials requires TLS (nbdkit's --tls=require): until the client
+ * has upgraded with NBD_OPT_STARTTLS, every option but NBD_OPT_ABORT is answered
+ * NBD_REP_ERR_TLS_REQD, and NBD_OPT_EXPORT_NAME disconnects.
  */
 import type { Socket } from 'node:net';
-import type { ByteReader } from './byte-reader.js';
+import { describeCause } from '../errors.js';
+import { ByteReader } from './byte-reader.js';
 import { HandshakeFlag, IHAVEOPT, Info, NBDMAGIC, OPTION_REPLY_MAGIC, Opt, REP_ERROR_BIT, Rep, RepErrorCode } from './constants.js';
 import type { ExportBackend, NbdServer } from './server.js';
 import { BASE_ALLOCATION_ID, MAX_MESSAGE, MAX_PAYLOAD, ProtocolViolation } from './server-shared.js';
+import { acceptTls } from './server-tls.js';
+
+/** A client's socket and its reader: both replaced by TLS ones when the client upgrades. */
+export interface Link {
+  socket: Socket;
+  reader: ByteReader;
+}
 
 const MIN_BLOCK = 1;
 const PREFERRED_BLOCK = 4096;
@@ -23,18 +35,21 @@ export class Negotiation {
   structured = false;
   /** base:allocation was set as the meta context. */
   baseAllocation = false;
+  /** The client upgraded to TLS. */
+  secured = false;
   private noZeroes = false;
 
   constructor(
     private readonly server: NbdServer,
-    private readonly socket: Socket,
-    private readonly reader: ByteReader,
+    private readonly link: Link,
     private readonly what: string,
     /** True once the server is stopping: every option but NBD_OPT_ABORT is refused then. */
     private readonly stopping: () => boolean,
   ) {}
 
   private get backend(): ExportBackend { return this.server.backend; }
+  private get socket(): Socket { return this.link.socket; }
+  private get reader(): ByteReader { return this.link.reader; }
 
   /** True when the client chose the export (transmission follows), false when it went away. */
   async negotiate(): Promise<boolean> {
@@ -58,6 +73,16 @@ export class Negotiation {
       const data = await this.reader.read(length);
       if (this.stopping() && option !== Opt.ABORT) {
         this.optionError(option, RepErrorCode.SHUTDOWN, 'the server is stopping');
+        continue;
+      }
+      if (option === Opt.STARTTLS) {
+        await this.startTls(length);
+        continue;
+      }
+      if (this.server.options.tls && !this.secured && option !== Opt.ABORT) {
+        // This option cannot be answered with an error: the protocol says to disconnect.
+        if (option === Opt.EXPORT_NAME) throw new ProtocolViolation(`${this.what} asked for an export without TLS, which this server requires`);
+        this.optionError(option, RepErrorCode.TLS_REQD, 'this server requires TLS: negotiate NBD_OPT_STARTTLS first');
         continue;
       }
       switch (option) {
@@ -97,6 +122,27 @@ export class Negotiation {
           this.optionError(option, RepErrorCode.UNSUP, `option ${option} is not supported by this server`);
       }
     }
+  }
+
+  /** NBD_OPT_STARTTLS: acknowledged, then the TLS handshake; the link becomes the TLS socket. */
+  private async startTls(length: number): Promise<void> {
+    const tls = this.server.options.tls;
+    if (!tls) return this.optionError(Opt.STARTTLS, RepErrorCode.UNSUP, 'this server does not offer TLS');
+    if (this.secured) return this.optionError(Opt.STARTTLS, RepErrorCode.INVALID, 'TLS is already negotiated');
+    if (length !== 0) return this.optionError(Opt.STARTTLS, RepErrorCode.INVALID, 'NBD_OPT_STARTTLS takes no data');
+    this.optionReply(Opt.STARTTLS, Rep.ACK);
+    if (this.reader.detach() !== 0) throw new ProtocolViolation(`${this.what} sent data before the TLS handshake`);
+    const plain = this.socket;
+    let secure: Socket;
+    try {
+      secure = await acceptTls(plain, tls);
+    } catch (err) {
+      plain.destroy();
+      throw new ProtocolViolation(`${this.what}: TLS handshake failed: ${describeCause(err)}`);
+    }
+    this.link.socket = secure;
+    this.link.reader = new ByteReader(secure, this.what);
+    this.secured = true;
   }
 
   /** NBD_OPT_INFO and NBD_OPT_GO; true when the export was described and acknowledged. */

@@ -12,9 +12,11 @@ import { TransmissionFlag } from './constants.js';
 import type { ListenAddress } from './listen-address.js';
 import { ReplyBuffers } from './reply-buffers.js';
 import { Connection } from './server-connection.js';
+import type { ServerTls } from './server-tls.js';
 
 export { type ListenAddress, exportUri, parseListenAddress } from './listen-address.js';
 export { MAX_PAYLOAD } from './server-shared.js';
+export { type ServerTls, loadServerTls } from './server-tls.js';
 
 /** base:allocation extents, as a backend reports them: `flags` are StateFlag bits. */
 export interface ExportExtent {
@@ -56,6 +58,8 @@ export interface NbdServerOptions {
   readonly maxConnections?: number;
   /** A client that has not finished negotiating after this long is disconnected. */
   readonly negotiationTimeoutMs?: number;
+  /** TLS credentials: with them, clients must upgrade with NBD_OPT_STARTTLS before anything else. */
+  readonly tls?: ServerTls;
 }
 
 export class NbdServer {

@@ -1,7 +1,8 @@
 /** vmbkp serve: one disk of one generation as an NBD export, until SIGINT or SIGTERM. */
 import type { Command } from 'commander';
 import { serveGeneration } from '../../jobs/serve-generation.js';
-import { parseListenAddress } from '../../nbd/server.js';
+import { loadServerTls, parseListenAddress } from '../../nbd/server.js';
+import { UsageError } from '../../errors.js';
 import { type GlobalOptions, Output, openRepository } from '../context.js';
 import { ExitCode } from '../exit-codes.js';
 import { bytes } from '../format.js';
@@ -12,6 +13,8 @@ interface ServeOptions extends GlobalOptions {
   disk: string;
   listen?: string;
   writable?: boolean;
+  tlsCertificates?: string;
+  tlsVerifyPeer?: boolean;
 }
 
 export function register(program: Command): void {
@@ -22,6 +25,8 @@ export function register(program: Command): void {
     .requiredOption('--disk <name>', 'disk to serve')
     .option('--listen <address>', 'unix:PATH or tcp:HOST:PORT (default: a Unix socket in a new private temporary directory)')
     .option('--writable', 'accept writes, into a temporary overlay discarded when the server stops (the repository is never written)')
+    .option('--tls-certificates <dir>', 'require TLS, with DIR/server-cert.pem and DIR/server-key.pem (the layout nbdkit and qemu-nbd use)')
+    .option('--tls-verify-peer', 'also require a client certificate signed by DIR/ca-cert.pem')
     .action(async (opts: ServeOptions) => {
       const out = new Output(!!opts.json);
       // The first SIGINT/SIGTERM stops the server: requests in flight are answered, the
@@ -40,10 +45,13 @@ export function register(program: Command): void {
       process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
       try {
         const listen = opts.listen === undefined ? undefined : parseListenAddress(opts.listen);
+        if (opts.tlsVerifyPeer && !opts.tlsCertificates) throw new UsageError('--tls-verify-peer needs --tls-certificates DIR');
+        const tls = opts.tlsCertificates ? await loadServerTls(opts.tlsCertificates, !!opts.tlsVerifyPeer) : undefined;
         const repo = await openRepository(opts);
         const serving = await serveGeneration({
           repo, set: opts.set, generation: opts.generation, disk: opts.disk, writable: !!opts.writable,
           ...(listen ? { listen } : {}),
+          ...(tls ? { tls } : {}),
           onWarning: (m) => out.warn(m),
         });
         try {
@@ -51,7 +59,8 @@ export function register(program: Command): void {
             const e = serving.export;
             if (out.json) process.stdout.write(JSON.stringify(e) + '\n');
             else process.stdout.write(`serving set ${e.set} generation ${e.generation} disk ${e.disk} (${bytes(e.size)}) `
-              + `${e.writable ? 'writable (writes go to a temporary overlay, discarded at exit)' : 'read-only'} at ${e.uri}\n`);
+              + `${e.writable ? 'writable (writes go to a temporary overlay, discarded at exit)' : 'read-only'}`
+              + `${e.tls ? (e.tls.clientCertificate ? ', TLS with client certificates,' : ', TLS,') : ''} at ${e.uri}\n`);
             await new Promise<void>((resolve) => { wake = resolve; });
           }
         } finally {
