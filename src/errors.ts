@@ -67,6 +67,9 @@ export class PartialFailureError extends VmbkpError {
 export function describeCause(cause: unknown): string {
   if (cause instanceof VmbkpError) return cause.message;
   if (cause instanceof Error) {
+    // OpenSSL's errors carry a multi-line text of library internals; the reason alone says it.
+    const { reason, library } = cause as { reason?: unknown; library?: unknown };
+    if (typeof reason === 'string' && typeof library === 'string') return `${reason} (${(cause as NodeJS.ErrnoException).code ?? library})`;
     const errno = (cause as NodeJS.ErrnoException).code;
     return errno && !cause.message.startsWith(errno) ? `${errno}: ${cause.message}` : cause.message;
   }

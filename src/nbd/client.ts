@@ -342,20 +342,32 @@ async function openSocket(address: NbdAddress, description: string, timeoutMs: n
   return { socket, reader };
 }
 
-/** TLS over an accepted NBD_OPT_STARTTLS: trusts DIR/ca-cert.pem from tls-certificates=DIR, else the system CAs. */
+/**
+ * TLS over an accepted NBD_OPT_STARTTLS: trusts DIR/ca-cert.pem from tls-certificates=DIR,
+ * else the system CAs, and presents DIR/client-cert.pem and DIR/client-key.pem when DIR has
+ * them (libnbd's layout), for servers that require a client certificate.
+ */
 async function startTls(plain: Socket, address: NbdAddress, description: string): Promise<Socket> {
   const o = address.tlsOptions ?? { verifyPeer: true };
   let ca: Buffer | undefined;
+  let identity: { cert: Buffer; key: Buffer } | undefined;
   if (o.certificates) {
-    try {
-      ca = await readFile(path.join(o.certificates, 'ca-cert.pem'));
-    } catch (err) {
-      throw new IoError(`${description}: reading the CA certificate ${path.join(o.certificates, 'ca-cert.pem')} failed: ${describeCause(err)}`, { cause: err });
-    }
+    const dir = o.certificates;
+    const read = async (file: string, optional: boolean): Promise<Buffer | undefined> => {
+      try {
+        return await readFile(path.join(dir, file));
+      } catch (err) {
+        if (optional && (err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw new IoError(`${description}: reading ${path.join(dir, file)} failed: ${describeCause(err)}`, { cause: err });
+      }
+    };
+    ca = await read('ca-cert.pem', false);
+    const cert = await read('client-cert.pem', true);
+    if (cert) identity = { cert, key: (await read('client-key.pem', false))! };
   }
   const servername = o.hostname ?? (address.transport === 'tcp' ? address.host : 'localhost');
   return new Promise<Socket>((resolve, reject) => {
-    const t = tlsConnect({ socket: plain, ...(ca ? { ca } : {}), ...(isIP(servername) ? {} : { servername }), rejectUnauthorized: o.verifyPeer,
+    const t = tlsConnect({ socket: plain, ...(ca ? { ca } : {}), ...identity, ...(isIP(servername) ? {} : { servername }), rejectUnauthorized: o.verifyPeer,
       checkServerIdentity: (_host, cert) => checkServerIdentity(servername, cert) });
     t.once('secureConnect', () => resolve(t));
     t.once('error', (e) => reject(new IoError(`${description}: TLS handshake failed: ${describeCause(e)}`, { cause: e })));
