@@ -122,19 +122,21 @@ type stats struct {
 	folderBytes  atomic.Int64
 	folderPut    atomic.Int64 // body bytes stored by PUTs under /folder
 	queryChanged atomic.Int64
-	reads        diskReads
+	reads        diskAccess // GETs under /folder
+	writes       diskAccess // PUTs under /folder
 }
 
-// diskReads tracks which disk files of each VM are being read through /folder
-// right now, so tests can see whether one VM's disks are read in parallel.
-type diskReads struct {
+// diskAccess tracks which disk files of each VM are being read (or written)
+// through /folder right now, so tests can see whether one VM's disks are
+// handled in parallel.
+type diskAccess struct {
 	mu   sync.Mutex
 	open map[string]map[string]int // VM directory -> file -> requests in flight
 	max  int                       // most files of one VM read at once
 }
 
-// begin records a read of file in VM directory vm; the returned func ends it.
-func (d *diskReads) begin(vm, file string) func() {
+// begin records an access to file in VM directory vm; the returned func ends it.
+func (d *diskAccess) begin(vm, file string) func() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.open == nil {
@@ -158,13 +160,13 @@ func (d *diskReads) begin(vm, file string) func() {
 	}
 }
 
-func (d *diskReads) maxAtOnce() int {
+func (d *diskAccess) maxAtOnce() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.max
 }
 
-func (d *diskReads) reset() {
+func (d *diskAccess) reset() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.max = 0
@@ -199,6 +201,7 @@ func (s *stats) reset() {
 	s.folderPut.Store(0)
 	s.queryChanged.Store(0)
 	s.reads.reset()
+	s.writes.reset()
 }
 
 type statsView struct {
@@ -210,16 +213,19 @@ type statsView struct {
 	QueryChangedCalls int64 `json:"queryChangedCalls"`
 	// MaxDisksReadAtOnce is the most disk files of one VM read through /folder at once.
 	MaxDisksReadAtOnce int `json:"maxDisksReadAtOnce"`
+	// MaxDisksWrittenAtOnce is the most disk files of one VM written (PUT) at once.
+	MaxDisksWrittenAtOnce int `json:"maxDisksWrittenAtOnce"`
 }
 
 func (s *stats) view() statsView {
 	return statsView{
-		SnapshotsNow:       s.snapshotsNow.Load(),
-		VmbkpSnapshotsNow:  s.vmbkpNow.Load(),
-		MaxVmbkpSnapshots:  s.maxVmbkp.Load(),
-		FolderBytesServed:  s.folderBytes.Load(),
-		FolderBytesStored:  s.folderPut.Load(),
-		QueryChangedCalls:  s.queryChanged.Load(),
-		MaxDisksReadAtOnce: s.reads.maxAtOnce(),
+		SnapshotsNow:          s.snapshotsNow.Load(),
+		VmbkpSnapshotsNow:     s.vmbkpNow.Load(),
+		MaxVmbkpSnapshots:     s.maxVmbkp.Load(),
+		FolderBytesServed:     s.folderBytes.Load(),
+		FolderBytesStored:     s.folderPut.Load(),
+		QueryChangedCalls:     s.queryChanged.Load(),
+		MaxDisksReadAtOnce:    s.reads.maxAtOnce(),
+		MaxDisksWrittenAtOnce: s.writes.maxAtOnce(),
 	}
 }

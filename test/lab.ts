@@ -33,7 +33,7 @@ export interface LabVm {
 }
 export interface LabStats {
   snapshotsNow: number; vmbkpSnapshotsNow: number; maxVmbkpSnapshots: number; folderBytesServed: number; folderBytesStored: number;
-  queryChangedCalls: number; maxDisksReadAtOnce: number;
+  queryChangedCalls: number; maxDisksReadAtOnce: number; maxDisksWrittenAtOnce: number;
 }
 
 let built: Promise<string> | undefined;
