@@ -151,6 +151,19 @@ describe('VM restore against the lab', () => {
     }
   });
 
+  it('--disks-at-once 2 writes both disks at once (the default, one after the other); the disks are the generation\'s', async () => {
+    await lab.resetStats();
+    await restoreJson(['--name', 'restored-serial']);
+    assert.equal((await lab.stats()).maxDisksWrittenAtOnce, 1);
+    await assertRestored('restored-serial', 2, ['VM Network', 'VM Network']);
+
+    await lab.resetStats();
+    const r = await restoreJson(['--name', 'restored-parallel', '--disks-at-once', '2']);
+    assert.equal((await lab.stats()).maxDisksWrittenAtOnce, 2);
+    assert.deepEqual(r.disks.map((d) => d.name), source.disks.map((d) => String(d.key)), 'results in the order of the disks');
+    await assertRestored('restored-parallel', 2, ['VM Network', 'VM Network']);
+  });
+
   it('--keep-identity keeps the BIOS UUID and the MAC addresses', async () => {
     const r = await restoreJson(['--generation', '1', '--name', 'restored-same', '--keep-identity']);
     assert.equal(r.identity, 'kept');
@@ -201,6 +214,17 @@ describe('VM restore against the lab', () => {
       await refused(['--name', 'restore-full'], 1,
         /^vmbkp: error: writing disk 2000 of VM restore-full to https:\[LocalDS_0\] restore-full\/restore-full-flat\.vmdk failed: HTTP 500: Insufficient disk space on datastore 'LocalDS_0'\. \(the incomplete VM restore-full was removed\)$/);
       assert.ok((await lab.stats()).folderBytesStored > stored, 'the upload had begun when the datastore filled up');
+    });
+
+    it('out of space while two disks are written at once: exit 1, the other disk stops, the new VM is destroyed', async () => {
+      await lab.fault('datastore-full', { after: 3 * MiB });
+      await refused(['--name', 'restore-full2', '--disks-at-once', '2'], 1,
+        /^vmbkp: error: writing disk 200[01] of VM restore-full2 to https:\[LocalDS_0\] restore-full2\/restore-full2(_1)?-flat\.vmdk failed: HTTP 500: Insufficient disk space on datastore 'LocalDS_0'\. \(the incomplete VM restore-full2 was removed\)$/);
+    });
+
+    it('--disks-at-once 0 or a word: exit 2', async () => {
+      await refused(['--name', 'x', '--disks-at-once', '0'], 2, /^vmbkp: error: --disks-at-once needs at least 1$/);
+      await refused(['--name', 'x', '--disks-at-once', 'two'], 2, /^vmbkp: error: --disks-at-once needs a whole number, got "two"$/);
     });
 
     it('a disk stored wrong (corruption injected, the upload answered 200): the read-back finds it, exit 1, the VM is destroyed', async () => {

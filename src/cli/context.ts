@@ -3,6 +3,12 @@ import { UsageError } from '../errors.js';
 import { Repository } from '../repository/repository.js';
 import { LocalBackend } from '../storage/local.js';
 
+/** A flag's value as a whole number ≥ 0; anything else is a usage error naming the flag. */
+export function wholeNumber(v: string, flag: string): number {
+  if (!/^\d+$/.test(v)) throw new UsageError(`${flag} needs a whole number, got ${JSON.stringify(v)}`);
+  return Number(v);
+}
+
 export interface GlobalOptions {
   repo?: string;
   json?: boolean;

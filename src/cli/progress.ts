@@ -38,3 +38,33 @@ export function progressSink(json: boolean): ProgressSink {
     },
   };
 }
+
+/** Several parts in progress at once (disks in parallel) shown as one bar: their sums. */
+export interface CombinedProgress {
+  /** A part starts (or a new phase of one, under a new key). */
+  begin(part: string, total: number): void;
+  update(part: string, done: number): void;
+}
+
+export function combinedProgress(sink: ProgressSink, label: string): CombinedProgress {
+  const parts = new Map<string, { done: number; total: number }>();
+  const show = () => {
+    let done = 0;
+    let total = 0;
+    for (const p of parts.values()) { done += p.done; total += p.total; }
+    sink.update(done, total);
+  };
+  return {
+    begin(part, total) {
+      if (parts.size === 0) sink.start(label, total);
+      parts.set(part, { done: 0, total });
+      show();
+    },
+    update(part, done) {
+      const p = parts.get(part);
+      if (!p) return;
+      p.done = done;
+      show();
+    },
+  };
+}

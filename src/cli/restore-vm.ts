@@ -5,9 +5,9 @@ import type { OpenVmDisk } from '../sources/vsphere-target.js';
 import { openUploadTarget } from '../sources/vsphere-upload.js';
 import { openVddkTarget } from '../sources/vsphere-vddk-target.js';
 import { splitAssignment } from './commands/backup.js';
-import { type GlobalOptions, Output, openRepository } from './context.js';
+import { type GlobalOptions, Output, openRepository, wholeNumber } from './context.js';
 import { bytes, duration, rate, table } from './format.js';
-import { progressSink } from './progress.js';
+import { combinedProgress, progressSink } from './progress.js';
 import { stopOnSignals } from './stop-signals.js';
 import { type VcenterConnection, type VcenterOptions, connect, vcenterConnection, vddkOptions } from './vcenter.js';
 
@@ -26,6 +26,7 @@ export interface VmRestoreOptions extends GlobalOptions, VcenterOptions {
   transport: string;
   vddkLibdir?: string;
   vddkTransports?: string;
+  disksAtOnce?: string;
 }
 
 /** How the disks of a restored VM are written: upload through /folder, or a writable nbdkit vddk. */
@@ -58,13 +59,16 @@ export async function runVmRestore(opts: VmRestoreOptions): Promise<void> {
     if (from in network) throw new UsageError(`--network maps ${JSON.stringify(from)} twice`);
     network[from] = to;
   }
+  const disksAtOnce = opts.disksAtOnce === undefined ? 1 : wholeNumber(opts.disksAtOnce, '--disks-at-once');
+  if (disksAtOnce < 1) throw new UsageError('--disks-at-once needs at least 1');
   const conn = await vcenterConnection(opts);
   const repo = await openRepository(opts);
   const session = await connect(conn);
-  const progress = progressSink(out.json);
+  const sink = progressSink(out.json);
+  const progress = disksAtOnce > 1 ? combinedProgress(sink, `${opts.name} disks`) : undefined;
   // A first Ctrl-C (or SIGTERM) stops the restore cleanly: an incomplete new VM is destroyed. A second one kills.
   const stop = stopOnSignals((sig) => {
-    progress.stop();
+    sink.stop();
     out.warn(`${sig}: stopping the restore${opts.overwrite ? '' : '; an incomplete new VM is removed'}`);
   });
   try {
@@ -74,19 +78,22 @@ export async function runVmRestore(opts: VmRestoreOptions): Promise<void> {
       datastore: opts.datastore, host: opts.host, folder: opts.folder, resourcePool: opts.resourcePool,
       network: opts.network.length > 0 ? network : undefined,
       powerOn: !!opts.powerOn, keepIdentity: !!opts.keepIdentity, overwrite: !!opts.overwrite,
-      openDisk, writesWholeDisk: opts.transport === 'https', signal: stop.signal,
+      openDisk, writesWholeDisk: opts.transport === 'https', signal: stop.signal, diskConcurrency: disksAtOnce,
       onEvent: (e) => {
-        if (e.type === 'disk-start') progress.start(`${e.disk} (${e.phase})`, e.bytesTotal);
-        else if (e.type === 'progress') progress.update(e.progress.bytesDone, e.progress.bytesTotal);
-        else if (e.type === 'disk-done') progress.stop();
-        else if (e.type === 'warning') { progress.stop(); out.warn(e.message); }
+        if (e.type === 'warning') { sink.stop(); out.warn(e.message); } else if (progress) {
+          // Disks in parallel: one bar over every disk's current phase.
+          if (e.type === 'disk-start') progress.begin(`${e.disk} ${e.phase}`, e.bytesTotal);
+          else if (e.type === 'progress') progress.update(`${e.disk} ${e.phase}`, e.progress.bytesDone);
+        } else if (e.type === 'disk-start') sink.start(`${e.disk} (${e.phase})`, e.bytesTotal);
+        else if (e.type === 'progress') sink.update(e.progress.bytesDone, e.progress.bytesTotal);
+        else if (e.type === 'disk-done') sink.stop();
       },
     });
-    progress.stop();
+    sink.stop();
     out.result(result, restoreSummary(result));
   } finally {
     stop.dispose();
-    progress.stop();
+    sink.stop();
     await session.close();
   }
 }

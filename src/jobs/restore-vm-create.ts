@@ -16,7 +16,7 @@ import { destroyVm } from '../vsphere/vm-lifecycle.js';
 import { RESTORE_MARKER_KEY, clearRestoreMarker, restoreMarkerValue } from '../vsphere/restore-marker.js';
 import { type MoRef, textAt } from '../vsphere/xml.js';
 import type { RestoreContext, RestoreOutcome, RestoredDisk } from './restore-vm.js';
-import { checkInterrupted, dataBytes, matchCreatedDisks, writeDisk } from './restore-vm-disks.js';
+import { checkInterrupted, dataBytes, matchCreatedDisks, writeDisks } from './restore-vm-disks.js';
 import { powerOnIfAsked, withNote } from './restore-vm-finish.js';
 import { mapNetworks } from './restore-vm-networks.js';
 
@@ -82,8 +82,7 @@ export async function createAndRestore(ctx: RestoreContext): Promise<RestoreOutc
     const props = await retrieveOne(session, ref, ['config']);
     const current = props.get('config');
     const targets = matchCreatedDisks(ctx, config, current, vm);
-    restored = [];
-    for (const [i, p] of plans.entries()) restored.push(await writeDisk(ctx, vm, p, targets[i]!, place.datacenter.path));
+    restored = await writeDisks(ctx, vm, targets, place.datacenter.path);
     await clearRestoreMarker(session, ref, `marking VM ${req.name} as completely restored`);
   } catch (err) {
     emit({ type: 'step', message: `removing VM ${req.name}: the restore failed` });

@@ -13,6 +13,7 @@ import { storageControllers } from '../vsphere/create-vm.js';
 import type { VmRef } from '../vsphere/inventory.js';
 import { type VirtualDiskInfo, disksOf } from '../vsphere/vm.js';
 import type { XmlNode } from '../vsphere/xml.js';
+import { mapConcurrently } from './concurrency.js';
 import type { DiskPlan, RestoreContext, RestoredDisk } from './restore-vm.js';
 
 /** Bytes of a disk that hold data (what a thin disk needs when only data is written). */
@@ -27,8 +28,7 @@ export function checkInterrupted(signal: AbortSignal | undefined, what: string):
 }
 
 /** The target, failing its next call once `signal` fires. */
-function interruptible(t: VmDiskTarget, signal: AbortSignal | undefined, what: string): VmDiskTarget {
-  if (!signal) return t;
+function interruptible(t: VmDiskTarget, signal: AbortSignal, what: string): VmDiskTarget {
   const check = () => checkInterrupted(signal, `restoring ${what}`);
   return {
     description: t.description, size: t.size, zeroed: t.zeroed, ...(t.sequential ? { sequential: true } : {}),
@@ -57,20 +57,40 @@ export function matchCreatedDisks(ctx: RestoreContext, stored: XmlNode, current:
   });
 }
 
-export async function writeDisk(ctx: RestoreContext, vm: VmRef, p: DiskPlan, disk: VirtualDiskInfo, datacenterPath: string): Promise<RestoredDisk> {
+/**
+ * Writes and checks every planned disk, `req.diskConcurrency` at once; results in plan
+ * order. The first failure stops the other disks at their next write, so the caller can
+ * clean up without waiting for them to finish.
+ */
+export async function writeDisks(ctx: RestoreContext, vm: VmRef, targets: readonly VirtualDiskInfo[], datacenterPath: string): Promise<RestoredDisk[]> {
+  const failed = new AbortController();
+  const signal = ctx.req.signal ? AbortSignal.any([ctx.req.signal, failed.signal]) : failed.signal;
+  return mapConcurrently(ctx.plans, ctx.req.diskConcurrency ?? 1, async (p, i) => {
+    try {
+      return await writeDisk(ctx, vm, p, targets[i]!, datacenterPath, signal);
+    } catch (err) {
+      failed.abort('another disk of the restore failed');
+      throw err;
+    }
+  });
+}
+
+async function writeDisk(ctx: RestoreContext, vm: VmRef, p: DiskPlan, disk: VirtualDiskInfo, datacenterPath: string,
+  signal: AbortSignal): Promise<RestoredDisk> {
   const { req, emit, pool } = ctx;
   const what = `disk ${disk.key} of VM ${vm.name} (disk ${p.stored.name} of ${ctx.gen})`;
-  const onProgress = (progress: Progress) => emit({ type: 'progress', progress });
+  const onProgress = (phase: 'write' | 'verify') => (progress: Progress) => emit({ type: 'progress', disk: p.stored.name, phase, progress });
   emit({ type: 'disk-start', disk: p.stored.name, phase: 'write', bytesTotal: dataBytes(p.index) });
-  const target = interruptible(await req.openDisk({ session: req.session, vm, disk, datacenterPath }), req.signal, what);
+  checkInterrupted(signal, `restoring ${what}`);
+  const target = interruptible(await req.openDisk({ session: req.session, vm, disk, datacenterPath }), signal, what);
   try {
     const tw = performance.now();
     const restore = target.sequential ? restoreDiskInOrder : restoreDisk;
-    const { bytesWritten } = await restore({ repo: req.repo, pool, index: p.index, target, what, onProgress });
+    const { bytesWritten } = await restore({ repo: req.repo, pool, index: p.index, target, what, onProgress: onProgress('write') });
     const writeMs = Math.round(performance.now() - tw);
     emit({ type: 'disk-start', disk: p.stored.name, phase: 'verify', bytesTotal: p.index.size });
     const tv = performance.now();
-    await verifyWritten({ pool, index: p.index, read: (o, l, into) => target.readBack(o, l, into), what, onProgress });
+    await verifyWritten({ pool, index: p.index, read: (o, l, into) => target.readBack(o, l, into), what, onProgress: onProgress('verify') });
     const verifyMs = Math.round(performance.now() - tv);
     emit({ type: 'disk-done', disk: p.stored.name });
     return { name: p.stored.name, key: disk.key, fileName: disk.fileName, size: p.index.size, bytesWritten, writeMs, verifyMs };

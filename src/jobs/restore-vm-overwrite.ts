@@ -6,7 +6,7 @@ import { retrieveOne } from '../vsphere/property-collector.js';
 import { disksOf, snapshotsOf } from '../vsphere/vm.js';
 import { text } from '../vsphere/xml.js';
 import type { RestoreContext, RestoreOutcome, RestoredDisk } from './restore-vm.js';
-import { writeDisk } from './restore-vm-disks.js';
+import { writeDisks } from './restore-vm-disks.js';
 import { powerOnIfAsked, withNote } from './restore-vm-finish.js';
 
 /** --overwrite onto an existing VM: powered off, no snapshots, the same disks (count and capacities, in device order). */
@@ -31,9 +31,9 @@ export async function overwriteVm(ctx: RestoreContext, vm: VmRef): Promise<Resto
     throw new InputError(`restoring ${gen} over VM ${vm.name} refused: its disks (${sizes(current.map((d) => d.capacity))} bytes) are not the backup's (${sizes(plans.map((p) => p.stored.capacity))} bytes)`);
   }
   const dcPath = await datacenterPathOf(req.session, vm.ref);
-  const restored: RestoredDisk[] = [];
+  let restored: RestoredDisk[];
   try {
-    for (const [i, p] of plans.entries()) restored.push(await writeDisk(ctx, vm, p, current[i]!, dcPath));
+    restored = await writeDisks(ctx, vm, current, dcPath);
   } catch (err) {
     throw withNote(err, `VM ${vm.name}'s disks are partly overwritten: restore again`);
   }

@@ -27,7 +27,7 @@ export type VmRestoreEvent =
   | { type: 'step'; message: string }
   | { type: 'warning'; message: string }
   | { type: 'disk-start'; disk: string; phase: 'write' | 'verify'; bytesTotal: number }
-  | { type: 'progress'; progress: Progress }
+  | { type: 'progress'; disk: string; phase: 'write' | 'verify'; progress: Progress }
   | { type: 'disk-done'; disk: string };
 
 export interface VmRestoreRequest {
@@ -56,6 +56,8 @@ export interface VmRestoreRequest {
   /** The transport writes every byte of a disk (https): a thin disk then takes its capacity on the datastore. */
   readonly writesWholeDisk: boolean;
   readonly workers?: number | undefined;
+  /** Disks written (and read back) at once; default 1. */
+  readonly diskConcurrency?: number | undefined;
   /** Stops the restore at the next write (SIGINT): a VM it created is then destroyed like after any failure. */
   readonly signal?: AbortSignal | undefined;
   readonly onEvent?: (e: VmRestoreEvent) => void;

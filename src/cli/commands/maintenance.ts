@@ -5,13 +5,8 @@ import { gc } from '../../repository/gc.js';
 import { clearLocks } from '../../repository/lock.js';
 import { prune } from '../../repository/prune.js';
 import { verify } from '../../repository/verify.js';
-import { type GlobalOptions, Output, openRepository } from '../context.js';
+import { type GlobalOptions, Output, wholeNumber as count, openRepository } from '../context.js';
 import { bytes } from '../format.js';
-
-function count(v: string, flag: string): number {
-  if (!/^\d+$/.test(v)) throw new UsageError(`${flag} needs a whole number, got ${JSON.stringify(v)}`);
-  return Number(v);
-}
 
 export function register(program: Command): void {
   program.command('verify')

@@ -18,6 +18,7 @@ const VM_ONLY: [keyof RestoreOptions, string][] = [
   ['name', '--name'], ['host', '--host'], ['datastore', '--datastore'], ['folder', '--folder'], ['resourcePool', '--resource-pool'],
   ['powerOn', '--power-on'], ['keepIdentity', '--keep-identity'], ['user', '--user'], ['passwordFile', '--password-file'],
   ['thumbprint', '--thumbprint'], ['insecure', '--insecure'], ['vddkLibdir', '--vddk-libdir'], ['vddkTransports', '--vddk-transports'],
+  ['disksAtOnce', '--disks-at-once'],
 ];
 
 export function register(program: Command): void {
@@ -39,7 +40,8 @@ export function register(program: Command): void {
     .option('--keep-identity', 'with --vcenter: keep the BIOS and instance UUIDs and MAC addresses (default: new ones)')
     .option('--transport <kind>', 'with --vcenter: https (datastore upload) or vddk (nbdkit vddk plugin)', 'https')
     .option('--vddk-libdir <dir>', "with --transport vddk: where VMware's VDDK is unpacked")
-    .option('--vddk-transports <modes>', 'with --transport vddk: VDDK transport modes, e.g. hotadd:nbdssl');
+    .option('--vddk-transports <modes>', 'with --transport vddk: VDDK transport modes, e.g. hotadd:nbdssl')
+    .option('--disks-at-once <n>', 'with --vcenter: disks written and checked at once (default 1)');
   addVcenterOptions(cmd);
   cmd.action(async (opts: RestoreOptions) => {
     if (opts.vcenter !== undefined) {
