@@ -13,6 +13,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { makeImage, oneLine, sha256File, startVmbkp, tempDir, vmbkp } from './helpers.js';
 import { Lab, type LabVm } from './lab.js';
+import { installVddkStandin } from './vddk-standin.js';
 import { vmsInFolder } from '../src/vsphere/inventory.js';
 import { VsphereSession } from '../src/vsphere/session.js';
 import { taskOf, waitForTask } from '../src/vsphere/task.js';
@@ -335,18 +336,9 @@ describe('VM restore against the lab', () => {
   });
 
   it('vddk transport: each disk written through a writable nbdkit vddk, then checked', async () => {
-    const bin = path.join(dir, 'bin');
-    await fs.mkdir(bin, { recursive: true });
-    await fs.writeFile(path.join(dir, 'check-restore.cjs'), CHECK);
-    await fs.writeFile(path.join(bin, 'nbdkit'), STANDIN, { mode: 0o755 });
-    const log = path.join(dir, 'nbdkit-restore-args.jsonl');
-    const env = {
-      PATH: `${bin}:${process.env['PATH']}`,
-      STANDIN_CHECK: path.join(dir, 'check-restore.cjs'), STANDIN_LOG: log,
-      STANDIN_PASSWORD: lab.info.password, STANDIN_THUMBPRINT: lab.info.thumbprint, STANDIN_DSDIR: lab.info.datastoreDir,
-    };
-    const r = await restoreJson(['--generation', '1', '--name', 'restored-vddk', '--transport', 'vddk'], env);
-    const calls = (await fs.readFile(log, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as string[]);
+    const standin = await installVddkStandin(dir, 'standin-restore', lab, 'write');
+    const r = await restoreJson(['--generation', '1', '--name', 'restored-vddk', '--transport', 'vddk'], standin.env);
+    const calls = await standin.calls();
     assert.equal(calls.length, 2, 'one nbdkit per disk');
     for (const [i, args] of calls.entries()) {
       assert.ok(!args.includes('--readonly'), 'writable');
@@ -357,31 +349,3 @@ describe('VM restore against the lab', () => {
     await assertRestored('restored-vddk', 1, ['VM Network', 'VM Network']);
   });
 });
-
-/** Checks nbdkit's arguments for a writable vddk disk; prints "SOCKET FLATFILE". */
-const CHECK = `
-const fs = require('node:fs');
-const args = process.argv.slice(2);
-const fail = (m) => { console.log('stand-in nbdkit: ' + m); process.exit(1); };
-fs.appendFileSync(process.env.STANDIN_LOG, JSON.stringify(args) + '\\n');
-const opts = [];
-while (args[0] && args[0].startsWith('--')) { const a = args.shift(); opts.push(a); if (a === '--unix') opts.push(args.shift()); }
-const sock = opts[opts.indexOf('--unix') + 1];
-if (opts.includes('--readonly') || !sock) fail('expected --unix SOCKET and no --readonly');
-if (args.shift() !== 'vddk') fail('expected the vddk plugin');
-const p = Object.fromEntries(args.map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]));
-for (const k of ['server', 'user', 'password', 'thumbprint', 'vm', 'file']) if (!p[k]) fail('missing ' + k + '=');
-if (args.some((a) => a.includes(process.env.STANDIN_PASSWORD))) fail('the password is in the arguments');
-if (!p.password.startsWith('+') || fs.readFileSync(p.password.slice(1), 'utf8') !== process.env.STANDIN_PASSWORD) fail('password must be password=+FILE holding it');
-if ((fs.statSync(p.password.slice(1)).mode & 0o077) !== 0) fail('the password file is readable by others');
-if (p.thumbprint !== process.env.STANDIN_THUMBPRINT) fail('thumbprint ' + p.thumbprint);
-const m = /^\\[(.+)\\] (.+)\\.vmdk$/.exec(p.file);
-if (!m) fail('file=' + p.file);
-console.log(sock + ' ' + process.env.STANDIN_DSDIR + '/' + m[2] + '-flat.vmdk');
-`;
-
-const STANDIN = `#!/bin/bash
-out=$(node "$STANDIN_CHECK" "$@") || { echo "$out" >&2; exit 1; }
-read -r sock flat <<<"$out"
-exec /usr/bin/nbdkit --foreground --exit-with-parent --unix "$sock" file "$flat"
-`;

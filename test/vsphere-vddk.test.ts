@@ -1,8 +1,6 @@
 /**
- * The vddk transport. VMware's VDDK cannot be installed here, so a stand-in `nbdkit`
- * first in PATH checks the arguments vmbkp gives the vddk plugin (server, user,
- * password=+FILE holding the password, SHA-1 thumbprint, vm=moref=, snapshot=, file=)
- * and then serves the lab's flat file with the real `nbdkit file`.
+ * The vddk transport, through a stand-in `nbdkit` (vddk-standin.ts) that checks the
+ * arguments vmbkp gives the vddk plugin and serves the lab's flat file.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -12,39 +10,9 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { oneLine, sha256File, tempDir, vmbkp } from './helpers.js';
 import { Lab } from './lab.js';
+import { type VddkStandin, installVddkStandin } from './vddk-standin.js';
 
 const MiB = 1024 * 1024;
-
-/** Validates nbdkit's arguments as the vddk plugin would need them; prints "SOCKET FLATFILE". */
-const CHECK = `
-const fs = require('node:fs');
-const args = process.argv.slice(2);
-const fail = (m) => { console.log('stand-in nbdkit: ' + m); process.exit(1); };
-fs.writeFileSync(process.env.STANDIN_LOG, JSON.stringify(args));
-const opts = [];
-while (args[0] && args[0].startsWith('--')) { const a = args.shift(); opts.push(a); if (a === '--unix') opts.push(args.shift()); }
-const sock = opts[opts.indexOf('--unix') + 1];
-if (!opts.includes('--readonly') || !sock) fail('expected --readonly --unix SOCKET');
-if (args.shift() !== 'vddk') fail('expected the vddk plugin');
-const p = Object.fromEntries(args.map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]));
-for (const k of ['server', 'user', 'password', 'thumbprint', 'vm', 'snapshot', 'file']) if (!p[k]) fail('missing ' + k + '=');
-if (args.some((a) => a.includes(process.env.STANDIN_PASSWORD))) fail('the password is in the arguments');
-if (!p.password.startsWith('+')) fail('password must be password=+FILE');
-if (fs.readFileSync(p.password.slice(1), 'utf8') !== process.env.STANDIN_PASSWORD) fail('the password file does not hold the password');
-if ((fs.statSync(p.password.slice(1)).mode & 0o077) !== 0) fail('the password file is readable by others');
-if (p.thumbprint !== process.env.STANDIN_THUMBPRINT) fail('thumbprint ' + p.thumbprint);
-if (!/^moref=vm-\\d+$/.test(p.vm)) fail('vm=' + p.vm);
-if (!/^snapshot-\\d+$/.test(p.snapshot)) fail('snapshot=' + p.snapshot);
-const m = /^\\[(.+)\\] (.+)\\.vmdk$/.exec(p.file);
-if (!m) fail('file=' + p.file);
-console.log(sock + ' ' + process.env.STANDIN_DSDIR + '/' + m[2] + '-flat.vmdk');
-`;
-
-const STANDIN = `#!/bin/bash
-out=$(node "$STANDIN_CHECK" "$@") || { echo "$out" >&2; exit 1; }
-read -r sock flat <<<"$out"
-exec /usr/bin/nbdkit --foreground --readonly --exit-with-parent --unix "$sock" file "$flat"
-`;
 
 describe('vddk transport', () => {
   let lab: Lab;
@@ -53,6 +21,7 @@ describe('vddk transport', () => {
   let repo: string;
   let pw: string;
   let env: NodeJS.ProcessEnv;
+  let standin: VddkStandin;
   const vm = 'lab-vm-1';
 
   before(async () => {
@@ -61,15 +30,8 @@ describe('vddk transport', () => {
     repo = path.join(dir, 'repo');
     pw = await lab.passwordFile(dir);
     assert.equal((await vmbkp(['init', '--repo', repo])).code, 0);
-    const bin = path.join(dir, 'bin');
-    await fs.mkdir(bin);
-    await fs.writeFile(path.join(dir, 'check.cjs'), CHECK);
-    await fs.writeFile(path.join(bin, 'nbdkit'), STANDIN, { mode: 0o755 });
-    env = {
-      PATH: `${bin}:${process.env['PATH']}`,
-      STANDIN_CHECK: path.join(dir, 'check.cjs'), STANDIN_LOG: path.join(dir, 'nbdkit-args.json'),
-      STANDIN_PASSWORD: lab.info.password, STANDIN_THUMBPRINT: lab.info.thumbprint, STANDIN_DSDIR: lab.info.datastoreDir,
-    };
+    standin = await installVddkStandin(dir, 'standin', lab, 'read');
+    env = standin.env;
   });
   after(async () => {
     await lab?.stop();
@@ -81,7 +43,7 @@ describe('vddk transport', () => {
     for (const d of (await lab.vm(vm)).disks) expected.set(d.key, await lab.sha256(vm, d.key));
     const r = await vmbkp(['backup', '--repo', repo, ...lab.vcenterArgs(pw), '--vm', vm, '--transport', 'vddk', '--enable-cbt', '--json'], { env });
     assert.equal(r.code, 0, r.stderr);
-    const args = JSON.parse(await fs.readFile(env['STANDIN_LOG']!, 'utf8')) as string[];
+    const args = (await standin.calls()).at(-1)!;
     assert.ok(args.includes(`user=${lab.info.user}`) && args.includes('server=127.0.0.1'), args.join(' '));
     assert.ok(args.includes(`file=[${lab.info.datastore}] ${vm}/${vm}_1.vmdk`), args.join(' '));
     for (const [key, sha] of expected) {
