@@ -36,7 +36,7 @@ export class Negotiation {
   /** base:allocation was set as the meta context. */
   baseAllocation = false;
   /** The client upgraded to TLS. */
-  secured = false;
+  private secured = false;
   private noZeroes = false;
 
   constructor(

@@ -5,7 +5,7 @@ import { gc } from '../../repository/gc.js';
 import { clearLocks } from '../../repository/lock.js';
 import { prune } from '../../repository/prune.js';
 import { verify } from '../../repository/verify.js';
-import { type GlobalOptions, Output, wholeNumber as count, openRepository } from '../context.js';
+import { type GlobalOptions, Output, openRepository, wholeNumber } from '../context.js';
 import { bytes } from '../format.js';
 
 export function register(program: Command): void {
@@ -42,10 +42,10 @@ export function register(program: Command): void {
     .action(async (opts: GlobalOptions & { set: string; keepLast: string; keepDaily?: string; keepWeekly?: string; keepMonthly?: string; dryRun?: boolean }) => {
       const out = new Output(!!opts.json);
       const policy = {
-        last: count(opts.keepLast, '--keep-last'),
-        ...(opts.keepDaily !== undefined ? { daily: count(opts.keepDaily, '--keep-daily') } : {}),
-        ...(opts.keepWeekly !== undefined ? { weekly: count(opts.keepWeekly, '--keep-weekly') } : {}),
-        ...(opts.keepMonthly !== undefined ? { monthly: count(opts.keepMonthly, '--keep-monthly') } : {}),
+        last: wholeNumber(opts.keepLast, '--keep-last'),
+        ...(opts.keepDaily !== undefined ? { daily: wholeNumber(opts.keepDaily, '--keep-daily') } : {}),
+        ...(opts.keepWeekly !== undefined ? { weekly: wholeNumber(opts.keepWeekly, '--keep-weekly') } : {}),
+        ...(opts.keepMonthly !== undefined ? { monthly: wholeNumber(opts.keepMonthly, '--keep-monthly') } : {}),
       };
       const repo = await openRepository(opts);
       const r = await prune({ repo, set: opts.set, policy, dryRun: !!opts.dryRun, onWarning: (m) => out.warn(m) });
