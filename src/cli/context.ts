@@ -1,7 +1,7 @@
 /** What every command shares: the repository option, output, warnings. */
+import { openRepository as openRepositoryAt } from '../app/repository.js';
 import { UsageError } from '../errors.js';
-import { Repository } from '../repository/repository.js';
-import { LocalBackend } from '../storage/local.js';
+import type { Repository } from '../repository/repository.js';
 
 /** A flag's value as a whole number ≥ 0; anything else is a usage error naming the flag. */
 export function wholeNumber(v: string, flag: string): number {
@@ -21,7 +21,7 @@ export function repoPath(opts: GlobalOptions): string {
 }
 
 export async function openRepository(opts: GlobalOptions): Promise<Repository> {
-  return Repository.open(new LocalBackend(repoPath(opts)));
+  return openRepositoryAt(repoPath(opts));
 }
 
 export class Output {

@@ -1,19 +1,11 @@
-/** `vmbkp run` of a backup recipe: VMs in parallel, the dry run, the report. */
-import path from 'node:path';
-import { PartialFailureError, describeCause } from '../errors.js';
-import { type BatchReport, type BatchTarget, type VmResult, runBackupBatch } from '../jobs/backup-batch.js';
-import { type VmPlan, planVmBackup } from '../jobs/plan-vm.js';
+/** `vmbkp run` of a backup recipe: what the run and the dry run report, shown. */
+import type { BatchReport, VmResult } from '../app/backup-vms.js';
+import { type UnplannedVm, type VmPlan, planBackupRecipe } from '../app/dry-run.js';
+import { runBackupRecipe as runRecipe } from '../app/run-recipe.js';
+import { openVcenterJob } from '../app/vcenter.js';
 import type { BackupRecipe } from '../recipe/index.js';
-import { resolveTargets } from '../recipe/resolve-targets.js';
-import { Repository } from '../repository/repository.js';
-import { LocalBackend } from '../storage/local.js';
-import type { VsphereSession } from '../vsphere/session.js';
-import { MoRef } from '../vsphere/xml.js';
-import { diskOpener } from './backup-vm.js';
 import type { Output } from './context.js';
-import { connectionOf, runFailure, writeReport } from './recipe-common.js';
 import { bytes, duration, table } from './format.js';
-import { connect } from './vcenter.js';
 
 function modes(r: VmResult): string {
   return r.disks?.map((d) => d.mode).join(', ') || '-';
@@ -45,7 +37,7 @@ export function reportText(recipeName: string, r: BatchReport): string {
   return lines.join('\n');
 }
 
-function planText(recipeName: string, plans: readonly (VmPlan | { vm: string; error: string })[]): string {
+function planText(recipeName: string, plans: readonly (VmPlan | UnplannedVm)[]): string {
   const rows: string[][] = [];
   for (const p of plans) {
     if ('error' in p) {
@@ -63,63 +55,24 @@ function planText(recipeName: string, plans: readonly (VmPlan | { vm: string; er
     table(['VM', 'generation', 'disk', 'mode', 'note'], rows)].join('\n');
 }
 
-async function dryRun(session: VsphereSession, repo: Repository, recipe: BackupRecipe, targets: readonly BatchTarget[]) {
-  const plans: (VmPlan | { vm: string; error: string })[] = [];
-  for (const t of targets) {
-    if ('unresolved' in t) {
-      plans.push({ vm: t.name, error: t.unresolved });
-      continue;
-    }
-    try {
-      plans.push(await planVmBackup(session, repo, { name: t.name, ref: new MoRef('VirtualMachine', t.moref) }, {
-        mode: recipe.policy.mode, enableCbt: recipe.policy.enableCbt, excludeDisks: t.excludeDisks,
-      }));
-    } catch (err) {
-      plans.push({ vm: t.name, error: describeCause(err) });
-    }
-  }
-  return plans;
-}
-
 export async function runBackupRecipe(recipePath: string, recipe: BackupRecipe, dryRunOnly: boolean, out: Output): Promise<void> {
-  const conn = await connectionOf(recipe.connection);
-  const repo = await Repository.open(new LocalBackend(recipe.repository));
-  const session = await connect(conn);
+  const job = await openVcenterJob(recipe.connection, recipe.repository);
   try {
-    const targets = await resolveTargets(session, recipe.targets);
     if (dryRunOnly) {
-      const plans = await dryRun(session, repo, recipe, targets);
-      out.result({ dryRun: true, vms: plans }, planText(recipePath, plans));
-      const bad = plans.filter((p): p is { vm: string; error: string } => 'error' in p);
-      if (bad.length > 0) throw runFailure(recipePath, plans.length, bad.map((p) => ({ name: p.vm, cause: p.error })), 'targets', 'cannot be backed up');
+      const plan = await planBackupRecipe(job, recipePath, recipe);
+      out.result({ dryRun: true, vms: plan.vms }, planText(recipePath, plan.vms));
+      if (plan.failure) throw plan.failure;
       return;
     }
-    const { policy, concurrency, hooks } = recipe;
-    const report = await runBackupBatch({
-      repo, repoLocation: repo.location, session, targets,
-      mode: policy.mode, quiesce: policy.quiesce, memory: policy.memory, enableCbt: policy.enableCbt,
-      ...(policy.compressionLevel !== undefined ? { compressionLevel: policy.compressionLevel } : {}),
-      openDisk: await diskOpener(conn, policy.transport, { libdir: policy.vddk?.libdir, transports: policy.vddk?.transports }),
-      concurrency,
-      ...(recipe.bandwidth !== undefined ? { bandwidth: recipe.bandwidth } : {}),
-      hooks,
-      ...(recipe.connection.passwordEnv !== undefined ? { secretEnv: [recipe.connection.passwordEnv] } : {}),
-      ...(policy.retention ? { retention: policy.retention } : {}),
-      onEvent: (e) => {
-        if (e.type === 'warning') out.warn(e.message);
-        else if (e.type === 'vm-event' && e.event.type === 'warning') out.warn(`VM ${e.vm}: ${e.event.message}`);
-        else if (e.type === 'vm-done' && !e.result.ok) out.warn(`backup of VM ${e.vm} failed: ${e.result.error?.message}`);
-      },
+    const run = await runRecipe(job, recipePath, recipe, (e) => {
+      if (e.type === 'warning') out.warn(e.message);
+      else if (e.type === 'vm-event' && e.event.type === 'warning') out.warn(`VM ${e.vm}: ${e.event.message}`);
+      else if (e.type === 'vm-done' && !e.result.ok) out.warn(`backup of VM ${e.vm} failed: ${e.result.error?.message}`);
     });
-    const full = { kind: 'backup', recipe: path.resolve(recipePath), repository: repo.location, ...report };
-    if (recipe.report.json) await writeReport(recipe.report.json, full);
-    if (out.json) out.result(full, '');
-    else if (recipe.report.summary) out.result(full, reportText(recipePath, report));
-    if (report.ok) return;
-    const failed = report.vms.filter((v) => !v.ok);
-    if (failed.length === 0) throw new PartialFailureError(`recipe ${recipePath}: every VM was backed up, but retention failed`);
-    throw runFailure(recipePath, report.vms.length, failed.map((v) => ({ name: v.vm, cause: v.error?.message ?? 'failed' })), 'VMs');
+    if (out.json) out.result(run.report, '');
+    else if (recipe.report.summary) out.result(run.report, reportText(recipePath, run.report));
+    if (run.failure) throw run.failure;
   } finally {
-    await session.close();
+    await job.close();
   }
 }

@@ -17,9 +17,12 @@ import { type OpenDisk, type VmBackupEvent, backupVm, setNameForVm } from './bac
 import { Semaphore, mapConcurrently } from './concurrency.js';
 import { type HookCommand, type HookRun, hookError, hookFailed, runHook } from './hooks.js';
 
-/** A VM to back up, or a target that could not be resolved (a missing VM or folder, a clash): reported as failed. */
+/**
+ * A VM to back up, or a target that could not be resolved (a missing VM or folder, a clash): reported as failed.
+ * A VM named on the command line has no moref yet: it is found by `name` (a name or a moref) when its backup starts.
+ */
 export type BatchTarget =
-  | { readonly name: string; readonly moref: string; readonly excludeDisks: readonly number[] }
+  | { readonly name: string; readonly moref?: string; readonly excludeDisks: readonly number[] }
   | { readonly name: string; readonly unresolved: string };
 
 export interface BatchRequest {
@@ -47,7 +50,8 @@ export interface BatchRequest {
 export type BatchEvent =
   | { type: 'vm-start'; vm: string }
   | { type: 'vm-event'; vm: string; event: VmBackupEvent }
-  | { type: 'vm-done'; vm: string; result: VmResult }
+  /** `manifest` is the generation a backup committed; `cause` what a failed one threw (for a front end that reports it as such). */
+  | { type: 'vm-done'; vm: string; result: VmResult; manifest?: GenerationManifest; cause?: unknown }
   | { type: 'warning'; message: string };
 
 export interface VmResult {
@@ -110,7 +114,8 @@ async function backupOne(req: BatchRequest, target: BatchTarget, openDisk: OpenD
   const hooks: HookRun[] = [];
   const hookTimeout = req.hooks.timeoutSeconds !== undefined ? req.hooks.timeoutSeconds * 1000 : undefined;
   const env: Record<string, string> = {
-    VMBKP_VM: target.name, VMBKP_VM_MOREF: target.moref, VMBKP_SET: set, VMBKP_REPO: req.repoLocation, VMBKP_VCENTER: req.session.host,
+    VMBKP_VM: target.name, ...(target.moref !== undefined ? { VMBKP_VM_MOREF: target.moref } : {}), VMBKP_SET: set,
+    VMBKP_REPO: req.repoLocation, VMBKP_VCENTER: req.session.host,
   };
   emit({ type: 'vm-start', vm: target.name });
 
@@ -127,7 +132,7 @@ async function backupOne(req: BatchRequest, target: BatchTarget, openDisk: OpenD
   if (failure === undefined) {
     try {
       manifest = await backupVm({
-        repo: req.repo, session: req.session, vm: target.moref, mode: req.mode, openDisk,
+        repo: req.repo, session: req.session, vm: target.moref ?? target.name, mode: req.mode, openDisk,
         quiesce: req.quiesce, memory: req.memory, enableCbt: req.enableCbt,
         ...(req.compressionLevel !== undefined ? { compressionLevel: req.compressionLevel } : {}),
         diskConcurrency: req.concurrency.disksPerVm, excludeDisks: target.excludeDisks, snapshotSlots: snapshots,
@@ -153,8 +158,10 @@ async function backupOne(req: BatchRequest, target: BatchTarget, openDisk: OpenD
     if (hookFailed(run) && failure === undefined) failure = hookError(run, `VM ${target.name}`);
   }
 
+  // A VM named on the command line gets its moref and set from what was backed up.
+  const moref = target.moref ?? (manifest?.machine as { moref?: string } | undefined)?.moref;
   const result: VmResult = {
-    vm: target.name, moref: target.moref, set, ok: failure === undefined,
+    vm: target.name, ...(moref !== undefined ? { moref } : {}), set: manifest?.set ?? set, ok: failure === undefined,
     ...(manifest ? {
       generation: manifest.generation,
       disks: manifest.disks.map((d) => ({
@@ -166,7 +173,7 @@ async function backupOne(req: BatchRequest, target: BatchTarget, openDisk: OpenD
     ...(failure !== undefined ? { error: errorRecord(failure) } : {}),
     warnings, hooks, durationMs: Math.round(performance.now() - t0),
   };
-  emit({ type: 'vm-done', vm: target.name, result });
+  emit({ type: 'vm-done', vm: target.name, result, ...(manifest ? { manifest } : {}), ...(failure !== undefined ? { cause: failure } : {}) });
   return result;
 }
 

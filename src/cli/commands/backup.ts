@@ -1,15 +1,12 @@
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { InputError, UsageError, describeCause } from '../../errors.js';
-import { parseExtentsJson } from '../../engine/extents.js';
-import { backupSet, type DiskInput } from '../../jobs/backup-set.js';
+import { backupDisks, readChangedExtents } from '../../app/backup-disks.js';
+import { generationSummary } from '../../app/generation-summary.js';
+import { UsageError } from '../../errors.js';
 import { RequestedMode, type GenerationManifest } from '../../repository/generation.js';
-import { openSource, openSourceWithBitmap } from '../../sources/open.js';
-import type { DiskSource, Extent } from '../../sources/types.js';
+import type { Extent } from '../../sources/types.js';
 import { type GlobalOptions, Output, openRepository } from '../context.js';
 import { bytes, duration, rate, table } from '../format.js';
 import { progressSink } from '../progress.js';
-import { generationSummary } from '../summary.js';
 import { type VmBackupOptions, runVmBackups } from '../backup-vm.js';
 import { addVcenterOptions } from '../vcenter.js';
 
@@ -32,13 +29,7 @@ async function readChanged(specs: string[]): Promise<Map<string, Extent[]>> {
   const out = new Map<string, Extent[]>();
   for (const spec of specs) {
     const [disk, file] = splitAssignment(spec, '--changed');
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (err) {
-      throw new InputError(`reading changed extents ${file} for disk ${disk} failed: ${describeCause(err)}`, { cause: err });
-    }
-    out.set(disk, parseExtentsJson(text, `changed extents ${file}`));
+    out.set(disk, await readChangedExtents(disk, file));
   }
   return out;
 }
@@ -101,32 +92,18 @@ export function register(program: Command): void {
     }
 
     const repo = await openRepository(opts);
-    const sources: DiskSource[] = [];
-    try {
-      const disks: DiskInput[] = [];
-      for (const [name, uri] of specs) {
-        const bitmap = bitmaps.get(name);
-        const { source, changed: ch } = bitmap !== undefined
-          ? await openSourceWithBitmap(uri, bitmap)
-          : { source: await openSource(uri), changed: changed.get(name) };
-        sources.push(source);
-        disks.push({ name, source, ...(ch ? { changed: ch } : {}) });
-      }
-      const progress = progressSink(out.json);
-      const manifest = await backupSet({
-        repo, set: setName, mode: mode.data, disks,
-        ...(level !== undefined ? { compressionLevel: level } : {}),
-        onEvent: (e) => {
-          if (e.type === 'disk-start') progress.start(`${e.disk} (${e.mode})`, e.bytesTotal);
-          else if (e.type === 'progress') progress.update(e.progress.bytesDone, e.progress.bytesTotal);
-          else if (e.type === 'disk-done') progress.stop();
-          else if (e.type === 'warning') out.warn(e.message);
-        },
-      });
-      progress.stop();
-      out.result(generationSummary(manifest), summarize(manifest));
-    } finally {
-      for (const s of sources) await s.close().catch(() => {});
-    }
+    const progress = progressSink(out.json);
+    const manifest = await backupDisks({
+      repo, set: setName, mode: mode.data, compressionLevel: level,
+      disks: specs.map(([name, uri]) => ({ name, uri, changed: changed.get(name), bitmap: bitmaps.get(name) })),
+      onEvent: (e) => {
+        if (e.type === 'disk-start') progress.start(`${e.disk} (${e.mode})`, e.bytesTotal);
+        else if (e.type === 'progress') progress.update(e.progress.bytesDone, e.progress.bytesTotal);
+        else if (e.type === 'disk-done') progress.stop();
+        else if (e.type === 'warning') out.warn(e.message);
+      },
+    });
+    progress.stop();
+    out.result(generationSummary(manifest), summarize(manifest));
   });
 }

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
-import { Repository } from '../../repository/repository.js';
-import { LocalBackend } from '../../storage/local.js';
+import { initRepository } from '../../app/repository.js';
 import { type GlobalOptions, Output, repoPath } from '../context.js';
 import { bytes, parseSize } from '../format.js';
 
@@ -17,7 +16,7 @@ export function register(program: Command): void {
         if (chunkSize === undefined) throw new UsageError(`--chunk-size ${JSON.stringify(opts.chunkSize)} is not a size (e.g. 256K)`);
       }
       const path = repoPath(opts);
-      const repo = await Repository.init(new LocalBackend(path), chunkSize);
+      const repo = await initRepository(path, chunkSize);
       out.result({ repository: repo.location, id: repo.config.id, chunkSize: repo.config.chunkSize, version: repo.config.version },
         `created repository ${repo.location} (chunk size ${bytes(repo.config.chunkSize)})`);
     });

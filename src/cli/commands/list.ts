@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { type GlobalOptions, Output, openRepository } from '../context.js';
 import { bytes, duration, table } from '../format.js';
-import { generationSummary } from '../summary.js';
+import { generationSummary } from '../../app/generation-summary.js';
 
 export function register(program: Command): void {
   program.command('list')

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
-import { restoreDiskJob } from '../../jobs/restore-disk-job.js';
-import { openTarget } from '../../sources/open.js';
+import { restoreDiskTo } from '../../app/restore-disk.js';
 import { type GlobalOptions, Output, openRepository } from '../context.js';
 import { bytes, duration, rate } from '../format.js';
 import { progressSink } from '../progress.js';
@@ -59,14 +58,9 @@ export function register(program: Command): void {
     const repo = await openRepository(opts);
     const progress = progressSink(out.json);
     const disk = opts.disk;
-    const to = opts.to;
-    const result = await restoreDiskJob({
-      repo, set: opts.set, generation: opts.generation, disk,
-      openTarget: async (size) => {
-        const t = await openTarget(to, size, !!opts.overwrite);
-        progress.start(`restore ${disk}`, size);
-        return t;
-      },
+    const result = await restoreDiskTo({
+      repo, set: opts.set, generation: opts.generation, disk, to: opts.to, overwrite: !!opts.overwrite,
+      onStart: (size) => progress.start(`restore ${disk}`, size),
       onProgress: (p) => progress.update(p.bytesDone, p.bytesTotal),
       onWarning: (m) => out.warn(m),
     });

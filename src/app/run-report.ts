@@ -1,14 +1,7 @@
-/** What running either kind of recipe shares: the vCenter connection, the report file, the exit. */
+/** What running either kind of recipe shares: the report file, and the error a run ends with. */
 import { rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { IoError, PartialFailureError, describeCause } from '../errors.js';
-import type { Connection } from '../recipe/index.js';
-import { resolvePassword } from '../recipe/index.js';
-import { type VcenterConnection, tlsPolicy } from './vcenter.js';
-
-export async function connectionOf(c: Connection): Promise<VcenterConnection> {
-  return { url: c.vcenter, user: c.user, password: await resolvePassword(c), tls: tlsPolicy(c.thumbprint, c.insecure) };
-}
 
 /** Written beside its final name and renamed, so a reader never sees half a report. */
 export async function writeReport(file: string, report: unknown): Promise<void> {

@@ -1,0 +1,60 @@
+/** `backup NAME=URI …`: disk images and NBD exports backed up as one generation of a set. */
+import { readFile } from 'node:fs/promises';
+import { InputError, describeCause } from '../errors.js';
+import { parseExtentsJson } from '../engine/extents.js';
+import { type BackupEvent, type DiskInput, backupSet } from '../jobs/backup-set.js';
+import type { GenerationManifest, RequestedMode } from '../repository/generation.js';
+import type { Repository } from '../repository/repository.js';
+import { openSource, openSourceWithBitmap } from '../sources/open.js';
+import type { DiskSource, Extent } from '../sources/types.js';
+
+/** A disk's changed extents since the previous generation, from a JSON file (`--changed DISK=FILE`). */
+export async function readChangedExtents(disk: string, file: string): Promise<Extent[]> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new InputError(`reading changed extents ${file} for disk ${disk} failed: ${describeCause(err)}`, { cause: err });
+  }
+  return parseExtentsJson(text, `changed extents ${file}`);
+}
+
+export interface DiskToBackUp {
+  readonly name: string;
+  /** `file:PATH`, a plain path, or an NBD URI. */
+  readonly uri: string;
+  /** Changed extents given by the caller. */
+  readonly changed?: readonly Extent[] | undefined;
+  /** A QEMU dirty bitmap of an NBD disk that tells what changed. */
+  readonly bitmap?: string | undefined;
+}
+
+export interface BackupDisksRequest {
+  readonly repo: Repository;
+  readonly set: string;
+  readonly mode: RequestedMode;
+  readonly disks: readonly DiskToBackUp[];
+  readonly compressionLevel?: number | undefined;
+  readonly onEvent?: (e: BackupEvent) => void;
+}
+
+export async function backupDisks(req: BackupDisksRequest): Promise<GenerationManifest> {
+  const sources: DiskSource[] = [];
+  try {
+    const disks: DiskInput[] = [];
+    for (const d of req.disks) {
+      const { source, changed } = d.bitmap !== undefined
+        ? await openSourceWithBitmap(d.uri, d.bitmap)
+        : { source: await openSource(d.uri), changed: d.changed };
+      sources.push(source);
+      disks.push({ name: d.name, source, ...(changed ? { changed } : {}) });
+    }
+    return await backupSet({
+      repo: req.repo, set: req.set, mode: req.mode, disks,
+      ...(req.compressionLevel !== undefined ? { compressionLevel: req.compressionLevel } : {}),
+      ...(req.onEvent ? { onEvent: req.onEvent } : {}),
+    });
+  } finally {
+    for (const s of sources) await s.close().catch(() => {});
+  }
+}

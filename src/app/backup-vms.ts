@@ -1,0 +1,62 @@
+/**
+ * Online backups of vSphere VMs: the one batch behind `backup --vcenter --vm …` and a
+ * backup recipe. Both give VMs and a policy; the command line takes the VMs as named, one
+ * at a time, with no hooks or retention, while a recipe resolves its targets against the
+ * inventory and sets its own limits. Both get the same report (jobs/backup-batch.ts).
+ */
+import { type BatchEvent, type BatchReport, type BatchRequest, type BatchTarget, runBackupBatch } from '../jobs/backup-batch.js';
+import type { RequestedMode } from '../repository/generation.js';
+import type { Targets } from '../recipe/index.js';
+import { resolveTargets } from '../recipe/resolve-targets.js';
+import { type Transport, type VddkSettings, snapshotDiskOpener } from './transport.js';
+import type { VcenterJob } from './vcenter.js';
+
+export type { BatchEvent, BatchReport, BatchTarget, VmResult } from '../jobs/backup-batch.js';
+
+/** How each VM is backed up. */
+export interface VmBackupPolicy {
+  readonly mode: RequestedMode;
+  readonly quiesce: boolean;
+  readonly memory: boolean;
+  readonly enableCbt: boolean;
+  readonly compressionLevel?: number | undefined;
+  readonly transport: Transport;
+  readonly vddk?: VddkSettings | undefined;
+}
+
+/** VMs as named (a name or a moref each, found when its backup starts), or a recipe's targets. */
+export type VmSelection =
+  | { readonly kind: 'named'; readonly vms: readonly string[] }
+  | { readonly kind: 'recipe'; readonly targets: Targets };
+
+export interface BackupVmsRequest extends Partial<Pick<BatchRequest, 'bandwidth' | 'secretEnv' | 'retention' | 'hooks' | 'concurrency'>> {
+  readonly job: VcenterJob;
+  readonly vms: VmSelection;
+  readonly policy: VmBackupPolicy;
+  readonly onEvent?: (e: BatchEvent) => void;
+}
+
+/** One VM at a time, one disk at a time: what `backup --vcenter` has always done. */
+const ONE_AT_A_TIME = { vms: 1, disksPerVm: 1, snapshots: 1 } as const;
+
+export async function selectTargets(job: VcenterJob, vms: VmSelection): Promise<BatchTarget[]> {
+  if (vms.kind === 'recipe') return resolveTargets(job.session, vms.targets);
+  return vms.vms.map((name) => ({ name, excludeDisks: [] }));
+}
+
+export async function backupVms(req: BackupVmsRequest): Promise<BatchReport> {
+  const { job, policy } = req;
+  const targets = await selectTargets(job, req.vms);
+  return runBackupBatch({
+    repo: job.repo, repoLocation: job.repo.location, session: job.session, targets,
+    mode: policy.mode, quiesce: policy.quiesce, memory: policy.memory, enableCbt: policy.enableCbt,
+    ...(policy.compressionLevel !== undefined ? { compressionLevel: policy.compressionLevel } : {}),
+    openDisk: await snapshotDiskOpener(job.connection, policy.transport, policy.vddk),
+    concurrency: req.concurrency ?? ONE_AT_A_TIME,
+    ...(req.bandwidth !== undefined ? { bandwidth: req.bandwidth } : {}),
+    hooks: req.hooks ?? { pre: [], post: [] },
+    ...(req.secretEnv !== undefined ? { secretEnv: req.secretEnv } : {}),
+    ...(req.retention !== undefined ? { retention: req.retention } : {}),
+    ...(req.onEvent ? { onEvent: req.onEvent } : {}),
+  });
+}

@@ -1,0 +1,63 @@
+/**
+ * Reaching a vCenter: the credentials and certificate trust of a connection (from flags
+ * or a recipe alike), its session, and what a job on it opens first.
+ */
+import { resolvePassword } from '../recipe/password.js';
+import type { Repository } from '../repository/repository.js';
+import { VsphereSession } from '../vsphere/session.js';
+import { type TlsPolicy, normalizeThumbprint } from '../vsphere/tls.js';
+import { openRepository } from './repository.js';
+
+/** Where and as whom to log in, as the user gave it; the password is read from a file or a variable. */
+export interface VcenterLogin {
+  readonly vcenter: string;
+  readonly user: string;
+  readonly passwordFile?: string | undefined;
+  readonly passwordEnv?: string | undefined;
+  readonly thumbprint?: string | undefined;
+  readonly insecure?: boolean | undefined;
+}
+
+export interface VcenterConnection {
+  readonly url: string;
+  readonly user: string;
+  readonly password: string;
+  readonly tls: TlsPolicy;
+}
+
+/** Certificate trust from a thumbprint or insecure (flags or a recipe); the system CAs by default. */
+export function tlsPolicy(thumbprint: string | undefined, insecure: boolean | undefined): TlsPolicy {
+  return insecure ? { kind: 'insecure' }
+    : thumbprint ? { kind: 'pinned', thumbprint: normalizeThumbprint(thumbprint) }
+    : { kind: 'system' };
+}
+
+/** Reads the password; a recipe's passwordFile and --password-file are read alike. */
+export async function vcenterConnection(login: VcenterLogin): Promise<VcenterConnection> {
+  const password = await resolvePassword({ passwordFile: login.passwordFile, passwordEnv: login.passwordEnv });
+  return { url: login.vcenter, user: login.user, password, tls: tlsPolicy(login.thumbprint, login.insecure) };
+}
+
+export function connect(c: VcenterConnection): Promise<VsphereSession> {
+  return VsphereSession.connect({ url: c.url, user: c.user, password: c.password, tls: c.tls });
+}
+
+/** What a job on a vCenter works with; `close` logs out. */
+export interface VcenterJob {
+  readonly connection: VcenterConnection;
+  readonly repo: Repository;
+  readonly session: VsphereSession;
+  close(): Promise<void>;
+}
+
+/** Logs in for a job on `repo`. */
+export async function startVcenterJob(connection: VcenterConnection, repo: Repository): Promise<VcenterJob> {
+  const session = await connect(connection);
+  return { connection, repo, session, close: () => session.close() };
+}
+
+/** The password read, the repository opened, then logged in: in this order, so cheap mistakes fail first. */
+export async function openVcenterJob(login: VcenterLogin, repository: string): Promise<VcenterJob> {
+  const connection = await vcenterConnection(login);
+  return startVcenterJob(connection, await openRepository(repository));
+}
