@@ -15,7 +15,7 @@ import { retrieveOne } from '../vsphere/property-collector.js';
 import { destroyVm } from '../vsphere/vm-lifecycle.js';
 import { RESTORE_MARKER_KEY, clearRestoreMarker, restoreMarkerValue } from '../vsphere/restore-marker.js';
 import { type MoRef, textAt } from '../vsphere/xml.js';
-import type { RestoreContext, RestoreOutcome, RestoredDisk } from './restore-vm.js';
+import type { RestoreContext, RestoreOutcome, RestoredDisk } from './restore-vm-context.js';
 import { checkInterrupted, dataBytes, matchCreatedDisks, writeDisks } from './restore-vm-disks.js';
 import { powerOnIfAsked, withNote } from './restore-vm-finish.js';
 import { mapNetworks } from './restore-vm-networks.js';

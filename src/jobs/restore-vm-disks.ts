@@ -14,7 +14,7 @@ import type { VmRef } from '../vsphere/inventory.js';
 import { type VirtualDiskInfo, disksOf } from '../vsphere/vm.js';
 import type { XmlNode } from '../vsphere/xml.js';
 import { mapConcurrently } from './concurrency.js';
-import type { DiskPlan, RestoreContext, RestoredDisk } from './restore-vm.js';
+import type { DiskPlan, RestoreContext, RestoredDisk } from './restore-vm-context.js';
 
 /** Bytes of a disk that hold data (what a thin disk needs when only data is written). */
 export function dataBytes(index: DiskIndex): number {

@@ -2,7 +2,7 @@
 import { IoError, VmbkpError, describeCause } from '../errors.js';
 import type { VmRef } from '../vsphere/inventory.js';
 import { powerOnVm } from '../vsphere/vm-lifecycle.js';
-import type { RestoreContext } from './restore-vm.js';
+import type { RestoreContext } from './restore-vm-context.js';
 
 /** The same error with a note on what became of the VM; its code (and exit code) is kept. */
 export function withNote(err: unknown, note: string): Error {

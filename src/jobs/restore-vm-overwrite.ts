@@ -5,7 +5,7 @@ import type { VmRef } from '../vsphere/inventory.js';
 import { retrieveOne } from '../vsphere/property-collector.js';
 import { disksOf, snapshotsOf } from '../vsphere/vm.js';
 import { text } from '../vsphere/xml.js';
-import type { RestoreContext, RestoreOutcome, RestoredDisk } from './restore-vm.js';
+import type { RestoreContext, RestoreOutcome, RestoredDisk } from './restore-vm-context.js';
 import { writeDisks } from './restore-vm-disks.js';
 import { powerOnIfAsked, withNote } from './restore-vm-finish.js';
 

@@ -8,7 +8,7 @@ import { destroyVm } from '../vsphere/vm-lifecycle.js';
 import type { VmRef } from '../vsphere/inventory.js';
 import { readRestoreMarker } from '../vsphere/restore-marker.js';
 import { pidAlive } from './pid.js';
-import type { VmRestoreRequest } from './restore-vm.js';
+import type { VmRestoreRequest } from './restore-vm-context.js';
 
 /**
  * VMs of the target name that are restores which never finished (marked, see

@@ -1,0 +1,94 @@
+/**
+ * What the parts of a VM restore share: the request, its events and result, and the
+ * context restore-vm.ts hands to the steps (create, overwrite, disks, networks, finish).
+ * In a module of its own so that the steps and restore-vm.ts do not import each other.
+ */
+import type { Progress } from '../engine/backup-disk.js';
+import type { ChunkPool } from '../engine/chunk-pool.js';
+import type { DiskIndex } from '../repository/disk-index.js';
+import type { Repository } from '../repository/repository.js';
+import type { OpenVmDisk } from '../sources/vsphere-target.js';
+import type { VsphereSession } from '../vsphere/session.js';
+import type { VsphereMachine } from './backup-vm.js';
+
+export type VmRestoreEvent =
+  | { type: 'step'; message: string }
+  | { type: 'warning'; message: string }
+  | { type: 'disk-start'; disk: string; phase: 'write' | 'verify'; bytesTotal: number }
+  | { type: 'progress'; disk: string; phase: 'write' | 'verify'; progress: Progress }
+  | { type: 'disk-done'; disk: string };
+
+export interface VmRestoreRequest {
+  readonly repo: Repository;
+  readonly session: VsphereSession;
+  readonly set: string;
+  /** A generation number, or "latest". */
+  readonly generation: string;
+  /** The new VM's name (with `overwrite`: the existing VM whose disks are written). */
+  readonly name: string;
+  /** Default: the datastore of the original VM's configuration file. */
+  readonly datastore?: string | undefined;
+  readonly host?: string | undefined;
+  /** Inventory path of a VM folder. */
+  readonly folder?: string | undefined;
+  readonly resourcePool?: string | undefined;
+  /** Old network (name, or distributed port group key) → new network name; unmapped NICs keep theirs. */
+  readonly network?: Readonly<Record<string, string>> | undefined;
+  readonly powerOn?: boolean | undefined;
+  /** Keep BIOS and instance UUIDs and MAC addresses (default: new ones). */
+  readonly keepIdentity?: boolean | undefined;
+  /** Write the disks of an existing powered-off VM of that name. */
+  readonly overwrite?: boolean | undefined;
+  /** The transport: how a disk of the VM becomes a target. */
+  readonly openDisk: OpenVmDisk;
+  /** The transport writes every byte of a disk (https): a thin disk then takes its capacity on the datastore. */
+  readonly writesWholeDisk: boolean;
+  readonly workers?: number | undefined;
+  /** Disks written (and read back) at once; default 1. */
+  readonly diskConcurrency?: number | undefined;
+  /** Stops the restore at the next write (SIGINT): a VM it created is then destroyed like after any failure. */
+  readonly signal?: AbortSignal | undefined;
+  readonly onEvent?: (e: VmRestoreEvent) => void;
+}
+
+export interface RestoredDisk {
+  /** The disk's name in the generation (its key in the backed-up VM). */
+  readonly name: string;
+  /** Its key in the restored VM. */
+  readonly key: number;
+  readonly fileName: string;
+  readonly size: number;
+  readonly bytesWritten: number;
+  readonly writeMs: number;
+  readonly verifyMs: number;
+}
+
+export interface VmRestoreResult {
+  readonly set: string;
+  readonly generation: number;
+  readonly vm: string;
+  readonly moref: string;
+  /** False when `overwrite` wrote the disks of an existing VM. */
+  readonly created: boolean;
+  readonly poweredOn: boolean;
+  readonly identity: 'new' | 'kept';
+  readonly disks: readonly RestoredDisk[];
+  readonly durationMs: number;
+}
+
+export interface DiskPlan {
+  readonly stored: VsphereMachine['disks'][number];
+  readonly index: DiskIndex;
+}
+
+export interface RestoreContext {
+  readonly req: VmRestoreRequest;
+  readonly emit: (e: VmRestoreEvent) => void;
+  readonly warn: (m: string) => void;
+  readonly pool: ChunkPool;
+  readonly gen: string;
+  readonly machine: VsphereMachine;
+  readonly plans: readonly DiskPlan[];
+}
+
+export type RestoreOutcome = Omit<VmRestoreResult, 'set' | 'generation' | 'durationMs'>;
