@@ -13,6 +13,8 @@ import { runFailure, writeReport } from './run-report.js';
 import { vmDiskOpener, writesWholeDisk } from './transport.js';
 import type { VcenterJob } from './vcenter.js';
 
+export { loadRecipe } from '../recipe/index.js';
+
 /** A run's report as the report file and --json show it. */
 export type BackupRunReport = { readonly kind: 'backup'; readonly recipe: string; readonly repository: string } & BatchReport;
 export type RestoreRunReport = { readonly kind: 'restore'; readonly recipe: string; readonly repository: string } & RestoreBatchReport;

@@ -1,10 +1,7 @@
 /** verify, prune, gc, unlock: keeping a repository healthy. */
 import type { Command } from 'commander';
 import { RepositoryDamagedError, UsageError } from '../../errors.js';
-import { gc } from '../../repository/gc.js';
-import { clearLocks } from '../../repository/lock.js';
-import { prune } from '../../repository/prune.js';
-import { verify } from '../../repository/verify.js';
+import { gc, prune, unlock, verify } from '../../app/maintenance.js';
 import { type GlobalOptions, Output, openRepository, wholeNumber } from '../context.js';
 import { bytes } from '../format.js';
 
@@ -73,7 +70,7 @@ export function register(program: Command): void {
     .action(async (opts: GlobalOptions & { all?: boolean }) => {
       const out = new Output(!!opts.json);
       const repo = await openRepository(opts);
-      const removed = await clearLocks(repo.backend, !!opts.all);
+      const removed = await unlock(repo, !!opts.all);
       out.result({ removed }, removed.length ? `removed ${removed.length} locks` : 'no stale locks');
     });
 }

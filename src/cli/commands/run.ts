@@ -1,7 +1,7 @@
 /** `vmbkp run RECIPE.yaml [--dry-run]`: a whole batch of VM backups or restores from one recipe file. */
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
-import { loadRecipe } from '../../recipe/index.js';
+import { loadRecipe } from '../../app/run-recipe.js';
 import { Output } from '../context.js';
 import { runBackupRecipe } from '../run-backup.js';
 import { runRestoreRecipe } from '../run-restore.js';

@@ -1,7 +1,6 @@
 /** vmbkp serve: one disk of one generation as an NBD export, until SIGINT or SIGTERM. */
 import type { Command } from 'commander';
-import { serveGeneration } from '../../jobs/serve-generation.js';
-import { loadServerTls, parseListenAddress } from '../../nbd/server.js';
+import { loadServerTls, parseListenAddress, serveGeneration } from '../../app/serve.js';
 import { UsageError } from '../../errors.js';
 import { type GlobalOptions, Output, openRepository } from '../context.js';
 import { ExitCode } from '../exit-codes.js';
