@@ -43,11 +43,15 @@ export async function backupDisks(req: BackupDisksRequest): Promise<GenerationMa
   try {
     const disks: DiskInput[] = [];
     for (const d of req.disks) {
-      const { source, changed } = d.bitmap !== undefined
-        ? await openSourceWithBitmap(d.uri, d.bitmap)
-        : { source: await openSource(d.uri), changed: d.changed };
+      if (d.bitmap === undefined) {
+        const source = await openSource(d.uri);
+        sources.push(source);
+        disks.push({ name: d.name, source, ...(d.changed ? { changed: d.changed } : {}) });
+        continue;
+      }
+      const { source, token } = await openSourceWithBitmap(d.uri, d.bitmap);
       sources.push(source);
-      disks.push({ name: d.name, source, ...(changed ? { changed } : {}) });
+      disks.push({ name: d.name, source, changedSince: token });
     }
     return await backupSet({
       repo: req.repo, set: req.set, mode: req.mode, disks,

@@ -23,6 +23,11 @@ export interface DiskInput {
   readonly source: DiskSource;
   /** Changed extents supplied by the caller (e.g. --changed); otherwise the source is asked. */
   readonly changed?: readonly Extent[];
+  /**
+   * The change token to ask the source with, instead of the previous generation's: one the
+   * source keeps itself (a QEMU dirty bitmap of an NBD disk, see sources/nbd.ts).
+   */
+  readonly changedSince?: string;
 }
 
 export type BackupEvent =
@@ -76,8 +81,9 @@ async function planDisk(repo: Repository, set: string, previous: GenerationManif
 
   let changed = disk.changed;
   let changesWhy: string | undefined;
-  if (!changed && prevRecord?.changeToken) {
-    const answer = await disk.source.changedSince(prevRecord.changeToken);
+  const since = disk.changedSince ?? prevRecord?.changeToken;
+  if (!changed && since) {
+    const answer = await disk.source.changedSince(since);
     if ('unknown' in answer) changesWhy = answer.unknown;
     else changed = answer;
   } else if (!changed) {

@@ -13,6 +13,11 @@ const MAX_REQUEST = 32 * 1024 * 1024;
 /** qemu:dirty-bitmap descriptor flag: the extent changed. */
 const DIRTY = 1;
 
+/**
+ * The change token of a QEMU dirty bitmap: its meta context's name. An NBD source opened
+ * with the bitmap answers changedSince(token) with the extents the bitmap marks (since
+ * when is the bitmap's business: whoever manages it creates or clears it at a backup).
+ */
 export function dirtyBitmapContext(name: string): string {
   return `qemu:dirty-bitmap:${name}`;
 }
@@ -33,7 +38,7 @@ export class NbdSource implements DiskSource {
     return this.readers.length;
   }
 
-  /** With `bitmap`, also asks for qemu:dirty-bitmap:NAME so that dirtyExtents() can answer. */
+  /** With `bitmap`, also asks for qemu:dirty-bitmap:NAME so that changedSince(dirtyBitmapContext(NAME)) can answer. */
   static async open(uri: string, bitmap?: string): Promise<NbdSource> {
     const contexts = bitmap === undefined ? [BASE_ALLOCATION] : [BASE_ALLOCATION, dirtyBitmapContext(bitmap)];
     const client = await NbdClient.connect(parseNbdUri(uri), { metaContexts: contexts });
@@ -51,11 +56,6 @@ export class NbdSource implements DiskSource {
       }
     }
     return new NbdSource(client, readers, client.description);
-  }
-
-  /** The extents a QEMU dirty bitmap marks as changed. */
-  async dirtyExtents(bitmap: string): Promise<Extent[]> {
-    return this.extentsWhere(dirtyBitmapContext(bitmap), 0, this.size, (flags) => (flags & DIRTY) !== 0);
   }
 
   get size(): number {
@@ -90,8 +90,12 @@ export class NbdSource implements DiskSource {
     return out;
   }
 
-  async changedSince(): Promise<Extent[] | ChangesUnknown> {
-    return { unknown: `${this.description} has no change tracking` };
+  /** The extents a dirty bitmap marks as changed, when `token` names one this source was opened with. */
+  async changedSince(token: string): Promise<Extent[] | ChangesUnknown> {
+    if (!token.startsWith(dirtyBitmapContext('')) || !this.client.info.metaContexts.has(token)) {
+      return { unknown: `${this.description} has no change tracking` };
+    }
+    return this.extentsWhere(token, 0, this.size, (flags) => (flags & DIRTY) !== 0);
   }
 
   async changeToken(): Promise<string | undefined> {

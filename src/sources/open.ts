@@ -5,9 +5,9 @@
 import { InputError } from '../errors.js';
 import { isNbdUri } from '../nbd/uri.js';
 import { FileSource, FileTarget } from './file.js';
-import { NbdSource, NbdTarget } from './nbd.js';
+import { NbdSource, NbdTarget, dirtyBitmapContext } from './nbd.js';
 import { Qcow2Target } from './qcow2.js';
-import type { DiskSource, DiskTarget, Extent } from './types.js';
+import type { DiskSource, DiskTarget } from './types.js';
 
 function filePath(uri: string): string | undefined {
   if (uri.startsWith('file://')) return decodeURIComponent(new URL(uri).pathname);
@@ -23,16 +23,13 @@ export async function openSource(uri: string): Promise<DiskSource> {
   return FileSource.open(path);
 }
 
-/** Opens an NBD disk together with the extents its QEMU dirty bitmap `bitmap` marks as changed. */
-export async function openSourceWithBitmap(uri: string, bitmap: string): Promise<{ source: DiskSource; changed: Extent[] }> {
+/**
+ * Opens an NBD disk whose QEMU dirty bitmap `bitmap` tracks its changes; returns the
+ * change token that the source's changedSince answers from that bitmap.
+ */
+export async function openSourceWithBitmap(uri: string, bitmap: string): Promise<{ source: DiskSource; token: string }> {
   if (!isNbdUri(uri)) throw new InputError(`--changed-bitmap needs an NBD disk (nbd://… or nbd+unix://…), not ${JSON.stringify(uri)}`);
-  const source = await NbdSource.open(uri, bitmap);
-  try {
-    return { source, changed: await source.dirtyExtents(bitmap) };
-  } catch (err) {
-    await source.close().catch(() => {});
-    throw err;
-  }
+  return { source: await NbdSource.open(uri, bitmap), token: dirtyBitmapContext(bitmap) };
 }
 
 export async function openTarget(uri: string, size: number, overwrite: boolean): Promise<DiskTarget> {
