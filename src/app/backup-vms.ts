@@ -8,7 +8,8 @@ import { type BatchEvent, type BatchReport, type BatchRequest, type BatchTarget,
 import type { RequestedMode } from '../repository/generation.js';
 import type { Targets } from '../recipe/index.js';
 import { resolveTargets } from '../recipe/resolve-targets.js';
-import { type Transport, type VddkSettings, snapshotDiskOpener } from './transport.js';
+import { VsphereProvider } from '../providers/vsphere/provider.js';
+import { type Transport, type VddkSettings, snapshotDiskOpener } from '../providers/vsphere/transport.js';
 import type { VcenterJob } from './vcenter.js';
 
 export type { BatchEvent, BatchReport, BatchTarget, VmResult } from '../jobs/backup-batch.js';
@@ -39,19 +40,19 @@ export interface BackupVmsRequest extends Partial<Pick<BatchRequest, 'bandwidth'
 /** One VM at a time, one disk at a time: what `backup --vcenter` has always done. */
 const ONE_AT_A_TIME = { vms: 1, disksPerVm: 1, snapshots: 1 } as const;
 
-export async function selectTargets(job: VcenterJob, vms: VmSelection): Promise<BatchTarget[]> {
-  if (vms.kind === 'recipe') return resolveTargets(job.session, vms.targets);
+export async function selectTargets(provider: VsphereProvider, vms: VmSelection): Promise<BatchTarget[]> {
+  if (vms.kind === 'recipe') return resolveTargets(provider, vms.targets);
   return vms.vms.map((name) => ({ name, excludeDisks: [] }));
 }
 
 export async function backupVms(req: BackupVmsRequest): Promise<BatchReport> {
   const { job, policy } = req;
-  const targets = await selectTargets(job, req.vms);
+  const targets = await selectTargets(new VsphereProvider(job.session), req.vms);
+  const provider = new VsphereProvider(job.session, { openDisk: await snapshotDiskOpener(job.connection, policy.transport, policy.vddk) });
   return runBackupBatch({
-    repo: job.repo, repoLocation: job.repo.location, session: job.session, targets,
+    repo: job.repo, repoLocation: job.repo.location, provider, targets,
     mode: policy.mode, quiesce: policy.quiesce, memory: policy.memory, enableCbt: policy.enableCbt,
     ...(policy.compressionLevel !== undefined ? { compressionLevel: policy.compressionLevel } : {}),
-    openDisk: await snapshotDiskOpener(job.connection, policy.transport, policy.vddk),
     concurrency: req.concurrency ?? ONE_AT_A_TIME,
     ...(req.bandwidth !== undefined ? { bandwidth: req.bandwidth } : {}),
     hooks: req.hooks ?? { pre: [], post: [] },

@@ -4,16 +4,16 @@
  * snapshot, no change to any VM.
  */
 import { describeCause } from '../errors.js';
-import { type VmPlan, planVmBackup } from '../jobs/plan-vm.js';
+import { type VmPlan, planMachineBackup } from '../jobs/plan-machine.js';
+import { VsphereProvider } from '../providers/vsphere/provider.js';
 import { resolveGeneration } from '../jobs/resolve.js';
 import type { BackupRecipe, RestoreRecipe } from '../recipe/index.js';
 import { findVm } from '../vsphere/inventory.js';
-import { MoRef } from '../vsphere/xml.js';
 import { selectTargets } from './backup-vms.js';
 import { runFailure } from './run-report.js';
 import type { VcenterJob } from './vcenter.js';
 
-export type { VmPlan } from '../jobs/plan-vm.js';
+export type { VmPlan } from '../jobs/plan-machine.js';
 
 /** A target the backup could not do, with why. */
 export interface UnplannedVm { readonly vm: string; readonly error: string }
@@ -27,14 +27,15 @@ export interface BackupDryRun {
 /** Each target's disks and the mode each would get; targets that cannot be backed up say why. */
 export async function planBackupRecipe(job: VcenterJob, recipePath: string, recipe: BackupRecipe): Promise<BackupDryRun> {
   const vms: (VmPlan | UnplannedVm)[] = [];
-  for (const t of await selectTargets(job, { kind: 'recipe', targets: recipe.targets })) {
+  const provider = new VsphereProvider(job.session);
+  for (const t of await selectTargets(provider, { kind: 'recipe', targets: recipe.targets })) {
     if ('unresolved' in t) {
       vms.push({ vm: t.name, error: t.unresolved });
       continue;
     }
     try {
-      const ref = new MoRef('VirtualMachine', t.moref ?? (await findVm(job.session, t.name)).ref.value);
-      vms.push(await planVmBackup(job.session, job.repo, { name: t.name, ref }, {
+      const id = t.id ?? (await findVm(job.session, t.name)).ref.value;
+      vms.push(await planMachineBackup(provider, job.repo, { name: t.name, id }, {
         mode: recipe.policy.mode, enableCbt: recipe.policy.enableCbt, excludeDisks: t.excludeDisks,
       }));
     } catch (err) {

@@ -5,19 +5,19 @@
  */
 import path from 'node:path';
 import { PartialFailureError } from '../errors.js';
-import { type RestoreBatchReport, type RestoreSpec, runRestoreBatch } from '../jobs/restore-batch.js';
-import type { VmRestoreEvent } from '../jobs/restore-vm.js';
+import { type RestoreBatchReport, runRestoreBatch } from '../jobs/restore-batch.js';
+import type { RestoreOutcome, VmRestoreEvent } from '../providers/vsphere/restore-vm.js';
 import type { BackupRecipe, RestoreRecipe } from '../recipe/index.js';
 import { type BatchEvent, type BatchReport, backupVms } from './backup-vms.js';
 import { runFailure, writeReport } from './run-report.js';
-import { vmDiskOpener, writesWholeDisk } from './transport.js';
+import { type VmRestoreSpec, restoreProvider } from './restore-vm.js';
 import type { VcenterJob } from './vcenter.js';
 
 export { loadRecipe } from '../recipe/index.js';
 
 /** A run's report as the report file and --json show it. */
 export type BackupRunReport = { readonly kind: 'backup'; readonly recipe: string; readonly repository: string } & BatchReport;
-export type RestoreRunReport = { readonly kind: 'restore'; readonly recipe: string; readonly repository: string } & RestoreBatchReport;
+export type RestoreRunReport = { readonly kind: 'restore'; readonly recipe: string; readonly repository: string } & RestoreBatchReport<RestoreOutcome>;
 
 export interface RecipeRun<R> {
   readonly report: R;
@@ -48,7 +48,7 @@ export async function runBackupRecipe(job: VcenterJob, recipePath: string, recip
   return { report: full, failure: runFailure(recipePath, report.vms.length, failed.map((v) => ({ name: v.vm, cause: v.error?.message ?? 'failed' })), 'VMs') };
 }
 
-function specOf(r: RestoreRecipe['restores'][number]): RestoreSpec {
+function specOf(r: RestoreRecipe['restores'][number]): VmRestoreSpec {
   return {
     set: r.set, generation: String(r.generation), name: r.name, datastore: r.datastore, host: r.host, folder: r.folder,
     resourcePool: r.resourcePool, network: r.network, powerOn: r.powerOn, keepIdentity: r.keepIdentity, overwrite: r.overwrite,
@@ -59,9 +59,7 @@ function specOf(r: RestoreRecipe['restores'][number]): RestoreSpec {
 export async function runRestoreRecipe(job: VcenterJob, recipePath: string, recipe: RestoreRecipe, signal: AbortSignal | undefined,
   onEvent?: (e: { name: string; event: VmRestoreEvent }) => void): Promise<RecipeRun<RestoreRunReport>> {
   const report = await runRestoreBatch({
-    repo: job.repo, session: job.session, restores: recipe.restores.map(specOf),
-    openDisk: await vmDiskOpener(job.connection, recipe.transport, recipe.vddk),
-    writesWholeDisk: writesWholeDisk(recipe.transport),
+    repo: job.repo, provider: await restoreProvider(job, recipe.transport, recipe.vddk), restores: recipe.restores.map(specOf),
     ...(signal ? { signal } : {}),
     ...(onEvent ? { onEvent } : {}),
   });

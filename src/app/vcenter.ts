@@ -4,9 +4,12 @@
  */
 import { resolvePassword } from '../recipe/password.js';
 import type { Repository } from '../repository/repository.js';
-import { VsphereSession } from '../vsphere/session.js';
-import { type TlsPolicy, normalizeThumbprint } from '../vsphere/tls.js';
+import { type VcenterConnection, connect, tlsPolicy } from '../providers/vsphere/connection.js';
+import type { VsphereSession } from '../vsphere/session.js';
 import { openRepository } from './repository.js';
+
+export { type VcenterConnection, connect } from '../providers/vsphere/connection.js';
+export { type Transport, type VddkSettings, isTransport } from '../providers/vsphere/transport.js';
 
 /** Where and as whom to log in, as the user gave it; the password is read from a file or a variable. */
 export interface VcenterLogin {
@@ -18,28 +21,10 @@ export interface VcenterLogin {
   readonly insecure?: boolean | undefined;
 }
 
-export interface VcenterConnection {
-  readonly url: string;
-  readonly user: string;
-  readonly password: string;
-  readonly tls: TlsPolicy;
-}
-
-/** Certificate trust from a thumbprint or insecure (flags or a recipe); the system CAs by default. */
-export function tlsPolicy(thumbprint: string | undefined, insecure: boolean | undefined): TlsPolicy {
-  return insecure ? { kind: 'insecure' }
-    : thumbprint ? { kind: 'pinned', thumbprint: normalizeThumbprint(thumbprint) }
-    : { kind: 'system' };
-}
-
 /** Reads the password; a recipe's passwordFile and --password-file are read alike. */
 export async function vcenterConnection(login: VcenterLogin): Promise<VcenterConnection> {
   const password = await resolvePassword({ passwordFile: login.passwordFile, passwordEnv: login.passwordEnv });
   return { url: login.vcenter, user: login.user, password, tls: tlsPolicy(login.thumbprint, login.insecure) };
-}
-
-export function connect(c: VcenterConnection): Promise<VsphereSession> {
-  return VsphereSession.connect({ url: c.url, user: c.user, password: c.password, tls: c.tls });
 }
 
 /** What a job on a vCenter works with; `close` logs out. */

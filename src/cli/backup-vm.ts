@@ -1,8 +1,7 @@
 /** `vmbkp backup --vcenter … --vm NAME …`: online backups of vSphere VMs, one generation each. */
 import { backupVms } from '../app/backup-vms.js';
 import { generationSummary } from '../app/generation-summary.js';
-import { isTransport } from '../app/transport.js';
-import { startVcenterJob, vcenterConnection } from '../app/vcenter.js';
+import { isTransport, startVcenterJob, vcenterConnection } from '../app/vcenter.js';
 import { PartialFailureError, UsageError, describeCause, errorRecord } from '../errors.js';
 import type { GenerationManifest, RequestedMode } from '../repository/generation.js';
 import { type GlobalOptions, Output, openRepository } from './context.js';

@@ -1,7 +1,6 @@
 /** `vmbkp restore --vcenter … --set VM --name NEW`: a VM backup restored as a VM. */
 import { type VmRestoreResult, restoreVmRun } from '../app/restore-vm.js';
-import { isTransport } from '../app/transport.js';
-import { startVcenterJob, vcenterConnection } from '../app/vcenter.js';
+import { isTransport, startVcenterJob, vcenterConnection } from '../app/vcenter.js';
 import { UsageError } from '../errors.js';
 import { splitAssignment } from './commands/backup.js';
 import { type GlobalOptions, Output, openRepository, wholeNumber } from './context.js';

@@ -12,31 +12,32 @@ import { gc } from '../repository/gc.js';
 import { prune } from '../repository/prune.js';
 import type { Repository } from '../repository/repository.js';
 import type { RetentionPolicy } from '../repository/retention.js';
-import type { VsphereSession } from '../vsphere/session.js';
-import { type OpenDisk, type VmBackupEvent, backupVm, setNameForVm } from './backup-vm.js';
-import { Semaphore, mapConcurrently } from './concurrency.js';
+import type { BackupProvider, MachineInventory, MachineTarget } from '../providers/machine-provider.js';
+import { Semaphore, mapConcurrently } from '../concurrency.js';
+import { type MachineBackupEvent, backupMachine } from './backup-machine.js';
 import { type HookCommand, type HookRun, hookError, hookFailed, runHook } from './hooks.js';
 
-/**
- * A VM to back up, or a target that could not be resolved (a missing VM or folder, a clash): reported as failed.
- * A VM named on the command line has no moref yet: it is found by `name` (a name or a moref) when its backup starts.
- */
-export type BatchTarget =
-  | { readonly name: string; readonly moref?: string; readonly excludeDisks: readonly number[] }
-  | { readonly name: string; readonly unresolved: string };
+/** A VM to back up, or a target that could not be resolved (a missing VM or folder, a clash): reported as failed. */
+export type BatchTarget = MachineTarget;
+
+/** What the batch needs of a provider: backups, and the names of sets and of where the machines are. */
+export type BatchProvider = BackupProvider & Pick<MachineInventory, 'location' | 'setName'>;
 
 export interface BatchRequest {
   readonly repo: Repository;
   /** Where the repository is, for hooks (VMBKP_REPO). */
   readonly repoLocation: string;
-  readonly session: VsphereSession;
+  /**
+   * The machines' provider, its disks read through the batch's bandwidth limit (the
+   * batch wraps each source it opens).
+   */
+  readonly provider: BatchProvider;
   readonly targets: readonly BatchTarget[];
   readonly mode: RequestedMode;
   readonly quiesce: boolean;
   readonly memory: boolean;
   readonly enableCbt: boolean;
   readonly compressionLevel?: number;
-  readonly openDisk: OpenDisk;
   readonly concurrency: { readonly vms: number; readonly disksPerVm: number; readonly snapshots: number };
   /** Bytes per second over all streams together. */
   readonly bandwidth?: number;
@@ -49,7 +50,7 @@ export interface BatchRequest {
 
 export type BatchEvent =
   | { type: 'vm-start'; vm: string }
-  | { type: 'vm-event'; vm: string; event: VmBackupEvent }
+  | { type: 'vm-event'; vm: string; event: MachineBackupEvent }
   /** `manifest` is the generation a backup committed; `cause` what a failed one threw (for a front end that reports it as such). */
   | { type: 'vm-done'; vm: string; result: VmResult; manifest?: GenerationManifest; cause?: unknown }
   | { type: 'warning'; message: string };
@@ -103,10 +104,10 @@ function skippedOf(m: GenerationManifest): { name: string; reason: string }[] {
   return disks.filter((d) => d.skipped).map((d) => ({ name: d.name, reason: d.skipped! }));
 }
 
-async function backupOne(req: BatchRequest, target: BatchTarget, openDisk: OpenDisk, snapshots: Semaphore): Promise<VmResult> {
+async function backupOne(req: BatchRequest, target: BatchTarget, provider: BackupProvider, snapshots: Semaphore): Promise<VmResult> {
   const t0 = performance.now();
   const emit = req.onEvent ?? (() => {});
-  const set = setNameForVm(target.name);
+  const set = req.provider.setName(target.name);
   if ('unresolved' in target) {
     return { vm: target.name, set, ok: false, error: { code: 'NOT_FOUND', message: target.unresolved }, warnings: [], hooks: [], durationMs: 0 };
   }
@@ -114,12 +115,13 @@ async function backupOne(req: BatchRequest, target: BatchTarget, openDisk: OpenD
   const hooks: HookRun[] = [];
   const hookTimeout = req.hooks.timeoutSeconds !== undefined ? req.hooks.timeoutSeconds * 1000 : undefined;
   const env: Record<string, string> = {
-    VMBKP_VM: target.name, ...(target.moref !== undefined ? { VMBKP_VM_MOREF: target.moref } : {}), VMBKP_SET: set,
-    VMBKP_REPO: req.repoLocation, VMBKP_VCENTER: req.session.host,
+    VMBKP_VM: target.name, ...(target.id !== undefined ? { VMBKP_VM_MOREF: target.id } : {}), VMBKP_SET: set,
+    VMBKP_REPO: req.repoLocation, VMBKP_VCENTER: req.provider.location,
   };
   emit({ type: 'vm-start', vm: target.name });
 
   let manifest: GenerationManifest | undefined;
+  let machineId: string | undefined;
   let failure: unknown;
   for (const hook of req.hooks.pre) {
     const run = await runHook('pre', hook, { ...env, VMBKP_PHASE: 'pre' }, hookTimeout, req.secretEnv);
@@ -131,8 +133,8 @@ async function backupOne(req: BatchRequest, target: BatchTarget, openDisk: OpenD
   }
   if (failure === undefined) {
     try {
-      manifest = await backupVm({
-        repo: req.repo, session: req.session, vm: target.moref ?? target.name, mode: req.mode, openDisk,
+      ({ manifest, machine: { id: machineId } } = await backupMachine({
+        repo: req.repo, provider, machine: target.id ?? target.name, mode: req.mode,
         quiesce: req.quiesce, memory: req.memory, enableCbt: req.enableCbt,
         ...(req.compressionLevel !== undefined ? { compressionLevel: req.compressionLevel } : {}),
         diskConcurrency: req.concurrency.disksPerVm, excludeDisks: target.excludeDisks, snapshotSlots: snapshots,
@@ -140,7 +142,7 @@ async function backupOne(req: BatchRequest, target: BatchTarget, openDisk: OpenD
           if (event.type === 'warning') warnings.push(event.message);
           emit({ type: 'vm-event', vm: target.name, event });
         },
-      });
+      }));
     } catch (err) {
       failure = err;
     }
@@ -159,7 +161,7 @@ async function backupOne(req: BatchRequest, target: BatchTarget, openDisk: OpenD
   }
 
   // A VM named on the command line gets its moref and set from what was backed up.
-  const moref = target.moref ?? (manifest?.machine as { moref?: string } | undefined)?.moref;
+  const moref = target.id ?? machineId;
   const result: VmResult = {
     vm: target.name, ...(moref !== undefined ? { moref } : {}), set: manifest?.set ?? set, ok: failure === undefined,
     ...(manifest ? {
@@ -205,10 +207,18 @@ export async function runBackupBatch(req: BatchRequest): Promise<BatchReport> {
   const t0 = performance.now();
   const limiter = rateLimiter(req.bandwidth);
   const counter = new TransferCounter();
-  const openDisk: OpenDisk = async (d) => new LimitedSource(await req.openDisk(d), limiter, counter);
+  // Every disk the provider opens is read through the batch's limit and counted.
+  const provider: BackupProvider = {
+    prepareBackup: (m, o, e) => req.provider.prepareBackup(m, o, e),
+    survey: (m, o) => req.provider.survey(m, o),
+    beginBackup: async (m, o, e) => {
+      const b = await req.provider.beginBackup(m, o, e);
+      return { ...b, disks: b.disks.map((d) => ({ name: d.name, source: new LimitedSource(d.source, limiter, counter) })) };
+    },
+  };
   const snapshots = new Semaphore(req.concurrency.snapshots);
 
-  const vms = await mapConcurrently(req.targets, req.concurrency.vms, (t) => backupOne(req, t, openDisk, snapshots));
+  const vms = await mapConcurrently(req.targets, req.concurrency.vms, (t) => backupOne(req, t, provider, snapshots));
   const transferMs = performance.now() - t0;
   const succeeded = vms.filter((v) => v.ok);
   const { retention, gc: gcResult } = await applyRetention(req, [...new Set(succeeded.map((v) => v.set))]);

@@ -16,7 +16,7 @@ import { RepositoryLock } from '../repository/lock.js';
 import type { Repository } from '../repository/repository.js';
 import type { DiskSource, Extent } from '../sources/types.js';
 import { type ModeChoice, chooseMode } from './choose-mode.js';
-import { mapConcurrently } from './concurrency.js';
+import { mapConcurrently } from '../concurrency.js';
 
 export interface DiskInput {
   readonly name: string;

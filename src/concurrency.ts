@@ -1,4 +1,4 @@
-/** Bounded concurrency for jobs: a counting semaphore, and map with at most N at once. */
+/** Bounded concurrency (below all layers, used by jobs and providers): a counting semaphore, and map with at most N at once. */
 
 export class Semaphore {
   private free: number;

@@ -4,17 +4,17 @@
  * anything fails after it was made.
  */
 import { hostname } from 'node:os';
-import { AlreadyExistsError, IoError, InputError, NotFoundError, describeCause } from '../errors.js';
-import { failpoint } from '../failpoints.js';
-import { type NewDisk, createVm, notRecreated, vmConfigSpec } from '../vsphere/create-vm.js';
-import { parseDatastorePath } from '../vsphere/datastore.js';
-import { faultOf } from '../vsphere/errors.js';
-import { type VmRef, listVms } from '../vsphere/inventory.js';
-import { type Placement, resolvePlacement } from '../vsphere/placement.js';
-import { retrieveOne } from '../vsphere/property-collector.js';
-import { destroyVm } from '../vsphere/vm-lifecycle.js';
-import { RESTORE_MARKER_KEY, clearRestoreMarker, restoreMarkerValue } from '../vsphere/restore-marker.js';
-import { type MoRef, textAt } from '../vsphere/xml.js';
+import { AlreadyExistsError, IoError, InputError, NotFoundError, describeCause } from '../../errors.js';
+import { failpoint } from '../../failpoints.js';
+import { type NewDisk, createVm, notRecreated, vmConfigSpec } from '../../vsphere/create-vm.js';
+import { parseDatastorePath } from '../../vsphere/datastore.js';
+import { faultOf } from '../../vsphere/errors.js';
+import { type VmRef, listVms } from '../../vsphere/inventory.js';
+import { type Placement, resolvePlacement } from '../../vsphere/placement.js';
+import { retrieveOne } from '../../vsphere/property-collector.js';
+import { destroyVm } from '../../vsphere/vm-lifecycle.js';
+import { RESTORE_MARKER_KEY, clearRestoreMarker, restoreMarkerValue } from '../../vsphere/restore-marker.js';
+import { type MoRef, textAt } from '../../vsphere/xml.js';
 import type { RestoreContext, RestoreOutcome, RestoredDisk } from './restore-vm-context.js';
 import { checkInterrupted, dataBytes, matchCreatedDisks, writeDisks } from './restore-vm-disks.js';
 import { powerOnIfAsked, withNote } from './restore-vm-finish.js';

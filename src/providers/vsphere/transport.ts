@@ -1,17 +1,17 @@
 /**
  * How the disks of a vSphere VM are read and written: `https` (the datastore's /folder
  * URLs, needs nothing from VMware) or `vddk` (nbdkit's vddk plugin). Chosen once per job,
- * from flags or a recipe.
+ * from flags or a recipe (by src/app).
  */
-import type { OpenDisk } from '../jobs/backup-vm.js';
-import type { OpenVmDisk } from '../sources/vsphere-target.js';
-import { openHttpsDisk } from '../sources/vsphere-https.js';
-import { openUploadTarget } from '../sources/vsphere-upload.js';
-import { type VddkOptions, openVddkDisk } from '../sources/vsphere-vddk.js';
-import { openVddkTarget } from '../sources/vsphere-vddk-target.js';
-import { sdkUrl } from '../vsphere/session.js';
-import { peerThumbprintSha1 } from '../vsphere/tls.js';
-import type { VcenterConnection } from './vcenter.js';
+import type { OpenVmDisk } from '../../sources/vsphere-target.js';
+import { openHttpsDisk } from '../../sources/vsphere-https.js';
+import { openUploadTarget } from '../../sources/vsphere-upload.js';
+import { type VddkOptions, openVddkDisk } from '../../sources/vsphere-vddk.js';
+import { openVddkTarget } from '../../sources/vsphere-vddk-target.js';
+import { sdkUrl } from '../../vsphere/session.js';
+import { peerThumbprintSha1 } from '../../vsphere/tls.js';
+import type { OpenDisk } from './backup-vm.js';
+import type { VcenterConnection } from './connection.js';
 
 export const TRANSPORTS = ['https', 'vddk'] as const;
 export type Transport = (typeof TRANSPORTS)[number];

@@ -2,18 +2,18 @@
  * The disks of a restored VM: found among the disks it was created with, then each
  * written from the repository and read back against the generation's digests.
  */
-import { IoError } from '../errors.js';
-import type { Progress } from '../engine/backup-disk.js';
-import { restoreDisk } from '../engine/restore-disk.js';
-import { restoreDiskInOrder } from '../engine/restore-ordered.js';
-import { verifyWritten } from '../engine/verify-written.js';
-import type { DiskIndex } from '../repository/disk-index.js';
-import type { VmDiskTarget } from '../sources/vsphere-target.js';
-import { storageControllers } from '../vsphere/create-vm.js';
-import type { VmRef } from '../vsphere/inventory.js';
-import { type VirtualDiskInfo, disksOf } from '../vsphere/vm.js';
-import type { XmlNode } from '../vsphere/xml.js';
-import { mapConcurrently } from './concurrency.js';
+import { IoError } from '../../errors.js';
+import type { Progress } from '../../engine/backup-disk.js';
+import { restoreDisk } from '../../engine/restore-disk.js';
+import { restoreDiskInOrder } from '../../engine/restore-ordered.js';
+import { verifyWritten } from '../../engine/verify-written.js';
+import type { DiskIndex } from '../../repository/disk-index.js';
+import type { VmDiskTarget } from '../../sources/vsphere-target.js';
+import { storageControllers } from '../../vsphere/create-vm.js';
+import type { VmRef } from '../../vsphere/inventory.js';
+import { type VirtualDiskInfo, disksOf } from '../../vsphere/vm.js';
+import type { XmlNode } from '../../vsphere/xml.js';
+import { mapConcurrently } from '../../concurrency.js';
 import type { DiskPlan, RestoreContext, RestoredDisk } from './restore-vm-context.js';
 
 /** Bytes of a disk that hold data (what a thin disk needs when only data is written). */

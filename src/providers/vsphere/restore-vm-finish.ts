@@ -1,7 +1,7 @@
 /** How a restore ends: the VM powered on when asked, and errors that say what became of the VM. */
-import { IoError, VmbkpError, describeCause } from '../errors.js';
-import type { VmRef } from '../vsphere/inventory.js';
-import { powerOnVm } from '../vsphere/vm-lifecycle.js';
+import { IoError, VmbkpError, describeCause } from '../../errors.js';
+import type { VmRef } from '../../vsphere/inventory.js';
+import { powerOnVm } from '../../vsphere/vm-lifecycle.js';
 import type { RestoreContext } from './restore-vm-context.js';
 
 /** The same error with a note on what became of the VM; its code (and exit code) is kept. */

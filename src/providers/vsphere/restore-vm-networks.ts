@@ -1,9 +1,9 @@
 /** The NICs of a restored VM on the target's networks. */
-import { InputError, NotFoundError } from '../errors.js';
-import { type StoredNic, ethernetCards } from '../vsphere/create-vm.js';
-import { type NetworkInfo, listNetworks, nicBacking } from '../vsphere/network.js';
-import type { Placement } from '../vsphere/placement.js';
-import type { Typed } from '../vsphere/xml.js';
+import { InputError, NotFoundError } from '../../errors.js';
+import { type StoredNic, ethernetCards } from '../../vsphere/create-vm.js';
+import { type NetworkInfo, listNetworks, nicBacking } from '../../vsphere/network.js';
+import type { Placement } from '../../vsphere/placement.js';
+import type { Typed } from '../../vsphere/xml.js';
 import type { RestoreContext } from './restore-vm-context.js';
 
 /** Each NIC's backing: mapped by --network, else on the network of the same name (or port group key). */

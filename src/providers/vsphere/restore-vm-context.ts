@@ -3,20 +3,15 @@
  * context restore-vm.ts hands to the steps (create, overwrite, disks, networks, finish).
  * In a module of its own so that the steps and restore-vm.ts do not import each other.
  */
-import type { Progress } from '../engine/backup-disk.js';
-import type { ChunkPool } from '../engine/chunk-pool.js';
-import type { DiskIndex } from '../repository/disk-index.js';
-import type { Repository } from '../repository/repository.js';
-import type { OpenVmDisk } from '../sources/vsphere-target.js';
-import type { VsphereSession } from '../vsphere/session.js';
-import type { VsphereMachine } from './backup-vm.js';
+import type { ChunkPool } from '../../engine/chunk-pool.js';
+import type { DiskIndex } from '../../repository/disk-index.js';
+import type { Repository } from '../../repository/repository.js';
+import type { OpenVmDisk } from '../../sources/vsphere-target.js';
+import type { VsphereSession } from '../../vsphere/session.js';
+import type { MachineRestoreEvent } from '../machine-provider.js';
+import type { VsphereMachine } from './stored-vm.js';
 
-export type VmRestoreEvent =
-  | { type: 'step'; message: string }
-  | { type: 'warning'; message: string }
-  | { type: 'disk-start'; disk: string; phase: 'write' | 'verify'; bytesTotal: number }
-  | { type: 'progress'; disk: string; phase: 'write' | 'verify'; progress: Progress }
-  | { type: 'disk-done'; disk: string };
+export type VmRestoreEvent = MachineRestoreEvent;
 
 export interface VmRestoreRequest {
   readonly repo: Repository;
@@ -90,5 +85,8 @@ export interface RestoreContext {
   readonly machine: VsphereMachine;
   readonly plans: readonly DiskPlan[];
 }
+
+/** A restore as the job asks for it: the generation, repository and transport are the job's and the provider's. */
+export type VsphereRestoreRequest = Omit<VmRestoreRequest, 'repo' | 'session' | 'set' | 'generation' | 'openDisk' | 'writesWholeDisk' | 'workers'>;
 
 export type RestoreOutcome = Omit<VmRestoreResult, 'set' | 'generation' | 'durationMs'>;

@@ -1,10 +1,10 @@
 /** A restore over an existing VM (`overwrite`): only its disks are written; it is never destroyed. */
-import { InputError } from '../errors.js';
-import { datacenterPathOf } from '../vsphere/datastore.js';
-import type { VmRef } from '../vsphere/inventory.js';
-import { retrieveOne } from '../vsphere/property-collector.js';
-import { disksOf, snapshotsOf } from '../vsphere/vm.js';
-import { text } from '../vsphere/xml.js';
+import { InputError } from '../../errors.js';
+import { datacenterPathOf } from '../../vsphere/datastore.js';
+import type { VmRef } from '../../vsphere/inventory.js';
+import { retrieveOne } from '../../vsphere/property-collector.js';
+import { disksOf, snapshotsOf } from '../../vsphere/vm.js';
+import { text } from '../../vsphere/xml.js';
 import type { RestoreContext, RestoreOutcome, RestoredDisk } from './restore-vm-context.js';
 import { writeDisks } from './restore-vm-disks.js';
 import { powerOnIfAsked, withNote } from './restore-vm-finish.js';

@@ -3,11 +3,11 @@
  * removed when their process is gone, refused otherwise (see restore-marker.ts).
  */
 import { hostname } from 'node:os';
-import { AlreadyExistsError } from '../errors.js';
-import { destroyVm } from '../vsphere/vm-lifecycle.js';
-import type { VmRef } from '../vsphere/inventory.js';
-import { readRestoreMarker } from '../vsphere/restore-marker.js';
-import { pidAlive } from './pid.js';
+import { AlreadyExistsError } from '../../errors.js';
+import { destroyVm } from '../../vsphere/vm-lifecycle.js';
+import type { VmRef } from '../../vsphere/inventory.js';
+import { readRestoreMarker } from '../../vsphere/restore-marker.js';
+import { pidAlive } from '../../jobs/pid.js';
 import type { VmRestoreRequest } from './restore-vm-context.js';
 
 /**

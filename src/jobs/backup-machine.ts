@@ -1,0 +1,83 @@
+/**
+ * One machine, online, through its provider: made ready (orphans cleaned, change
+ * tracking), frozen and its disks opened, backed up as one generation of its set, and
+ * released (the snapshot removed) in every outcome. When only the release fails, the
+ * committed generation stands and the job still fails, saying so.
+ */
+import { randomUUID } from 'node:crypto';
+import { IoError, describeCause } from '../errors.js';
+import type { GenerationManifest, RequestedMode } from '../repository/generation.js';
+import type { Repository } from '../repository/repository.js';
+import type { Semaphore } from '../concurrency.js';
+import type { BackupProvider, MachineToBackUp } from '../providers/machine-provider.js';
+import { type BackupEvent, backupSet } from './backup-set.js';
+
+export type MachineBackupEvent = BackupEvent | { type: 'step'; message: string };
+
+export interface MachineBackupRequest {
+  readonly repo: Repository;
+  readonly provider: BackupProvider;
+  /** The machine: a name or the provider's id. */
+  readonly machine: string;
+  readonly mode: RequestedMode;
+  readonly quiesce?: boolean;
+  readonly memory?: boolean;
+  readonly enableCbt?: boolean;
+  readonly compressionLevel?: number;
+  readonly workers?: number;
+  /** Disks read at once (default 1). */
+  readonly diskConcurrency?: number;
+  /** Device keys of disks not to back up (a recipe's excludeDisks). */
+  readonly excludeDisks?: readonly number[];
+  /** Bounds machines frozen at once across a batch: held from the snapshot to its removal. */
+  readonly snapshotSlots?: Semaphore;
+  readonly onEvent?: (e: MachineBackupEvent) => void;
+}
+
+/** The generation made, and the machine it was made of. */
+export interface MachineBackupResult {
+  readonly manifest: GenerationManifest;
+  readonly machine: MachineToBackUp;
+}
+
+export async function backupMachine(req: MachineBackupRequest): Promise<MachineBackupResult> {
+  const emit = req.onEvent ?? (() => {});
+  const warn = (message: string) => emit({ type: 'warning', message });
+  const target = await req.provider.prepareBackup(req.machine, { enableCbt: !!req.enableCbt }, emit);
+  const release = req.snapshotSlots ? await req.snapshotSlots.acquire() : () => {};
+  try {
+    const id = randomUUID();
+    const frozen = await req.provider.beginBackup(target, {
+      id, memory: req.memory ?? false, quiesce: req.quiesce ?? false, excludeDisks: req.excludeDisks ?? [],
+    }, emit);
+    let manifest: GenerationManifest | undefined;
+    let failure: unknown;
+    try {
+      const hadGenerations = (await req.repo.listGenerations(target.set)).length > 0;
+      manifest = await backupSet({
+        repo: req.repo, set: target.set, mode: req.mode, disks: frozen.disks, machine: frozen.record, id, lenient: true,
+        ...(req.compressionLevel !== undefined ? { compressionLevel: req.compressionLevel } : {}),
+        ...(req.workers !== undefined ? { workers: req.workers } : {}),
+        ...(req.diskConcurrency !== undefined ? { diskConcurrency: req.diskConcurrency } : {}),
+        onEvent: (e) => {
+          if (e.type === 'disk-start' && e.note && hadGenerations) warn(`VM ${target.name} disk ${e.disk}: ${e.mode} backup, ${e.note}`);
+          emit(e);
+        },
+      });
+    } catch (err) {
+      failure = err;
+    }
+    try {
+      await frozen.end();
+    } catch (err) {
+      if (failure === undefined) {
+        throw new IoError(`${describeCause(err)} (generation ${manifest?.generation} of set ${target.set} was committed and is complete)`, { cause: err });
+      }
+      warn(describeCause(err));
+    }
+    if (failure !== undefined) throw failure;
+    return { manifest: manifest!, machine: target };
+  } finally {
+    release();
+  }
+}

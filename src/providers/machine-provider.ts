@@ -1,0 +1,154 @@
+/**
+ * MachineProvider: what the jobs need from one kind of machine — a vSphere VM today, a
+ * libvirt/QEMU domain later. The jobs keep what every kind shares (locks, modes, the
+ * repository, batches, hooks, retention, writing and checking restored disks); a
+ * provider finds machines, freezes them for a backup, and makes them for a restore.
+ */
+import type { Progress } from '../engine/backup-disk.js';
+import type { ChunkPool } from '../engine/chunk-pool.js';
+import type { DiskIndex } from '../repository/disk-index.js';
+import type { GenerationManifest, RequestedMode } from '../repository/generation.js';
+import type { Repository } from '../repository/repository.js';
+import type { DiskSource } from '../sources/types.js';
+import type { StoredMachine } from './stored-machine.js';
+
+/**
+ * A machine to back up, as target resolution found it, or a target that found nothing
+ * (reported as failed). `id` is the provider's id (a moref); a machine named on the
+ * command line has none yet and is found by `name` (a name or an id) when its backup starts.
+ */
+export type MachineTarget =
+  | { readonly name: string; readonly id?: string; readonly excludeDisks: readonly number[] }
+  | { readonly name: string; readonly unresolved: string };
+
+/** What a provider reports while it works: steps for logs, warnings for the user. */
+export type ProviderEvent = { type: 'step'; message: string } | { type: 'warning'; message: string };
+
+/** A machine found and made ready for a backup (orphans of killed runs removed, change tracking as asked). */
+export interface MachineToBackUp {
+  /** The machine's name, as messages name it. */
+  readonly name: string;
+  /** The provider's id of the machine (a moref). */
+  readonly id: string;
+  /** The backup set its generations go to. */
+  readonly set: string;
+}
+
+export interface BeginBackupOptions {
+  /** The generation's id: a provider names what it freezes after it, so a later run finds it. */
+  readonly id: string;
+  readonly memory: boolean;
+  readonly quiesce: boolean;
+  /** Disks not to back up (device keys), recorded as skipped. */
+  readonly excludeDisks: readonly number[];
+}
+
+/** A backup begun: the frozen disks to read, the record the generation stores, and how to end it. */
+export interface MachineBackup {
+  readonly disks: readonly { readonly name: string; readonly source: DiskSource }[];
+  readonly record: StoredMachine;
+  /**
+   * Closes the disks and releases what begin froze (removes the snapshot): after success
+   * and after failure. Throws when the release failed; the next run cleans it up.
+   */
+  end(): Promise<void>;
+}
+
+/** A disk of a machine in a dry run: what the backup would read, or why it skips it. */
+export interface PlannedDisk {
+  readonly name: string;
+  readonly key: number;
+  readonly label: string;
+  readonly capacity: number;
+  readonly skipped?: string;
+}
+
+/** A machine as a dry run sees it, from reading only. */
+export interface MachineSurvey {
+  readonly name: string;
+  readonly id: string;
+  readonly set: string;
+  /** Whether the machine tracks changes now, and what the backup would do about it. */
+  readonly changeTracking: 'on' | 'off' | 'would be enabled';
+  /** What killed runs left, which the backup would remove first. */
+  readonly orphans: readonly string[];
+  readonly disks: readonly PlannedDisk[];
+}
+
+/** What a restore job hands the provider: the generation, its stored machine, each disk's index, the workers. */
+export interface MachineRestoreContext<M extends StoredMachine = StoredMachine> {
+  readonly repo: Repository;
+  readonly manifest: GenerationManifest;
+  readonly machine: M;
+  /** "set web01 generation 3", for messages. */
+  readonly gen: string;
+  /** The stored disks to restore (those the backup did not skip), each with its index. */
+  readonly disks: readonly { readonly stored: M['disks'][number]; readonly index: DiskIndex }[];
+  /** The chunk workers, started on first use. */
+  readonly pool: ChunkPool;
+}
+
+/** Machines as the inventory lists them, for resolving a recipe's targets (recipe/resolve-targets.ts). */
+export interface MachineInventory {
+  /** Where its machines are ("vcenter.example.com"): for messages, reports and hooks. */
+  readonly location: string;
+  /** Every machine: its name and id. */
+  listMachines(): Promise<{ readonly name: string; readonly id: string }[]>;
+  /** The machines under an inventory folder path; a NotFoundError when there is no such folder. */
+  machinesInFolder(path: string): Promise<{ readonly name: string; readonly id: string }[]>;
+  /** The backup set of a machine of this name. */
+  setName(machineName: string): string;
+}
+
+/** Backing a machine up: made ready, frozen with its disks opened, released (jobs/backup-machine.ts). */
+export interface BackupProvider {
+  /** Finds the machine (a name or an id), cleans the orphans of killed runs, and turns change tracking on when asked. */
+  prepareBackup(machine: string, opts: { readonly enableCbt: boolean }, emit: (e: ProviderEvent) => void): Promise<MachineToBackUp>;
+  /** Freezes the machine (a snapshot) and opens its disks; on failure nothing stays frozen. */
+  beginBackup(machine: MachineToBackUp, opts: BeginBackupOptions, emit: (e: ProviderEvent) => void): Promise<MachineBackup>;
+  /** A dry run's view of a machine: its disks and change tracking, by reading only. */
+  survey(machine: { readonly name: string; readonly id: string }, opts: { readonly enableCbt: boolean; readonly excludeDisks: readonly number[] }): Promise<MachineSurvey>;
+}
+
+export type MachineRestoreEvent =
+  | { type: 'step'; message: string }
+  | { type: 'warning'; message: string }
+  | { type: 'disk-start'; disk: string; phase: 'write' | 'verify'; bytesTotal: number }
+  | { type: 'progress'; disk: string; phase: 'write' | 'verify'; progress: Progress }
+  | { type: 'disk-done'; disk: string };
+
+/** What every restore asks for; a provider's request adds where the machine goes (placement, networks). */
+export interface MachineRestoreRequest {
+  /** The new machine's name (with `overwrite`: the existing machine whose disks are written). */
+  readonly name: string;
+  readonly overwrite?: boolean | undefined;
+  readonly powerOn?: boolean | undefined;
+  /** Disks written (and read back) at once; default 1. */
+  readonly diskConcurrency?: number | undefined;
+  /** Stops the restore at the next write: a machine it created is then destroyed like after any failure. */
+  readonly signal?: AbortSignal | undefined;
+  readonly onEvent?: ((e: MachineRestoreEvent) => void) | undefined;
+}
+
+/** What a provider's restore made of the machine; the job adds the set, generation and duration. */
+export interface RestoredMachine {
+  /** The machine's name. */
+  readonly vm: string;
+}
+
+/**
+ * Restoring a machine: make it from the stored record (or take an existing one with
+ * `overwrite`), open its disks as targets, write and check them, destroy what it made
+ * when anything fails. The job (jobs/restore-machine.ts) has locked the repository,
+ * resolved the generation and loaded every disk's index.
+ */
+export interface RestoreProvider<R extends MachineRestoreRequest, Result extends RestoredMachine> {
+  restore(ctx: MachineRestoreContext, request: R): Promise<Result>;
+}
+
+/** All of it: one provider per kind of machine. */
+export interface MachineProvider<R extends MachineRestoreRequest = MachineRestoreRequest, Result extends RestoredMachine = RestoredMachine>
+  extends MachineInventory, BackupProvider, RestoreProvider<R, Result> {
+  /** The kind of stored machine this provider writes and restores. */
+  readonly kind: StoredMachine['kind'];
+}

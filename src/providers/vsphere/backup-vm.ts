@@ -1,0 +1,159 @@
+/**
+ * A VM, online, as the vSphere provider backs it up: remove vmbkp snapshots a killed run
+ * left behind, take a snapshot named after the new generation, open every disk as the
+ * snapshot froze it, and remove the snapshot when the job ends it — in every outcome.
+ * The generation itself is the job's (jobs/backup-machine.ts).
+ */
+import { hostname } from 'node:os';
+import { InputError, IoError, describeCause } from '../../errors.js';
+import { failpoint } from '../../failpoints.js';
+import type { DiskSource } from '../../sources/types.js';
+import type { SnapshotDisk } from '../../sources/vsphere.js';
+import { type VmRef, findVm } from '../../vsphere/inventory.js';
+import { ovfDescriptor } from '../../vsphere/ovf.js';
+import { retrieveOne } from '../../vsphere/property-collector.js';
+import type { VsphereSession } from '../../vsphere/session.js';
+import {
+  type VirtualDiskInfo, createSnapshot, disksOf, enableChangeTracking, removeSnapshot, snapshotsOf, unsnapshottable,
+} from '../../vsphere/vm.js';
+import { MoRef, type XmlNode, boolAt } from '../../vsphere/xml.js';
+import { pidAlive } from '../../jobs/pid.js';
+import type { BeginBackupOptions, MachineBackup, MachineToBackUp, ProviderEvent } from '../machine-provider.js';
+import type { VsphereMachine } from './stored-vm.js';
+
+export const SNAPSHOT_PREFIX = 'vmbkp-';
+
+export type OpenDisk = (d: SnapshotDisk) => Promise<DiskSource>;
+
+/** A backup set's name from a VM name: characters sets cannot hold become "_". */
+export function setNameForVm(name: string): string {
+  const s = name.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[.-]/, '_').slice(0, 128);
+  return s === '' ? '_' : s;
+}
+
+function snapshotDescription(): string {
+  return `vmbkp backup; host=${hostname()} pid=${process.pid} started=${new Date().toISOString()}`;
+}
+
+/** Removes vmbkp snapshots left by killed runs; refuses when a live run on this host owns one. */
+async function removeOrphans(session: VsphereSession, vm: VmRef, snapshotProp: XmlNode | undefined, warn: (m: string) => void): Promise<void> {
+  for (const s of snapshotsOf(snapshotProp).filter((x) => x.name.startsWith(SNAPSHOT_PREFIX)).reverse()) {
+    const owner = /host=(\S+) pid=(\d+)/.exec(s.description ?? '');
+    if (owner && owner[1] === hostname() && Number(owner[2]) !== process.pid && pidAlive(Number(owner[2]))) {
+      throw new InputError(`VM ${vm.name} is being backed up by vmbkp process ${owner[2]} on this host (snapshot ${s.name})`);
+    }
+    warn(`removing snapshot ${s.name} of VM ${vm.name}, left by an earlier run`);
+    await removeSnapshot(session, s.ref, `removing snapshot ${s.name} of VM ${vm.name}`);
+  }
+}
+
+function machineDisk(d: VirtualDiskInfo, skipped?: string): VsphereMachine['disks'][number] {
+  return {
+    name: String(d.key), key: d.key, label: d.label, fileName: d.fileName, controllerKey: d.controllerKey,
+    unitNumber: d.unitNumber, capacity: d.capacity, diskMode: d.diskMode,
+    ...(d.thinProvisioned !== undefined ? { thinProvisioned: d.thinProvisioned } : {}),
+    ...(skipped ? { skipped } : {}),
+  };
+}
+
+/** Removes our snapshot, retrying: a snapshot left behind costs the VM's datastore space and speed. */
+async function removeOurSnapshot(session: VsphereSession, vm: VmRef, snapshot: MoRef, name: string): Promise<void> {
+  let last: unknown;
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    try {
+      await removeSnapshot(session, snapshot, `removing snapshot ${name} of VM ${vm.name}`);
+      return;
+    } catch (err) {
+      last = err;
+      await new Promise((r) => setTimeout(r, 500 * attempt));
+    }
+  }
+  throw new IoError(`removing snapshot ${name} of VM ${vm.name} failed: ${describeCause(last)}; the next vmbkp run on this VM removes it`, { cause: last });
+}
+
+/** Finds the VM (a name or moref), removes the snapshots killed runs left, turns CBT on when asked (or warns that it is off). */
+export async function prepareVmBackup(session: VsphereSession, selector: string, opts: { readonly enableCbt: boolean },
+  emit: (e: ProviderEvent) => void): Promise<MachineToBackUp> {
+  const warn = (message: string) => emit({ type: 'warning', message });
+  const vm = await findVm(session, selector);
+  const set = setNameForVm(vm.name);
+  const props = await retrieveOne(session, vm.ref, ['config', 'snapshot']);
+  await removeOrphans(session, vm, props.get('snapshot'), warn);
+
+  if (boolAt(props.get('config'), 'changeTrackingEnabled') !== true) {
+    if (opts.enableCbt) {
+      emit({ type: 'step', message: `enabling changed-block tracking on VM ${vm.name}` });
+      await enableChangeTracking(session, vm.ref, vm.name);
+    } else {
+      warn(`changed-block tracking is off on VM ${vm.name}: every backup reads whole disks (turn it on with --enable-cbt)`);
+    }
+  }
+  return { name: vm.name, id: vm.ref.value, set };
+}
+
+/**
+ * Takes the snapshot `vmbkp-<generation id>` and opens the disks it froze through the
+ * transport. A failure after the snapshot exists closes what was opened and removes it.
+ */
+export async function beginVmBackup(session: VsphereSession, openDisk: OpenDisk, target: MachineToBackUp, opts: BeginBackupOptions,
+  emit: (e: ProviderEvent) => void): Promise<MachineBackup> {
+  const vm: VmRef = { ref: new MoRef('VirtualMachine', target.id), name: target.name };
+  const warn = (message: string) => emit({ type: 'warning', message });
+  const snapName = `${SNAPSHOT_PREFIX}${opts.id}`;
+  emit({ type: 'step', message: `creating snapshot ${snapName} of VM ${vm.name}` });
+  let snapshot: MoRef;
+  try {
+    snapshot = await createSnapshot(session, vm.ref, vm.name, snapName, {
+      description: snapshotDescription(), memory: opts.memory, quiesce: opts.quiesce,
+    });
+  } catch (err) {
+    // A failed task may still have left the snapshot: look for it by name.
+    const after = await retrieveOne(session, vm.ref, ['snapshot']).catch(() => undefined);
+    for (const s of snapshotsOf(after?.get('snapshot')).filter((x) => x.name === snapName)) {
+      await removeSnapshot(session, s.ref, `removing snapshot ${snapName} of VM ${vm.name}`).catch(() => {});
+    }
+    throw err;
+  }
+
+  const sources: DiskSource[] = [];
+  const end = async () => {
+    for (const s of sources) await s.close().catch(() => {});
+    emit({ type: 'step', message: `removing snapshot ${snapName} of VM ${vm.name}` });
+    await removeOurSnapshot(session, vm, snapshot, snapName);
+  };
+  try {
+    await failpoint('vm:snapshot-taken');
+    const config = (await retrieveOne(session, snapshot, ['config'])).get('config');
+    const machineDisks: VsphereMachine['disks'][number][] = [];
+    const disks: { name: string; source: DiskSource }[] = [];
+    for (const disk of disksOf(config)) {
+      if (opts.excludeDisks.includes(disk.key)) {
+        machineDisks.push(machineDisk(disk, 'excluded by the recipe'));
+        continue;
+      }
+      const skip = unsnapshottable(disk);
+      if (skip) {
+        warn(`skipping disk ${disk.key} (${disk.label}) of VM ${vm.name}: ${skip}`);
+        machineDisks.push(machineDisk(disk, skip));
+        continue;
+      }
+      const source = await openDisk({ session, vm, snapshot, disk });
+      sources.push(source);
+      disks.push({ name: String(disk.key), source });
+      machineDisks.push(machineDisk(disk));
+    }
+    const record: VsphereMachine = {
+      kind: 'vsphere-vm', vcenter: session.host, moref: vm.ref.value, name: vm.name, snapshot: snapName,
+      changeTracking: boolAt(config, 'changeTrackingEnabled') === true,
+      disks: machineDisks, config: config ?? '', ovf: ovfDescriptor(config),
+    };
+    return { disks, record, end };
+  } catch (err) {
+    try {
+      await end();
+    } catch (cleanup) {
+      warn(describeCause(cleanup));
+    }
+    throw err;
+  }
+}

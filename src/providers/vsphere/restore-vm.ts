@@ -1,0 +1,52 @@
+/**
+ * A VM backup restored as a VM: a new VM made from the generation's stored
+ * configuration (CreateVM_Task with its controllers, disks and NICs), each disk written
+ * from the repository and read back against the generation's digests, then powered on
+ * when asked. If anything fails after CreateVM_Task, the new VM is destroyed, so no
+ * half-made VM is left behind. With `overwrite`, an existing powered-off VM of that
+ * name with the same disks gets its disks written instead (it is never destroyed).
+ */
+import { AlreadyExistsError, InputError } from '../../errors.js';
+import type { OpenVmDisk } from '../../sources/vsphere-target.js';
+import { listVms } from '../../vsphere/inventory.js';
+import type { VsphereSession } from '../../vsphere/session.js';
+import type { MachineRestoreContext } from '../machine-provider.js';
+import type { RestoreContext, RestoreOutcome, VmRestoreRequest, VsphereRestoreRequest } from './restore-vm-context.js';
+import { createAndRestore } from './restore-vm-create.js';
+import { overwriteVm } from './restore-vm-overwrite.js';
+import { removeIncompleteRestores } from './restore-vm-unfinished.js';
+import type { VsphereMachine } from './stored-vm.js';
+
+export type { RestoredDisk, RestoreOutcome, VmRestoreEvent, VmRestoreResult, VsphereRestoreRequest } from './restore-vm-context.js';
+
+/** How the provider writes a restored VM's disks. */
+export interface VmRestoreTransport {
+  readonly openDisk: OpenVmDisk;
+  /** The transport writes every byte of a disk (https): a thin disk then takes its capacity on the datastore. */
+  readonly writesWholeDisk: boolean;
+}
+
+/**
+ * The VM of a generation on `session`: unfinished restores of its name removed, then
+ * created (or its disks overwritten with `overwrite`), written and checked. The job
+ * (jobs/restore-machine.ts) holds the lock and has loaded the disks' indexes.
+ */
+export async function restoreVm(session: VsphereSession, transport: VmRestoreTransport, job: MachineRestoreContext<VsphereMachine>,
+  request: VsphereRestoreRequest): Promise<RestoreOutcome> {
+  const req: VmRestoreRequest = {
+    ...request, repo: job.repo, session, set: job.manifest.set, generation: String(job.manifest.generation),
+    openDisk: transport.openDisk, writesWholeDisk: transport.writesWholeDisk,
+  };
+  const emit = req.onEvent ?? (() => {});
+  const warn = (message: string) => emit({ type: 'warning', message });
+  const { gen, machine } = job;
+
+  const existing = await removeIncompleteRestores(req, (await listVms(req.session)).filter((v) => v.name === req.name), warn);
+  if (existing.length > 0 && !req.overwrite) {
+    throw new AlreadyExistsError(`restoring ${gen} as VM ${req.name} refused: a VM of that name exists on ${req.session.host} (${existing.map((v) => v.ref.value).join(', ')}); choose another --name, or pass --overwrite to write over its disks`);
+  }
+  if (existing.length > 1) throw new InputError(`VM name ${req.name} is ambiguous on ${req.session.host} (${existing.map((v) => v.ref.value).join(', ')}): --overwrite needs one VM`);
+
+  const ctx: RestoreContext = { req, emit, warn, pool: job.pool, gen, machine, plans: job.disks };
+  return existing.length === 1 ? overwriteVm(ctx, existing[0]!) : createAndRestore(ctx);
+}
