@@ -19,11 +19,29 @@ import {
 import { MoRef, type XmlNode, boolAt } from '../../vsphere/xml.js';
 import { pidAlive } from '../../jobs/pid.js';
 import type { BeginBackupOptions, MachineBackup, MachineToBackUp, ProviderEvent } from '../machine-provider.js';
-import type { VsphereMachine } from './stored-vm.js';
 
 export const SNAPSHOT_PREFIX = 'vmbkp-';
 
 export type OpenDisk = (d: SnapshotDisk) => Promise<DiskSource>;
+
+/** What a generation of a VM records about the machine (the manifest's `machine`, kind `vsphere-vm`). */
+export interface VsphereMachine {
+  readonly kind: 'vsphere-vm';
+  readonly vcenter: string;
+  readonly moref: string;
+  readonly name: string;
+  readonly snapshot: string;
+  readonly changeTracking: boolean;
+  readonly disks: readonly {
+    readonly name: string; readonly key: number; readonly label: string; readonly fileName: string;
+    readonly controllerKey: number; readonly unitNumber: number; readonly capacity: number;
+    readonly diskMode: string; readonly thinProvisioned?: boolean; readonly skipped?: string;
+  }[];
+  /** The VM's configuration at snapshot time, as vCenter returned it (XML as a JSON tree). */
+  readonly config: XmlNode;
+  /** An OVF descriptor of the VM without its disks. */
+  readonly ovf: string;
+}
 
 /** A backup set's name from a VM name: characters sets cannot hold become "_". */
 export function setNameForVm(name: string): string {

@@ -1,30 +1,13 @@
 /**
- * What a VM backup stores about the machine (the manifest's `machine`, kind
- * `vsphere-vm`, written by backup-vm.ts), and reading it back: checked, because a
- * restore acts on it.
+ * Reading back what a VM backup stored about the machine (the manifest's `machine`,
+ * kind `vsphere-vm`, written by backup-vm.ts): checked, because a restore acts on it.
  */
 import { z } from 'zod';
 import { RepositoryDamagedError } from '../../errors.js';
 import type { XmlNode } from '../../vsphere/xml.js';
+import type { VsphereMachine } from './backup-vm.js';
 
-/** What a generation of a VM records about the machine. */
-export interface VsphereMachine {
-  readonly kind: 'vsphere-vm';
-  readonly vcenter: string;
-  readonly moref: string;
-  readonly name: string;
-  readonly snapshot: string;
-  readonly changeTracking: boolean;
-  readonly disks: readonly {
-    readonly name: string; readonly key: number; readonly label: string; readonly fileName: string;
-    readonly controllerKey: number; readonly unitNumber: number; readonly capacity: number;
-    readonly diskMode: string; readonly thinProvisioned?: boolean; readonly skipped?: string;
-  }[];
-  /** The VM's configuration at snapshot time, as vCenter returned it (XML as a JSON tree). */
-  readonly config: XmlNode;
-  /** An OVF descriptor of the VM without its disks. */
-  readonly ovf: string;
-}
+export type { VsphereMachine } from './backup-vm.js';
 
 const MachineDisk = z.object({
   name: z.string(),
