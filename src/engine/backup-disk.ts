@@ -15,7 +15,7 @@ import type { Repository } from '../repository/repository.js';
 import { DIGEST_LENGTH, ZERO_DIGEST, toHex } from '../repository/digest.js';
 import { compressBound } from '../repository/compression.js';
 import type { DiskSource, Extent } from '../sources/types.js';
-import type { ChunkPool } from './chunk-pool.js';
+import type { ChunkPool } from '../repository/chunk-pool.js';
 import { type ChunkRange, checkExtents, chunkRanges, mergeExtents, segments } from './extents.js';
 import { runWindowed } from './window.js';
 

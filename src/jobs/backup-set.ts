@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { AlreadyExistsError } from '../errors.js';
 import { failpoint } from '../failpoints.js';
-import { ChunkPool } from '../engine/chunk-pool.js';
+import { ChunkPool } from '../repository/chunk-pool.js';
 import { backupDisk, type Progress } from '../engine/backup-disk.js';
 import { BlobCodec } from '../repository/compression.js';
 import { type DiskIndex, loadDiskIndex, storeDiskIndex } from '../repository/disk-index.js';
@@ -97,7 +97,7 @@ export async function backupSet(req: BackupSetRequest): Promise<GenerationManife
   req.disks.forEach((d) => checkDiskName(d.name));
   const emit = req.onEvent ?? (() => {});
   const lock = await RepositoryLock.acquire(repo.backend, 'shared', `backup of ${set}`, (message) => emit({ type: 'warning', message }));
-  const pool = new ChunkPool(req.workers, req.compressionLevel);
+  const pool = new ChunkPool(req.workers, repo.codecSpec(req.compressionLevel));
   try {
     await repo.loadIndex();
     const codec = new BlobCodec(req.compressionLevel);

@@ -59,7 +59,7 @@ export async function storeDiskIndex(repo: Repository, index: DiskIndex, codec: 
 /** Reads a disk's index back, checking every piece against its digest. `what` names the disk for messages. */
 export async function loadDiskIndex(repo: Repository, disk: DiskRecord, codec: BlobCodec, what: string): Promise<DiskIndex> {
   const parts: Buffer[] = [];
-  for (const piece of disk.index) parts.push(await repo.readBlob(piece, codec, what));
+  for (const piece of disk.index) parts.push(await repo.readBlob(piece, what));
   const digests = Buffer.concat(parts);
   const expected = Math.ceil(disk.size / disk.chunkSize) * DIGEST_LENGTH;
   if (digests.length !== expected) {

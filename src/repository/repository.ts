@@ -4,15 +4,17 @@
  * commits and removes generation manifests. It does not lock: callers take the lock
  * their operation needs (see lock.ts).
  */
-import { AlreadyExistsError, NotFoundError, RepositoryDamagedError, describeCause } from '../errors.js';
+import { AlreadyExistsError, NotFoundError, RepositoryDamagedError } from '../errors.js';
 import { failpoint } from '../failpoints.js';
 import type { StorageBackend } from '../storage/backend.js';
-import { BlobCodec, type Encoded } from './compression.js';
+import { missingBlobError, readOneBlob } from './blob-read.js';
+import { type BlobCodec, type CodecSpec, DEFAULT_CODEC, type Encoded, createBlobCodec } from './compression.js';
 import { type RepositoryConfig, encodeConfig, newConfig, readConfig } from './config.js';
 import { sha256, toHex } from './digest.js';
 import { type GenerationManifest, decodeManifest, encodeManifest } from './generation.js';
 import { type BlobLocation, type IndexedPack, decodeIndexFile, encodeIndexFile } from './index-file.js';
 import { CONFIG, GENERATIONS_PREFIX, INDEX_PREFIX, checkSetName, generationName, indexName, packName, parseGenerationName } from './layout.js';
+import { putContentAddressed } from './write-once.js';
 import { type BlobType, type FinishedPack, PackBuilder } from './pack.js';
 
 /** Packs close at this size: large enough for few files and sequential reads, small enough to repack. */
@@ -43,7 +45,20 @@ export class Repository {
   private putError: unknown;
   private indexLoaded = false;
 
-  private constructor(readonly backend: StorageBackend, readonly config: RepositoryConfig) {}
+  /** Decodes blobs on the calling thread exactly as the chunk workers do. */
+  readonly codec: BlobCodec;
+
+  private constructor(readonly backend: StorageBackend, readonly config: RepositoryConfig) {
+    this.codec = createBlobCodec(this.codecSpec());
+  }
+
+  /**
+   * What the chunk workers need to encode and decode this repository's blobs; pass it to
+   * every ChunkPool that works for it. `compressionLevel` applies to new blobs only.
+   */
+  codecSpec(compressionLevel?: number): CodecSpec {
+    return { ...DEFAULT_CODEC, ...(compressionLevel === undefined ? {} : { compressionLevel }) };
+  }
 
   static async init(backend: StorageBackend, chunkSize?: number): Promise<Repository> {
     const config = newConfig(chunkSize);
@@ -172,12 +187,9 @@ export class Repository {
     if (packs.length === 0) return;
     this.finishedPacks = [];
     const raw = encodeIndexFile(packs);
-    const name = indexName(sha256(raw).toString('hex'));
-    try {
-      await this.backend.put(name, raw);
-    } catch (err) {
-      if (!(err instanceof AlreadyExistsError)) throw err;
-    }
+    const id = sha256(raw).toString('hex');
+    const name = indexName(id);
+    await putContentAddressed(this.backend, name, id, raw);
     this.indexFiles.add(name);
     for (const p of packs) {
       for (const e of p.entries) {
@@ -192,18 +204,11 @@ export class Repository {
 
   // ---- reading blobs ------------------------------------------------------------
 
-  /** Reads one blob and checks it against its digest. `what` names the reader for messages. */
-  async readBlob(digestHex: string, codec: BlobCodec, what: string): Promise<Buffer> {
+  /** Reads one blob on the calling thread and checks it against its digest. `what` names the reader for messages. */
+  async readBlob(digestHex: string, what: string): Promise<Buffer> {
     const loc = this.lookup(digestHex);
-    if (!loc) throw new RepositoryDamagedError(`${what}: blob ${digestHex} is missing from the repository`);
-    const name = packName(loc.pack);
-    let raw: Buffer;
-    try {
-      raw = await this.backend.get(name, { offset: loc.offset, length: loc.length });
-    } catch (err) {
-      throw new RepositoryDamagedError(`${what}: reading blob ${digestHex} from pack ${loc.pack} failed: ${describeCause(err)}`, { cause: err });
-    }
-    return checkedDecode(codec, raw, loc, digestHex, what);
+    if (!loc) throw missingBlobError(what, digestHex);
+    return readOneBlob(this.backend, this.codec, { digest: digestHex, loc }, what);
   }
 
   // ---- generations ----------------------------------------------------------------
@@ -245,31 +250,10 @@ export class Repository {
 
 /**
  * Stores a pack. Packs are named by their content, so a pack of that name may exist
- * already (left by an interrupted backup or gc that wrote the same blobs): if its content
- * matches its name it is the same pack; if not, it is damaged and replaced.
+ * already (left by an interrupted backup or gc that wrote the same blobs): that is the
+ * same pack. One of that name with other content is never replaced (write-once): the
+ * put fails, naming both.
  */
 export async function putPack(backend: StorageBackend, pack: FinishedPack): Promise<void> {
-  const name = packName(pack.id);
-  try {
-    await backend.put(name, pack.parts);
-  } catch (err) {
-    if (!(err instanceof AlreadyExistsError)) throw err;
-    if (sha256(await backend.get(name)).toString('hex') === pack.id) return;
-    await backend.remove(name);
-    await backend.put(name, pack.parts);
-  }
-}
-
-/** Decodes a blob and checks length and digest; the error names the blob, its pack and the reader. */
-export function checkedDecode(codec: BlobCodec, raw: Buffer, loc: BlobLocation, digestHex: string, what: string): Buffer {
-  let plain: Buffer;
-  try {
-    plain = codec.decode(loc.compression, raw, loc.rawLength);
-  } catch (err) {
-    throw new RepositoryDamagedError(`${what}: blob ${digestHex} in pack ${loc.pack} is corrupt: ${describeCause(err)}`, { cause: err });
-  }
-  if (sha256(plain).toString('hex') !== digestHex) {
-    throw new RepositoryDamagedError(`${what}: blob ${digestHex} in pack ${loc.pack} is corrupt: content does not match its digest`);
-  }
-  return plain;
+  await putContentAddressed(backend, packName(pack.id), pack.id, pack.parts);
 }
