@@ -5,7 +5,7 @@
  * writes its disks. The chunk workers start only once the provider needs them.
  */
 import { RepositoryDamagedError } from '../errors.js';
-import { ChunkPool } from '../engine/chunk-pool.js';
+import { ChunkPool } from '../repository/chunk-pool.js';
 import { BlobCodec } from '../repository/compression.js';
 import { type DiskIndex, loadDiskIndex } from '../repository/disk-index.js';
 import { RepositoryLock } from '../repository/lock.js';

@@ -5,7 +5,7 @@
  * provider finds machines, freezes them for a backup, and makes them for a restore.
  */
 import type { Progress } from '../engine/backup-disk.js';
-import type { ChunkPool } from '../engine/chunk-pool.js';
+import type { ChunkPool } from '../repository/chunk-pool.js';
 import type { DiskIndex } from '../repository/disk-index.js';
 import type { GenerationManifest, RequestedMode } from '../repository/generation.js';
 import type { Repository } from '../repository/repository.js';

@@ -18,7 +18,9 @@ import { toHex } from './digest.js';
 import { type BlobLocation, type IndexedPack, decodeIndexFile, encodeIndexFile } from './index-file.js';
 import { DATA_PREFIX, indexName, packIdFromName, packName } from './layout.js';
 import { RepositoryLock } from './lock.js';
-import { PACK_TARGET_SIZE, type Repository, checkedDecode, putPack } from './repository.js';
+import { PACK_TARGET_SIZE } from './pack-writer.js';
+import { type Repository, putPack } from './repository.js';
+import { decodeChecked, readPackRange } from './blob-read.js';
 import { describeRef, walkDisks } from './references.js';
 import { type PackEntry, PackBuilder } from './pack.js';
 import { sha256 } from './digest.js';
@@ -126,10 +128,10 @@ async function run(repo: Repository): Promise<GcResult> {
     current = new PackBuilder(builder.buffer);
   };
   for (const [id, blobs] of copies) {
-    const raw = await backend.get(packName(id));
+    const raw = await readPackRange(backend, id, 'gc');
     for (const [hex, e] of blobs) {
       const data = raw.subarray(e.offset, e.offset + e.length);
-      checkedDecode(codec, data, { pack: id, ...e }, hex, 'gc');
+      decodeChecked(repo.codec, data, { digest: hex, loc: { pack: id, ...e } }, 'gc');
       if (!current.fits(data.length)) await flushBuilder();
       current.add(e.digest, e.type, e.compression, e.rawLength, data);
     }

@@ -3,7 +3,7 @@
  * context restore-vm.ts hands to the steps (create, overwrite, disks, networks, finish).
  * In a module of its own so that the steps and restore-vm.ts do not import each other.
  */
-import type { ChunkPool } from '../../engine/chunk-pool.js';
+import type { ChunkPool } from '../../repository/chunk-pool.js';
 import type { DiskIndex } from '../../repository/disk-index.js';
 import type { Repository } from '../../repository/repository.js';
 import type { OpenVmDisk } from '../../sources/vsphere-target.js';

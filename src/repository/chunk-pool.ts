@@ -5,6 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import type { CodecSpec } from './compression.js';
 import type { DecodeBlob, DecodeReply, EncodeReply, EncodedChunk, WorkerRequest } from './chunk-protocol.js';
 
 interface Pending { resolve(v: unknown): void; reject(e: unknown): void }
@@ -47,7 +48,8 @@ export class ChunkPool {
   private readonly workers: WorkerSlot[] = [];
   private failure: unknown;
 
-  constructor(size = defaultPoolSize(), compressionLevel?: number) {
+  /** `codec` is the repository's (Repository.codecSpec); the default decodes any blob and compresses at the default level. */
+  constructor(size = defaultPoolSize(), codec?: CodecSpec) {
     for (let i = 0; i < size; i++) {
       const worker = new Worker(new URL('./chunk-worker.js', import.meta.url));
       const w: WorkerSlot = { worker, queue: [] };
@@ -56,8 +58,8 @@ export class ChunkPool {
       worker.on('exit', (code) => { if (code !== 0) this.fail(new Error(`chunk worker exited with code ${code}`)); });
       this.workers.push(w);
     }
-    if (compressionLevel !== undefined) {
-      for (const w of this.workers) this.send(w, { op: 'configure', level: compressionLevel }).catch(() => {});
+    if (codec !== undefined) {
+      for (const w of this.workers) this.send(w, { op: 'configure', codec }).catch(() => {});
     }
   }
 
