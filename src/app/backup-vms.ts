@@ -8,6 +8,7 @@ import { type BatchEvent, type BatchReport, type BatchRequest, type BatchTarget,
 import type { RequestedMode } from '../repository/generation.js';
 import type { Targets } from '../recipe/index.js';
 import { resolveTargets } from '../recipe/resolve-targets.js';
+import type { MachineInventory } from '../providers/machine-provider.js';
 import { VsphereProvider } from '../providers/vsphere/provider.js';
 import { type Transport, type VddkSettings, snapshotDiskOpener } from '../providers/vsphere/transport.js';
 import type { VcenterJob } from './vcenter.js';
@@ -40,13 +41,14 @@ export interface BackupVmsRequest extends Partial<Pick<BatchRequest, 'bandwidth'
 /** One VM at a time, one disk at a time: what `backup --vcenter` has always done. */
 const ONE_AT_A_TIME = { vms: 1, disksPerVm: 1, snapshots: 1 } as const;
 
-export async function selectTargets(provider: VsphereProvider, vms: VmSelection): Promise<BatchTarget[]> {
+export async function selectTargets(provider: MachineInventory, vms: VmSelection): Promise<BatchTarget[]> {
   if (vms.kind === 'recipe') return resolveTargets(provider, vms.targets);
   return vms.vms.map((name) => ({ name, excludeDisks: [] }));
 }
 
 export async function backupVms(req: BackupVmsRequest): Promise<BatchReport> {
   const { job, policy } = req;
+  // Targets first, then the transport (vddk asks the server for its thumbprint).
   const targets = await selectTargets(new VsphereProvider(job.session), req.vms);
   const provider = new VsphereProvider(job.session, { openDisk: await snapshotDiskOpener(job.connection, policy.transport, policy.vddk) });
   return runBackupBatch({

@@ -1,5 +1,5 @@
 /** `vmbkp backup --vcenter … --vm NAME …`: online backups of vSphere VMs, one generation each. */
-import { backupVms } from '../app/backup-vms.js';
+import { type BatchReport, backupVms } from '../app/backup-vms.js';
 import { generationSummary } from '../app/generation-summary.js';
 import { isTransport, startVcenterJob, vcenterConnection } from '../app/vcenter.js';
 import { PartialFailureError, UsageError, describeCause, errorRecord } from '../errors.js';
@@ -31,7 +31,7 @@ export async function runVmBackups(opts: VmBackupOptions, mode: RequestedMode, l
   const job = await startVcenterJob(connection, await openRepository(opts));
   // The batch's report lists the VMs in the order given; the events bring what this command shows of each.
   const done = new Map<string, Shown[]>();
-  let report;
+  let report: BatchReport;
   try {
     const progress = progressSink(out.json);
     report = await backupVms({

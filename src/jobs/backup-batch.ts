@@ -1,6 +1,6 @@
 /**
- * A batch of VM backups on one vCenter session (what a backup recipe runs): VMs in
- * parallel up to a limit, vmbkp snapshots open at once capped, disks of a VM in parallel,
+ * A batch of VM backups through one provider (what a backup recipe and `backup --vcenter`
+ * run): VMs in parallel up to a limit, vmbkp snapshots open at once capped, disks of a VM in parallel,
  * one bandwidth limit over every stream, hooks around each VM, retention after success.
  * One VM's failure never stops the others; the report says what happened to each.
  */

@@ -10,7 +10,6 @@ import type { DiskIndex } from '../repository/disk-index.js';
 import type { GenerationManifest, RequestedMode } from '../repository/generation.js';
 import type { Repository } from '../repository/repository.js';
 import type { DiskSource } from '../sources/types.js';
-import type { StoredMachine } from './stored-machine.js';
 
 /**
  * A machine to back up, as target resolution found it, or a target that found nothing
@@ -20,6 +19,17 @@ import type { StoredMachine } from './stored-machine.js';
 export type MachineTarget =
   | { readonly name: string; readonly id?: string; readonly excludeDisks: readonly number[] }
   | { readonly name: string; readonly unresolved: string };
+
+/**
+ * What every stored machine record has (the manifest's `machine`, a union tagged by
+ * `kind`: stored-machine.ts): its kind, and its disks, named as the generation names them.
+ */
+export interface MachineRecord {
+  readonly kind: string;
+  readonly disks: readonly {
+    readonly name: string; readonly key: number; readonly label: string; readonly capacity: number; readonly skipped?: string;
+  }[];
+}
 
 /** What a provider reports while it works: steps for logs, warnings for the user. */
 export type ProviderEvent = { type: 'step'; message: string } | { type: 'warning'; message: string };
@@ -46,7 +56,7 @@ export interface BeginBackupOptions {
 /** A backup begun: the frozen disks to read, the record the generation stores, and how to end it. */
 export interface MachineBackup {
   readonly disks: readonly { readonly name: string; readonly source: DiskSource }[];
-  readonly record: StoredMachine;
+  readonly record: MachineRecord;
   /**
    * Closes the disks and releases what begin froze (removes the snapshot): after success
    * and after failure. Throws when the release failed; the next run cleans it up.
@@ -76,7 +86,7 @@ export interface MachineSurvey {
 }
 
 /** What a restore job hands the provider: the generation, its stored machine, each disk's index, the workers. */
-export interface MachineRestoreContext<M extends StoredMachine = StoredMachine> {
+export interface MachineRestoreContext<M extends MachineRecord = MachineRecord> {
   readonly repo: Repository;
   readonly manifest: GenerationManifest;
   readonly machine: M;
@@ -149,6 +159,6 @@ export interface RestoreProvider<R extends MachineRestoreRequest, Result extends
 /** All of it: one provider per kind of machine. */
 export interface MachineProvider<R extends MachineRestoreRequest = MachineRestoreRequest, Result extends RestoredMachine = RestoredMachine>
   extends MachineInventory, BackupProvider, RestoreProvider<R, Result> {
-  /** The kind of stored machine this provider writes and restores. */
-  readonly kind: StoredMachine['kind'];
+  /** The kind of stored machine record this provider writes and restores. */
+  readonly kind: string;
 }

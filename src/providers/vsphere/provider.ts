@@ -2,12 +2,13 @@
  * vSphere as a MachineProvider: VMs of one vCenter session, their disks read through the
  * chosen transport (https or vddk) and, for restores, written through it.
  */
+import { InputError } from '../../errors.js';
 import { listVms, vmsInFolder } from '../../vsphere/inventory.js';
 import type { VsphereSession } from '../../vsphere/session.js';
 import type {
   BeginBackupOptions, MachineBackup, MachineProvider, MachineRestoreContext, MachineSurvey, MachineToBackUp, ProviderEvent,
 } from '../machine-provider.js';
-import { type OpenDisk, beginVmBackup, prepareVmBackup, setNameForVm } from './backup-vm.js';
+import { type OpenDisk, type VsphereMachine, beginVmBackup, prepareVmBackup, setNameForVm } from './backup-vm.js';
 import { type RestoreOutcome, type VmRestoreTransport, type VsphereRestoreRequest, restoreVm } from './restore-vm.js';
 import { surveyVm } from './survey.js';
 
@@ -54,9 +55,14 @@ export class VsphereProvider implements MachineProvider<VsphereRestoreRequest, R
     return surveyVm(this.session, machine, opts);
   }
 
-  restore(ctx: MachineRestoreContext, request: VsphereRestoreRequest): Promise<RestoreOutcome> {
+  async restore(ctx: MachineRestoreContext, request: VsphereRestoreRequest): Promise<RestoreOutcome> {
     const transport = this.transports.restore;
     if (!transport) throw new TypeError('this vSphere provider was made without a transport to write disks with');
+    if (!isVsphereContext(ctx)) throw new InputError(`${ctx.gen} is a backup of a ${ctx.machine.kind}, not of a vSphere VM: it cannot be restored on vCenter ${this.location}`);
     return restoreVm(this.session, transport, ctx, request);
   }
+}
+
+function isVsphereContext(ctx: MachineRestoreContext): ctx is MachineRestoreContext<VsphereMachine> {
+  return ctx.machine.kind === 'vsphere-vm';
 }
