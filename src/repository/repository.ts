@@ -9,6 +9,7 @@
 import { AlreadyExistsError, NotFoundError, RepositoryDamagedError } from '../errors.js';
 import type { StorageBackend } from '../storage/backend.js';
 import { missingBlobError, readOneBlob } from './blob-read.js';
+import { ChunkPool } from './chunk-pool.js';
 import { type BlobCodec, type CodecSpec, DEFAULT_CODEC, createBlobCodec } from './compression.js';
 import { type RepositoryConfig, encodeConfig, newConfig, readConfig } from './config.js';
 import { toHex } from './digest.js';
@@ -20,6 +21,12 @@ import { type ObjectCodec, PLAIN_OBJECTS } from './object-codec.js';
 import type { FinishedPack } from './pack.js';
 import { type BlobWriter, PackWriter } from './pack-writer.js';
 import { putContentAddressed } from './write-once.js';
+
+/** A use of the repository's shared chunk workers. */
+export interface PoolLease {
+  readonly pool: ChunkPool;
+  release(): Promise<void>;
+}
 
 /** How often loadIndex lists again while a concurrent gc rewrites the index under it. */
 const INDEX_RELOAD_PASSES = 3;
@@ -34,6 +41,7 @@ export class Repository {
   private indexFiles = new Set<string>();
   private indexLoaded = false;
   private readonly packs: PackWriter;
+  private sharedPool: { readonly pool: ChunkPool; leases: number } | undefined;
 
   /** Decodes blobs on the calling thread exactly as the chunk workers do. */
   readonly codec: BlobCodec;
@@ -146,6 +154,29 @@ export class Repository {
 
   indexFileNames(): string[] {
     return [...this.indexFiles];
+  }
+
+  // ---- chunk workers ------------------------------------------------------------
+
+  /**
+   * The chunk workers of this repository, shared by every job of the process (a batch of
+   * VMs, a server's jobs) instead of a pool per job. The first lease's size sets the
+   * pool's; the workers stop when the last lease is released.
+   */
+  acquirePool(size?: number): PoolLease {
+    const shared = this.sharedPool ??= { pool: new ChunkPool(size, this.codecSpec()), leases: 0 };
+    shared.leases++;
+    let released = false;
+    return {
+      pool: shared.pool,
+      release: async () => {
+        if (released) return;
+        released = true;
+        if (--shared.leases > 0) return;
+        if (this.sharedPool === shared) this.sharedPool = undefined;
+        await shared.pool.close();
+      },
+    };
   }
 
   // ---- writing blobs ------------------------------------------------------------
