@@ -2,7 +2,6 @@
 import { ChunkPool } from '../repository/chunk-pool.js';
 import { restoreDisk } from '../engine/restore-disk.js';
 import type { Progress } from '../engine/backup-disk.js';
-import { BlobCodec } from '../repository/compression.js';
 import { loadDiskIndex } from '../repository/disk-index.js';
 import { RepositoryLock } from '../repository/lock.js';
 import type { Repository } from '../repository/repository.js';
@@ -39,7 +38,7 @@ export async function restoreDiskJob(job: RestoreDiskJob): Promise<RestoreDiskRe
     const record = findDisk(manifest, job.disk);
     const what = `set ${manifest.set} generation ${manifest.generation} disk ${record.name}`;
     await job.repo.loadIndex();
-    const index = await loadDiskIndex(job.repo, record, new BlobCodec(), `restoring ${what}`);
+    const index = await loadDiskIndex(job.repo, record, `restoring ${what}`);
     const target = await job.openTarget(record.size);
     const pool = new ChunkPool(job.workers);
     try {

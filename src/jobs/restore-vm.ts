@@ -9,7 +9,6 @@
 import { AlreadyExistsError, InputError, RepositoryDamagedError } from '../errors.js';
 import type { Progress } from '../engine/backup-disk.js';
 import { ChunkPool } from '../repository/chunk-pool.js';
-import { BlobCodec } from '../repository/compression.js';
 import { type DiskIndex, loadDiskIndex } from '../repository/disk-index.js';
 import { RepositoryLock } from '../repository/lock.js';
 import type { Repository } from '../repository/repository.js';
@@ -117,13 +116,12 @@ export async function restoreVm(req: VmRestoreRequest): Promise<VmRestoreResult>
       warn(`disk ${d.key} (${d.label}) of ${gen} was not backed up (${d.skipped}): the restored VM does not get it`);
     }
     await req.repo.loadIndex();
-    const codec = new BlobCodec();
     const plans: DiskPlan[] = [];
     for (const stored of machine.disks.filter((x) => !x.skipped)) {
       const record = manifest.disks.find((r) => r.name === stored.name);
       if (!record) throw new RepositoryDamagedError(`${gen} describes disk ${stored.name} of the VM but holds no such disk`);
       if (record.size !== stored.capacity) throw new RepositoryDamagedError(`${gen}: disk ${stored.name} holds ${record.size} bytes, the VM's disk has ${stored.capacity}`);
-      plans.push({ stored, index: await loadDiskIndex(req.repo, record, codec, `restoring ${gen} disk ${stored.name}`) });
+      plans.push({ stored, index: await loadDiskIndex(req.repo, record, `restoring ${gen} disk ${stored.name}`) });
     }
 
     const existing = await removeIncompleteRestores(req, (await listVms(req.session)).filter((v) => v.name === req.name), warn);

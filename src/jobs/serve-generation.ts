@@ -11,7 +11,6 @@ import { ChunkPool } from '../repository/chunk-pool.js';
 import { GenerationExport } from '../engine/generation-export.js';
 import { OverlayExport } from '../engine/overlay-export.js';
 import { type ExportBackend, type ListenAddress, NbdServer, type ServerTls, exportUri } from '../nbd/server.js';
-import { BlobCodec } from '../repository/compression.js';
 import { loadDiskIndex } from '../repository/disk-index.js';
 import { RepositoryLock } from '../repository/lock.js';
 import type { Repository } from '../repository/repository.js';
@@ -68,7 +67,7 @@ export async function serveGeneration(job: ServeGenerationJob): Promise<ServingG
     const record = findDisk(manifest, job.disk);
     const what = `set ${manifest.set} generation ${manifest.generation} disk ${record.name}`;
     await job.repo.loadIndex();
-    const index = await loadDiskIndex(job.repo, record, new BlobCodec(), `serving ${what}`);
+    const index = await loadDiskIndex(job.repo, record, `serving ${what}`);
 
     let privateDir: string | undefined;
     if (!job.listen || job.writable) {

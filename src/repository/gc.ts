@@ -13,7 +13,6 @@
  */
 import { RepositoryDamagedError } from '../errors.js';
 import { failpoint } from '../failpoints.js';
-import { BlobCodec } from './compression.js';
 import { toHex } from './digest.js';
 import type { BlobLocation, IndexedPack } from './index-file.js';
 import { readIndexFile, writeIndexFile } from './index-files.js';
@@ -55,10 +54,9 @@ function entryOf(hex: string, loc: BlobLocation): PackEntry {
 async function run(repo: Repository): Promise<GcResult> {
   const { backend } = repo;
   await repo.loadIndex();
-  const codec = new BlobCodec();
 
   const referenced = new Set<string>();
-  await walkDisks(repo, codec, {
+  await walkDisks(repo, {
     disk(ref, record, index) {
       for (const p of record.index) referenced.add(p);
       for (let i = 0; i < index.count; i++) {
