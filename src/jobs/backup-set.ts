@@ -6,7 +6,6 @@
 import { randomUUID } from 'node:crypto';
 import { AlreadyExistsError } from '../errors.js';
 import { failpoint } from '../failpoints.js';
-import { ChunkPool } from '../repository/chunk-pool.js';
 import { backupDisk, type Progress } from '../engine/backup-disk.js';
 import { type DiskIndex, loadDiskIndex, storeDiskIndex } from '../repository/disk-index.js';
 import type { DiskRecord, GenerationManifest, RequestedMode } from '../repository/generation.js';
@@ -96,7 +95,8 @@ export async function backupSet(req: BackupSetRequest): Promise<GenerationManife
   req.disks.forEach((d) => checkDiskName(d.name));
   const emit = req.onEvent ?? (() => {});
   const lock = await RepositoryLock.acquire(repo.backend, 'shared', `backup of ${set}`, (message) => emit({ type: 'warning', message }));
-  const pool = new ChunkPool(req.workers, repo.codecSpec());
+  const workers = repo.acquirePool(req.workers);
+  const pool = workers.pool;
   try {
     await repo.loadIndex();
     const writer = repo.writer();
@@ -158,7 +158,7 @@ export async function backupSet(req: BackupSetRequest): Promise<GenerationManife
       }
     }
   } finally {
-    await pool.close();
+    await workers.release();
     await lock.release();
   }
 }

@@ -1,5 +1,4 @@
 /** Restores one disk of a generation to a target, under a shared lock. */
-import { ChunkPool } from '../repository/chunk-pool.js';
 import { restoreDisk } from '../engine/restore-disk.js';
 import type { Progress } from '../engine/backup-disk.js';
 import { loadDiskIndex } from '../repository/disk-index.js';
@@ -40,7 +39,8 @@ export async function restoreDiskJob(job: RestoreDiskJob): Promise<RestoreDiskRe
     await job.repo.loadIndex();
     const index = await loadDiskIndex(job.repo, record, `restoring ${what}`);
     const target = await job.openTarget(record.size);
-    const pool = new ChunkPool(job.workers);
+    const workers = job.repo.acquirePool(job.workers);
+    const pool = workers.pool;
     try {
       const { bytesWritten } = await restoreDisk({ repo: job.repo, pool, index, target, what, ...(job.onProgress ? { onProgress: job.onProgress } : {}) });
       await target.close();
@@ -54,7 +54,7 @@ export async function restoreDiskJob(job: RestoreDiskJob): Promise<RestoreDiskRe
       else await target.close().catch(() => {});
       throw err;
     } finally {
-      await pool.close();
+      await workers.release();
     }
   } finally {
     await lock.release();

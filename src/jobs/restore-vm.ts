@@ -8,7 +8,7 @@
  */
 import { AlreadyExistsError, InputError, RepositoryDamagedError } from '../errors.js';
 import type { Progress } from '../engine/backup-disk.js';
-import { ChunkPool } from '../repository/chunk-pool.js';
+import type { ChunkPool } from '../repository/chunk-pool.js';
 import { type DiskIndex, loadDiskIndex } from '../repository/disk-index.js';
 import { RepositoryLock } from '../repository/lock.js';
 import type { Repository } from '../repository/repository.js';
@@ -130,13 +130,14 @@ export async function restoreVm(req: VmRestoreRequest): Promise<VmRestoreResult>
     }
     if (existing.length > 1) throw new InputError(`VM name ${req.name} is ambiguous on ${req.session.host} (${existing.map((v) => v.ref.value).join(', ')}): --overwrite needs one VM`);
 
-    const pool = new ChunkPool(req.workers);
+    const workers = req.repo.acquirePool(req.workers);
+    const pool = workers.pool;
     try {
       const ctx: RestoreContext = { req, emit, warn, pool, gen, machine, plans };
       const result = existing.length === 1 ? await overwriteVm(ctx, existing[0]!) : await createAndRestore(ctx);
       return { ...result, set: manifest.set, generation: manifest.generation, durationMs: Math.round(performance.now() - t0) };
     } finally {
-      await pool.close();
+      await workers.release();
     }
   } finally {
     await lock.release();

@@ -7,7 +7,6 @@
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ChunkPool } from '../repository/chunk-pool.js';
 import { GenerationExport } from '../engine/generation-export.js';
 import { OverlayExport } from '../engine/overlay-export.js';
 import { type ExportBackend, type ListenAddress, NbdServer, type ServerTls, exportUri } from '../nbd/server.js';
@@ -75,8 +74,9 @@ export async function serveGeneration(job: ServeGenerationJob): Promise<ServingG
       const dir = privateDir;
       undo.push(() => fs.rm(dir, { recursive: true, force: true }));
     }
-    const pool = new ChunkPool(job.workers);
-    undo.push(() => pool.close());
+    const workers = job.repo.acquirePool(job.workers);
+    const pool = workers.pool;
+    undo.push(() => workers.release());
     const generation = await GenerationExport.open({ repo: job.repo, index, what, pool });
     undo.push(() => generation.close());
     let backend: ExportBackend = generation;
