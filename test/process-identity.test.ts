@@ -4,8 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 import {
   type ProcessIdentity, formatOwner, isThisProcess, ownerState, parseOwner, processStart, thisProcess,
@@ -13,6 +14,7 @@ import {
 import { isStale } from '../src/repository/lock.js';
 import { parseRestoreMarker, restoreMarkerValue } from '../src/vsphere/restore-marker.js';
 import { backupSnapshotDescription, snapshotOwner } from '../src/vsphere/snapshot-owner.js';
+import { tempDir, vmbkp } from './helpers.js';
 
 /** A pid that cannot exist on Linux (pid_max is at most 2^22). */
 const NO_SUCH_PID = 4194305;
@@ -110,5 +112,32 @@ describe('process identity', () => {
     // Another host: by age, as before.
     assert.equal(isStale({ ...lock, host: `not-${me.host}` }), false);
     assert.equal(isStale({ ...lock, host: `not-${me.host}`, time: '2000-01-01T00:00:00.000Z' }), true);
+  });
+});
+
+describe('repository locks through the CLI', () => {
+  it('an exclusive lock naming a running pid with another start time is stale: removed with a warning; with its own start time it blocks', async () => {
+    const { dir, cleanup } = await tempDir();
+    try {
+      const repo = path.join(dir, 'repo');
+      assert.equal((await vmbkp(['init', '--repo', repo])).code, 0);
+      const me = thisProcess();
+      const lock = (pidStart: string) => JSON.stringify({
+        kind: 'exclusive', operation: 'gc', host: me.host, pid: me.pid, pidStart, boot: me.boot, time: new Date().toISOString(),
+      });
+      await fs.mkdir(path.join(repo, 'locks'), { recursive: true });
+      await fs.writeFile(path.join(repo, 'locks', 'a-reused-pid.json'), lock(otherStart(me.start!)));
+      const r = await vmbkp(['verify', '--repo', repo]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, new RegExp(`^vmbkp: warning: removed stale lock of gc \\(pid ${me.pid} on .*\\): that process is gone$`, 'm'));
+      assert.deepEqual(await fs.readdir(path.join(repo, 'locks')), []);
+
+      await fs.writeFile(path.join(repo, 'locks', 'a-running-gc.json'), lock(me.start!));
+      const blocked = await vmbkp(['verify', '--repo', repo]);
+      assert.equal(blocked.code, 4, blocked.stderr);
+      assert.match(blocked.stderr, new RegExp(`is locked by gc \\(pid ${me.pid} on `));
+    } finally {
+      await cleanup();
+    }
   });
 });
