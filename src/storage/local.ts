@@ -11,6 +11,8 @@ import { type ProcessIdentity, ownerState, thisProcess } from '../process-identi
 import { type ByteRange, type ObjectStat, type StorageBackend, checkObjectName } from './backend.js';
 
 const TMP = 'tmp';
+/** Random bytes in a temporary name (12 hex digits): concurrent puts of one name by one process never meet. */
+const TMP_RANDOM_BYTES = 6;
 
 export class LocalBackend implements StorageBackend {
   readonly location: string;
@@ -36,7 +38,7 @@ export class LocalBackend implements StorageBackend {
   async put(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
     const final = this.full(name);
     const tmpDir = path.join(this.root, TMP);
-    const tmp = path.join(tmpDir, `${uploader()}.${randomBytes(6).toString('hex')}.${name.replaceAll('/', '_')}`);
+    const tmp = path.join(tmpDir, `${uploader()}.${randomBytes(TMP_RANDOM_BYTES).toString('hex')}.${name.replaceAll('/', '_')}`);
     try {
       await this.ensureDir(tmpDir);
       await this.ensureDir(path.dirname(final));
