@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { RepositoryDamagedError } from '../src/errors.js';
 import { BlobCodec } from '../src/repository/compression.js';
+import { sha256 } from '../src/repository/digest.js';
 import { type BlobLocation, decodeIndexFile, encodeIndexFile } from '../src/repository/index-file.js';
 import { BlobType, Compression, PackBuilder, decodePackTrailer } from '../src/repository/pack.js';
 import { putPack } from '../src/repository/repository.js';
@@ -46,7 +47,7 @@ describe('pack format', () => {
 });
 
 describe('storing packs', () => {
-  it('a pack whose name exists with the same content is the same pack; a damaged one is replaced', async () => {
+  it('a pack whose name exists with the same content is the same pack; one with other content is refused and kept (write-once)', async () => {
     const { dir, cleanup } = await tempDir();
     try {
       const backend = new LocalBackend(dir);
@@ -58,8 +59,9 @@ describe('storing packs', () => {
       damaged[10]! ^= 1;
       await backend.remove(name);
       await backend.put(name, damaged);
-      await putPack(backend, p);
-      assert.deepEqual(await backend.get(name), Buffer.concat(p.parts));
+      await assert.rejects(putPack(backend, p), (err: unknown) => err instanceof RepositoryDamagedError
+        && err.message.includes(`storing ${name} in ${dir} refused: an object of that name exists with other content (SHA-256 ${sha256(damaged).toString('hex')}, the new one is ${p.id})`));
+      assert.deepEqual(await backend.get(name), damaged, 'the existing object is left as it was');
     } finally {
       await cleanup();
     }

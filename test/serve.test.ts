@@ -13,7 +13,7 @@ import { existsSync, promises as fs } from 'node:fs';
 import { type Socket, connect } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ChunkPool } from '../src/engine/chunk-pool.js';
+import { ChunkPool } from '../src/repository/chunk-pool.js';
 import { GenerationExport } from '../src/engine/generation-export.js';
 import { OverlayExport } from '../src/engine/overlay-export.js';
 import { NbdClient } from '../src/nbd/client.js';

@@ -15,7 +15,8 @@ import type { Repository } from '../repository/repository.js';
 import { DIGEST_LENGTH, ZERO_DIGEST, toHex } from '../repository/digest.js';
 import { compressBound } from '../repository/compression.js';
 import type { DiskSource, Extent } from '../sources/types.js';
-import type { ChunkPool } from './chunk-pool.js';
+import type { ChunkPool } from '../repository/chunk-pool.js';
+import type { BlobWriter } from '../repository/pack-writer.js';
 import { type ChunkRange, checkExtents, chunkRanges, mergeExtents, segments } from './extents.js';
 import { runWindowed } from './window.js';
 
@@ -29,6 +30,10 @@ export interface Progress {
 
 export interface BackupDiskRequest {
   readonly repo: Repository;
+  /** This job's writer (Repository.writer()). */
+  readonly writer: BlobWriter;
+  /** zstd level for this job's new chunks; the repository's codec decides without it. */
+  readonly compressionLevel?: number;
   readonly pool: ChunkPool;
   readonly source: DiskSource;
   readonly mode: BackupMode;
@@ -137,14 +142,14 @@ export async function backupDisk(req: BackupDiskRequest): Promise<BackupDiskResu
           if (ZERO_DIGEST.equals(digest)) continue;
           if (compareWith && compareWith.get(pos).equals(digest)) continue;
           const hex = toHex(digest);
-          if (claimed.has(hex) || repo.has(hex)) continue;
+          if (claimed.has(hex) || req.writer.has(hex)) continue;
           claimed.add(hex);
           wanted.push(c);
         }
-        for (const b of await pool.encode(slot, length, chunkSize, wanted)) {
+        for (const b of await pool.encode(slot, length, chunkSize, wanted, req.compressionLevel)) {
           const pos = seg.first + b.chunk;
           const data = (b.inOutput ? slot.output : slot.input).subarray(b.offset, b.offset + b.length);
-          const { added, ready } = repo.addBlob(Buffer.from(index.get(pos)), BlobType.Chunk, { compression: b.compression, data }, index.chunkLength(pos));
+          const { added, ready } = req.writer.addBlob(Buffer.from(index.get(pos)), BlobType.Chunk, { compression: b.compression, data }, index.chunkLength(pos));
           if (added > 0) stats.chunksStored++;
           stats.bytesStored += added;
           await ready;

@@ -17,16 +17,15 @@
  * pool (or for a blob larger than a chunk) chunks are read one by one on the calling
  * thread through Repository.readBlob.
  */
-import { RepositoryDamagedError, describeCause } from '../errors.js';
+import { RepositoryDamagedError } from '../errors.js';
 import { StateFlag } from '../nbd/constants.js';
 import type { ExportBackend, ExportExtent } from '../nbd/server.js';
-import { BlobCodec } from '../repository/compression.js';
+import { missingBlobError, readBlobs } from '../repository/blob-read.js';
 import type { DiskIndex } from '../repository/disk-index.js';
 import { toHex } from '../repository/digest.js';
 import type { BlobLocation } from '../repository/index-file.js';
-import { packName } from '../repository/layout.js';
 import type { Repository } from '../repository/repository.js';
-import type { ChunkPool, Slot, SlotSet } from './chunk-pool.js';
+import type { ChunkPool, Slot, SlotSet } from '../repository/chunk-pool.js';
 import { runWindowed } from './window.js';
 
 /** Decoded chunks kept, in bytes (at least two chunks). */
@@ -65,7 +64,6 @@ export class GenerationExport implements ExportBackend {
   private busy = 0;
   /** Chunks waiting for a slot, oldest first. */
   private queue: Job[] = [];
-  private readonly codec = new BlobCodec();
   /** digest → decoded chunk (and whether a read used it from here), least recently used first. */
   private readonly cache = new Map<string, { plain: Buffer; used: boolean }>();
   private readonly cacheEntries: number;
@@ -161,10 +159,10 @@ export class GenerationExport implements ExportBackend {
     const pending = this.loading.get(hex);
     if (pending) return pending;
     const loc = this.repo.lookup(hex);
-    if (!loc) return Promise.reject(new RepositoryDamagedError(`reading ${this.what} at offset ${i * this.index.chunkSize}: blob ${hex} is missing from the repository`));
+    if (!loc) return Promise.reject(missingBlobError(`reading ${this.what} at offset ${i * this.index.chunkSize}`, hex));
     const w = { i, hex, loc };
     if (this.free.length + this.busy === 0 || loc.length > this.index.chunkSize || loc.rawLength > this.index.chunkSize) {
-      return this.track(w, this.repo.readBlob(hex, this.codec, `reading ${this.what} at offset ${i * this.index.chunkSize}`));
+      return this.track(w, this.repo.readBlob(hex, `reading ${this.what} at offset ${i * this.index.chunkSize}`));
     }
     const p = this.enqueue(w);
     // Sequential reading: the chunks after this one, stored right after it, come along.
@@ -262,37 +260,27 @@ export class GenerationExport implements ExportBackend {
   private async runBatch(slot: Slot, batch: Job[]): Promise<void> {
     const first = batch[0]!.w.loc;
     const last = batch[batch.length - 1]!.w.loc;
-    const at = (j: Job) => `reading ${this.what} at offset ${j.w.i * this.index.chunkSize}`;
-    let failed = batch.length;
-    let reason = '';
+    const blobs = batch.map((job) => ({ digest: job.w.hex, loc: job.w.loc, job }));
+    const read = { pack: first.pack, offset: first.offset, length: last.offset + last.length - first.offset, rawLength: blobs.reduce((n, b) => n + b.loc.rawLength, 0), blobs };
+    let got;
     try {
-      try {
-        await this.repo.backend.get(packName(first.pack), { offset: first.offset, length: last.offset + last.length - first.offset }, slot.input);
-      } catch (err) {
-        throw new RepositoryDamagedError(`${at(batch[0]!)}: reading blob ${batch[0]!.w.hex} from pack ${first.pack} failed: ${describeCause(err)}`, { cause: err });
-      }
-      const reply = await this.pool!.decode(slot, batch.map((j) => ({
-        offset: j.w.loc.offset - first.offset, length: j.w.loc.length, compression: j.w.loc.compression, rawLength: j.w.loc.rawLength, digest: j.w.hex,
-      })), false);
-      if (!reply.ok) ({ failed, reason } = reply);
+      got = await readBlobs(this.repo.backend, this.pool!, slot, [read], { findData: false, describe: (b) => `reading ${this.what} at offset ${b.job.w.i * this.index.chunkSize}` });
     } catch (err) {
       for (const j of batch) j.reject(err as Error);
       return;
     }
     // One copy out of the slot for the whole batch; each chunk is a view of it.
-    let plain = 0;
-    for (let k = 0; k < failed; k++) plain += batch[k]!.w.loc.rawLength;
-    const out = Buffer.from(slot.output.subarray(0, plain));
+    const good = got.plain.length;
+    const out = Buffer.from(slot.output.subarray(0, got.plain.reduce((n, p) => n + p.length, 0)));
     let o = 0;
-    for (let k = 0; k < failed; k++) {
-      const n = batch[k]!.w.loc.rawLength;
+    for (let k = 0; k < good; k++) {
+      const n = got.plain[k]!.length;
       batch[k]!.resolve(out.subarray(o, o + n));
       o += n;
     }
-    if (failed < batch.length) {
-      const bad = batch[failed]!;
-      bad.reject(new RepositoryDamagedError(`${at(bad)}: blob ${bad.w.hex} in pack ${bad.w.loc.pack} is corrupt: ${reason}`));
-      this.queue.unshift(...batch.slice(failed + 1));
+    if (got.corrupt) {
+      batch[good]!.reject(got.corrupt.error);
+      this.queue.unshift(...batch.slice(good + 1));
     }
   }
 }

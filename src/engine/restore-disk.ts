@@ -5,16 +5,15 @@
  * fails the restore: it never writes data it could not verify. On a target that starts
  * zeroed, only pages that hold data are written, so the image stays as sparse as the source.
  */
-import { RepositoryDamagedError } from '../errors.js';
+import { missingBlobError, readBlobs } from '../repository/blob-read.js';
+import type { ChunkPool } from '../repository/chunk-pool.js';
 import type { DiskIndex } from '../repository/disk-index.js';
 import { toHex } from '../repository/digest.js';
 import type { BlobLocation } from '../repository/index-file.js';
-import { packName } from '../repository/layout.js';
+import { coalescePackReads } from '../repository/pack-reads.js';
 import type { Repository } from '../repository/repository.js';
 import type { DiskTarget } from '../sources/types.js';
 import type { Progress } from './backup-disk.js';
-import type { ChunkPool } from './chunk-pool.js';
-import { coalescePackReads } from './pack-reads.js';
 import { Mutex, runWindowed } from './window.js';
 
 /** Stored bytes per read, and plain bytes per read: a read is bounded by both. */
@@ -50,7 +49,7 @@ export async function restoreDisk(req: RestoreDiskRequest): Promise<{ bytesWritt
     let w = byDigest.get(hex);
     if (!w) {
       const loc = repo.lookup(hex);
-      if (!loc) throw new RepositoryDamagedError(`restoring ${what} failed: the chunk at offset ${i * chunkSize} (blob ${hex}) is missing from the repository`);
+      if (!loc) throw missingBlobError(`restoring ${what} failed: the chunk at offset ${i * chunkSize}`, hex);
       w = { digest: hex, loc, positions: [] };
       byDigest.set(hex, w);
     }
@@ -71,22 +70,14 @@ export async function restoreDisk(req: RestoreDiskRequest): Promise<{ bytesWritt
     await runWindowed(reads, window, async (r) => {
       const slot = await slots.acquire();
       try {
-        try {
-          await repo.backend.get(packName(r.pack), { offset: r.offset, length: r.length }, slot.input);
-        } catch (err) {
-          throw new RepositoryDamagedError(`restoring ${what} failed: reading pack ${r.pack} for the chunk at offset ${r.blobs[0]!.positions[0]! * chunkSize}: ${(err as Error).message}`, { cause: err });
-        }
-        const reply = await pool.decode(slot, r.blobs.map((b) => ({
-          offset: b.loc.offset - r.offset, length: b.loc.length, compression: b.loc.compression, rawLength: b.loc.rawLength, digest: b.digest,
-        })), target.zeroed);
-        if (!reply.ok) {
-          const bad = r.blobs[reply.failed]!;
-          throw new RepositoryDamagedError(`restoring ${what} failed: the chunk at offset ${bad.positions[0]! * chunkSize} (blob ${bad.digest} in pack ${r.pack}) is corrupt: ${reply.reason}`);
-        }
+        const got = await readBlobs(repo.backend, pool, slot, [r], {
+          findData: target.zeroed, describe: (b) => `restoring ${what} failed: the chunk at offset ${b.positions[0]! * chunkSize}`,
+        });
+        if (got.corrupt) throw got.corrupt.error;
         // One writer at a time: parallel writes to one file contend on its inode lock and run slower.
         const unlock = await writer.lock();
         try {
-          const n = await writeBatch(target, chunkSize, r.blobs, slot.output, reply.runs);
+          const n = await writeBatch(target, chunkSize, r.blobs, got.plain, got.runs);
           bytesWritten += n.written;
           bytesDone += n.done;
         } finally {
@@ -109,17 +100,15 @@ export async function restoreDisk(req: RestoreDiskRequest): Promise<{ bytesWritt
 }
 
 /**
- * Writes decoded blobs (back to back in `plain`) at every offset that uses them; with
+ * Writes verified blobs (`plain[i]` is blob i) at every offset that uses them; with
  * `runs`, only the parts that hold data.
  */
-async function writeBatch(target: DiskTarget, chunkSize: number, blobs: readonly Wanted[], plain: Buffer, runs: number[][] | undefined): Promise<{ written: number; done: number }> {
+async function writeBatch(target: DiskTarget, chunkSize: number, blobs: readonly Wanted[], plain: readonly Buffer[], runs: number[][] | undefined): Promise<{ written: number; done: number }> {
   let written = 0;
   let done = 0;
-  let o = 0;
   for (let i = 0; i < blobs.length; i++) {
     const b = blobs[i]!;
-    const data = plain.subarray(o, o + b.loc.rawLength);
-    o += b.loc.rawLength;
+    const data = plain[i]!;
     const parts = runs?.[i] ?? [0, data.length];
     for (const pos of b.positions) {
       for (let k = 0; k < parts.length; k += 2) {

@@ -10,12 +10,11 @@
  * Unlike restoreDisk, a blob used at several places is read once per window that uses
  * it, not once per disk: the price of writing in order with bounded memory.
  */
-import { RepositoryDamagedError } from '../errors.js';
+import { missingBlobError, readBlobs } from '../repository/blob-read.js';
 import { toHex } from '../repository/digest.js';
 import type { BlobLocation } from '../repository/index-file.js';
-import { packName } from '../repository/layout.js';
+import { type PackRead, coalescePackReads } from '../repository/pack-reads.js';
 import type { RestoreDiskRequest } from './restore-disk.js';
-import { coalescePackReads } from './pack-reads.js';
 import { runWindowed } from './window.js';
 
 /** Plain bytes per window. */
@@ -26,18 +25,8 @@ const MAX_GAP = 64 * 1024;
 interface WindowBlob {
   readonly digest: string;
   readonly loc: BlobLocation;
-  /** Where its stored bytes land in the slot's input. */
-  inOffset: number;
-  /** Where its plain bytes land in the slot's output. */
-  outOffset: number;
-}
-
-interface WindowRead {
-  readonly pack: string;
-  readonly offset: number;
-  readonly length: number;
-  /** Where the read lands in the slot's input. */
-  readonly inOffset: number;
+  /** Its first chunk in the window, for messages. */
+  readonly first: number;
 }
 
 interface Window {
@@ -45,9 +34,7 @@ interface Window {
   readonly end: number;
   /** Per chunk of the window: its blob, or undefined for a zero chunk. */
   readonly chunks: (WindowBlob | undefined)[];
-  readonly blobs: WindowBlob[];
-  readonly reads: WindowRead[];
-  readonly inputBytes: number;
+  readonly reads: PackRead<WindowBlob>[];
   /** Settles once the window before this one is written (or failed). */
   readonly before: Promise<void>;
   /** Settles once this window is written (or failed): the next one writes after it. */
@@ -66,7 +53,7 @@ export async function restoreDiskInOrder(req: RestoreDiskRequest): Promise<{ byt
     if (index.isZero(i)) continue;
     bytesTotal += index.chunkLength(i);
     const hex = toHex(index.get(i));
-    if (!repo.lookup(hex)) throw new RepositoryDamagedError(`restoring ${what} failed: the chunk at offset ${i * chunkSize} (blob ${hex}) is missing from the repository`);
+    if (!repo.lookup(hex)) throw missingBlobError(`restoring ${what} failed: the chunk at offset ${i * chunkSize}`, hex);
   }
 
   let previous: Promise<void> = Promise.resolve();
@@ -87,28 +74,16 @@ export async function restoreDiskInOrder(req: RestoreDiskRequest): Promise<{ byt
       let b = byDigest.get(hex);
       if (!b) {
         // Looked up above: planning runs inside the window loop's iterator and must not throw.
-        b = { digest: hex, loc: repo.lookup(hex)!, inOffset: 0, outOffset: 0 };
+        b = { digest: hex, loc: repo.lookup(hex)!, first: i };
         byDigest.set(hex, b);
       }
       chunks.push(b);
     }
-    const blobs = [...byDigest.values()];
-    const reads: WindowRead[] = [];
-    let inputBytes = 0;
-    let out = 0;
-    for (const g of coalescePackReads(blobs, MAX_GAP)) {
-      reads.push({ pack: g.pack, offset: g.offset, length: g.length, inOffset: inputBytes });
-      for (const b of g.blobs) {
-        b.inOffset = inputBytes + (b.loc.offset - g.offset);
-        b.outOffset = out;
-        out += b.loc.rawLength;
-      }
-      inputBytes += g.length;
-    }
+    const reads = coalescePackReads([...byDigest.values()], MAX_GAP);
     let settle!: (err?: unknown) => void;
     const written = new Promise<void>((resolve, reject) => { settle = (err) => (err === undefined ? resolve() : reject(err)); });
     written.catch(() => {});
-    return { first, end, chunks, blobs, reads, inputBytes, before, written, settle };
+    return { first, end, chunks, reads, before, written, settle };
   }
 
   const inFlight = Math.max(2, Math.min(pool.size * 2, 8));
@@ -120,24 +95,18 @@ export async function restoreDiskInOrder(req: RestoreDiskRequest): Promise<{ byt
     await runWindowed(windows(), inFlight, async (w) => {
       const slot = await slots.acquire();
       try {
-        if (w.inputBytes > slot.input.length) throw new Error(`window at chunk ${w.first} needs ${w.inputBytes} bytes of input, the slot holds ${slot.input.length}`);
-        await Promise.all(w.reads.map(async (r) => {
-          try {
-            await repo.backend.get(packName(r.pack), { offset: r.offset, length: r.length }, slot.input.subarray(r.inOffset, r.inOffset + r.length));
-          } catch (err) {
-            throw new RepositoryDamagedError(`restoring ${what} failed: reading pack ${r.pack} for the chunks at offset ${w.first * chunkSize}: ${(err as Error).message}`, { cause: err });
-          }
-        }));
-        const reply = await pool.decode(slot, w.blobs.map((b) => (
-          { offset: b.inOffset, length: b.loc.length, compression: b.loc.compression, rawLength: b.loc.rawLength, digest: b.digest }
-        )), target.zeroed);
-        if (!reply.ok) {
-          const bad = w.blobs[reply.failed]!;
-          const at = w.first + w.chunks.indexOf(bad);
-          throw new RepositoryDamagedError(`restoring ${what} failed: the chunk at offset ${at * chunkSize} (blob ${bad.digest} in pack ${bad.loc.pack}) is corrupt: ${reply.reason}`);
-        }
+        const got = await readBlobs(repo.backend, pool, slot, w.reads, {
+          findData: target.zeroed, describe: (b) => `restoring ${what} failed: the chunk at offset ${b.first * chunkSize}`,
+        });
+        if (got.corrupt) throw got.corrupt.error;
+        const plainOf = new Map<WindowBlob, Buffer>();
         const runsOf = new Map<WindowBlob, number[]>();
-        w.blobs.forEach((b, i) => runsOf.set(b, reply.runs?.[i] ?? [0, b.loc.rawLength]));
+        let i = 0;
+        for (const b of w.reads.flatMap((r) => r.blobs)) {
+          plainOf.set(b, got.plain[i]!);
+          runsOf.set(b, got.runs?.[i] ?? [0, b.loc.rawLength]);
+          i++;
+        }
         // Window k writes once window k-1 is written; a failure before it fails it too.
         await w.before;
         for (let k = 0; k < w.chunks.length; k++) {
@@ -146,7 +115,7 @@ export async function restoreDiskInOrder(req: RestoreDiskRequest): Promise<{ byt
             if (!target.zeroed) await target.zero((w.first + k) * chunkSize, index.chunkLength(w.first + k));
             continue;
           }
-          const data = slot.output.subarray(b.outOffset, b.outOffset + b.loc.rawLength);
+          const data = plainOf.get(b)!;
           const parts = runsOf.get(b)!;
           for (let p = 0; p < parts.length; p += 2) {
             await target.write((w.first + k) * chunkSize + parts[p]!, data.subarray(parts[p]!, parts[p + 1]!));

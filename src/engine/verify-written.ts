@@ -8,7 +8,7 @@ import { IoError } from '../errors.js';
 import type { DiskIndex } from '../repository/disk-index.js';
 import { DIGEST_LENGTH, toHex } from '../repository/digest.js';
 import type { Progress } from './backup-disk.js';
-import type { ChunkPool } from './chunk-pool.js';
+import type { ChunkPool } from '../repository/chunk-pool.js';
 import { runWindowed } from './window.js';
 
 /** Bytes read back per request. */

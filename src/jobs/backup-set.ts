@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { AlreadyExistsError } from '../errors.js';
 import { failpoint } from '../failpoints.js';
-import { ChunkPool } from '../engine/chunk-pool.js';
+import { ChunkPool } from '../repository/chunk-pool.js';
 import { backupDisk, type Progress } from '../engine/backup-disk.js';
 import { BlobCodec } from '../repository/compression.js';
 import { type DiskIndex, loadDiskIndex, storeDiskIndex } from '../repository/disk-index.js';
@@ -97,9 +97,10 @@ export async function backupSet(req: BackupSetRequest): Promise<GenerationManife
   req.disks.forEach((d) => checkDiskName(d.name));
   const emit = req.onEvent ?? (() => {});
   const lock = await RepositoryLock.acquire(repo.backend, 'shared', `backup of ${set}`, (message) => emit({ type: 'warning', message }));
-  const pool = new ChunkPool(req.workers, req.compressionLevel);
+  const pool = new ChunkPool(req.workers, repo.codecSpec(req.compressionLevel));
   try {
     await repo.loadIndex();
+    const writer = repo.writer();
     const codec = new BlobCodec(req.compressionLevel);
     const generations = await repo.listGenerations(set);
     const latest = generations[generations.length - 1];
@@ -112,12 +113,12 @@ export async function backupSet(req: BackupSetRequest): Promise<GenerationManife
       emit({ type: 'disk-start', disk: disk.name, mode: choice.mode, ...(choice.note ? { note: choice.note } : {}), bytesTotal: disk.source.size });
 
       const result = await backupDisk({
-        repo, pool, source: disk.source, mode: choice.mode, what: `disk ${disk.name} of set ${set}`,
+        repo, writer, pool, source: disk.source, mode: choice.mode, what: `disk ${disk.name} of set ${set}`,
         ...(previousIndex ? { previous: previousIndex } : {}),
         ...(changed ? { changed } : {}),
         onProgress: (progress) => emit({ type: 'progress', disk: disk.name, progress }),
       });
-      const stored = await storeDiskIndex(repo, result.index, codec);
+      const stored = await storeDiskIndex(repo, writer, result.index, codec);
       const record: DiskRecord = {
         name: disk.name,
         size: disk.source.size,
@@ -135,7 +136,7 @@ export async function backupSet(req: BackupSetRequest): Promise<GenerationManife
     // Records keep the order of req.disks whatever order the disks finish in.
     const records = await mapConcurrently(req.disks, req.diskConcurrency ?? 1, backupOne);
 
-    await repo.flush();
+    await writer.flush();
     await failpoint('backup:before-commit');
     const manifest: GenerationManifest = {
       version: 1,

@@ -101,16 +101,20 @@ function machineDisk(d: VirtualDiskInfo, skipped?: string): VsphereMachine['disk
   };
 }
 
+/** Tries to remove our snapshot this often, waiting this long times the attempt between tries. */
+const SNAPSHOT_REMOVAL_ATTEMPTS = 3;
+const SNAPSHOT_REMOVAL_BACKOFF_MS = 500;
+
 /** Removes our snapshot, retrying: a snapshot left behind costs the VM's datastore space and speed. */
 async function removeOurSnapshot(session: VsphereSession, vm: VmRef, snapshot: MoRef, name: string): Promise<void> {
   let last: unknown;
-  for (let attempt = 1; attempt <= 3; attempt++) {
+  for (let attempt = 1; attempt <= SNAPSHOT_REMOVAL_ATTEMPTS; attempt++) {
     try {
       await removeSnapshot(session, snapshot, `removing snapshot ${name} of VM ${vm.name}`);
       return;
     } catch (err) {
       last = err;
-      await new Promise((r) => setTimeout(r, 500 * attempt));
+      await new Promise((r) => setTimeout(r, SNAPSHOT_REMOVAL_BACKOFF_MS * attempt));
     }
   }
   throw new IoError(`removing snapshot ${name} of VM ${vm.name} failed: ${describeCause(last)}; the next vmbkp run on this VM removes it`, { cause: last });

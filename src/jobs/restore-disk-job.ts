@@ -1,5 +1,5 @@
 /** Restores one disk of a generation to a target, under a shared lock. */
-import { ChunkPool } from '../engine/chunk-pool.js';
+import { ChunkPool } from '../repository/chunk-pool.js';
 import { restoreDisk } from '../engine/restore-disk.js';
 import type { Progress } from '../engine/backup-disk.js';
 import { BlobCodec } from '../repository/compression.js';

@@ -8,7 +8,7 @@
  */
 import { AlreadyExistsError, InputError, RepositoryDamagedError } from '../errors.js';
 import type { Progress } from '../engine/backup-disk.js';
-import { ChunkPool } from '../engine/chunk-pool.js';
+import { ChunkPool } from '../repository/chunk-pool.js';
 import { BlobCodec } from '../repository/compression.js';
 import { type DiskIndex, loadDiskIndex } from '../repository/disk-index.js';
 import { RepositoryLock } from '../repository/lock.js';

@@ -7,7 +7,7 @@
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ChunkPool } from '../engine/chunk-pool.js';
+import { ChunkPool } from '../repository/chunk-pool.js';
 import { GenerationExport } from '../engine/generation-export.js';
 import { OverlayExport } from '../engine/overlay-export.js';
 import { type ExportBackend, type ListenAddress, NbdServer, type ServerTls, exportUri } from '../nbd/server.js';

@@ -4,11 +4,27 @@
  * shrink is stored as it is (compression None), so incompressible data costs nothing on
  * restore.
  */
+import { createHash } from 'node:crypto';
 import binding from 'zstd-napi/binding.js';
 import { Compression } from './pack.js';
 
 /** Level 1: measured ~10 % faster than 3 for 1.3 % more stored bytes (docs/benchmarks.md). */
 export const DEFAULT_COMPRESSION_LEVEL = 1;
+
+/**
+ * How blobs are encoded: what the repository hands to every chunk worker so that they
+ * encode and decode exactly as it does. Plain data that crosses a thread boundary; an
+ * encrypted repository will add its keys here.
+ */
+export interface CodecSpec {
+  readonly compressionLevel: number;
+}
+
+export const DEFAULT_CODEC: CodecSpec = { compressionLevel: DEFAULT_COMPRESSION_LEVEL };
+
+export function createBlobCodec(spec: CodecSpec = DEFAULT_CODEC): BlobCodec {
+  return new BlobCodec(spec.compressionLevel);
+}
 
 export interface Encoded {
   readonly compression: Compression;
@@ -30,8 +46,8 @@ export class BlobCodec {
    * Compresses `plain` into `out` (at least compressBound(plain.length) long). Returns the
    * compression used and the bytes written to `out`; with None, the caller stores `plain`.
    */
-  encodeInto(plain: Uint8Array, out: Uint8Array): { compression: Compression; length: number } {
-    const length = this.cctx.compress(out, plain, this.level);
+  encodeInto(plain: Uint8Array, out: Uint8Array, level = this.level): { compression: Compression; length: number } {
+    const length = this.cctx.compress(out, plain, level);
     // Keep compressed data only if it saves at least 1/64: otherwise restore pays for nothing.
     if (length < plain.length - (plain.length >> 6)) return { compression: Compression.Zstd, length };
     return { compression: Compression.None, length: plain.length };
@@ -63,4 +79,19 @@ export class BlobCodec {
     this.decodeInto(compression, data, out);
     return out;
   }
+}
+
+/**
+ * Decodes a stored blob into `out` (exactly its plain length) and checks it against its
+ * SHA-256. Returns why it failed, or undefined when the blob is good. The only
+ * decode-and-verify: the chunk workers and the calling thread both use it.
+ */
+export function decodeVerified(codec: BlobCodec, compression: Compression, stored: Uint8Array, out: Buffer, digestHex: string): string | undefined {
+  try {
+    codec.decodeInto(compression, stored, out);
+  } catch (err) {
+    return (err as Error).message;
+  }
+  if (createHash('sha256').update(out).digest('hex') !== digestHex) return 'content does not match its digest';
+  return undefined;
 }

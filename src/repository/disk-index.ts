@@ -5,6 +5,7 @@
  */
 import { RepositoryDamagedError } from '../errors.js';
 import type { BlobCodec } from './compression.js';
+import type { BlobWriter } from './pack-writer.js';
 import { DIGEST_LENGTH, ZERO_DIGEST, sha256, toHex } from './digest.js';
 import type { DiskRecord } from './generation.js';
 import { BlobType } from './pack.js';
@@ -40,7 +41,7 @@ export class DiskIndex {
 }
 
 /** Stores the index as pieces; returns their digests and the bytes this added. */
-export async function storeDiskIndex(repo: Repository, index: DiskIndex, codec: BlobCodec): Promise<{ pieces: string[]; bytesStored: number }> {
+export async function storeDiskIndex(repo: Repository, writer: BlobWriter, index: DiskIndex, codec: BlobCodec): Promise<{ pieces: string[]; bytesStored: number }> {
   const per = repo.config.indexPieceEntries * DIGEST_LENGTH;
   const pieces: string[] = [];
   let bytesStored = 0;
@@ -48,8 +49,8 @@ export async function storeDiskIndex(repo: Repository, index: DiskIndex, codec: 
     const piece = index.digests.subarray(o, o + per);
     const digest = sha256(piece);
     pieces.push(toHex(digest));
-    if (repo.has(toHex(digest))) continue;
-    const { added, ready } = repo.addBlob(digest, BlobType.IndexPiece, codec.encode(Buffer.from(piece)), piece.length);
+    if (writer.has(toHex(digest))) continue;
+    const { added, ready } = writer.addBlob(digest, BlobType.IndexPiece, codec.encode(Buffer.from(piece)), piece.length);
     bytesStored += added;
     await ready;
   }
@@ -59,7 +60,7 @@ export async function storeDiskIndex(repo: Repository, index: DiskIndex, codec: 
 /** Reads a disk's index back, checking every piece against its digest. `what` names the disk for messages. */
 export async function loadDiskIndex(repo: Repository, disk: DiskRecord, codec: BlobCodec, what: string): Promise<DiskIndex> {
   const parts: Buffer[] = [];
-  for (const piece of disk.index) parts.push(await repo.readBlob(piece, codec, what));
+  for (const piece of disk.index) parts.push(await repo.readBlob(piece, what));
   const digests = Buffer.concat(parts);
   const expected = Math.ceil(disk.size / disk.chunkSize) * DIGEST_LENGTH;
   if (digests.length !== expected) {

@@ -15,13 +15,15 @@ import { RepositoryDamagedError } from '../errors.js';
 import { failpoint } from '../failpoints.js';
 import { BlobCodec } from './compression.js';
 import { toHex } from './digest.js';
-import { type BlobLocation, type IndexedPack, decodeIndexFile, encodeIndexFile } from './index-file.js';
-import { DATA_PREFIX, indexName, packIdFromName, packName } from './layout.js';
+import type { BlobLocation, IndexedPack } from './index-file.js';
+import { readIndexFile, writeIndexFile } from './index-files.js';
+import { DATA_PREFIX, packIdFromName, packName } from './layout.js';
 import { RepositoryLock } from './lock.js';
-import { PACK_TARGET_SIZE, type Repository, checkedDecode, putPack } from './repository.js';
+import { PACK_TARGET_SIZE } from './pack-writer.js';
+import { type Repository, putPack } from './repository.js';
+import { decodeChecked, readPackRange } from './blob-read.js';
 import { describeRef, walkDisks } from './references.js';
 import { type PackEntry, PackBuilder } from './pack.js';
-import { sha256 } from './digest.js';
 
 export interface GcResult {
   readonly packsRemoved: number;
@@ -75,7 +77,7 @@ async function run(repo: Repository): Promise<GcResult> {
   for (const name of await backend.list(DATA_PREFIX)) packSizes.set(packIdFromName(name), (await backend.stat(name))?.size ?? 0);
   const contents = new Map<string, Map<string, BlobLocation>>();
   for (const name of repo.indexFileNames()) {
-    decodeIndexFile(await backend.get(name), name, (hex, loc) => {
+    await readIndexFile(backend, repo.objects, name, (hex, loc) => {
       if (!packSizes.has(loc.pack)) return;
       let c = contents.get(loc.pack);
       if (!c) contents.set(loc.pack, (c = new Map()));
@@ -126,10 +128,10 @@ async function run(repo: Repository): Promise<GcResult> {
     current = new PackBuilder(builder.buffer);
   };
   for (const [id, blobs] of copies) {
-    const raw = await backend.get(packName(id));
+    const raw = await readPackRange(backend, id, 'gc');
     for (const [hex, e] of blobs) {
       const data = raw.subarray(e.offset, e.offset + e.length);
-      checkedDecode(codec, data, { pack: id, ...e }, hex, 'gc');
+      decodeChecked(repo.codec, data, { digest: hex, loc: { pack: id, ...e } }, 'gc');
       if (!current.fits(data.length)) await flushBuilder();
       current.add(e.digest, e.type, e.compression, e.rawLength, data);
     }
@@ -144,9 +146,8 @@ async function run(repo: Repository): Promise<GcResult> {
   const oldIndexes = repo.indexFileNames();
   const nothingToDo = drop.length === 0 && written.length === 0 && oldIndexes.length <= 1;
   if (!nothingToDo) {
-    const raw = encodeIndexFile([...keep, ...written]);
-    const newIndex = indexName(sha256(raw).toString('hex'));
-    if (keep.length + written.length > 0 && !(await backend.stat(newIndex))) await backend.put(newIndex, raw);
+    const live = [...keep, ...written];
+    const newIndex = live.length > 0 ? await writeIndexFile(backend, repo.objects, live) : undefined;
     await failpoint('gc:index-written');
     for (const name of oldIndexes) if (name !== newIndex) await backend.remove(name);
     await failpoint('gc:indexes-removed');

@@ -1,5 +1,5 @@
 /** Walking every generation's disks: what verify checks and what gc keeps. */
-import { VmbkpError } from '../errors.js';
+import { IoError, VmbkpError } from '../errors.js';
 import type { BlobCodec } from './compression.js';
 import { type DiskIndex, loadDiskIndex } from './disk-index.js';
 import type { DiskRecord, GenerationManifest } from './generation.js';
@@ -28,7 +28,7 @@ export async function walkDisks(repo: Repository, codec: BlobCodec, visitor: Wal
     try {
       manifest = await repo.readGeneration(ref.set, ref.generation);
     } catch (err) {
-      if (!visitor.damaged || !(err instanceof VmbkpError)) throw err;
+      if (!visitor.damaged || !isDamage(err)) throw err;
       visitor.damaged(ref, err);
       continue;
     }
@@ -38,11 +38,19 @@ export async function walkDisks(repo: Repository, codec: BlobCodec, visitor: Wal
       try {
         index = await loadDiskIndex(repo, record, codec, describeRef(where));
       } catch (err) {
-        if (!visitor.damaged || !(err instanceof VmbkpError)) throw err;
+        if (!visitor.damaged || !isDamage(err)) throw err;
         visitor.damaged(where, err);
         continue;
       }
       visitor.disk(where, record, index, manifest);
     }
   }
+}
+
+/**
+ * Damage is reported and the walk goes on; a failure to read (IoError) is not damage and
+ * ends the walk, so verify never calls unreachable storage broken backups.
+ */
+function isDamage(err: unknown): err is VmbkpError {
+  return err instanceof VmbkpError && !(err instanceof IoError);
 }

@@ -1,25 +1,35 @@
 /**
  * Repository: the on-disk format behind one StorageBackend. It knows where blobs are
- * (the in-memory master index built from index files), packs new blobs, and reads,
- * commits and removes generation manifests. It does not lock: callers take the lock
- * their operation needs (see lock.ts).
+ * (the in-memory master index built from index files), hands out writers that pack new
+ * blobs (pack-writer.ts), reads blobs (blob-read.ts), and reads, commits and removes
+ * generation manifests. It owns how blobs and metadata are encoded (codecSpec, objects).
+ * It does not lock: callers take the lock their operation needs (see lock.ts). One
+ * instance can serve many jobs of a long-running process.
  */
-import { AlreadyExistsError, NotFoundError, RepositoryDamagedError, describeCause } from '../errors.js';
-import { failpoint } from '../failpoints.js';
+import { AlreadyExistsError, NotFoundError, RepositoryDamagedError } from '../errors.js';
 import type { StorageBackend } from '../storage/backend.js';
-import { BlobCodec, type Encoded } from './compression.js';
+import { missingBlobError, readOneBlob } from './blob-read.js';
+import { ChunkPool } from './chunk-pool.js';
+import { type BlobCodec, type CodecSpec, DEFAULT_CODEC, createBlobCodec } from './compression.js';
 import { type RepositoryConfig, encodeConfig, newConfig, readConfig } from './config.js';
-import { sha256, toHex } from './digest.js';
+import { toHex } from './digest.js';
 import { type GenerationManifest, decodeManifest, encodeManifest } from './generation.js';
-import { type BlobLocation, type IndexedPack, decodeIndexFile, encodeIndexFile } from './index-file.js';
-import { CONFIG, GENERATIONS_PREFIX, INDEX_PREFIX, checkSetName, generationName, indexName, packName, parseGenerationName } from './layout.js';
-import { type BlobType, type FinishedPack, PackBuilder } from './pack.js';
+import type { BlobLocation, IndexedPack } from './index-file.js';
+import { readIndexFile } from './index-files.js';
+import { CONFIG, GENERATIONS_PREFIX, INDEX_PREFIX, checkSetName, generationName, packName, parseGenerationName } from './layout.js';
+import { type ObjectCodec, PLAIN_OBJECTS } from './object-codec.js';
+import type { FinishedPack } from './pack.js';
+import { type BlobWriter, PackWriter } from './pack-writer.js';
+import { putContentAddressed } from './write-once.js';
 
-/** Packs close at this size: large enough for few files and sequential reads, small enough to repack. */
-export const PACK_TARGET_SIZE = 16 * 1024 * 1024;
-/** Index files are written at least this often (in packs), so a long backup that dies keeps most of its work findable. */
-const PACKS_PER_INDEX_FILE = 64;
-const PUTS_IN_FLIGHT = 2;
+/** A use of the repository's shared chunk workers. */
+export interface PoolLease {
+  readonly pool: ChunkPool;
+  release(): Promise<void>;
+}
+
+/** How often loadIndex lists again while a concurrent gc rewrites the index under it. */
+const INDEX_RELOAD_PASSES = 3;
 
 export interface GenerationRef {
   readonly set: string;
@@ -27,23 +37,32 @@ export interface GenerationRef {
 }
 
 export class Repository {
-  private readonly blobs = new Map<string, BlobLocation>();
-  private readonly pending = new Set<string>();
-  private readonly indexFiles = new Set<string>();
-  private pack: PackBuilder | undefined;
-  /** Pack buffers whose upload finished, for reuse: a fresh 16 MiB buffer per pack costs page faults. */
-  private readonly spareBuffers: Buffer[] = [];
-  private finishedPacks: IndexedPack[] = [];
-  /** Pack uploads not yet settled; they never reject (a failure lands in putError). */
-  private readonly puts = new Set<Promise<void>>();
-  /**
-   * The first failed pack upload. Sticky: its blobs are marked pending, so a later commit
-   * through this instance could reference data that was never stored.
-   */
-  private putError: unknown;
+  private blobs = new Map<string, BlobLocation>();
+  private indexFiles = new Set<string>();
   private indexLoaded = false;
+  private readonly packs: PackWriter;
+  private sharedPool: { readonly pool: ChunkPool; leases: number } | undefined;
 
-  private constructor(readonly backend: StorageBackend, readonly config: RepositoryConfig) {}
+  /** Decodes blobs on the calling thread exactly as the chunk workers do. */
+  readonly codec: BlobCodec;
+  /** Seals and opens metadata objects (index files, manifests). */
+  readonly objects: ObjectCodec = PLAIN_OBJECTS;
+
+  private constructor(readonly backend: StorageBackend, readonly config: RepositoryConfig) {
+    this.codec = createBlobCodec(this.codecSpec());
+    this.packs = new PackWriter(backend, this.objects, {
+      has: (hex) => this.blobs.has(hex),
+      indexed: (name, packs) => this.addIndexed(name, packs),
+    });
+  }
+
+  /**
+   * What the chunk workers need to encode and decode this repository's blobs; pass it to
+   * every ChunkPool that works for it. `compressionLevel` applies to new blobs only.
+   */
+  codecSpec(compressionLevel?: number): CodecSpec {
+    return { ...DEFAULT_CODEC, ...(compressionLevel === undefined ? {} : { compressionLevel }) };
+  }
 
   static async init(backend: StorageBackend, chunkSize?: number): Promise<Repository> {
     const config = newConfig(chunkSize);
@@ -69,25 +88,41 @@ export class Repository {
   // ---- master index -------------------------------------------------------------
 
   /**
-   * Reads every index file. A damaged index file is reported through `onDamaged` when
-   * given (verify wants to go on), else thrown.
+   * Reads the index files it has not read yet, so a long-running process sees what other
+   * processes stored since. When an index file it read is gone, gc or prune rewrote the
+   * index: the master index is read again from scratch, off to the side, and swapped in,
+   * so that no lookup points into a pack gc removed. A damaged index file is reported
+   * through `onDamaged` when given (verify wants to go on), else thrown.
    */
   async loadIndex(onDamaged?: (err: RepositoryDamagedError) => void): Promise<void> {
-    for (const name of await this.backend.list(INDEX_PREFIX)) {
-      if (this.indexFiles.has(name)) continue;
-      try {
-        const raw = await this.backend.get(name);
-        const id = name.slice(INDEX_PREFIX.length);
-        if (sha256(raw).toString('hex') !== id) throw new RepositoryDamagedError(`reading index file ${name} failed: content does not match its name (corrupted)`);
-        decodeIndexFile(raw, name, (digest, loc) => { if (!this.blobs.has(digest)) this.blobs.set(digest, loc); });
-        this.indexFiles.add(name);
-      } catch (err) {
-        if (err instanceof NotFoundError) continue; // removed by a concurrent gc before we read it
-        if (onDamaged && err instanceof RepositoryDamagedError) onDamaged(err);
-        else throw err;
+    for (let pass = 1; ; pass++) {
+      const names = await this.backend.list(INDEX_PREFIX);
+      const listed = new Set(names);
+      const rebuild = [...this.indexFiles].some((n) => !listed.has(n));
+      const blobs = rebuild ? new Map<string, BlobLocation>() : this.blobs;
+      const files = rebuild ? new Set<string>() : this.indexFiles;
+      let vanished = false;
+      for (const name of names) {
+        if (files.has(name)) continue;
+        try {
+          await readIndexFile(this.backend, this.objects, name, (digest, loc) => { if (!blobs.has(digest)) blobs.set(digest, loc); });
+          files.add(name);
+        } catch (err) {
+          if (err instanceof NotFoundError) { vanished = true; continue; }
+          if (onDamaged && err instanceof RepositoryDamagedError) onDamaged(err);
+          else throw err;
+        }
       }
+      if (rebuild) {
+        this.blobs = blobs;
+        this.indexFiles = files;
+      }
+      this.indexLoaded = true;
+      // An index file removed between listing and reading was replaced by gc's new one, which
+      // the listing may have missed: list again (gc writes the new one before removing the old).
+      if (!vanished && !rebuild) return;
+      if (pass >= INDEX_RELOAD_PASSES) return;
     }
-    this.indexLoaded = true;
   }
 
   private requireIndex(): void {
@@ -99,10 +134,16 @@ export class Repository {
     return this.blobs.get(digestHex);
   }
 
-  /** True when the blob is stored, or queued for storage in this session. */
-  has(digestHex: string): boolean {
-    this.requireIndex();
-    return this.blobs.has(digestHex) || this.pending.has(digestHex);
+  private addIndexed(name: string, packs: readonly IndexedPack[]): void {
+    this.indexFiles.add(name);
+    for (const p of packs) {
+      for (const e of p.entries) {
+        const hex = toHex(e.digest);
+        if (!this.blobs.has(hex)) {
+          this.blobs.set(hex, { pack: p.id, type: e.type, compression: e.compression, offset: e.offset, length: e.length, rawLength: e.rawLength });
+        }
+      }
+    }
   }
 
   /** All indexed blobs (for verify and gc). */
@@ -115,95 +156,44 @@ export class Repository {
     return [...this.indexFiles];
   }
 
+  // ---- chunk workers ------------------------------------------------------------
+
+  /**
+   * The chunk workers of this repository, shared by every job of the process (a batch of
+   * VMs, a server's jobs) instead of a pool per job. The first lease's size sets the
+   * pool's; the workers stop when the last lease is released.
+   */
+  acquirePool(size?: number): PoolLease {
+    const shared = this.sharedPool ??= { pool: new ChunkPool(size, this.codecSpec()), leases: 0 };
+    shared.leases++;
+    let released = false;
+    return {
+      pool: shared.pool,
+      release: async () => {
+        if (released) return;
+        released = true;
+        if (--shared.leases > 0) return;
+        if (this.sharedPool === shared) this.sharedPool = undefined;
+        await shared.pool.close();
+      },
+    };
+  }
+
   // ---- writing blobs ------------------------------------------------------------
 
-  /**
-   * Queues a blob unless the repository has it. Returns the bytes it adds (0 for a
-   * duplicate). The check and the append happen without yielding, so concurrent callers
-   * never store one digest twice. The returned promise resolves when there is room for
-   * more (a full pack is being written).
-   */
-  addBlob(digest: Buffer, type: BlobType, encoded: Encoded, rawLength: number): { added: number; ready: Promise<void> } {
-    const hex = toHex(digest);
-    if (this.has(hex)) return { added: 0, ready: Promise.resolve() };
-    this.pending.add(hex);
-    let ready = Promise.resolve();
-    if (this.pack && !this.pack.fits(encoded.data.length)) ready = this.rotatePack();
-    this.pack ??= new PackBuilder(this.takeBuffer(encoded.data.length));
-    this.pack.add(digest, type, encoded.compression, rawLength, encoded.data);
-    return { added: encoded.data.length, ready };
-  }
-
-  private takeBuffer(atLeast: number): Buffer {
-    const spare = this.spareBuffers.pop();
-    if (spare && spare.length >= atLeast) return spare;
-    return Buffer.allocUnsafeSlow(Math.max(PACK_TARGET_SIZE, atLeast));
-  }
-
-  private async rotatePack(): Promise<void> {
-    const builder = this.pack;
-    this.pack = undefined;
-    if (!builder || builder.count === 0) return;
-    const finished = builder.finish();
-    const put: Promise<void> = putPack(this.backend, finished).then(() => {
-      this.finishedPacks.push({ id: finished.id, entries: finished.entries });
-      if (this.spareBuffers.length < PUTS_IN_FLIGHT + 1) this.spareBuffers.push(builder.buffer);
-    }, (err: unknown) => { this.putError ??= err; }).finally(() => this.puts.delete(put));
-    this.puts.add(put);
-    if (this.finishedPacks.length >= PACKS_PER_INDEX_FILE) await this.writeIndexFile();
-    while (this.puts.size >= PUTS_IN_FLIGHT) await Promise.race(this.puts);
-  }
-
-  /**
-   * Makes every queued blob durable and findable: packs first, then their index file.
-   * Waits for every upload in flight, including those another job sharing this instance
-   * started, since a generation may reference a blob another job queued.
-   */
-  async flush(): Promise<void> {
-    await this.rotatePack();
-    while (this.puts.size > 0) await Promise.all([...this.puts]);
-    if (this.putError !== undefined) throw this.putError;
-    await failpoint('flush:packs-written');
-    await this.writeIndexFile();
-  }
-
-  private async writeIndexFile(): Promise<void> {
-    const packs = this.finishedPacks;
-    if (packs.length === 0) return;
-    this.finishedPacks = [];
-    const raw = encodeIndexFile(packs);
-    const name = indexName(sha256(raw).toString('hex'));
-    try {
-      await this.backend.put(name, raw);
-    } catch (err) {
-      if (!(err instanceof AlreadyExistsError)) throw err;
-    }
-    this.indexFiles.add(name);
-    for (const p of packs) {
-      for (const e of p.entries) {
-        const hex = toHex(e.digest);
-        this.pending.delete(hex);
-        if (!this.blobs.has(hex)) {
-          this.blobs.set(hex, { pack: p.id, type: e.type, compression: e.compression, offset: e.offset, length: e.length, rawLength: e.rawLength });
-        }
-      }
-    }
+  /** A writer for one job: see pack-writer.ts. The index must be loaded. */
+  writer(): BlobWriter {
+    this.requireIndex();
+    return this.packs.writer();
   }
 
   // ---- reading blobs ------------------------------------------------------------
 
-  /** Reads one blob and checks it against its digest. `what` names the reader for messages. */
-  async readBlob(digestHex: string, codec: BlobCodec, what: string): Promise<Buffer> {
+  /** Reads one blob on the calling thread and checks it against its digest. `what` names the reader for messages. */
+  async readBlob(digestHex: string, what: string): Promise<Buffer> {
     const loc = this.lookup(digestHex);
-    if (!loc) throw new RepositoryDamagedError(`${what}: blob ${digestHex} is missing from the repository`);
-    const name = packName(loc.pack);
-    let raw: Buffer;
-    try {
-      raw = await this.backend.get(name, { offset: loc.offset, length: loc.length });
-    } catch (err) {
-      throw new RepositoryDamagedError(`${what}: reading blob ${digestHex} from pack ${loc.pack} failed: ${describeCause(err)}`, { cause: err });
-    }
-    return checkedDecode(codec, raw, loc, digestHex, what);
+    if (!loc) throw missingBlobError(what, digestHex);
+    return readOneBlob(this.backend, this.codec, { digest: digestHex, loc }, what);
   }
 
   // ---- generations ----------------------------------------------------------------
@@ -225,7 +215,7 @@ export class Repository {
       if (err instanceof NotFoundError) throw new NotFoundError(`set ${set} has no generation ${generation}`, { cause: err });
       throw err;
     }
-    const m = decodeManifest(raw, name);
+    const m = decodeManifest(this.objects.open(name, raw), name);
     if (m.set !== set || m.generation !== generation) {
       throw new RepositoryDamagedError(`reading generation ${name} failed: it says it is ${m.set} generation ${m.generation}`);
     }
@@ -235,7 +225,8 @@ export class Repository {
   /** Writes the manifest; throws AlreadyExistsError if that number was taken meanwhile. */
   async commitGeneration(manifest: GenerationManifest): Promise<void> {
     checkSetName(manifest.set);
-    await this.backend.put(generationName(manifest.set, manifest.generation), encodeManifest(manifest));
+    const name = generationName(manifest.set, manifest.generation);
+    await this.backend.put(name, this.objects.seal(name, encodeManifest(manifest)));
   }
 
   async removeGeneration(ref: GenerationRef): Promise<void> {
@@ -245,31 +236,10 @@ export class Repository {
 
 /**
  * Stores a pack. Packs are named by their content, so a pack of that name may exist
- * already (left by an interrupted backup or gc that wrote the same blobs): if its content
- * matches its name it is the same pack; if not, it is damaged and replaced.
+ * already (left by an interrupted backup or gc that wrote the same blobs): that is the
+ * same pack. One of that name with other content is never replaced (write-once): the
+ * put fails, naming both.
  */
 export async function putPack(backend: StorageBackend, pack: FinishedPack): Promise<void> {
-  const name = packName(pack.id);
-  try {
-    await backend.put(name, pack.parts);
-  } catch (err) {
-    if (!(err instanceof AlreadyExistsError)) throw err;
-    if (sha256(await backend.get(name)).toString('hex') === pack.id) return;
-    await backend.remove(name);
-    await backend.put(name, pack.parts);
-  }
-}
-
-/** Decodes a blob and checks length and digest; the error names the blob, its pack and the reader. */
-export function checkedDecode(codec: BlobCodec, raw: Buffer, loc: BlobLocation, digestHex: string, what: string): Buffer {
-  let plain: Buffer;
-  try {
-    plain = codec.decode(loc.compression, raw, loc.rawLength);
-  } catch (err) {
-    throw new RepositoryDamagedError(`${what}: blob ${digestHex} in pack ${loc.pack} is corrupt: ${describeCause(err)}`, { cause: err });
-  }
-  if (sha256(plain).toString('hex') !== digestHex) {
-    throw new RepositoryDamagedError(`${what}: blob ${digestHex} in pack ${loc.pack} is corrupt: content does not match its digest`);
-  }
-  return plain;
+  await putContentAddressed(backend, packName(pack.id), pack.id, pack.parts);
 }

@@ -3,12 +3,13 @@
  * readData, every blob is read, decompressed and re-hashed. Problems name the set,
  * generation and disk they affect.
  */
+import { decodeChecked, readPackRange } from './blob-read.js';
 import { BlobCodec } from './compression.js';
 import { sha256, toHex } from './digest.js';
 import type { BlobLocation } from './index-file.js';
-import { DATA_PREFIX, packIdFromName, packName } from './layout.js';
+import { DATA_PREFIX, packIdFromName } from './layout.js';
 import { RepositoryLock } from './lock.js';
-import { checkedDecode, type Repository } from './repository.js';
+import type { Repository } from './repository.js';
 import { type DiskRef, describeRef, walkDisks } from './references.js';
 
 export interface Problem extends Partial<DiskRef> {
@@ -73,15 +74,14 @@ async function run(req: VerifyRequest): Promise<VerifyReport> {
 
   let bytesRead = 0;
   if (req.readData) {
-    const codec = new BlobCodec();
     let packsDone = 0;
     for (const [pack, entries] of byPack) {
-      const raw = await repo.backend.get(packName(pack));
+      const raw = await readPackRange(repo.backend, pack, 'verify');
       bytesRead += raw.length;
       let blobsOk = true;
       for (const [hex, loc] of entries) {
         try {
-          checkedDecode(codec, raw.subarray(loc.offset, loc.offset + loc.length), loc, hex, 'verify');
+          decodeChecked(repo.codec, raw.subarray(loc.offset, loc.offset + loc.length), { digest: hex, loc }, 'verify');
         } catch {
           bad.set(hex, `blob ${hex} in pack ${pack} is corrupt`);
           blobsOk = false;

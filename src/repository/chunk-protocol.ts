@@ -3,7 +3,8 @@
  * (SharedArrayBuffers attached to every worker once), so a message names a slot and
  * carries no bytes: no copies, no transfers, no allocation per segment.
  */
-import type { Compression } from '../repository/pack.js';
+import type { CodecSpec } from './compression.js';
+import type { Compression } from './pack.js';
 
 export interface SlotBuffers {
   readonly id: number;
@@ -17,13 +18,14 @@ export interface SlotBuffers {
 
 export interface AttachRequest { op: 'attach'; slot: SlotBuffers }
 export interface DetachRequest { op: 'detach'; slot: number }
-export interface ConfigureRequest { op: 'configure'; level: number }
+/** The repository's codec, so that workers encode and decode as it does. */
+export interface ConfigureRequest { op: 'configure'; codec: CodecSpec }
 
 /** Zero-detect and hash every chunk of input[0, length); digests go to the slot (zeros for a zero chunk). */
 export interface HashRequest { op: 'hash'; slot: number; length: number; chunkSize: number }
 
-/** Compress the named chunks of input into output. */
-export interface EncodeRequest { op: 'encode'; slot: number; length: number; chunkSize: number; chunks: number[] }
+/** Compress the named chunks of input into output, at `level` when given (a job's own), else the codec's. */
+export interface EncodeRequest { op: 'encode'; slot: number; length: number; chunkSize: number; chunks: number[]; level?: number }
 /** Where a chunk's stored form is: in output when compressed, else the plain bytes in input. */
 export interface EncodedChunk { chunk: number; compression: Compression; inOutput: boolean; offset: number; length: number }
 export interface EncodeReply { chunks: EncodedChunk[] }

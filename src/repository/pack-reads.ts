@@ -2,7 +2,7 @@
  * Grouping blobs into pack reads: blobs stored close together in one pack are read with
  * one request, the gap between them included, which costs less than a request each.
  */
-import type { BlobLocation } from '../repository/index-file.js';
+import type { BlobLocation } from './index-file.js';
 
 export interface PackRead<B> {
   readonly pack: string;

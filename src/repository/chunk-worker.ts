@@ -4,7 +4,8 @@
  */
 import { createHash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
-import { BlobCodec, DEFAULT_COMPRESSION_LEVEL } from '../repository/compression.js';
+import { createBlobCodec, decodeVerified } from './compression.js';
+import { DIGEST_LENGTH } from './digest.js';
 import type { DecodeReply, EncodeReply, EncodedChunk, SlotBuffers, WorkerRequest } from './chunk-protocol.js';
 
 const port = parentPort;
@@ -12,7 +13,7 @@ if (!port) throw new Error('chunk-worker must run in a worker thread');
 
 interface Slot { input: Buffer; output: Buffer; digests: Buffer }
 
-let codec = new BlobCodec(DEFAULT_COMPRESSION_LEVEL);
+let codec = createBlobCodec();
 const slots = new Map<number, Slot>();
 const PAGE = 4096;
 const ZEROS = Buffer.alloc(1024 * 1024);
@@ -60,7 +61,7 @@ port.on('message', (msg: WorkerRequest) => {
       port.postMessage({ ok: true });
       return;
     case 'configure':
-      codec = new BlobCodec(msg.level);
+      codec = createBlobCodec(msg.codec);
       port.postMessage({ ok: true });
       return;
     case 'hash': {
@@ -68,8 +69,8 @@ port.on('message', (msg: WorkerRequest) => {
       const n = Math.ceil(msg.length / msg.chunkSize);
       for (let i = 0; i < n; i++) {
         const chunk = s.input.subarray(i * msg.chunkSize, Math.min(msg.length, (i + 1) * msg.chunkSize));
-        if (isZero(chunk)) s.digests.fill(0, i * 32, i * 32 + 32);
-        else createHash('sha256').update(chunk).digest().copy(s.digests, i * 32);
+        if (isZero(chunk)) s.digests.fill(0, i * DIGEST_LENGTH, (i + 1) * DIGEST_LENGTH);
+        else createHash('sha256').update(chunk).digest().copy(s.digests, i * DIGEST_LENGTH);
       }
       port.postMessage({ ok: true });
       return;
@@ -81,7 +82,7 @@ port.on('message', (msg: WorkerRequest) => {
       for (const c of msg.chunks) {
         const start = c * msg.chunkSize;
         const plain = s.input.subarray(start, Math.min(msg.length, start + msg.chunkSize));
-        const r = codec.encodeInto(plain, s.output.subarray(offset));
+        const r = codec.encodeInto(plain, s.output.subarray(offset), msg.level);
         if (r.compression === 0) {
           chunks.push({ chunk: c, compression: r.compression, inOutput: false, offset: start, length: plain.length });
         } else {
@@ -100,14 +101,9 @@ port.on('message', (msg: WorkerRequest) => {
         const b = msg.blobs[i]!;
         const out = s.output.subarray(o, o + b.rawLength);
         o += b.rawLength;
-        try {
-          codec.decodeInto(b.compression, s.input.subarray(b.offset, b.offset + b.length), out);
-        } catch (err) {
-          port.postMessage({ ok: false, failed: i, reason: (err as Error).message } satisfies DecodeReply);
-          return;
-        }
-        if (createHash('sha256').update(out).digest('hex') !== b.digest) {
-          port.postMessage({ ok: false, failed: i, reason: 'content does not match its digest' } satisfies DecodeReply);
+        const reason = decodeVerified(codec, b.compression, s.input.subarray(b.offset, b.offset + b.length), out, b.digest);
+        if (reason !== undefined) {
+          port.postMessage({ ok: false, failed: i, reason } satisfies DecodeReply);
           return;
         }
         if (msg.findData) runs.push(dataRuns(out));

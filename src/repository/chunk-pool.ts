@@ -5,6 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import type { CodecSpec } from './compression.js';
 import type { DecodeBlob, DecodeReply, EncodeReply, EncodedChunk, WorkerRequest } from './chunk-protocol.js';
 
 interface Pending { resolve(v: unknown): void; reject(e: unknown): void }
@@ -47,7 +48,8 @@ export class ChunkPool {
   private readonly workers: WorkerSlot[] = [];
   private failure: unknown;
 
-  constructor(size = defaultPoolSize(), compressionLevel?: number) {
+  /** `codec` is the repository's (Repository.codecSpec); the default decodes any blob and compresses at the default level. */
+  constructor(size = defaultPoolSize(), codec?: CodecSpec) {
     for (let i = 0; i < size; i++) {
       const worker = new Worker(new URL('./chunk-worker.js', import.meta.url));
       const w: WorkerSlot = { worker, queue: [] };
@@ -56,8 +58,8 @@ export class ChunkPool {
       worker.on('exit', (code) => { if (code !== 0) this.fail(new Error(`chunk worker exited with code ${code}`)); });
       this.workers.push(w);
     }
-    if (compressionLevel !== undefined) {
-      for (const w of this.workers) this.send(w, { op: 'configure', level: compressionLevel }).catch(() => {});
+    if (codec !== undefined) {
+      for (const w of this.workers) this.send(w, { op: 'configure', codec }).catch(() => {});
     }
   }
 
@@ -106,9 +108,9 @@ export class ChunkPool {
   }
 
   /** Compresses the named chunks; returns where each one's stored form lies. */
-  async encode(slot: Slot, length: number, chunkSize: number, chunks: number[]): Promise<EncodedChunk[]> {
+  async encode(slot: Slot, length: number, chunkSize: number, chunks: number[], level?: number): Promise<EncodedChunk[]> {
     if (chunks.length === 0) return [];
-    const reply = await this.send<EncodeReply>(this.leastBusy(), { op: 'encode', slot: slot.id, length, chunkSize, chunks });
+    const reply = await this.send<EncodeReply>(this.leastBusy(), { op: 'encode', slot: slot.id, length, chunkSize, chunks, ...(level === undefined ? {} : { level }) });
     return reply.chunks;
   }
 
