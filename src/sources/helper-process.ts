@@ -77,7 +77,7 @@ export class HelperProcess {
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => { this.ended = { code, signal }; resolve(this.ended); });
       // A helper that could not be started emits 'error' and never 'exit'.
-      child.once('error', (err: NodeJS.ErrnoException) => {
+      child.on('error', (err: NodeJS.ErrnoException) => {
         this.spawnError = err;
         if (child.pid === undefined) { this.ended = { code: null, signal: null }; resolve(this.ended); }
       });
