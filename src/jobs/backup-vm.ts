@@ -4,9 +4,9 @@
  * generation, and remove the snapshot — in every outcome.
  */
 import { randomUUID } from 'node:crypto';
-import { hostname } from 'node:os';
 import { InputError, IoError, describeCause } from '../errors.js';
 import { failpoint } from '../failpoints.js';
+import { isThisProcess, ownerState } from '../process-identity.js';
 import type { GenerationManifest, RequestedMode } from '../repository/generation.js';
 import type { Repository } from '../repository/repository.js';
 import type { DiskSource } from '../sources/types.js';
@@ -15,13 +15,13 @@ import { type VmRef, findVm } from '../vsphere/inventory.js';
 import { ovfDescriptor } from '../vsphere/ovf.js';
 import { retrieveOne } from '../vsphere/property-collector.js';
 import type { VsphereSession } from '../vsphere/session.js';
+import { backupSnapshotDescription, snapshotOwner } from '../vsphere/snapshot-owner.js';
 import {
   type VirtualDiskInfo, createSnapshot, disksOf, enableChangeTracking, removeSnapshot, snapshotsOf, unsnapshottable,
 } from '../vsphere/vm.js';
 import type { MoRef, XmlNode } from '../vsphere/xml.js';
 import { boolAt } from '../vsphere/xml.js';
 import { type BackupEvent, backupSet } from './backup-set.js';
-import { pidAlive } from './pid.js';
 import type { Semaphore } from './concurrency.js';
 
 export const SNAPSHOT_PREFIX = 'vmbkp-';
@@ -77,16 +77,15 @@ export function setNameForVm(name: string): string {
   return s === '' ? '_' : s;
 }
 
-function snapshotDescription(): string {
-  return `vmbkp backup; host=${hostname()} pid=${process.pid} started=${new Date().toISOString()}`;
-}
-
-/** Removes vmbkp snapshots left by killed runs; refuses when a live run on this host owns one. */
+/**
+ * Removes vmbkp snapshots left by killed runs; refuses when a live run on this host owns
+ * one (its pid runs with the recorded start time). Another host's snapshots are removed.
+ */
 async function removeOrphans(session: VsphereSession, vm: VmRef, snapshotProp: XmlNode | undefined, warn: (m: string) => void): Promise<void> {
   for (const s of snapshotsOf(snapshotProp).filter((x) => x.name.startsWith(SNAPSHOT_PREFIX)).reverse()) {
-    const owner = /host=(\S+) pid=(\d+)/.exec(s.description ?? '');
-    if (owner && owner[1] === hostname() && Number(owner[2]) !== process.pid && pidAlive(Number(owner[2]))) {
-      throw new InputError(`VM ${vm.name} is being backed up by vmbkp process ${owner[2]} on this host (snapshot ${s.name})`);
+    const owner = snapshotOwner(s.description);
+    if (owner && !isThisProcess(owner) && ownerState(owner) === 'alive') {
+      throw new InputError(`VM ${vm.name} is being backed up by vmbkp process ${owner.pid} on this host (snapshot ${s.name})`);
     }
     warn(`removing snapshot ${s.name} of VM ${vm.name}, left by an earlier run`);
     await removeSnapshot(session, s.ref, `removing snapshot ${s.name} of VM ${vm.name}`);
@@ -156,7 +155,7 @@ async function backupFromSnapshot(req: VmBackupRequest, vm: VmRef, set: string, 
   let snapshot: MoRef;
   try {
     snapshot = await createSnapshot(session, vm.ref, vm.name, snapName, {
-      description: snapshotDescription(), memory: req.memory ?? false, quiesce: req.quiesce ?? false,
+      description: backupSnapshotDescription(), memory: req.memory ?? false, quiesce: req.quiesce ?? false,
     });
   } catch (err) {
     // A failed task may still have left the snapshot: look for it by name.

@@ -13,6 +13,7 @@
  */
 import { RepositoryDamagedError } from '../errors.js';
 import { failpoint } from '../failpoints.js';
+import { ABANDONED_UPLOAD_AGE_MS } from '../storage/backend.js';
 import { toHex } from './digest.js';
 import type { BlobLocation, IndexedPack } from './index-file.js';
 import { readIndexFile, writeIndexFile } from './index-files.js';
@@ -153,6 +154,6 @@ async function run(repo: Repository): Promise<GcResult> {
     for (const id of drop) await backend.remove(packName(id));
   }
   const bytesFreed = drop.reduce((n, id) => n + (packSizes.get(id) ?? 0), 0) - writtenBytes;
-  const uploadsSwept = await backend.sweep(24 * 3600_000);
+  const uploadsSwept = await backend.sweep(ABANDONED_UPLOAD_AGE_MS);
   return { packsRemoved: drop.length, packsRepacked: copies.size, packsWritten: written.length, blobsRemoved, bytesFreed: Math.max(0, bytesFreed), uploadsSwept };
 }
