@@ -96,4 +96,28 @@ describe('a repository object in a long-running process', () => {
     await fresh.loadIndex();
     for (const b of blobs) assert.deepEqual(await fresh.readBlob(sha256(b).toString('hex'), 'test'), b);
   });
+
+  it('the jobs of one process share one chunk pool, which stops with its last user', async () => {
+    const repoDir = path.join(dir, 'repo-pool');
+    await cli(['init', '--repo', repoDir]);
+    const repo = await Repository.open(new LocalBackend(repoDir));
+    const a = repo.acquirePool(2);
+    const b = repo.acquirePool(4);
+    assert.equal(a.pool, b.pool, 'one pool for both jobs');
+    assert.equal(a.pool.size, 2, 'the first lease sets the size');
+    await a.release();
+    await a.release(); // a second release of one lease changes nothing
+    // b still works with it: hashing a zero chunk gives the zero digest.
+    const slots = await b.pool.createSlots(1, { input: 4096, output: 4096, digests: 32 });
+    const slot = await slots.acquire();
+    slot.input.fill(0);
+    slot.digests.fill(1);
+    await b.pool.hash(slot, 4096, 4096);
+    assert.ok(slot.digests.equals(Buffer.alloc(32)));
+    await b.pool.disposeSlots(slots);
+    await b.release();
+    const c = repo.acquirePool(1);
+    assert.notEqual(c.pool, a.pool, 'a new pool once the last user let go');
+    await c.release();
+  });
 });

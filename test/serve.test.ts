@@ -22,7 +22,6 @@ import { IHAVEOPT, NBDMAGIC, OPTION_REPLY_MAGIC, REQUEST_MAGIC, SIMPLE_REPLY_MAG
 import { NbdServerError } from '../src/nbd/errors.js';
 import type { ExportBackend } from '../src/nbd/server.js';
 import { parseNbdUri } from '../src/nbd/uri.js';
-import { BlobCodec } from '../src/repository/compression.js';
 import { loadDiskIndex } from '../src/repository/disk-index.js';
 import { Repository } from '../src/repository/repository.js';
 import { LocalBackend } from '../src/storage/local.js';
@@ -303,7 +302,7 @@ describe('vmbkp serve', { timeout: 300_000 }, () => {
       r = await Repository.open(new LocalBackend(repo));
       await r.loadIndex();
       const m = await r.readGeneration('s', 2);
-      index = await loadDiskIndex(r, m.disks[0]!, new BlobCodec(), 'test');
+      index = await loadDiskIndex(r, m.disks[0]!, 'test');
       img = await fs.readFile(file('a2.img'));
       pool = new ChunkPool(2);
     });

@@ -32,6 +32,8 @@ export interface BackupDiskRequest {
   readonly repo: Repository;
   /** This job's writer (Repository.writer()). */
   readonly writer: BlobWriter;
+  /** zstd level for this job's new chunks; the repository's codec decides without it. */
+  readonly compressionLevel?: number;
   readonly pool: ChunkPool;
   readonly source: DiskSource;
   readonly mode: BackupMode;
@@ -144,7 +146,7 @@ export async function backupDisk(req: BackupDiskRequest): Promise<BackupDiskResu
           claimed.add(hex);
           wanted.push(c);
         }
-        for (const b of await pool.encode(slot, length, chunkSize, wanted)) {
+        for (const b of await pool.encode(slot, length, chunkSize, wanted, req.compressionLevel)) {
           const pos = seg.first + b.chunk;
           const data = (b.inOutput ? slot.output : slot.input).subarray(b.offset, b.offset + b.length);
           const { added, ready } = req.writer.addBlob(Buffer.from(index.get(pos)), BlobType.Chunk, { compression: b.compression, data }, index.chunkLength(pos));

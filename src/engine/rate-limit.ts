@@ -11,6 +11,8 @@ export interface ByteLimiter {
 }
 
 const done = Promise.resolve();
+/** Bursts are at least this large, so that a slow limit still lets reads of a useful size through. */
+const MIN_BURST_BYTES = 1024 * 1024;
 
 /** No limit: no bookkeeping, no timers. */
 export const unlimited: ByteLimiter = { take: () => done };
@@ -37,7 +39,7 @@ export class RateLimiter implements ByteLimiter {
   constructor(bytesPerSecond: number, opts: RateLimiterOptions = {}) {
     if (!(bytesPerSecond > 0) || !Number.isFinite(bytesPerSecond)) throw new RangeError(`a rate limit must be a positive number of bytes per second, got ${bytesPerSecond}`);
     this.bytesPerSecond = bytesPerSecond;
-    this.burst = opts.burst ?? Math.max(bytesPerSecond / 8, 1024 * 1024);
+    this.burst = opts.burst ?? Math.max(bytesPerSecond / 8, MIN_BURST_BYTES);
   }
 
   /** Requests waiting. */

@@ -6,9 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { AlreadyExistsError } from '../errors.js';
 import { failpoint } from '../failpoints.js';
-import { ChunkPool } from '../repository/chunk-pool.js';
 import { backupDisk, type Progress } from '../engine/backup-disk.js';
-import { BlobCodec } from '../repository/compression.js';
 import { type DiskIndex, loadDiskIndex, storeDiskIndex } from '../repository/disk-index.js';
 import type { DiskRecord, GenerationManifest, RequestedMode } from '../repository/generation.js';
 import { checkDiskName, checkSetName } from '../repository/layout.js';
@@ -74,7 +72,7 @@ export function previousUnusable(set: string, previous: GenerationManifest | und
 
 /** Decides a disk's mode from the previous generation and what changed, and loads what that mode needs. */
 async function planDisk(repo: Repository, set: string, previous: GenerationManifest | undefined, disk: DiskInput,
-  requested: RequestedMode, codec: BlobCodec, lenient: boolean): Promise<DiskPlan> {
+  requested: RequestedMode, lenient: boolean): Promise<DiskPlan> {
   const what = `disk ${disk.name} of set ${set}`;
   const prevRecord = previous?.disks.find((d) => d.name === disk.name);
   const previousWhy = previousUnusable(set, previous, prevRecord, disk.name, disk.source.size, repo.config.chunkSize);
@@ -92,7 +90,7 @@ async function planDisk(repo: Repository, set: string, previous: GenerationManif
 
   const choice = chooseMode(what, { requested, previousUsable: previousWhy === undefined, previousWhy, changesKnown: changed !== undefined, changesWhy, lenient });
   const previousIndex = choice.mode !== 'full' && prevRecord
-    ? await loadDiskIndex(repo, prevRecord, codec, `reading the index of ${what} generation ${previous!.generation}`)
+    ? await loadDiskIndex(repo, prevRecord, `reading the index of ${what} generation ${previous!.generation}`)
     : undefined;
   return { choice, changed, previousIndex };
 }
@@ -103,28 +101,28 @@ export async function backupSet(req: BackupSetRequest): Promise<GenerationManife
   req.disks.forEach((d) => checkDiskName(d.name));
   const emit = req.onEvent ?? (() => {});
   const lock = await RepositoryLock.acquire(repo.backend, 'shared', `backup of ${set}`, (message) => emit({ type: 'warning', message }));
-  const pool = new ChunkPool(req.workers, repo.codecSpec(req.compressionLevel));
+  const workers = repo.acquirePool(req.workers);
+  const pool = workers.pool;
   try {
     await repo.loadIndex();
     const writer = repo.writer();
-    const codec = new BlobCodec(req.compressionLevel);
     const generations = await repo.listGenerations(set);
     const latest = generations[generations.length - 1];
     const previous = latest ? await repo.readGeneration(set, latest.generation) : undefined;
     const started = new Date();
     const backupOne = async (disk: DiskInput): Promise<DiskRecord> => {
       const t0 = performance.now();
-      const { choice, changed, previousIndex } = await planDisk(repo, set, previous, disk, req.mode, codec, req.lenient ?? false);
+      const { choice, changed, previousIndex } = await planDisk(repo, set, previous, disk, req.mode, req.lenient ?? false);
       const changeToken = await disk.source.changeToken();
       emit({ type: 'disk-start', disk: disk.name, mode: choice.mode, ...(choice.note ? { note: choice.note } : {}), bytesTotal: disk.source.size });
 
       const result = await backupDisk({
-        repo, writer, pool, source: disk.source, mode: choice.mode, what: `disk ${disk.name} of set ${set}`,
+        repo, writer, pool, source: disk.source, ...(req.compressionLevel === undefined ? {} : { compressionLevel: req.compressionLevel }), mode: choice.mode, what: `disk ${disk.name} of set ${set}`,
         ...(previousIndex ? { previous: previousIndex } : {}),
         ...(changed ? { changed } : {}),
         onProgress: (progress) => emit({ type: 'progress', disk: disk.name, progress }),
       });
-      const stored = await storeDiskIndex(repo, writer, result.index, codec);
+      const stored = await storeDiskIndex(repo, writer, result.index);
       const record: DiskRecord = {
         name: disk.name,
         size: disk.source.size,
@@ -166,7 +164,7 @@ export async function backupSet(req: BackupSetRequest): Promise<GenerationManife
       }
     }
   } finally {
-    await pool.close();
+    await workers.release();
     await lock.release();
   }
 }

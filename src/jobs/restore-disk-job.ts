@@ -1,8 +1,6 @@
 /** Restores one disk of a generation to a target, under a shared lock. */
-import { ChunkPool } from '../repository/chunk-pool.js';
 import { restoreDisk } from '../engine/restore-disk.js';
 import type { Progress } from '../engine/backup-disk.js';
-import { BlobCodec } from '../repository/compression.js';
 import { loadDiskIndex } from '../repository/disk-index.js';
 import { RepositoryLock } from '../repository/lock.js';
 import type { Repository } from '../repository/repository.js';
@@ -39,9 +37,10 @@ export async function restoreDiskJob(job: RestoreDiskJob): Promise<RestoreDiskRe
     const record = findDisk(manifest, job.disk);
     const what = `set ${manifest.set} generation ${manifest.generation} disk ${record.name}`;
     await job.repo.loadIndex();
-    const index = await loadDiskIndex(job.repo, record, new BlobCodec(), `restoring ${what}`);
+    const index = await loadDiskIndex(job.repo, record, `restoring ${what}`);
     const target = await job.openTarget(record.size);
-    const pool = new ChunkPool(job.workers);
+    const workers = job.repo.acquirePool(job.workers);
+    const pool = workers.pool;
     try {
       const { bytesWritten } = await restoreDisk({ repo: job.repo, pool, index, target, what, ...(job.onProgress ? { onProgress: job.onProgress } : {}) });
       await target.close();
@@ -55,7 +54,7 @@ export async function restoreDiskJob(job: RestoreDiskJob): Promise<RestoreDiskRe
       else await target.close().catch(() => {});
       throw err;
     } finally {
-      await pool.close();
+      await workers.release();
     }
   } finally {
     await lock.release();

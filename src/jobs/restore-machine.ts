@@ -2,14 +2,12 @@
  * A machine backup restored as a machine, through its provider, under a shared lock: the
  * generation resolved, its stored machine checked, every disk's index loaded (so a
  * missing piece fails before anything is made), then the provider makes the machine and
- * writes its disks. The chunk workers start only once the provider needs them.
+ * writes its disks. The repository's chunk workers are leased only once the provider needs them.
  */
 import { RepositoryDamagedError } from '../errors.js';
-import { ChunkPool } from '../repository/chunk-pool.js';
-import { BlobCodec } from '../repository/compression.js';
 import { type DiskIndex, loadDiskIndex } from '../repository/disk-index.js';
 import { RepositoryLock } from '../repository/lock.js';
-import type { Repository } from '../repository/repository.js';
+import type { PoolLease, Repository } from '../repository/repository.js';
 import type { MachineRestoreContext, MachineRestoreRequest, RestoreProvider, RestoredMachine } from '../providers/machine-provider.js';
 import { type StoredMachine, storedMachine } from '../providers/stored-machine.js';
 import { resolveGeneration } from './resolve.js';
@@ -32,7 +30,7 @@ export async function restoreMachine<R extends MachineRestoreRequest, Result ext
   const { repo } = job;
   const warn = (message: string) => job.request.onEvent?.({ type: 'warning', message });
   const lock = await RepositoryLock.acquire(repo.backend, 'shared', `restore of ${job.set}`, warn);
-  let pool: ChunkPool | undefined;
+  let workers: PoolLease | undefined;
   try {
     const manifest = await resolveGeneration(repo, job.set, job.generation);
     const machine = storedMachine(manifest);
@@ -41,23 +39,22 @@ export async function restoreMachine<R extends MachineRestoreRequest, Result ext
       warn(`disk ${d.key} (${d.label}) of ${gen} was not backed up (${d.skipped}): the restored VM does not get it`);
     }
     await repo.loadIndex();
-    const codec = new BlobCodec();
     const disks: { stored: StoredMachine['disks'][number]; index: DiskIndex }[] = [];
     for (const stored of machine.disks.filter((x) => !x.skipped)) {
       const record = manifest.disks.find((r) => r.name === stored.name);
       if (!record) throw new RepositoryDamagedError(`${gen} describes disk ${stored.name} of the VM but holds no such disk`);
       if (record.size !== stored.capacity) throw new RepositoryDamagedError(`${gen}: disk ${stored.name} holds ${record.size} bytes, the VM's disk has ${stored.capacity}`);
-      disks.push({ stored, index: await loadDiskIndex(repo, record, codec, `restoring ${gen} disk ${stored.name}`) });
+      disks.push({ stored, index: await loadDiskIndex(repo, record, `restoring ${gen} disk ${stored.name}`) });
     }
     const ctx: MachineRestoreContext = {
       repo, manifest, machine, gen, disks,
-      get pool() { return pool ??= new ChunkPool(job.workers); },
+      get pool() { return (workers ??= repo.acquirePool(job.workers)).pool; },
     };
     const outcome = await job.provider.restore(ctx, job.request);
     return { ...outcome, set: manifest.set, generation: manifest.generation, durationMs: Math.round(performance.now() - t0) };
   } finally {
     try {
-      await pool?.close();
+      await workers?.release();
     } finally {
       await lock.release();
     }

@@ -7,11 +7,9 @@
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ChunkPool } from '../repository/chunk-pool.js';
 import { GenerationExport } from '../engine/generation-export.js';
 import { OverlayExport } from '../engine/overlay-export.js';
 import { type ExportBackend, type ListenAddress, NbdServer, type ServerTls, exportUri } from '../nbd/server.js';
-import { BlobCodec } from '../repository/compression.js';
 import { loadDiskIndex } from '../repository/disk-index.js';
 import { RepositoryLock } from '../repository/lock.js';
 import type { Repository } from '../repository/repository.js';
@@ -68,7 +66,7 @@ export async function serveGeneration(job: ServeGenerationJob): Promise<ServingG
     const record = findDisk(manifest, job.disk);
     const what = `set ${manifest.set} generation ${manifest.generation} disk ${record.name}`;
     await job.repo.loadIndex();
-    const index = await loadDiskIndex(job.repo, record, new BlobCodec(), `serving ${what}`);
+    const index = await loadDiskIndex(job.repo, record, `serving ${what}`);
 
     let privateDir: string | undefined;
     if (!job.listen || job.writable) {
@@ -76,8 +74,9 @@ export async function serveGeneration(job: ServeGenerationJob): Promise<ServingG
       const dir = privateDir;
       undo.push(() => fs.rm(dir, { recursive: true, force: true }));
     }
-    const pool = new ChunkPool(job.workers);
-    undo.push(() => pool.close());
+    const workers = job.repo.acquirePool(job.workers);
+    const pool = workers.pool;
+    undo.push(() => workers.release());
     const generation = await GenerationExport.open({ repo: job.repo, index, what, pool });
     undo.push(() => generation.close());
     let backend: ExportBackend = generation;

@@ -108,9 +108,9 @@ export class ChunkPool {
   }
 
   /** Compresses the named chunks; returns where each one's stored form lies. */
-  async encode(slot: Slot, length: number, chunkSize: number, chunks: number[]): Promise<EncodedChunk[]> {
+  async encode(slot: Slot, length: number, chunkSize: number, chunks: number[], level?: number): Promise<EncodedChunk[]> {
     if (chunks.length === 0) return [];
-    const reply = await this.send<EncodeReply>(this.leastBusy(), { op: 'encode', slot: slot.id, length, chunkSize, chunks });
+    const reply = await this.send<EncodeReply>(this.leastBusy(), { op: 'encode', slot: slot.id, length, chunkSize, chunks, ...(level === undefined ? {} : { level }) });
     return reply.chunks;
   }
 

@@ -24,8 +24,8 @@ export interface ConfigureRequest { op: 'configure'; codec: CodecSpec }
 /** Zero-detect and hash every chunk of input[0, length); digests go to the slot (zeros for a zero chunk). */
 export interface HashRequest { op: 'hash'; slot: number; length: number; chunkSize: number }
 
-/** Compress the named chunks of input into output. */
-export interface EncodeRequest { op: 'encode'; slot: number; length: number; chunkSize: number; chunks: number[] }
+/** Compress the named chunks of input into output, at `level` when given (a job's own), else the codec's. */
+export interface EncodeRequest { op: 'encode'; slot: number; length: number; chunkSize: number; chunks: number[]; level?: number }
 /** Where a chunk's stored form is: in output when compressed, else the plain bytes in input. */
 export interface EncodedChunk { chunk: number; compression: Compression; inOutput: boolean; offset: number; length: number }
 export interface EncodeReply { chunks: EncodedChunk[] }

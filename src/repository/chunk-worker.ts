@@ -82,7 +82,7 @@ port.on('message', (msg: WorkerRequest) => {
       for (const c of msg.chunks) {
         const start = c * msg.chunkSize;
         const plain = s.input.subarray(start, Math.min(msg.length, start + msg.chunkSize));
-        const r = codec.encodeInto(plain, s.output.subarray(offset));
+        const r = codec.encodeInto(plain, s.output.subarray(offset), msg.level);
         if (r.compression === 0) {
           chunks.push({ chunk: c, compression: r.compression, inOutput: false, offset: start, length: plain.length });
         } else {

@@ -46,8 +46,8 @@ export class BlobCodec {
    * Compresses `plain` into `out` (at least compressBound(plain.length) long). Returns the
    * compression used and the bytes written to `out`; with None, the caller stores `plain`.
    */
-  encodeInto(plain: Uint8Array, out: Uint8Array): { compression: Compression; length: number } {
-    const length = this.cctx.compress(out, plain, this.level);
+  encodeInto(plain: Uint8Array, out: Uint8Array, level = this.level): { compression: Compression; length: number } {
+    const length = this.cctx.compress(out, plain, level);
     // Keep compressed data only if it saves at least 1/64: otherwise restore pays for nothing.
     if (length < plain.length - (plain.length >> 6)) return { compression: Compression.Zstd, length };
     return { compression: Compression.None, length: plain.length };

@@ -20,8 +20,13 @@ const ConfigSchema = z.object({
 }).strict();
 export type RepositoryConfig = z.infer<typeof ConfigSchema>;
 
+/** A page: smaller chunks would cost more index than they save. */
+const MIN_CHUNK_SIZE = 4096;
+/** The largest chunk a pack entry, a worker slot and a restore read are sized for. */
+const MAX_CHUNK_SIZE = 16 * 1024 * 1024;
+
 export function newConfig(chunkSize: number = DEFAULT_CHUNK_SIZE): RepositoryConfig {
-  if (!Number.isInteger(chunkSize) || chunkSize < 4096 || chunkSize > 16 * 1024 * 1024 || (chunkSize & (chunkSize - 1)) !== 0) {
+  if (!Number.isInteger(chunkSize) || chunkSize < MIN_CHUNK_SIZE || chunkSize > MAX_CHUNK_SIZE || (chunkSize & (chunkSize - 1)) !== 0) {
     throw new InputError(`chunk size ${chunkSize} is invalid: use a power of two from 4 KiB to 16 MiB`);
   }
   return {

@@ -4,7 +4,6 @@
  * digests, each piece a blob, so an unchanged stretch of a disk costs nothing new.
  */
 import { RepositoryDamagedError } from '../errors.js';
-import type { BlobCodec } from './compression.js';
 import type { BlobWriter } from './pack-writer.js';
 import { DIGEST_LENGTH, ZERO_DIGEST, sha256, toHex } from './digest.js';
 import type { DiskRecord } from './generation.js';
@@ -40,8 +39,11 @@ export class DiskIndex {
   }
 }
 
-/** Stores the index as pieces; returns their digests and the bytes this added. */
-export async function storeDiskIndex(repo: Repository, writer: BlobWriter, index: DiskIndex, codec: BlobCodec): Promise<{ pieces: string[]; bytesStored: number }> {
+/**
+ * Stores the index as pieces, encoded with the repository's codec (its default compression
+ * level); returns their digests and the bytes this added.
+ */
+export async function storeDiskIndex(repo: Repository, writer: BlobWriter, index: DiskIndex): Promise<{ pieces: string[]; bytesStored: number }> {
   const per = repo.config.indexPieceEntries * DIGEST_LENGTH;
   const pieces: string[] = [];
   let bytesStored = 0;
@@ -50,7 +52,7 @@ export async function storeDiskIndex(repo: Repository, writer: BlobWriter, index
     const digest = sha256(piece);
     pieces.push(toHex(digest));
     if (writer.has(toHex(digest))) continue;
-    const { added, ready } = writer.addBlob(digest, BlobType.IndexPiece, codec.encode(Buffer.from(piece)), piece.length);
+    const { added, ready } = writer.addBlob(digest, BlobType.IndexPiece, repo.codec.encode(Buffer.from(piece)), piece.length);
     bytesStored += added;
     await ready;
   }
@@ -58,7 +60,7 @@ export async function storeDiskIndex(repo: Repository, writer: BlobWriter, index
 }
 
 /** Reads a disk's index back, checking every piece against its digest. `what` names the disk for messages. */
-export async function loadDiskIndex(repo: Repository, disk: DiskRecord, codec: BlobCodec, what: string): Promise<DiskIndex> {
+export async function loadDiskIndex(repo: Repository, disk: DiskRecord, what: string): Promise<DiskIndex> {
   const parts: Buffer[] = [];
   for (const piece of disk.index) parts.push(await repo.readBlob(piece, what));
   const digests = Buffer.concat(parts);

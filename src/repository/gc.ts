@@ -13,17 +13,17 @@
  */
 import { RepositoryDamagedError } from '../errors.js';
 import { failpoint } from '../failpoints.js';
-import { BlobCodec } from './compression.js';
+import { ABANDONED_UPLOAD_AGE_MS } from '../storage/backend.js';
 import { toHex } from './digest.js';
-import { type BlobLocation, type IndexedPack, decodeIndexFile, encodeIndexFile } from './index-file.js';
-import { DATA_PREFIX, indexName, packIdFromName, packName } from './layout.js';
+import type { BlobLocation, IndexedPack } from './index-file.js';
+import { readIndexFile, writeIndexFile } from './index-files.js';
+import { DATA_PREFIX, packIdFromName, packName } from './layout.js';
 import { RepositoryLock } from './lock.js';
 import { PACK_TARGET_SIZE } from './pack-writer.js';
 import { type Repository, putPack } from './repository.js';
 import { decodeChecked, readPackRange } from './blob-read.js';
 import { describeRef, walkDisks } from './references.js';
 import { type PackEntry, PackBuilder } from './pack.js';
-import { sha256 } from './digest.js';
 
 export interface GcResult {
   readonly packsRemoved: number;
@@ -55,10 +55,9 @@ function entryOf(hex: string, loc: BlobLocation): PackEntry {
 async function run(repo: Repository): Promise<GcResult> {
   const { backend } = repo;
   await repo.loadIndex();
-  const codec = new BlobCodec();
 
   const referenced = new Set<string>();
-  await walkDisks(repo, codec, {
+  await walkDisks(repo, {
     disk(ref, record, index) {
       for (const p of record.index) referenced.add(p);
       for (let i = 0; i < index.count; i++) {
@@ -77,7 +76,7 @@ async function run(repo: Repository): Promise<GcResult> {
   for (const name of await backend.list(DATA_PREFIX)) packSizes.set(packIdFromName(name), (await backend.stat(name))?.size ?? 0);
   const contents = new Map<string, Map<string, BlobLocation>>();
   for (const name of repo.indexFileNames()) {
-    decodeIndexFile(await backend.get(name), name, (hex, loc) => {
+    await readIndexFile(backend, repo.objects, name, (hex, loc) => {
       if (!packSizes.has(loc.pack)) return;
       let c = contents.get(loc.pack);
       if (!c) contents.set(loc.pack, (c = new Map()));
@@ -146,9 +145,8 @@ async function run(repo: Repository): Promise<GcResult> {
   const oldIndexes = repo.indexFileNames();
   const nothingToDo = drop.length === 0 && written.length === 0 && oldIndexes.length <= 1;
   if (!nothingToDo) {
-    const raw = encodeIndexFile([...keep, ...written]);
-    const newIndex = indexName(sha256(raw).toString('hex'));
-    if (keep.length + written.length > 0 && !(await backend.stat(newIndex))) await backend.put(newIndex, raw);
+    const live = [...keep, ...written];
+    const newIndex = live.length > 0 ? await writeIndexFile(backend, repo.objects, live) : undefined;
     await failpoint('gc:index-written');
     for (const name of oldIndexes) if (name !== newIndex) await backend.remove(name);
     await failpoint('gc:indexes-removed');
@@ -156,6 +154,6 @@ async function run(repo: Repository): Promise<GcResult> {
     for (const id of drop) await backend.remove(packName(id));
   }
   const bytesFreed = drop.reduce((n, id) => n + (packSizes.get(id) ?? 0), 0) - writtenBytes;
-  const uploadsSwept = await backend.sweep(24 * 3600_000);
+  const uploadsSwept = await backend.sweep(ABANDONED_UPLOAD_AGE_MS);
   return { packsRemoved: drop.length, packsRepacked: copies.size, packsWritten: written.length, blobsRemoved, bytesFreed: Math.max(0, bytesFreed), uploadsSwept };
 }

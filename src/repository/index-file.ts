@@ -62,7 +62,7 @@ export function decodeIndexFile(buf: Buffer, name: string, add: (digestHex: stri
   if (o + count * ENTRY !== buf.length) throw damaged(`entry table holds ${buf.length - o} bytes, ${count} entries need ${count * ENTRY}`);
   for (let i = 0; i < count; i++, o += ENTRY) {
     const digest = toHex(buf.subarray(o, o + DIGEST_LENGTH));
-    const packNo = buf.readUInt32LE(o + 32);
+    const packNo = buf.readUInt32LE(o + DIGEST_LENGTH);
     const pack = packs[packNo];
     const type = buf.readUInt8(o + 48);
     const compression = buf.readUInt8(o + 49);

@@ -1,27 +1,28 @@
 /**
  * Repository locks. backup, restore and verify take shared locks; prune and gc take an
- * exclusive one. A lock is an object `locks/<uuid>.json` recording host, pid and time;
- * a holder refreshes it while it runs.
+ * exclusive one. A lock is an object `locks/<uuid>.json` recording its holder (host, pid,
+ * process start time: see process-identity.ts) and time; a holder refreshes it while it runs.
  *
  * | holder \ wants | shared | exclusive |
  * | shared         |   ok   |  locked   |
  * | exclusive      | locked |  locked   |
  *
  * Taking a lock: write ours, then look at the others; on conflict remove ours and fail.
- * A lock of a process that is gone from this host is stale and removed with a warning; a
- * lock from another host that was not refreshed for STALE_AFTER_MS is reported with the
- * command that clears it.
+ * A lock of a process that is gone from this host (pid not running, or now another
+ * process's) is stale and removed with a warning; a lock from another host that was not
+ * refreshed for STALE_AFTER_MS is reported with the command that clears it.
  */
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { z } from 'zod';
 import { NotFoundError, RepositoryLockedError } from '../errors.js';
+import { type ProcessIdentity, ownerState, thisProcess } from '../process-identity.js';
 import type { StorageBackend } from '../storage/backend.js';
 import { LOCKS_PREFIX } from './layout.js';
 
 export type LockKind = 'shared' | 'exclusive';
+/** How often a holder rewrites its lock, so other hosts see it is still there. */
 const REFRESH_MS = 5 * 60_000;
+/** A lock of another host not refreshed for this long is reported as abandoned. */
 export const STALE_AFTER_MS = 30 * 60_000;
 
 const LockRecord = z.object({
@@ -31,6 +32,8 @@ const LockRecord = z.object({
   pid: z.number().int(),
   /** Start time of the process (Linux clock ticks), so a reused pid is not taken for the holder. */
   pidStart: z.string().optional(),
+  /** The boot the process runs in, so a pid and start time of an earlier boot are not taken for it either. */
+  boot: z.string().optional(),
   time: z.string(),
 });
 export type LockRecord = z.infer<typeof LockRecord>;
@@ -41,27 +44,14 @@ export interface LockInfo {
   readonly stale: boolean;
 }
 
-function processStart(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-}
-
-function alive(record: LockRecord): boolean {
-  try {
-    process.kill(record.pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
-  }
-  return record.pidStart === undefined || processStart(record.pid) === undefined || processStart(record.pid) === record.pidStart;
+function holder(r: LockRecord): ProcessIdentity {
+  return { host: r.host, pid: r.pid, ...(r.pidStart !== undefined ? { start: r.pidStart } : {}), ...(r.boot !== undefined ? { boot: r.boot } : {}) };
 }
 
 /** Is this lock certainly or probably abandoned? */
 export function isStale(record: LockRecord, now = Date.now()): boolean {
-  if (record.host === hostname()) return !alive(record);
+  const state = ownerState(holder(record));
+  if (state !== 'unknown') return state === 'dead';
   return now - Date.parse(record.time) > STALE_AFTER_MS;
 }
 
@@ -97,8 +87,11 @@ export class RepositoryLock {
   /** Takes a lock or throws RepositoryLockedError. `onWarning` hears about stale locks removed. */
   static async acquire(backend: StorageBackend, kind: LockKind, operation: string,
     onWarning: (message: string) => void = () => {}): Promise<RepositoryLock> {
+    const me = thisProcess();
     const record: LockRecord = {
-      kind, operation, host: hostname(), pid: process.pid, pidStart: processStart(process.pid), time: new Date().toISOString(),
+      kind, operation, host: me.host, pid: me.pid,
+      ...(me.start !== undefined ? { pidStart: me.start } : {}), ...(me.boot !== undefined ? { boot: me.boot } : {}),
+      time: new Date().toISOString(),
     };
     const lock = new RepositoryLock(backend, record, `${LOCKS_PREFIX}${randomUUID()}.json`);
     await lock.write();
@@ -107,7 +100,7 @@ export class RepositoryLock {
         if (other.name === lock.name) continue;
         const r = other.record;
         if (r && r.kind === 'shared' && kind === 'shared') continue;
-        if (r && other.stale && r.host === hostname()) {
+        if (r && other.stale && r.host === me.host) {
           await backend.remove(other.name);
           onWarning(`removed stale lock of ${describe(r)}: that process is gone`);
           continue;

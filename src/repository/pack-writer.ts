@@ -9,9 +9,11 @@
 import { failpoint } from '../failpoints.js';
 import type { StorageBackend } from '../storage/backend.js';
 import type { Encoded } from './compression.js';
-import { sha256, toHex } from './digest.js';
-import { type IndexedPack, encodeIndexFile } from './index-file.js';
-import { indexName, packName } from './layout.js';
+import { toHex } from './digest.js';
+import type { IndexedPack } from './index-file.js';
+import { writeIndexFile } from './index-files.js';
+import { packName } from './layout.js';
+import type { ObjectCodec } from './object-codec.js';
 import { type BlobType, type FinishedPack, PackBuilder } from './pack.js';
 import { putContentAddressed } from './write-once.js';
 
@@ -68,7 +70,7 @@ export class PackWriter {
   /** Pack buffers whose upload finished, for reuse: a fresh 16 MiB buffer per pack costs page faults. */
   private readonly spareBuffers: Buffer[] = [];
 
-  constructor(private readonly backend: StorageBackend, private readonly index: IndexedBlobs) {}
+  constructor(private readonly backend: StorageBackend, private readonly objects: ObjectCodec, private readonly index: IndexedBlobs) {}
 
   writer(): BlobWriter {
     const relies = new Set<PackState>();
@@ -138,11 +140,9 @@ export class PackWriter {
     if (done.length === 0) return;
     this.uploaded = [];
     const packs = done.map((d) => d.pack);
-    const raw = encodeIndexFile(packs);
-    const id = sha256(raw).toString('hex');
-    const name = indexName(id);
+    let name: string;
     try {
-      await putContentAddressed(this.backend, name, id, raw);
+      name = await writeIndexFile(this.backend, this.objects, packs);
     } catch (err) {
       // Unfindable without their index file: the jobs relying on these packs fail, later ones store the blobs again.
       for (const d of done) this.forget(d.state, err);

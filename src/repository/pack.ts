@@ -95,9 +95,9 @@ export function decodePackTrailer(pack: Buffer, name: string): PackEntry[] {
   let offset = 0;
   for (let i = 0, o = tableStart; i < count; i++, o += PACK_ENTRY) {
     const digest = Buffer.from(pack.subarray(o, o + DIGEST_LENGTH));
-    const type = pack.readUInt8(o + 32);
-    const compression = pack.readUInt8(o + 33);
-    const length = pack.readUInt32LE(o + 34);
+    const type = pack.readUInt8(o + DIGEST_LENGTH);
+    const compression = pack.readUInt8(o + DIGEST_LENGTH + 1);
+    const length = pack.readUInt32LE(o + DIGEST_LENGTH + 2);
     const rawLength = pack.readUInt32LE(o + 38);
     if (type > 1 || compression > 1) throw damaged(`blob ${toHex(digest)} has unknown type ${type} or compression ${compression}`);
     entries.push({ digest, type: type as BlobType, compression: compression as Compression, offset, length, rawLength });

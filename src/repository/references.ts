@@ -1,6 +1,5 @@
 /** Walking every generation's disks: what verify checks and what gc keeps. */
 import { IoError, VmbkpError } from '../errors.js';
-import type { BlobCodec } from './compression.js';
 import { type DiskIndex, loadDiskIndex } from './disk-index.js';
 import type { DiskRecord, GenerationManifest } from './generation.js';
 import type { GenerationRef, Repository } from './repository.js';
@@ -22,7 +21,7 @@ export interface WalkVisitor {
   damaged?(where: Partial<DiskRef>, err: VmbkpError): void;
 }
 
-export async function walkDisks(repo: Repository, codec: BlobCodec, visitor: WalkVisitor, refs?: GenerationRef[]): Promise<void> {
+export async function walkDisks(repo: Repository, visitor: WalkVisitor, refs?: GenerationRef[]): Promise<void> {
   for (const ref of refs ?? await repo.listGenerations()) {
     let manifest: GenerationManifest;
     try {
@@ -36,7 +35,7 @@ export async function walkDisks(repo: Repository, codec: BlobCodec, visitor: Wal
       const where: DiskRef = { set: ref.set, generation: ref.generation, disk: record.name };
       let index: DiskIndex;
       try {
-        index = await loadDiskIndex(repo, record, codec, describeRef(where));
+        index = await loadDiskIndex(repo, record, describeRef(where));
       } catch (err) {
         if (!visitor.damaged || !isDamage(err)) throw err;
         visitor.damaged(where, err);

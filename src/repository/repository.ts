@@ -1,23 +1,32 @@
 /**
  * Repository: the on-disk format behind one StorageBackend. It knows where blobs are
- * (the in-memory master index built from index files), packs new blobs, and reads,
- * commits and removes generation manifests. It does not lock: callers take the lock
- * their operation needs (see lock.ts).
+ * (the in-memory master index built from index files), hands out writers that pack new
+ * blobs (pack-writer.ts), reads blobs (blob-read.ts), and reads, commits and removes
+ * generation manifests. It owns how blobs and metadata are encoded (codecSpec, objects).
+ * It does not lock: callers take the lock their operation needs (see lock.ts). One
+ * instance can serve many jobs of a long-running process.
  */
 import { AlreadyExistsError, NotFoundError, RepositoryDamagedError } from '../errors.js';
-import { failpoint } from '../failpoints.js';
 import type { StorageBackend } from '../storage/backend.js';
 import { missingBlobError, readOneBlob } from './blob-read.js';
-import { type BlobCodec, type CodecSpec, DEFAULT_CODEC, type Encoded, createBlobCodec } from './compression.js';
+import { ChunkPool } from './chunk-pool.js';
+import { type BlobCodec, type CodecSpec, DEFAULT_CODEC, createBlobCodec } from './compression.js';
 import { type RepositoryConfig, encodeConfig, newConfig, readConfig } from './config.js';
-import { sha256, toHex } from './digest.js';
+import { toHex } from './digest.js';
 import { type GenerationManifest, decodeManifest, encodeManifest } from './generation.js';
-import { type BlobLocation, type IndexedPack, decodeIndexFile, encodeIndexFile } from './index-file.js';
-import { CONFIG, GENERATIONS_PREFIX, INDEX_PREFIX, checkSetName, generationName, indexName, packName, parseGenerationName } from './layout.js';
-import { putContentAddressed } from './write-once.js';
+import type { BlobLocation, IndexedPack } from './index-file.js';
+import { readIndexFile } from './index-files.js';
+import { CONFIG, GENERATIONS_PREFIX, INDEX_PREFIX, checkSetName, generationName, packName, parseGenerationName } from './layout.js';
+import { type ObjectCodec, PLAIN_OBJECTS } from './object-codec.js';
 import type { FinishedPack } from './pack.js';
 import { type BlobWriter, PackWriter } from './pack-writer.js';
+import { putContentAddressed } from './write-once.js';
 
+/** A use of the repository's shared chunk workers. */
+export interface PoolLease {
+  readonly pool: ChunkPool;
+  release(): Promise<void>;
+}
 
 /** How often loadIndex lists again while a concurrent gc rewrites the index under it. */
 const INDEX_RELOAD_PASSES = 3;
@@ -32,13 +41,16 @@ export class Repository {
   private indexFiles = new Set<string>();
   private indexLoaded = false;
   private readonly packs: PackWriter;
+  private sharedPool: { readonly pool: ChunkPool; leases: number } | undefined;
 
   /** Decodes blobs on the calling thread exactly as the chunk workers do. */
   readonly codec: BlobCodec;
+  /** Seals and opens metadata objects (index files, manifests). */
+  readonly objects: ObjectCodec = PLAIN_OBJECTS;
 
   private constructor(readonly backend: StorageBackend, readonly config: RepositoryConfig) {
     this.codec = createBlobCodec(this.codecSpec());
-    this.packs = new PackWriter(backend, {
+    this.packs = new PackWriter(backend, this.objects, {
       has: (hex) => this.blobs.has(hex),
       indexed: (name, packs) => this.addIndexed(name, packs),
     });
@@ -93,10 +105,7 @@ export class Repository {
       for (const name of names) {
         if (files.has(name)) continue;
         try {
-          const raw = await this.backend.get(name);
-          const id = name.slice(INDEX_PREFIX.length);
-          if (sha256(raw).toString('hex') !== id) throw new RepositoryDamagedError(`reading index file ${name} failed: content does not match its name (corrupted)`);
-          decodeIndexFile(raw, name, (digest, loc) => { if (!blobs.has(digest)) blobs.set(digest, loc); });
+          await readIndexFile(this.backend, this.objects, name, (digest, loc) => { if (!blobs.has(digest)) blobs.set(digest, loc); });
           files.add(name);
         } catch (err) {
           if (err instanceof NotFoundError) { vanished = true; continue; }
@@ -147,6 +156,29 @@ export class Repository {
     return [...this.indexFiles];
   }
 
+  // ---- chunk workers ------------------------------------------------------------
+
+  /**
+   * The chunk workers of this repository, shared by every job of the process (a batch of
+   * VMs, a server's jobs) instead of a pool per job. The first lease's size sets the
+   * pool's; the workers stop when the last lease is released.
+   */
+  acquirePool(size?: number): PoolLease {
+    const shared = this.sharedPool ??= { pool: new ChunkPool(size, this.codecSpec()), leases: 0 };
+    shared.leases++;
+    let released = false;
+    return {
+      pool: shared.pool,
+      release: async () => {
+        if (released) return;
+        released = true;
+        if (--shared.leases > 0) return;
+        if (this.sharedPool === shared) this.sharedPool = undefined;
+        await shared.pool.close();
+      },
+    };
+  }
+
   // ---- writing blobs ------------------------------------------------------------
 
   /** A writer for one job: see pack-writer.ts. The index must be loaded. */
@@ -183,7 +215,7 @@ export class Repository {
       if (err instanceof NotFoundError) throw new NotFoundError(`set ${set} has no generation ${generation}`, { cause: err });
       throw err;
     }
-    const m = decodeManifest(raw, name);
+    const m = decodeManifest(this.objects.open(name, raw), name);
     if (m.set !== set || m.generation !== generation) {
       throw new RepositoryDamagedError(`reading generation ${name} failed: it says it is ${m.set} generation ${m.generation}`);
     }
@@ -193,7 +225,8 @@ export class Repository {
   /** Writes the manifest; throws AlreadyExistsError if that number was taken meanwhile. */
   async commitGeneration(manifest: GenerationManifest): Promise<void> {
     checkSetName(manifest.set);
-    await this.backend.put(generationName(manifest.set, manifest.generation), encodeManifest(manifest));
+    const name = generationName(manifest.set, manifest.generation);
+    await this.backend.put(name, this.objects.seal(name, encodeManifest(manifest)));
   }
 
   async removeGeneration(ref: GenerationRef): Promise<void> {

@@ -4,7 +4,6 @@
  * generation and disk they affect.
  */
 import { decodeChecked, readPackRange } from './blob-read.js';
-import { BlobCodec } from './compression.js';
 import { sha256, toHex } from './digest.js';
 import type { BlobLocation } from './index-file.js';
 import { DATA_PREFIX, packIdFromName } from './layout.js';
@@ -99,7 +98,7 @@ async function run(req: VerifyRequest): Promise<VerifyReport> {
   let disks = 0;
   let referencesComplete = true;
   const seenGen = new Set<string>();
-  await walkDisks(repo, new BlobCodec(), {
+  await walkDisks(repo, {
     disk(ref, record, index) {
       disks++;
       seenGen.add(`${ref.set}/${ref.generation}`);

@@ -4,15 +4,14 @@
  * zeros where nothing was written, so zero chunks are skipped and the file stays as
  * small as the data (qemu-img, not vmbkp, owns the qcow2 format).
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { AlreadyExistsError, InputError, IoError, describeCause } from '../errors.js';
+import { HelperProcess } from './helper-process.js';
 import { NbdTarget } from './nbd.js';
-import { canConnect } from './unix-socket.js';
 import type { DiskTarget } from './types.js';
 
 const execFileP = promisify(execFile);
@@ -29,34 +28,15 @@ async function createImage(file: string, size: number): Promise<void> {
 }
 
 /** Starts qemu-nbd on `file` and waits until it accepts connections. */
-async function serve(file: string, socket: string): Promise<ChildProcess> {
-  // writeback: qemu-nbd flushes when the client sends FLUSH, which close() does.
-  // persistent: the probe connection below must not end the server.
-  const child = spawn('qemu-nbd', ['--format=qcow2', '--cache=writeback', '--persistent', `--socket=${socket}`, file], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => { stderr = (stderr + s).slice(-2000); });
-  let failed: Error | undefined;
-  child.once('error', (err: NodeJS.ErrnoException) => {
-    failed = err.code === 'ENOENT' ? new InputError(`qemu-nbd is not installed, which qcow2 restores need: ${INSTALL}`, { cause: err })
-      : new IoError(`starting qemu-nbd for ${file} failed: ${err.message}`, { cause: err });
-  });
-  child.once('exit', (code, signal) => {
-    failed ??= new IoError(`qemu-nbd for ${file} stopped (${signal ?? `exit code ${code}`}): ${stderr.trim().split('\n').pop() ?? ''}`);
-  });
-  for (let i = 0; i < 600; i++) {
-    if (failed) throw failed;
-    if (await canConnect(socket)) return child;
-    await sleep(50);
-  }
-  child.kill('SIGKILL');
-  throw new IoError(`qemu-nbd for ${file} did not start serving within 30 s`);
-}
-
-function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
+function serve(file: string, socket: string): Promise<HelperProcess> {
+  return HelperProcess.start({
+    command: 'qemu-nbd',
+    // writeback: qemu-nbd flushes when the client sends FLUSH, which close() does.
+    // persistent: the probe connection that sees it ready must not end the server.
+    args: ['--format=qcow2', '--cache=writeback', '--persistent', `--socket=${socket}`, file],
+    socket,
+    what: `qemu-nbd for ${file}`,
+    notInstalled: `qemu-nbd is not installed, which qcow2 restores need: ${INSTALL}`,
   });
 }
 
@@ -64,7 +44,7 @@ export class Qcow2Target implements DiskTarget {
   readonly zeroed = true;
   readonly description: string;
 
-  private constructor(private readonly nbd: NbdTarget, private readonly server: ChildProcess,
+  private constructor(private readonly nbd: NbdTarget, private readonly server: HelperProcess,
     private readonly dir: string, private readonly file: string, readonly size: number) {
     this.description = `qcow2:${file}`;
   }
@@ -80,13 +60,13 @@ export class Qcow2Target implements DiskTarget {
     await createImage(file, size);
     const dir = await fs.mkdtemp(path.join(tmpdir(), 'vmbkp-qcow2-'));
     const socket = path.join(dir, 'nbd.sock');
-    let server: ChildProcess | undefined;
+    let server: HelperProcess | undefined;
     try {
       server = await serve(file, socket);
       const nbd = await NbdTarget.open(`nbd+unix:///?socket=${encodeURIComponent(socket)}`, size);
       return new Qcow2Target(nbd, server, dir, file, size);
     } catch (err) {
-      if (server) await stop(server);
+      await server?.stop();
       await fs.rm(dir, { recursive: true, force: true });
       await fs.rm(file, { force: true });
       throw err;
@@ -110,7 +90,7 @@ export class Qcow2Target implements DiskTarget {
       await this.nbd.flush();
       await this.nbd.close();
     } finally {
-      await stop(this.server);
+      await this.server.stop();
       await fs.rm(this.dir, { recursive: true, force: true });
     }
   }

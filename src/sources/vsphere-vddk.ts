@@ -4,14 +4,12 @@
  * NBD to it. The password reaches nbdkit as `password=+FILE` (a 0600 file in a private
  * directory, removed once nbdkit has started), never as an argument.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { InputError, IoError } from '../errors.js';
+import { HelperExitedError, HelperProcess } from './helper-process.js';
 import { NbdSource } from './nbd.js';
-import { canConnect } from './unix-socket.js';
 import { type DiskReader, type SnapshotDisk, VsphereDiskSource, diskLabel } from './vsphere.js';
 
 export interface VddkOptions {
@@ -25,9 +23,12 @@ export interface VddkOptions {
   readonly libdir?: string;
   /** VDDK transport modes in order of preference, e.g. "hotadd:nbdssl:nbd". */
   readonly transports?: string;
-  /** Seconds to wait for nbdkit to serve the disk (VDDK connects to the host first). */
+  /** How long nbdkit may take to serve the disk (default VDDK_READY_TIMEOUT_MS). */
   readonly startTimeoutMs?: number;
 }
+
+/** VDDK logs in to the host and opens the disk before nbdkit serves: longer than a local helper. */
+export const VDDK_READY_TIMEOUT_MS = 120_000;
 
 /** Turns nbdkit's complaint about a missing piece into what to install. */
 function missingPiece(stderr: string): string | undefined {
@@ -40,32 +41,17 @@ function missingPiece(stderr: string): string | undefined {
   return undefined;
 }
 
-async function startNbdkit(args: string[], socket: string, what: string, timeoutMs: number): Promise<ChildProcess> {
-  const child = spawn('nbdkit', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => { stderr = (stderr + s).slice(-4000); });
-  let exited: string | undefined;
-  let spawnError: NodeJS.ErrnoException | undefined;
-  child.once('error', (err) => { spawnError = err; });
-  child.once('exit', (code, signal) => { exited = signal ?? `exit code ${code}`; });
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (spawnError) {
-      throw spawnError.code === 'ENOENT'
-        ? new InputError('nbdkit is not installed, which the vddk transport needs: apt install nbdkit (plus its vddk plugin), or use --transport https')
-        : new IoError(`starting nbdkit for ${what} failed: ${spawnError.message}`, { cause: spawnError });
-    }
-    if (exited !== undefined) {
-      const missing = missingPiece(stderr);
-      if (missing) throw new InputError(missing);
-      const last = stderr.trim().split('\n').filter(Boolean).pop() ?? exited;
-      throw new IoError(`nbdkit vddk for ${what} stopped (${exited}): ${last}`);
-    }
-    if (await canConnect(socket)) return child;
-    await sleep(50);
+async function startNbdkit(args: string[], socket: string, what: string, timeoutMs: number): Promise<HelperProcess> {
+  try {
+    return await HelperProcess.start({
+      command: 'nbdkit', args, socket, what: `nbdkit vddk for ${what}`, readyTimeoutMs: timeoutMs,
+      notInstalled: 'nbdkit is not installed, which the vddk transport needs: apt install nbdkit (plus its vddk plugin), or use --transport https',
+    });
+  } catch (err) {
+    const missing = err instanceof HelperExitedError ? missingPiece(err.stderr) : undefined;
+    if (missing) throw new InputError(missing, { cause: err });
+    throw err;
   }
-  child.kill('SIGKILL');
-  throw new IoError(`nbdkit vddk for ${what} did not start serving within ${Math.round(timeoutMs / 1000)} s`);
 }
 
 /** What nbdkit's vddk plugin serves: one disk file of a VM, or of one of its snapshots. */
@@ -96,7 +82,6 @@ export async function serveVddkDisk(disk: VddkDisk, opts: VddkOptions): Promise<
   const dir = await mkdtemp(join(tmpdir(), 'vmbkp-vddk-'));
   const passwordFile = join(dir, 'password');
   const socket = join(dir, 'nbd.sock');
-  let child: ChildProcess | undefined;
   try {
     await writeFile(passwordFile, opts.password, { mode: 0o600 });
     const args = [
@@ -112,18 +97,21 @@ export async function serveVddkDisk(disk: VddkDisk, opts: VddkOptions): Promise<
       ...(opts.transports ? [`transports=${opts.transports}`] : []),
       `file=${disk.file}`,
     ];
-    child = await startNbdkit(args, socket, disk.what, opts.startTimeoutMs ?? 120_000);
+    // startNbdkit leaves nothing running when it fails.
+    const helper = await startNbdkit(args, socket, disk.what, opts.startTimeoutMs ?? VDDK_READY_TIMEOUT_MS);
     await rm(passwordFile, { force: true });
-    const proc = child;
     return {
       uri: `nbd+unix:///?socket=${encodeURIComponent(socket)}`,
+      // Waits for nbdkit to exit: a restore destroys the VM only once VDDK let go of its disk.
       stop: async () => {
-        proc.kill('SIGTERM');
-        await rm(dir, { recursive: true, force: true });
+        try {
+          await helper.stop();
+        } finally {
+          await rm(dir, { recursive: true, force: true });
+        }
       },
     };
   } catch (err) {
-    child?.kill('SIGKILL');
     await rm(dir, { recursive: true, force: true });
     throw err;
   }

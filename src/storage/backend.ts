@@ -15,6 +15,12 @@ export interface ByteRange {
   readonly length: number;
 }
 
+/**
+ * Age after which a leftover of an interrupted put is removed whoever wrote it (what
+ * `sweep` is given by gc): no put takes this long, and the writer may be on another host.
+ */
+export const ABANDONED_UPLOAD_AGE_MS = 24 * 3600_000;
+
 export interface StorageBackend {
   /** Human-readable location, for messages. */
   readonly location: string;

@@ -7,9 +7,12 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { AlreadyExistsError, IoError, NotFoundError, describeCause } from '../errors.js';
+import { type ProcessIdentity, ownerState, thisProcess } from '../process-identity.js';
 import { type ByteRange, type ObjectStat, type StorageBackend, checkObjectName } from './backend.js';
 
 const TMP = 'tmp';
+/** Random bytes in a temporary name (12 hex digits): concurrent puts of one name by one process never meet. */
+const TMP_RANDOM_BYTES = 6;
 
 export class LocalBackend implements StorageBackend {
   readonly location: string;
@@ -35,8 +38,7 @@ export class LocalBackend implements StorageBackend {
   async put(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
     const final = this.full(name);
     const tmpDir = path.join(this.root, TMP);
-    // The pid in the name lets sweep() tell an abandoned upload from one in progress.
-    const tmp = path.join(tmpDir, `${process.pid}.${randomBytes(6).toString('hex')}.${name.replaceAll('/', '_')}`);
+    const tmp = path.join(tmpDir, `${uploader()}.${randomBytes(TMP_RANDOM_BYTES).toString('hex')}.${name.replaceAll('/', '_')}`);
     try {
       await this.ensureDir(tmpDir);
       await this.ensureDir(path.dirname(final));
@@ -152,7 +154,7 @@ export class LocalBackend implements StorageBackend {
     const cutoff = Date.now() - olderThanMs;
     for (const n of names) {
       const st = await fs.stat(path.join(dir, n)).catch(() => undefined);
-      if (st && (st.mtimeMs <= cutoff || !processAlive(Number(n.split('.')[0])))) {
+      if (st && (st.mtimeMs <= cutoff || ownerState(uploaderOf(n)) === 'dead')) {
         await fs.rm(path.join(dir, n), { force: true });
         removed++;
       }
@@ -161,14 +163,22 @@ export class LocalBackend implements StorageBackend {
   }
 }
 
-function processAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
+/**
+ * The start of a temporary name: who writes it, so sweep() can tell an abandoned upload
+ * from one in progress. `<pid>.t<start ticks>`, or `<pid>` where the start time is
+ * unknown (and in names written before it was recorded). The `t` keeps the two apart:
+ * the random part that follows is hex. No host: the directory is taken as this host's.
+ */
+function uploader(): string {
+  const me = thisProcess();
+  return me.start !== undefined ? `${me.pid}.t${me.start}` : String(me.pid);
+}
+
+function uploaderOf(tmpName: string): ProcessIdentity {
+  const [pid, second] = tmpName.split('.');
+  const start = second !== undefined && /^t\d+$/.test(second) ? second.slice(1) : undefined;
+  // A name that is not ours reads as pid NaN: dead, so it is swept.
+  return { host: thisProcess().host, pid: /^\d+$/.test(pid ?? '') ? Number(pid) : Number.NaN, ...(start !== undefined ? { start } : {}) };
 }
 
 async function syncDir(dir: string): Promise<void> {

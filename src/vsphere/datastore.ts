@@ -12,6 +12,10 @@ import { retrieveOne } from './property-collector.js';
 import type { VsphereSession } from './session.js';
 import { type MoRef, moRefOf, text } from './xml.js';
 
+/** A datastore read that breaks off is tried this often, waiting 200 ms, 400 ms, 800 ms between tries. */
+const DEFAULT_READ_ATTEMPTS = 4;
+const FIRST_RETRY_DELAY_MS = 200;
+
 export interface DatastorePath {
   readonly datastore: string;
   readonly path: string;
@@ -58,7 +62,7 @@ export interface RangeReadOptions {
 /** Reads exactly `length` bytes at `offset` of a datastore file into `into`. */
 export async function readDatastoreRange(session: VsphereSession, url: URL, offset: number, length: number, into: Buffer,
   opts: RangeReadOptions): Promise<void> {
-  const attempts = opts.attempts ?? 4;
+  const attempts = opts.attempts ?? DEFAULT_READ_ATTEMPTS;
   let lastError: unknown;
   for (let attempt = 1; attempt <= attempts; attempt++) {
     try {
@@ -77,7 +81,7 @@ export async function readDatastoreRange(session: VsphereSession, url: URL, offs
     } catch (err) {
       if (err instanceof InputError) throw err;
       lastError = err;
-      if (attempt < attempts) await sleep(200 * 2 ** (attempt - 1));
+      if (attempt < attempts) await sleep(FIRST_RETRY_DELAY_MS * 2 ** (attempt - 1));
     }
   }
   throw new IoError(`${opts.what} at offset ${offset} failed after ${attempts} attempts: ${describeCause(lastError)}`, { cause: lastError });

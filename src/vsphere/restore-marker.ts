@@ -1,9 +1,11 @@
 /**
  * The mark a VM restore leaves on the VM it creates until every disk is written and
- * checked: an advanced setting (extraConfig) naming the host and process. A restore killed
- * with SIGKILL (or a host crash) cannot destroy its half-made VM; the next restore to that
- * name finds the mark and removes it, as a backup removes the snapshots of a killed run.
+ * checked: an advanced setting (extraConfig) naming the process (host, pid, start time:
+ * see process-identity.ts) and when it started. A restore killed with SIGKILL (or a host
+ * crash) cannot destroy its half-made VM; the next restore to that name finds the mark and
+ * removes it, as a backup removes the snapshots of a killed run.
  */
+import { type ProcessIdentity, formatOwner, parseOwner } from '../process-identity.js';
 import { retrieveOne } from './property-collector.js';
 import type { VsphereSession } from './session.js';
 import { taskOf, waitForTask } from './task.js';
@@ -11,19 +13,21 @@ import { type MoRef, TypedText, child, children, text } from './xml.js';
 
 export const RESTORE_MARKER_KEY = 'vmbkp.restore';
 
-export interface RestoreMarker {
-  readonly host: string;
-  readonly pid: number;
+/** The restoring process, and when the restore started (ISO time). */
+export interface RestoreMarker extends ProcessIdentity {
   readonly started: string;
 }
 
+/** `incomplete host=H pid=P pidStart=T boot=B started=ISO` (start and boot when known). */
 export function restoreMarkerValue(m: RestoreMarker): string {
-  return `incomplete host=${m.host} pid=${m.pid} started=${m.started}`;
+  return `incomplete ${formatOwner(m)} started=${m.started}`;
 }
 
+/** Reads a marker; older ones (`incomplete host=H pid=P started=ISO`) have no start time. */
 export function parseRestoreMarker(value: string): RestoreMarker | undefined {
-  const m = /^incomplete host=(\S+) pid=(\d+) started=(\S+)$/.exec(value);
-  return m ? { host: m[1]!, pid: Number(m[2]), started: m[3]! } : undefined;
+  const m = /^incomplete (host=\S+ pid=\d+(?: \S+)*) started=(\S+)$/.exec(value);
+  const owner = m ? parseOwner(m[1]!) : undefined;
+  return owner ? { ...owner, started: m![2]! } : undefined;
 }
 
 /** The VM's marker, if it is a restore that never finished. The last value of the key counts. */

@@ -4,20 +4,20 @@
  * snapshot froze it, and remove the snapshot when the job ends it — in every outcome.
  * The generation itself is the job's (jobs/backup-machine.ts).
  */
-import { hostname } from 'node:os';
 import { InputError, IoError, describeCause } from '../../errors.js';
 import { failpoint } from '../../failpoints.js';
+import { isThisProcess, ownerState } from '../../process-identity.js';
 import type { DiskSource } from '../../sources/types.js';
 import type { SnapshotDisk } from '../../sources/vsphere.js';
 import { type VmRef, findVm } from '../../vsphere/inventory.js';
 import { ovfDescriptor } from '../../vsphere/ovf.js';
 import { retrieveOne } from '../../vsphere/property-collector.js';
 import type { VsphereSession } from '../../vsphere/session.js';
+import { backupSnapshotDescription, snapshotOwner } from '../../vsphere/snapshot-owner.js';
 import {
   type VirtualDiskInfo, createSnapshot, disksOf, enableChangeTracking, removeSnapshot, snapshotsOf, unsnapshottable,
 } from '../../vsphere/vm.js';
 import { MoRef, type XmlNode, boolAt } from '../../vsphere/xml.js';
-import { pidAlive } from '../../jobs/pid.js';
 import type { BeginBackupOptions, MachineBackup, MachineToBackUp, ProviderEvent } from '../machine-provider.js';
 
 export const SNAPSHOT_PREFIX = 'vmbkp-';
@@ -49,16 +49,15 @@ export function setNameForVm(name: string): string {
   return s === '' ? '_' : s;
 }
 
-function snapshotDescription(): string {
-  return `vmbkp backup; host=${hostname()} pid=${process.pid} started=${new Date().toISOString()}`;
-}
-
-/** Removes vmbkp snapshots left by killed runs; refuses when a live run on this host owns one. */
+/**
+ * Removes vmbkp snapshots left by killed runs; refuses when a live run on this host owns
+ * one (its pid runs with the recorded start time). Another host's snapshots are removed.
+ */
 async function removeOrphans(session: VsphereSession, vm: VmRef, snapshotProp: XmlNode | undefined, warn: (m: string) => void): Promise<void> {
   for (const s of snapshotsOf(snapshotProp).filter((x) => x.name.startsWith(SNAPSHOT_PREFIX)).reverse()) {
-    const owner = /host=(\S+) pid=(\d+)/.exec(s.description ?? '');
-    if (owner && owner[1] === hostname() && Number(owner[2]) !== process.pid && pidAlive(Number(owner[2]))) {
-      throw new InputError(`VM ${vm.name} is being backed up by vmbkp process ${owner[2]} on this host (snapshot ${s.name})`);
+    const owner = snapshotOwner(s.description);
+    if (owner && !isThisProcess(owner) && ownerState(owner) === 'alive') {
+      throw new InputError(`VM ${vm.name} is being backed up by vmbkp process ${owner.pid} on this host (snapshot ${s.name})`);
     }
     warn(`removing snapshot ${s.name} of VM ${vm.name}, left by an earlier run`);
     await removeSnapshot(session, s.ref, `removing snapshot ${s.name} of VM ${vm.name}`);
@@ -74,16 +73,20 @@ function machineDisk(d: VirtualDiskInfo, skipped?: string): VsphereMachine['disk
   };
 }
 
+/** Tries to remove our snapshot this often, waiting this long times the attempt between tries. */
+const SNAPSHOT_REMOVAL_ATTEMPTS = 3;
+const SNAPSHOT_REMOVAL_BACKOFF_MS = 500;
+
 /** Removes our snapshot, retrying: a snapshot left behind costs the VM's datastore space and speed. */
 async function removeOurSnapshot(session: VsphereSession, vm: VmRef, snapshot: MoRef, name: string): Promise<void> {
   let last: unknown;
-  for (let attempt = 1; attempt <= 3; attempt++) {
+  for (let attempt = 1; attempt <= SNAPSHOT_REMOVAL_ATTEMPTS; attempt++) {
     try {
       await removeSnapshot(session, snapshot, `removing snapshot ${name} of VM ${vm.name}`);
       return;
     } catch (err) {
       last = err;
-      await new Promise((r) => setTimeout(r, 500 * attempt));
+      await new Promise((r) => setTimeout(r, SNAPSHOT_REMOVAL_BACKOFF_MS * attempt));
     }
   }
   throw new IoError(`removing snapshot ${name} of VM ${vm.name} failed: ${describeCause(last)}; the next vmbkp run on this VM removes it`, { cause: last });
@@ -122,7 +125,7 @@ export async function beginVmBackup(session: VsphereSession, openDisk: OpenDisk,
   let snapshot: MoRef;
   try {
     snapshot = await createSnapshot(session, vm.ref, vm.name, snapName, {
-      description: snapshotDescription(), memory: opts.memory, quiesce: opts.quiesce,
+      description: backupSnapshotDescription(), memory: opts.memory, quiesce: opts.quiesce,
     });
   } catch (err) {
     // A failed task may still have left the snapshot: look for it by name.

@@ -3,9 +3,9 @@
  * until every disk is written and checked), the disks written, and the VM destroyed if
  * anything fails after it was made.
  */
-import { hostname } from 'node:os';
 import { AlreadyExistsError, IoError, InputError, NotFoundError, describeCause } from '../../errors.js';
 import { failpoint } from '../../failpoints.js';
+import { thisProcess } from '../../process-identity.js';
 import { type NewDisk, createVm, notRecreated, vmConfigSpec } from '../../vsphere/create-vm.js';
 import { parseDatastorePath } from '../../vsphere/datastore.js';
 import { faultOf } from '../../vsphere/errors.js';
@@ -60,7 +60,7 @@ export async function createAndRestore(ctx: RestoreContext): Promise<RestoreOutc
   const keepIdentity = !!req.keepIdentity;
   // Marked until every disk is written and checked, so that a later restore can remove it
   // if this process dies without cleaning up (see restore-marker.ts).
-  const marker = restoreMarkerValue({ host: hostname(), pid: process.pid, started: new Date().toISOString() });
+  const marker = restoreMarkerValue({ ...thisProcess(), started: new Date().toISOString() });
   const spec = vmConfigSpec({ name: req.name, config, datastore: place.datastore.name, disks, nics, keepIdentity, extraConfig: { [RESTORE_MARKER_KEY]: marker } });
   emit({ type: 'step', message: `creating VM ${req.name} on host ${place.host.name}, datastore ${place.datastore.name}` });
   let ref: MoRef;

@@ -2,18 +2,18 @@
  * Restores that never finished, found under the target name before a restore starts:
  * removed when their process is gone, refused otherwise (see restore-marker.ts).
  */
-import { hostname } from 'node:os';
 import { AlreadyExistsError } from '../../errors.js';
+import { isThisProcess, ownerState } from '../../process-identity.js';
 import { destroyVm } from '../../vsphere/vm-lifecycle.js';
 import type { VmRef } from '../../vsphere/inventory.js';
 import { readRestoreMarker } from '../../vsphere/restore-marker.js';
-import { pidAlive } from '../../jobs/pid.js';
 import type { VmRestoreRequest } from './restore-vm-context.js';
 
 /**
  * VMs of the target name that are restores which never finished (marked, see
- * restore-marker.ts): one left by a dead process of this host is removed, one whose
- * process still runs, or that another host made, is refused. Returns the other VMs.
+ * restore-marker.ts): one left by a dead process of this host (pid gone, or running with
+ * another start time) is removed, one whose process still runs, or that another host
+ * made, is refused. Returns the other VMs.
  */
 export async function removeIncompleteRestores(req: VmRestoreRequest, vms: readonly VmRef[], warn: (m: string) => void): Promise<VmRef[]> {
   const rest: VmRef[] = [];
@@ -24,8 +24,9 @@ export async function removeIncompleteRestores(req: VmRestoreRequest, vms: reado
       continue;
     }
     const what = `VM ${vm.name} (${vm.ref.value}) is an unfinished restore by vmbkp process ${m.pid} on host ${m.host}, started ${m.started}`;
-    if (m.host !== hostname()) throw new AlreadyExistsError(`${what}: if no restore runs there any more, remove that VM, then restore again`);
-    if (m.pid !== process.pid && pidAlive(m.pid)) throw new AlreadyExistsError(`${what}, which still runs`);
+    const state = ownerState(m);
+    if (state === 'unknown') throw new AlreadyExistsError(`${what}: if no restore runs there any more, remove that VM, then restore again`);
+    if (state === 'alive' && !isThisProcess(m)) throw new AlreadyExistsError(`${what}, which still runs`);
     warn(`removing VM ${vm.name} (${vm.ref.value}): an unfinished restore by vmbkp process ${m.pid} of this host, started ${m.started}, whose process is gone`);
     await destroyVm(req.session, vm.ref, `removing the unfinished restore ${vm.name}`);
   }

@@ -1,0 +1,31 @@
+/**
+ * Index files as stored objects: named by the SHA-256 of their stored bytes, checked
+ * against that name on every read, opened and sealed through the repository's ObjectCodec.
+ * The format itself is index-file.ts.
+ */
+import { RepositoryDamagedError } from '../errors.js';
+import type { StorageBackend } from '../storage/backend.js';
+import { sha256 } from './digest.js';
+import { type BlobLocation, type IndexedPack, decodeIndexFile, encodeIndexFile } from './index-file.js';
+import { INDEX_PREFIX, indexName } from './layout.js';
+import type { ObjectCodec } from './object-codec.js';
+import { putContentAddressed } from './write-once.js';
+
+/** Reads index file `name`, calling `add` for every blob it lists. */
+export async function readIndexFile(backend: StorageBackend, objects: ObjectCodec, name: string, add: (digestHex: string, loc: BlobLocation) => void): Promise<void> {
+  const stored = await backend.get(name);
+  if (sha256(stored).toString('hex') !== name.slice(INDEX_PREFIX.length)) {
+    throw new RepositoryDamagedError(`reading index file ${name} failed: content does not match its name (corrupted)`);
+  }
+  decodeIndexFile(objects.open(name, stored), name, add);
+}
+
+/** Writes an index file listing `packs` (write-once: one of that name is the same file); returns its name. */
+export async function writeIndexFile(backend: StorageBackend, objects: ObjectCodec, packs: readonly IndexedPack[]): Promise<string> {
+  // Sealed before it is named: the name is the digest of what is stored.
+  const stored = objects.seal(INDEX_PREFIX, encodeIndexFile(packs));
+  const id = sha256(stored).toString('hex');
+  const name = indexName(id);
+  await putContentAddressed(backend, name, id, stored);
+  return name;
+}
