@@ -1,13 +1,15 @@
 /**
  * MachineProvider: what the jobs need from one kind of machine — a vSphere VM today, a
  * libvirt/QEMU domain later. The jobs keep what every kind shares (locks, modes, the
- * repository, batches, hooks, retention, writing and checking restored disks); a
- * provider finds machines, freezes them for a backup, and makes them for a restore.
+ * repository, batches, hooks, retention, bandwidth); a provider finds machines, freezes
+ * them for a backup, and makes them for a restore — and, for now, also writes and checks
+ * the restored disks (providers/vsphere/restore-vm-disks.ts), which a second provider
+ * would share by moving that step into jobs.
  */
 import type { Progress } from '../engine/backup-disk.js';
 import type { ChunkPool } from '../repository/chunk-pool.js';
 import type { DiskIndex } from '../repository/disk-index.js';
-import type { GenerationManifest, RequestedMode } from '../repository/generation.js';
+import type { GenerationManifest } from '../repository/generation.js';
 import type { Repository } from '../repository/repository.js';
 import type { DiskSource } from '../sources/types.js';
 
