@@ -95,14 +95,17 @@ class KeyStream {
     this.cipher = crypto.createCipheriv('aes-128-ctr', key(...parts).subarray(0, 16), Buffer.alloc(16));
   }
 
-  /** The next `n` bytes of the stream (n ≤ WRITE_BUFFER). */
-  next(n) { return this.cipher.update(ZEROS.subarray(0, n)); }
+  /** The next `n` bytes of the stream. */
+  next(n) {
+    if (n > ZEROS.length) throw new RangeError(`at most ${ZEROS.length} keystream bytes at a time, asked for ${n}`);
+    return this.cipher.update(ZEROS.subarray(0, n));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Content
 
-// Words with a rough Zipf weighting (a word listed k times is drawn k times as often): text
+// Words with a rough Zipf weighting (a word of weight k is drawn about k times as often): text
 // that compresses about as well as logs, configuration and source files do.
 const VOCABULARY = [
   [12, 'the'], [8, 'a'], [7, 'of'], [6, 'to'], [6, 'and'], [5, 'in'], [5, 'is'], [4, 'for'], [4, 'on'],
@@ -154,7 +157,7 @@ function wordSalad(out, stream) {
 
 // Text is made of phrases: 32-byte pieces of a word salad, 4096 of them per stream, chosen
 // at random. Copying whole phrases as 32-bit words runs at GB/s where a byte loop over words
-// does not, and the mix compresses as a word salad does (about 3.5× with zstd on 256 KiB
+// does not, and the mix compresses as a word salad does (3.4× with zstd level 1 on 256 KiB
 // chunks).
 const PHRASE = 32;
 const PHRASES = 4096;
@@ -167,22 +170,27 @@ class TextSource {
   }
 
   fill(out) {
+    if (out.byteOffset % 4 !== 0) { // never for our buffers; kept correct all the same
+      const aligned = Buffer.alloc(out.length);
+      this.fill(aligned);
+      aligned.copy(out);
+      return;
+    }
     if (!this.table) {
       const salad = Buffer.alloc(PHRASE * PHRASES);
       wordSalad(salad, this.stream);
       this.table = new Uint32Array(salad.buffer, salad.byteOffset, salad.length / 4);
     }
     const table = this.table;
-    const whole = out.byteOffset % 4 === 0 ? Math.floor(out.length / PHRASE) : 0;
+    const whole = Math.floor(out.length / PHRASE);
     const out32 = new Uint32Array(out.buffer, out.byteOffset, whole * (PHRASE / 4));
-    let picks = this.stream.next(whole * 2);
-    if (picks.byteOffset % 2 !== 0) picks = Buffer.from(picks); // a Uint16Array view needs even alignment
-    const pick16 = new Uint16Array(picks.buffer, picks.byteOffset, whole);
+    // Phrase numbers read byte by byte: the same on a big-endian machine.
+    const picks = this.stream.next(whole * 2);
     for (let i = 0, d = 0; i < whole; i++) {
-      let s = (pick16[i] & (PHRASES - 1)) * (PHRASE / 4);
+      let s = ((picks[2 * i] | (picks[2 * i + 1] << 8)) & (PHRASES - 1)) * (PHRASE / 4);
       for (const end = d + PHRASE / 4; d < end;) out32[d++] = table[s++];
     }
-    // A tail shorter than a phrase (an image whose size is not a multiple of 32).
+    // A tail shorter than a phrase (an image whose size is not a multiple of 32 bytes).
     const bytes = Buffer.from(table.buffer, table.byteOffset, table.byteLength);
     bytes.copy(out, whole * PHRASE, 0, out.length - whole * PHRASE);
   }
@@ -208,36 +216,53 @@ class Pieces {
 }
 
 /**
- * Writes regions in order through one big buffer: consecutive data regions go out in one
- * write, and a hole is a skip, never a write.
+ * Writes regions in order through big buffers: consecutive data regions go out in one
+ * write, a hole is a skip, never a write, and the next buffer is filled while the last one
+ * is being written.
  */
 class RegionWriter {
   constructor(fh) {
     this.fh = fh;
+    this.spare = Buffer.allocUnsafe(WRITE_BUFFER);
     this.buf = Buffer.allocUnsafe(WRITE_BUFFER);
     this.at = -1; // file offset of buf[0]; -1 when empty
     this.used = 0;
+    this.writing = Promise.resolve(); // the write of `spare`, if any
   }
 
   /** Space for `length` bytes at file offset `pos`, to be filled by the caller. */
   async reserve(pos, length) {
-    if (this.at >= 0 && (this.at + this.used !== pos || this.used + length > this.buf.length)) await this.flush();
+    if (this.at >= 0 && (this.at + this.used !== pos || this.used + length > this.buf.length)) await this.send();
     if (this.at < 0) this.at = pos;
     const view = this.buf.subarray(this.used, this.used + length);
     this.used += length;
     return view;
   }
 
-  async flush() {
+  /** Starts writing the current buffer and swaps in the spare once its own write is done. */
+  async send() {
     if (this.at >= 0 && this.used > 0) {
-      let done = 0;
-      while (done < this.used) {
-        const { bytesWritten } = await this.fh.write(this.buf, done, this.used - done, this.at + done);
-        done += bytesWritten;
-      }
+      const previous = this.writing;
+      this.writing = writeAll(this.fh, this.buf.subarray(0, this.used), this.at);
+      this.writing.catch(() => {}); // reported where it is awaited, not as unhandled meanwhile
+      await previous;
+      [this.buf, this.spare] = [this.spare, this.buf];
     }
     this.at = -1;
     this.used = 0;
+  }
+
+  /** Writes what is left and waits for every write. */
+  async flush() {
+    await this.send();
+    await this.writing;
+  }
+}
+
+async function writeAll(fh, bytes, at) {
+  for (let done = 0; done < bytes.length;) {
+    const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, at + done);
+    done += bytesWritten;
   }
 }
 
