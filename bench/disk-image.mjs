@@ -340,8 +340,8 @@ export async function make({ out, size, seed = 1 }) {
  */
 export async function mutate({ input, out, change = 3, seed = 2, extents: extentsFile }) {
   if (!(change >= 0 && change <= 100)) throw new RangeError(`--change is a percentage, got ${change}`);
-  // cp keeps the input's holes (and clones the file where the filesystem can); the bytes are
-  // the same either way.
+  // cp keeps the input's holes, clones the file where the file system can, and may turn runs
+  // of zeros into holes too: the allocation can differ from the input's, the bytes never do.
   await promisify(execFile)('cp', ['--sparse=auto', '--reflink=auto', '--', input, out]);
   const size = (await fs.stat(out)).size;
   const blocks = Math.ceil(size / BLOCK);
