@@ -5,9 +5,9 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { after } from 'node:test';
-import { ChunkPool } from '../src/engine/chunk-pool.js';
 import { GenerationExport } from '../src/engine/generation-export.js';
 import { OverlayExport } from '../src/engine/overlay-export.js';
+import { ChunkPool } from '../src/repository/chunk-pool.js';
 import { BlobCodec } from '../src/repository/compression.js';
 import { type DiskIndex, loadDiskIndex } from '../src/repository/disk-index.js';
 import { Repository } from '../src/repository/repository.js';
