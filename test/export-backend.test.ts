@@ -8,7 +8,6 @@ import { after } from 'node:test';
 import { GenerationExport } from '../src/engine/generation-export.js';
 import { OverlayExport } from '../src/engine/overlay-export.js';
 import { ChunkPool } from '../src/repository/chunk-pool.js';
-import { BlobCodec } from '../src/repository/compression.js';
 import { type DiskIndex, loadDiskIndex } from '../src/repository/disk-index.js';
 import { Repository } from '../src/repository/repository.js';
 import { LocalBackend } from '../src/storage/local.js';
@@ -38,7 +37,7 @@ function backedUp(): Promise<Backed> {
     const repo = await Repository.open(new LocalBackend(repoDir));
     await repo.loadIndex();
     const manifest = await repo.readGeneration('s', 1);
-    const index = await loadDiskIndex(repo, manifest.disks[0]!, new BlobCodec(), 'test');
+    const index = await loadDiskIndex(repo, manifest.disks[0]!, 'test');
     const pool = new ChunkPool(2);
     cleanups.push(() => pool.close());
     return { repo, index, pool, dir };
