@@ -1,6 +1,6 @@
 /** verify, prune, gc, unlock: keeping a repository healthy. */
 import type { Command } from 'commander';
-import { RepositoryDamagedError, UsageError } from '../../errors.js';
+import { RepositoryDamagedError } from '../../errors.js';
 import { gc } from '../../repository/gc.js';
 import { clearLocks } from '../../repository/lock.js';
 import { prune } from '../../repository/prune.js';
