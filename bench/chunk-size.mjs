@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // Chunk-size measurement: what fixed-size chunking at 64 KiB … 4 MiB costs in stored bytes,
-// incremental growth and index size, on the shared benchmark images.
+// incremental growth and index size, on the benchmark's images.
 //
 //   node bench/chunk-size.mjs [--size 2G] [--dir bench/out/chunk-size] [--keep] [--json FILE] [--threads N]
 //   node bench/chunk-size.mjs --base base.img --next gen1.img [--json FILE]
 //
-// Without --base/--next it makes the two images itself with ../shared/bench/disk-image.mjs
+// Without --base/--next it makes the two images itself with bench/disk-image.mjs
 // (seed 1 for the base, seed 2 and a 3 % change for the next image) and deletes them
 // afterwards unless --keep is given.
 //
@@ -38,7 +38,7 @@ const LEVEL = 3;
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..');
-const generator = path.resolve(repoRoot, '../shared/bench/disk-image.mjs');
+const generator = path.join(here, 'disk-image.mjs');
 
 function usage(code) {
   (code ? process.stderr : process.stdout).write(

@@ -4,7 +4,7 @@
 //   npm run bench -- [--size 2G] [--dir bench/out] [--keep] [--json FILE] [--tools vmbkp,restic,borg]
 //   node bench/run.mjs ...                       (after `npm run build`)
 //
-// Images come from ../shared/bench/disk-image.mjs: a sparse base image (seed 1) and its next
+// Images come from bench/disk-image.mjs: a sparse base image (seed 1) and its next
 // generation with 3 % of it rewritten (seed 2), with the changed extents as CBT would give them.
 // Every tool backs up the same path, <dir>/work/disk.img: first with the base content, then
 // with the next generation's content, and restores the newest and the oldest generation.
@@ -30,7 +30,7 @@ import { parseArgs as parseCliArgs } from 'node:util';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..');
-const generator = path.resolve(repoRoot, '../shared/bench/disk-image.mjs');
+const generator = path.join(here, 'disk-image.mjs');
 const vmbkpBin = path.join(repoRoot, 'bin/vmbkp.js');
 const GNU_TIME = '/usr/bin/time';
 const MiB = 1024 * 1024;
@@ -673,6 +673,7 @@ async function main() {
     '--change', String(CHANGE_PERCENT), '--seed', '2', '--extents', img.extents]);
   results.images.mutateSeconds = r.seconds;
   const st = fs.statSync(img.base);
+  log(`images made: base ${fmtS(results.images.makeSeconds)} s (${(st.size / MiB / results.images.makeSeconds).toFixed(0)} MiB/s of image), next generation ${fmtS(r.seconds)} s`);
   const extents = JSON.parse(fs.readFileSync(img.extents, 'utf8'));
   Object.assign(results.images, {
     baseBytes: st.size,

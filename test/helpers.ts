@@ -1,15 +1,16 @@
 /** Shared test helpers: temporary directories, the real CLI as a child process, disk images. */
-import { type SpawnOptions, execFile, spawn } from 'node:child_process';
+import { type SpawnOptions, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type * as DiskImage from '../bench/disk-image.mjs';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const CLI = path.join(ROOT, 'bin/vmbkp.js');
-export const DISK_IMAGE = path.resolve(ROOT, '../shared/bench/disk-image.mjs');
+/** The project's disk image generator (also a command: `node bench/disk-image.mjs make …`). */
+export const DISK_IMAGE = path.join(ROOT, 'bench/disk-image.mjs');
 
 export async function tempDir(prefix = 'vmbkp-test-'): Promise<{ dir: string; cleanup: () => Promise<void> }> {
   const dir = await fs.mkdtemp(path.join(tmpdir(), prefix));
@@ -59,16 +60,21 @@ export async function vmbkpJson<T = unknown>(args: string[], env?: NodeJS.Proces
   return JSON.parse(r.stdout) as T;
 }
 
-const execFileP = promisify(execFile);
+// Loaded from the source tree at run time: the generator is plain JavaScript beside the
+// benchmark, not compiled into dist/.
+let generator: Promise<typeof DiskImage> | undefined;
+export function diskImage(): Promise<typeof DiskImage> {
+  return (generator ??= import(pathToFileURL(DISK_IMAGE).href) as Promise<typeof DiskImage>);
+}
 
-/** Makes a deterministic image with the shared generator. */
+/** Makes a deterministic sparse image (bench/disk-image.mjs). */
 export async function makeImage(out: string, size: string, seed: number): Promise<void> {
-  await execFileP(process.execPath, [DISK_IMAGE, 'make', '--out', out, '--size', size, '--seed', String(seed)]);
+  await (await diskImage()).make({ out, size, seed });
 }
 
 /** Makes the next generation of an image and its CBT-shaped changed extents. */
 export async function mutateImage(input: string, out: string, extents: string, change: number, seed: number): Promise<void> {
-  await execFileP(process.execPath, [DISK_IMAGE, 'mutate', '--in', input, '--out', out, '--change', String(change), '--seed', String(seed), '--extents', extents]);
+  await (await diskImage()).mutate({ input, out, extents, change, seed });
 }
 
 export async function sha256File(file: string): Promise<string> {

@@ -4,7 +4,8 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
-import { ROOT } from './helpers.js';
+import { VsphereSession } from '../src/vsphere/session.js';
+import { ROOT, tempDir, vmbkp } from './helpers.js';
 
 const execFileP = promisify(execFile);
 
@@ -138,4 +139,33 @@ export class Lab {
   async vmbkpSnapshots(vm: string): Promise<string[]> {
     return (await this.vm(vm)).snapshots.map((s) => s.name).filter((n) => n.startsWith('vmbkp-'));
   }
+}
+
+/** A started lab with a fresh repository and an API session on it, for the tests of one describe block. */
+export interface LabRepository {
+  readonly lab: Lab;
+  readonly dir: string;
+  readonly repo: string;
+  /** A file holding the lab's password, for --password-file. */
+  readonly pw: string;
+  readonly session: VsphereSession;
+  stop(): Promise<void>;
+}
+
+export async function startLabRepository(labArgs: string[]): Promise<LabRepository> {
+  const { dir, cleanup } = await tempDir();
+  const lab = await Lab.start(labArgs);
+  const repo = path.join(dir, 'repo');
+  const pw = await lab.passwordFile(dir);
+  const init = await vmbkp(['init', '--repo', repo]);
+  if (init.code !== 0) throw new Error(`vmbkp init failed: ${init.stderr}`);
+  const session = await VsphereSession.connect({ url: lab.info.url, user: lab.info.user, password: lab.info.password, tls: { kind: 'pinned', thumbprint: lab.info.thumbprintSha256 } });
+  return {
+    lab, dir, repo, pw, session,
+    async stop() {
+      await session.close();
+      await lab.stop();
+      await cleanup();
+    },
+  };
 }

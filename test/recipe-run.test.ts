@@ -165,7 +165,10 @@ describe('vmbkp run: backup recipes against the lab', () => {
     assert.equal(stats.maxDisksReadAtOnce, 1);
   });
 
-  it('a bandwidth limit low enough to dominate: bytes transferred / wall time within 10 % of it', async () => {
+  // Only the upper bound is asserted: a loaded machine makes a run slower, never faster, so a
+  // lower bound on wall time flakes. How closely the limiter tracks its rate is tested on a
+  // virtual clock (rate-limit.test.ts); the achieved figure is printed for the record.
+  it('a bandwidth limit low enough to dominate: bytes transferred / wall time never above it (+10 %)', async () => {
     const limit = 4 * MiB;
     const r = await recipe([
       'targets:',
@@ -185,7 +188,7 @@ describe('vmbkp run: backup recipes against the lab', () => {
     assert.ok(report.transferred.bytes > 6 * limit, `enough data to measure: ${report.transferred.bytes} bytes`);
     const achieved = report.transferred.bytes / (report.durationMs / 1000);
     process.stderr.write(`bandwidth: achieved ${(achieved / MiB).toFixed(3)} MiB/s of 4 MiB/s\n`);
-    assert.ok(Math.abs(achieved / limit - 1) <= 0.10, `achieved ${(achieved / MiB).toFixed(2)} MiB/s against a limit of 4 MiB/s`);
+    assert.ok(achieved / limit <= 1.10, `achieved ${(achieved / MiB).toFixed(2)} MiB/s against a limit of 4 MiB/s`);
   });
 
   it('one VM with a snapshot fault: the others succeed, exit code 3, the report names the VM and the cause', async () => {

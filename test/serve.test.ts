@@ -25,8 +25,8 @@ import { parseNbdUri } from '../src/nbd/uri.js';
 import { loadDiskIndex } from '../src/repository/disk-index.js';
 import { Repository } from '../src/repository/repository.js';
 import { LocalBackend } from '../src/storage/local.js';
-import { type Served, type ServedJson, startServe } from './serve-cli.js';
-import { type RunResult, flipByte, listFiles, makeImage, mutateImage, oneLine, run, sha256File, startVmbkp, tempDir, treeDigest, vmbkp } from './helpers.js';
+import { type Served, startServe } from './serve-cli.js';
+import { type RunResult, flipByte, listFiles, makeImage, mutateImage, oneLine, run, sha256File, tempDir, treeDigest, vmbkp } from './helpers.js';
 
 const MiB = 1024 * 1024;
 const SIZE = 64 * MiB;

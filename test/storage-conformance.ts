@@ -22,6 +22,24 @@ export function storageConformance(name: string, make: () => Promise<{ backend: 
       const into = Buffer.alloc(6000, 0xee);
       const got = await b.get('data/ab/object', { offset: 10, length: 20 }, into);
       assert.deepEqual(got, data.subarray(10, 30));
+      assert.deepEqual(into.subarray(0, 20), data.subarray(10, 30), 'the range is read into the given buffer');
+      assert.equal(into[20], 0xee, 'bytes after the range are left alone');
+      assert.deepEqual(await b.get('data/ab/object', { offset: 99_000, length: 1000 }), data.subarray(99_000));
+    }));
+
+    it('stored bytes cannot be changed through the buffers put was given or get returned', withBackend(async (b) => {
+      const data = Buffer.from('original content');
+      const parts = [Buffer.from('part one '), Buffer.from('part two')];
+      await b.put('m/whole', data);
+      await b.put('m/parts', parts);
+      data.fill(0x21);
+      for (const p of parts) p.fill(0x21);
+      const got = await b.get('m/whole');
+      assert.equal(got.toString(), 'original content');
+      got.fill(0x22);
+      (await b.get('m/whole', { offset: 0, length: 8 })).fill(0x23);
+      assert.equal((await b.get('m/whole')).toString(), 'original content');
+      assert.equal((await b.get('m/parts')).toString(), 'part one part two');
     }));
 
     it('put accepts several parts and stores them concatenated', withBackend(async (b) => {
@@ -33,17 +51,36 @@ export function storageConformance(name: string, make: () => Promise<{ backend: 
       await b.put('config', Buffer.from('first'));
       await assert.rejects(b.put('config', Buffer.from('second')), AlreadyExistsError);
       assert.equal((await b.get('config')).toString(), 'first');
+      await assert.rejects(b.put('config', [Buffer.from('a much longer'), Buffer.from(' second value')]), AlreadyExistsError);
+      assert.equal((await b.get('config')).toString(), 'first');
+      assert.equal((await b.stat('config'))?.size, 5);
+      assert.deepEqual(await b.list(''), ['config'], 'a refused put leaves nothing behind');
+    }));
+
+    it('a removed name can be written again', withBackend(async (b) => {
+      await b.put('again', Buffer.from('one'));
+      await b.remove('again');
+      await b.put('again', Buffer.from('two'));
+      assert.equal((await b.get('again')).toString(), 'two');
     }));
 
     it('get of a missing object is NotFoundError; a range past the end is IoError', withBackend(async (b) => {
       await assert.rejects(b.get('nope'), NotFoundError);
       await b.put('short', Buffer.from('12345'));
       await assert.rejects(b.get('short', { offset: 3, length: 10 }), IoError);
+      await assert.rejects(b.get('short', { offset: 5, length: 1 }), IoError, 'a range that starts at the end');
+      await assert.rejects(b.get('short', { offset: 100, length: 1 }), IoError, 'a range that starts beyond the end');
+      await assert.rejects(b.get('short', { offset: 100, length: 1 }, Buffer.alloc(16)), IoError, 'the same into a buffer');
+      assert.equal((await b.get('short', { offset: 0, length: 5 })).toString(), '12345', 'a range that ends at the end');
     }));
 
     it('stat reports size, or undefined when missing', withBackend(async (b) => {
+      const before = Date.now();
       await b.put('s/one', Buffer.alloc(1234));
-      assert.equal((await b.stat('s/one'))?.size, 1234);
+      const st = await b.stat('s/one');
+      assert.equal(st?.size, 1234);
+      // File systems round times down to their granularity: allow for one second of it.
+      assert.ok(st && st.mtimeMs >= before - 1000 && st.mtimeMs <= Date.now() + 1000, `mtimeMs ${st?.mtimeMs} is the time of the put`);
       assert.equal(await b.stat('s/two'), undefined);
     }));
 
@@ -55,6 +92,16 @@ export function storageConformance(name: string, make: () => Promise<{ backend: 
       assert.deepEqual(await b.list('index/'), ['index/c']);
       assert.deepEqual(await b.list('locks/'), []);
       assert.deepEqual((await b.list('')).sort(), ['data/00/a', 'data/01/b', 'index/c']);
+      assert.deepEqual(await b.list('data/00'), ['data/00/a'], 'the trailing slash may be left out');
+    }));
+
+    it('list: a prefix names a folder, not the start of a name', withBackend(async (b) => {
+      await b.put('data/00/a', Buffer.from('a'));
+      await b.put('index/c', Buffer.from('c'));
+      assert.deepEqual(await b.list('data/0'), [], 'data/0 is not the folder data/00');
+      assert.deepEqual(await b.list('ind'), []);
+      assert.deepEqual(await b.list('index/c'), [], 'an object is not a folder');
+      assert.deepEqual(await b.list('index/c/'), []);
     }));
 
     it('remove deletes, and removing a missing object is not an error', withBackend(async (b) => {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type RunResult, sha256File, startVmbkp, tempDir, vmbkp, vmbkpJson } from './helpers.js';
+import { type RunResult, sha256File, startVmbkp, tempDir, vmbkp } from './helpers.js';
 import { Lab } from './lab.js';
 
 const MiB = 1024 * 1024;

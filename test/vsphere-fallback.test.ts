@@ -12,8 +12,8 @@ import { retrieveOne } from '../src/vsphere/property-collector.js';
 import { taskOf, waitForTask } from '../src/vsphere/task.js';
 import { disksOf } from '../src/vsphere/vm.js';
 import { Typed } from '../src/vsphere/xml.js';
-import { listFiles, oneLine, tempDir, treeDigest, vmbkp } from './helpers.js';
-import { Lab } from './lab.js';
+import { listFiles, oneLine, treeDigest, vmbkp } from './helpers.js';
+import { type Lab, type LabRepository, startLabRepository } from './lab.js';
 
 const MiB = 1024 * 1024;
 
@@ -21,25 +21,16 @@ interface VmBackupJson { vms: { vm: string; ok: boolean; generation?: { generati
 
 describe('VM backup fallbacks and faults', () => {
   let lab: Lab;
-  let dir: string;
-  let cleanup: () => Promise<void>;
   let repo: string;
   let pw: string;
   let session: VsphereSession;
+  let fixture: LabRepository | undefined;
 
   before(async () => {
-    ({ dir, cleanup } = await tempDir());
-    lab = await Lab.start(['--vms', '4', '--disks', '2', '--disk-size', String(32 * MiB)]);
-    repo = path.join(dir, 'repo');
-    pw = await lab.passwordFile(dir);
-    assert.equal((await vmbkp(['init', '--repo', repo])).code, 0);
-    session = await VsphereSession.connect({ url: lab.info.url, user: lab.info.user, password: lab.info.password, tls: { kind: 'pinned', thumbprint: lab.info.thumbprintSha256 } });
+    fixture = await startLabRepository(['--vms', '4', '--disks', '2', '--disk-size', String(32 * MiB)]);
+    ({ lab, repo, pw, session } = fixture);
   });
-  after(async () => {
-    await session?.close();
-    await lab?.stop();
-    await cleanup?.();
-  });
+  after(() => fixture?.stop());
 
   async function backup(vm: string, ...args: string[]): Promise<{ json: VmBackupJson; stderr: string }> {
     const r = await vmbkp(['backup', '--repo', repo, ...lab.vcenterArgs(pw), '--vm', vm, '--json', ...args]);

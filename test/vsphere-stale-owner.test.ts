@@ -5,10 +5,9 @@
  * process as it is (or by its pid alone, as older versions wrote) is refused.
  */
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { oneLine, tempDir, vmbkp } from './helpers.js';
-import { Lab } from './lab.js';
+import { oneLine, vmbkp } from './helpers.js';
+import { type Lab, type LabRepository, startLabRepository } from './lab.js';
 import { type ProcessIdentity, thisProcess } from '../src/process-identity.js';
 import { findVm } from '../src/vsphere/inventory.js';
 import { retrieveOne } from '../src/vsphere/property-collector.js';
@@ -32,25 +31,16 @@ function reusedPid(): ProcessIdentity {
 
 describe('owners with a reused pid, against the lab', () => {
   let lab: Lab;
-  let dir: string;
-  let cleanup: () => Promise<void>;
   let repo: string;
   let pw: string;
   let session: VsphereSession;
+  let fixture: LabRepository | undefined;
 
   before(async () => {
-    ({ dir, cleanup } = await tempDir());
-    lab = await Lab.start(['--vms', '2', '--disks', '1', '--disk-size', String(8 * MiB)]);
-    repo = path.join(dir, 'repo');
-    pw = await lab.passwordFile(dir);
-    assert.equal((await vmbkp(['init', '--repo', repo])).code, 0);
-    session = await VsphereSession.connect({ url: lab.info.url, user: lab.info.user, password: lab.info.password, tls: { kind: 'pinned', thumbprint: lab.info.thumbprintSha256 } });
+    fixture = await startLabRepository(['--vms', '2', '--disks', '1', '--disk-size', String(8 * MiB)]);
+    ({ lab, repo, pw, session } = fixture);
   });
-  after(async () => {
-    await session?.close();
-    await lab?.stop();
-    await cleanup?.();
-  });
+  after(() => fixture?.stop());
 
   async function snapshot(name: string, description: string): Promise<void> {
     const vm = await findVm(session, SRC);

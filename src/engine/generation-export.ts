@@ -19,7 +19,7 @@
  */
 import { RepositoryDamagedError } from '../errors.js';
 import { StateFlag } from '../nbd/constants.js';
-import type { ExportBackend, ExportExtent } from '../nbd/server.js';
+import type { ExportBackend, ExportExtent } from '../nbd/export-backend.js';
 import { missingBlobError, readBlobs } from '../repository/blob-read.js';
 import type { DiskIndex } from '../repository/disk-index.js';
 import { toHex } from '../repository/digest.js';

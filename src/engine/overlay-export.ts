@@ -16,7 +16,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { IoError, describeCause } from '../errors.js';
 import { StateFlag } from '../nbd/constants.js';
-import type { ExportBackend, ExportExtent } from '../nbd/server.js';
+import type { ExportBackend, ExportExtent } from '../nbd/export-backend.js';
 import { Mutex } from './window.js';
 
 const BLOCK = 4096;

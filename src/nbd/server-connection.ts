@@ -13,7 +13,8 @@ import type { Socket } from 'node:net';
 import { describeCause } from '../errors.js';
 import { ByteReader } from './byte-reader.js';
 import { Cmd, CmdFlag, ErrnoCode, REQUEST_MAGIC, ReplyFlag, ReplyType, SIMPLE_REPLY_MAGIC, STRUCTURED_REPLY_MAGIC } from './constants.js';
-import type { ExportBackend, ExportExtent, NbdServer } from './server.js';
+import type { ExportBackend, ExportExtent } from './export-backend.js';
+import type { ServerContext } from './server-context.js';
 import { type Link, Negotiation } from './server-negotiation.js';
 import { BASE_ALLOCATION_ID, MAX_MESSAGE, MAX_PAYLOAD, ProtocolViolation } from './server-shared.js';
 
@@ -61,7 +62,7 @@ export class Connection {
   private readonly done: Promise<void>;
   private finish!: () => void;
 
-  constructor(private readonly server: NbdServer, socket: Socket, id: number) {
+  constructor(private readonly server: ServerContext, socket: Socket, id: number) {
     this.what = `NBD client ${id}`;
     this.link = { socket, reader: new ByteReader(socket, this.what) };
     this.done = new Promise((resolve) => { this.finish = resolve; });

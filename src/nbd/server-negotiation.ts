@@ -13,7 +13,8 @@ import type { Socket } from 'node:net';
 import { describeCause } from '../errors.js';
 import { ByteReader } from './byte-reader.js';
 import { HandshakeFlag, IHAVEOPT, Info, NBDMAGIC, OPTION_REPLY_MAGIC, Opt, REP_ERROR_BIT, Rep, RepErrorCode } from './constants.js';
-import type { ExportBackend, NbdServer } from './server.js';
+import type { ExportBackend } from './export-backend.js';
+import type { ServerContext } from './server-context.js';
 import { BASE_ALLOCATION_ID, MAX_MESSAGE, MAX_PAYLOAD, ProtocolViolation } from './server-shared.js';
 import { acceptTls } from './server-tls.js';
 
@@ -40,7 +41,7 @@ export class Negotiation {
   private noZeroes = false;
 
   constructor(
-    private readonly server: NbdServer,
+    private readonly server: ServerContext,
     private readonly link: Link,
     private readonly what: string,
     /** True once the server is stopping: every option but NBD_OPT_ABORT is refused then. */

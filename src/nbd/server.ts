@@ -9,60 +9,19 @@ import { promises as fs } from 'node:fs';
 import { type AddressInfo, type Server, type Socket, createServer } from 'node:net';
 import { IoError, describeCause } from '../errors.js';
 import { TransmissionFlag } from './constants.js';
+import type { ExportBackend } from './export-backend.js';
 import type { ListenAddress } from './listen-address.js';
 import { ReplyBuffers } from './reply-buffers.js';
 import { Connection } from './server-connection.js';
-import type { ServerTls } from './server-tls.js';
+import type { NbdServerOptions, ServerContext } from './server-context.js';
 
+export type { ExportBackend, ExportExtent } from './export-backend.js';
+export type { NbdServerOptions } from './server-context.js';
 export { type ListenAddress, exportUri, parseListenAddress } from './listen-address.js';
 export { MAX_PAYLOAD } from './server-shared.js';
 export { type ServerTls, loadServerTls } from './server-tls.js';
 
-/** base:allocation extents, as a backend reports them: `flags` are StateFlag bits. */
-export interface ExportExtent {
-  readonly length: number;
-  readonly flags: number;
-}
-
-/**
- * What the server serves. `read` fills every byte of `into` (the server may hand it a
- * reused buffer). A writable backend has `write`, `zero` and `trim`; `flush` is optional.
- * Errors thrown become NBD errors: ENOSPC when the cause is a full disk (ENOSPC, EDQUOT,
- * EFBIG), EIO otherwise.
- */
-export interface ExportBackend {
-  readonly size: number;
-  readonly writable: boolean;
-  read(offset: number, into: Buffer): Promise<void>;
-  write?(offset: number, data: Buffer): Promise<void>;
-  /** Makes the range read as zeros. */
-  zero?(offset: number, length: number): Promise<void>;
-  /** The range is no longer needed; it may read as anything afterwards (zeros, here). */
-  trim?(offset: number, length: number): Promise<void>;
-  flush?(): Promise<void>;
-  /**
-   * base:allocation from `offset`: extents that together cover at least one byte and at
-   * most `length` bytes. Without it, the server offers no meta context.
-   */
-  blockStatus?(offset: number, length: number): Promise<ExportExtent[]>;
-}
-
-export interface NbdServerOptions {
-  /** The export's name; the empty name (the default export) is accepted as well. */
-  readonly name: string;
-  /** Shown to clients that ask (NBD_INFO_DESCRIPTION, NBD_OPT_LIST). */
-  readonly description?: string;
-  /** A request that failed, a client disconnected for breaking the protocol. */
-  readonly onWarning?: (message: string) => void;
-  /** Connections at once; more are closed at once. */
-  readonly maxConnections?: number;
-  /** A client that has not finished negotiating after this long is disconnected. */
-  readonly negotiationTimeoutMs?: number;
-  /** TLS credentials: with them, clients must upgrade with NBD_OPT_STARTTLS before anything else. */
-  readonly tls?: ServerTls;
-}
-
-export class NbdServer {
+export class NbdServer implements ServerContext {
   private server: Server | undefined;
   /** Read reply buffers shared by the connections. */
   readonly buffers = new ReplyBuffers();

@@ -96,6 +96,10 @@ export class FileTarget implements DiskTarget {
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {
+    // A file would grow past the disk; every other target refuses such a write.
+    if (offset < 0 || offset + data.length > this.size) {
+      throw new IoError(`writing ${this.description}: ${data.length} bytes at offset ${offset} go past the end of the disk (${this.size} bytes)`);
+    }
     let done = 0;
     try {
       // Synchronous: a buffered write is a memory copy, cheaper than a thread-pool round trip,

@@ -34,7 +34,11 @@ export interface StorageBackend {
   get(name: string, range?: ByteRange, into?: Buffer): Promise<Buffer>;
   /** Size and time of an object, or undefined when it does not exist. */
   stat(name: string): Promise<ObjectStat | undefined>;
-  /** Every object name under a prefix ("data/" lists all packs), in no particular order. */
+  /**
+   * Every object name in a folder and its subfolders ("data/" lists all packs), in no
+   * particular order. The prefix is a folder, "/" at its end or not: "data/0" does not list
+   * "data/00/x", and the name of an object lists nothing.
+   */
   list(prefix: string): Promise<string[]>;
   /** Removes an object; removing a missing object is not an error. */
   remove(name: string): Promise<void>;

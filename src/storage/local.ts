@@ -119,7 +119,9 @@ export class LocalBackend implements StorageBackend {
       try {
         entries = await fs.readdir(path.join(this.root, ...rel.split('/').filter(Boolean)), { withFileTypes: true });
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+        // No such folder, or the prefix names an object: nothing is under it.
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'ENOTDIR') return;
         throw new IoError(`listing ${prefix || '/'} in ${this.location} failed: ${describeCause(err)}`, { cause: err });
       }
       for (const e of entries) {

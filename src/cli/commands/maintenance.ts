@@ -1,6 +1,6 @@
 /** verify, prune, gc, unlock: keeping a repository healthy. */
 import type { Command } from 'commander';
-import { RepositoryDamagedError, UsageError } from '../../errors.js';
+import { RepositoryDamagedError } from '../../errors.js';
 import { gc, prune, unlock, verify } from '../../app/maintenance.js';
 import { type GlobalOptions, Output, openRepository, wholeNumber } from '../context.js';
 import { bytes } from '../format.js';
