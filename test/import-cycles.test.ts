@@ -11,15 +11,14 @@ import { it } from 'node:test';
 
 const SRC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src');
 
-/**
- * Cycles known to be removed by another branch of issue 11: the app/provider branch moves
- * the vSphere restore (restore-vm.ts and the restore-vm-*.ts parts that import it back) into
- * src/providers/vsphere without the cycle. A known cycle matches when every module in it
- * does; delete the entry once that branch is merged.
- */
-const KNOWN_CYCLES: readonly { readonly why: string; readonly member: RegExp }[] = [
-  { why: 'restore-vm ↔ its parts, removed by the app/provider branch', member: /^jobs\/restore-vm(?:-[a-z]+)?\.ts$/ },
-];
+/** The layers of docs/design.md, top first: a module imports from its own layer or those below it. */
+const LAYERS = ['cli', 'server', 'app', 'recipe', 'jobs', 'providers', 'engine', 'files', 'repository', 'storage', 'sources', 'nbd', 'vsphere'];
+
+/** A module's layer: its folder's place in LAYERS; files directly in src/ sit below all layers. */
+function layerOf(module: string): number {
+  const top = module.split('/')[0]!;
+  return module.includes('/') ? LAYERS.indexOf(top) : LAYERS.length;
+}
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -99,15 +98,22 @@ it('localImports() sees type-only, side-effect, re-export and dynamic imports', 
   assert.deepEqual(localImports(file, text).sort(), ['c/c.ts', 'nbd/a.ts', 'nbd/b.ts', 'nbd/d.ts']);
 });
 
-it('src/ has no import cycles', (t) => {
+it('src/ has no import cycles', () => {
   const graph = new Map<string, string[]>();
   for (const file of sourceFiles(SRC)) graph.set(path.relative(SRC, file), localImports(file, readFileSync(file, 'utf8')));
   assert.ok(graph.size > 100, `read ${graph.size} modules of ${SRC}`);
-  const unexpected: string[] = [];
-  for (const members of cycles(graph)) {
-    const known = KNOWN_CYCLES.find((k) => members.every((m) => k.member.test(m)));
-    if (known) t.diagnostic(`known cycle (${known.why}): ${members.join(' ')}`);
-    else unexpected.push(members.join(' '));
+  const found = cycles(graph).map((members) => members.join(' '));
+  assert.deepEqual(found, [], `import cycles in src/:\n${found.join('\n')}`);
+});
+
+it('imports point down the layers only', () => {
+  const upward: string[] = [];
+  for (const file of sourceFiles(SRC)) {
+    const from = path.relative(SRC, file);
+    assert.ok(layerOf(from) >= 0, `${from} is in no layer of docs/design.md`);
+    for (const to of localImports(file, readFileSync(file, 'utf8'))) {
+      if (layerOf(to) < layerOf(from)) upward.push(`${from} → ${to}`);
+    }
   }
-  assert.deepEqual(unexpected, [], `import cycles in src/:\n${unexpected.join('\n')}`);
+  assert.deepEqual(upward, [], `imports pointing up:\n${upward.join('\n')}`);
 });
