@@ -80,3 +80,14 @@ export function describeCause(cause: unknown): string {
 export function errorRecord(err: unknown): { code: string; message: string } {
   return { code: err instanceof VmbkpError ? err.code : 'INTERNAL', message: describeCause(err) };
 }
+
+/** The same error with a note on what became of what it was working on; its code (and exit code) is kept. */
+export function withNote(err: unknown, note: string): Error {
+  if (err instanceof VmbkpError) return new VmbkpError(err.code, `${err.message} (${note})`, { cause: err });
+  return new IoError(`${describeCause(err)} (${note})`, { cause: err });
+}
+
+/** Fails with "WHAT was interrupted (REASON)" once `signal` has fired. */
+export function checkInterrupted(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted) throw new IoError(`${what} was interrupted (${String(signal.reason ?? 'aborted')})`);
+}

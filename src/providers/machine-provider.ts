@@ -2,16 +2,15 @@
  * MachineProvider: what the jobs need from one kind of machine — a vSphere VM today, a
  * libvirt/QEMU domain later. The jobs keep what every kind shares (locks, modes, the
  * repository, batches, hooks, retention, bandwidth); a provider finds machines, freezes
- * them for a backup, and makes them for a restore — and, for now, also writes and checks
- * the restored disks (providers/vsphere/restore-vm-disks.ts), which a second provider
- * would share by moving that step into jobs.
+ * them for a backup, and makes them (or takes an existing one) for a restore and opens
+ * their disks; the restore job (jobs/restore-machine.ts) writes and checks the disks.
  */
 import type { Progress } from '../engine/backup-disk.js';
 import type { ChunkPool } from '../repository/chunk-pool.js';
 import type { DiskIndex } from '../repository/disk-index.js';
 import type { GenerationManifest } from '../repository/generation.js';
 import type { Repository } from '../repository/repository.js';
-import type { DiskSource } from '../sources/types.js';
+import type { DiskSource, RestoreTarget } from '../sources/types.js';
 
 /**
  * A machine to back up, as target resolution found it, or a target that found nothing
@@ -148,14 +147,61 @@ export interface RestoredMachine {
   readonly vm: string;
 }
 
+/** A disk of a machine under restore, matched to a stored disk. */
+export interface DiskToRestore {
+  /** The stored disk it gets (`ctx.disks[i].stored` for the i-th disk). */
+  readonly stored: MachineRecord['disks'][number];
+  /** Names the disk in messages: "disk 2000 of VM web01-restored (disk 2000 of set web01 generation 3)". */
+  readonly what: string;
+  /**
+   * Opens the disk as a target, right before the job writes it; the job closes it once
+   * the disk is written and read back (or failed).
+   */
+  open(): Promise<RestoreTarget>;
+}
+
+/** A disk as the job wrote and checked it, for the provider's result. */
+export interface WrittenDisk {
+  /** The disk's name in the generation. */
+  readonly name: string;
+  readonly size: number;
+  readonly bytesWritten: number;
+  readonly writeMs: number;
+  readonly verifyMs: number;
+}
+
 /**
- * Restoring a machine: make it from the stored record (or take an existing one with
- * `overwrite`), open its disks as targets, write and check them, destroy what it made
- * when anything fails. The job (jobs/restore-machine.ts) has locked the repository,
- * resolved the generation and loaded every disk's index.
+ * A machine made (or taken, with `overwrite`) for a restore, its disks ready to open.
+ * The job writes and checks every disk, then calls `complete`; if any of it fails
+ * (or `complete` does), `abandon`. After `complete`, `finish`.
+ */
+export interface MachineUnderRestore<Result extends RestoredMachine = RestoredMachine> {
+  /** Its disks, in the order of the context's `disks`. */
+  readonly disks: readonly DiskToRestore[];
+  /** Every disk written and checked: marks the machine complete (removes the unfinished-restore marker). */
+  complete(): Promise<void>;
+  /**
+   * Cleans up after a failure before `complete` returned: destroys a machine the restore
+   * created (nothing for `overwrite`). Returns the error to throw: `err` with a note
+   * saying what became of the machine.
+   */
+  abandon(err: unknown): Promise<Error>;
+  /**
+   * After `complete`: powers the machine on when asked. The machine is complete and stays
+   * whatever happens here. `disks` are the job's, in the order of `disks`.
+   */
+  finish(disks: readonly WrittenDisk[]): Promise<Result>;
+}
+
+/**
+ * Restoring a machine, in steps: `prepareRestore` makes it from the stored record (or takes
+ * an existing one with `overwrite`) and matches its disks to the stored ones; on failure
+ * nothing it made is left. The job (jobs/restore-machine.ts) has locked the repository,
+ * resolved the generation and loaded every disk's index; it writes and checks the disks,
+ * then completes, abandons or finishes the machine.
  */
 export interface RestoreProvider<R extends MachineRestoreRequest, Result extends RestoredMachine> {
-  restore(ctx: MachineRestoreContext, request: R): Promise<Result>;
+  prepareRestore(ctx: MachineRestoreContext, request: R): Promise<MachineUnderRestore<Result>>;
 }
 
 /** All of it: one provider per kind of machine. */

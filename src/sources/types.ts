@@ -52,3 +52,9 @@ export interface DiskTarget {
   /** Closes and removes what this target created, after a failed restore; absent when it cannot. */
   discard?(): Promise<void>;
 }
+
+/** A target a restore writes and then checks: it can read back what it wrote. */
+export interface RestoreTarget extends DiskTarget {
+  /** Reads back written data; valid once flush() has returned. */
+  readBack(offset: number, length: number, into: Buffer): Promise<void>;
+}

@@ -5,7 +5,7 @@
 import type { VmRef } from '../vsphere/inventory.js';
 import type { VsphereSession } from '../vsphere/session.js';
 import type { VirtualDiskInfo } from '../vsphere/vm.js';
-import type { DiskTarget } from './types.js';
+import type { RestoreTarget } from './types.js';
 
 /** One disk of the VM a restore writes: its device as vCenter describes it now. */
 export interface VmDisk {
@@ -16,10 +16,8 @@ export interface VmDisk {
   readonly datacenterPath: string;
 }
 
-export interface VmDiskTarget extends DiskTarget {
-  /** Reads back written data; valid once flush() has returned. */
-  readBack(offset: number, length: number, into: Buffer): Promise<void>;
-}
+/** A disk of a VM opened for a restore: written, then read back. */
+export type VmDiskTarget = RestoreTarget;
 
 /** How a transport opens a VM's disk for writing. */
 export type OpenVmDisk = (d: VmDisk) => Promise<VmDiskTarget>;

@@ -6,10 +6,10 @@ import { InputError } from '../../errors.js';
 import { listVms, vmsInFolder } from '../../vsphere/inventory.js';
 import type { VsphereSession } from '../../vsphere/session.js';
 import type {
-  BeginBackupOptions, MachineBackup, MachineProvider, MachineRestoreContext, MachineSurvey, MachineToBackUp, ProviderEvent,
+  BeginBackupOptions, MachineBackup, MachineProvider, MachineRestoreContext, MachineSurvey, MachineToBackUp, MachineUnderRestore, ProviderEvent,
 } from '../machine-provider.js';
 import { type OpenDisk, type VsphereMachine, beginVmBackup, prepareVmBackup, setNameForVm } from './backup-vm.js';
-import { type RestoreOutcome, type VmRestoreTransport, type VsphereRestoreRequest, restoreVm } from './restore-vm.js';
+import { type RestoreOutcome, type VmRestoreTransport, type VsphereRestoreRequest, prepareVmRestore } from './restore-vm.js';
 import { surveyVm } from './survey.js';
 
 /** How this provider's jobs reach the disks: chosen per job (app/transport.ts). */
@@ -55,11 +55,11 @@ export class VsphereProvider implements MachineProvider<VsphereRestoreRequest, R
     return surveyVm(this.session, machine, opts);
   }
 
-  async restore(ctx: MachineRestoreContext, request: VsphereRestoreRequest): Promise<RestoreOutcome> {
+  async prepareRestore(ctx: MachineRestoreContext, request: VsphereRestoreRequest): Promise<MachineUnderRestore<RestoreOutcome>> {
     const transport = this.transports.restore;
     if (!transport) throw new TypeError('this vSphere provider was made without a transport to write disks with');
     if (!isVsphereContext(ctx)) throw new InputError(`${ctx.gen} is a backup of a ${ctx.machine.kind}, not of a vSphere VM: it cannot be restored on vCenter ${this.location}`);
-    return restoreVm(this.session, transport, ctx, request);
+    return prepareVmRestore(this.session, transport, ctx, request);
   }
 }
 

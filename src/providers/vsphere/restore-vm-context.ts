@@ -3,9 +3,7 @@
  * context restore-vm.ts hands to the steps (create, overwrite, disks, networks, finish).
  * In a module of its own so that the steps and restore-vm.ts do not import each other.
  */
-import type { ChunkPool } from '../../repository/chunk-pool.js';
 import type { DiskIndex } from '../../repository/disk-index.js';
-import type { Repository } from '../../repository/repository.js';
 import type { OpenVmDisk } from '../../sources/vsphere-target.js';
 import type { VsphereSession } from '../../vsphere/session.js';
 import type { MachineRestoreEvent } from '../machine-provider.js';
@@ -14,7 +12,6 @@ import type { VsphereMachine } from './stored-vm.js';
 export type VmRestoreEvent = MachineRestoreEvent;
 
 export interface VmRestoreRequest {
-  readonly repo: Repository;
   readonly session: VsphereSession;
   readonly set: string;
   /** A generation number, or "latest". */
@@ -80,13 +77,12 @@ export interface RestoreContext {
   readonly req: VmRestoreRequest;
   readonly emit: (e: VmRestoreEvent) => void;
   readonly warn: (m: string) => void;
-  readonly pool: ChunkPool;
   readonly gen: string;
   readonly machine: VsphereMachine;
   readonly plans: readonly DiskPlan[];
 }
 
 /** A restore as the job asks for it: the generation, repository and transport are the job's and the provider's. */
-export type VsphereRestoreRequest = Omit<VmRestoreRequest, 'repo' | 'session' | 'set' | 'generation' | 'openDisk' | 'writesWholeDisk' | 'workers'>;
+export type VsphereRestoreRequest = Omit<VmRestoreRequest, 'session' | 'set' | 'generation' | 'openDisk' | 'writesWholeDisk' | 'workers'>;
 
 export type RestoreOutcome = Omit<VmRestoreResult, 'set' | 'generation' | 'durationMs'>;

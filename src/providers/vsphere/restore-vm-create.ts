@@ -1,9 +1,10 @@
 /**
  * A restore as a new VM: placement, space check, CreateVM_Task (marked as unfinished
- * until every disk is written and checked), the disks written, and the VM destroyed if
- * anything fails after it was made.
+ * until every disk is written and checked), its disks matched to the stored ones for the
+ * job to write, and the VM destroyed if anything fails after it was made.
  */
-import { AlreadyExistsError, IoError, InputError, NotFoundError, describeCause } from '../../errors.js';
+import { AlreadyExistsError, IoError, InputError, NotFoundError, checkInterrupted, describeCause, withNote } from '../../errors.js';
+import { dataBytes } from '../../engine/restore-target.js';
 import { failpoint } from '../../failpoints.js';
 import { thisProcess } from '../../process-identity.js';
 import { type NewDisk, createVm, notRecreated, vmConfigSpec } from '../../vsphere/create-vm.js';
@@ -15,15 +16,21 @@ import { retrieveOne } from '../../vsphere/property-collector.js';
 import { destroyVm } from '../../vsphere/vm-lifecycle.js';
 import { RESTORE_MARKER_KEY, clearRestoreMarker, restoreMarkerValue } from '../../vsphere/restore-marker.js';
 import { type MoRef, textAt } from '../../vsphere/xml.js';
-import type { RestoreContext, RestoreOutcome, RestoredDisk } from './restore-vm-context.js';
-import { checkInterrupted, dataBytes, matchCreatedDisks, writeDisks } from './restore-vm-disks.js';
-import { powerOnIfAsked, withNote } from './restore-vm-finish.js';
+import type { VirtualDiskInfo } from '../../vsphere/vm.js';
+import type { MachineUnderRestore } from '../machine-provider.js';
+import type { RestoreContext, RestoreOutcome } from './restore-vm-context.js';
+import { disksToRestore, matchCreatedDisks, restoredDisks } from './restore-vm-disks.js';
+import { powerOnIfAsked } from './restore-vm-finish.js';
 import { mapNetworks } from './restore-vm-networks.js';
 
 const GiB = 1024 ** 3;
 const gib = (n: number) => `${(n / GiB).toFixed(n < GiB ? 2 : 1)} GiB`;
 
-export async function createAndRestore(ctx: RestoreContext): Promise<RestoreOutcome> {
+/**
+ * The new VM, created and marked as an unfinished restore, its disks matched to the
+ * stored ones; a failure after CreateVM_Task destroys it.
+ */
+export async function createForRestore(ctx: RestoreContext): Promise<MachineUnderRestore<RestoreOutcome>> {
   const { req, emit, gen, machine, plans } = ctx;
   const { session } = req;
   const config = machine.config;
@@ -75,26 +82,35 @@ export async function createAndRestore(ctx: RestoreContext): Promise<RestoreOutc
   }
 
   const vm: VmRef = { ref, name: req.name };
-  let restored: RestoredDisk[];
+  const abandon = async (err: unknown): Promise<Error> => {
+    emit({ type: 'step', message: `removing VM ${req.name}: the restore failed` });
+    try {
+      await destroyVm(session, ref, `removing the incomplete VM ${req.name}`);
+    } catch (cleanup) {
+      return withNote(err, `removing the incomplete VM ${req.name} (${ref.value}) failed too: ${describeCause(cleanup)}; remove it by hand`);
+    }
+    return withNote(err, `the incomplete VM ${req.name} was removed`);
+  };
+  let targets: VirtualDiskInfo[];
   try {
     await failpoint('restore:vm-created');
     checkInterrupted(req.signal, `restoring ${gen} as VM ${req.name}`);
     const props = await retrieveOne(session, ref, ['config']);
     const current = props.get('config');
-    const targets = matchCreatedDisks(ctx, config, current, vm);
-    restored = await writeDisks(ctx, vm, targets, place.datacenter.path);
-    await clearRestoreMarker(session, ref, `marking VM ${req.name} as completely restored`);
+    targets = matchCreatedDisks(ctx, config, current, vm);
   } catch (err) {
-    emit({ type: 'step', message: `removing VM ${req.name}: the restore failed` });
-    try {
-      await destroyVm(session, ref, `removing the incomplete VM ${req.name}`);
-    } catch (cleanup) {
-      throw withNote(err, `removing the incomplete VM ${req.name} (${ref.value}) failed too: ${describeCause(cleanup)}; remove it by hand`);
-    }
-    throw withNote(err, `the incomplete VM ${req.name} was removed`);
+    throw await abandon(err);
   }
-  const poweredOn = await powerOnIfAsked(ctx, vm);
-  return { vm: req.name, moref: ref.value, created: true, poweredOn, identity: keepIdentity ? 'kept' : 'new', disks: restored };
+  return {
+    disks: disksToRestore(ctx, vm, targets, place.datacenter.path),
+    complete: () => clearRestoreMarker(session, ref, `marking VM ${req.name} as completely restored`),
+    abandon,
+    finish: async (written) => {
+      const restored = restoredDisks(targets, written);
+      const poweredOn = await powerOnIfAsked(ctx, vm);
+      return { vm: req.name, moref: ref.value, created: true, poweredOn, identity: keepIdentity ? 'kept' : 'new', disks: restored };
+    },
+  };
 }
 
 /** CreateVM_Task's faults in the user's words; the code says what kind of problem it is. */

@@ -1,14 +1,8 @@
-/** How a restore ends: the VM powered on when asked, and errors that say what became of the VM. */
-import { IoError, VmbkpError, describeCause } from '../../errors.js';
+/** How a restore ends: the VM powered on when asked. */
+import { IoError, withNote } from '../../errors.js';
 import type { VmRef } from '../../vsphere/inventory.js';
 import { powerOnVm } from '../../vsphere/vm-lifecycle.js';
 import type { RestoreContext } from './restore-vm-context.js';
-
-/** The same error with a note on what became of the VM; its code (and exit code) is kept. */
-export function withNote(err: unknown, note: string): Error {
-  if (err instanceof VmbkpError) return new VmbkpError(err.code, `${err.message} (${note})`, { cause: err });
-  return new IoError(`${describeCause(err)} (${note})`, { cause: err });
-}
 
 export async function powerOnIfAsked(ctx: RestoreContext, vm: VmRef): Promise<boolean> {
   if (!ctx.req.powerOn) return false;

@@ -1,16 +1,21 @@
 /** A restore over an existing VM (`overwrite`): only its disks are written; it is never destroyed. */
-import { InputError } from '../../errors.js';
+import { InputError, withNote } from '../../errors.js';
 import { datacenterPathOf } from '../../vsphere/datastore.js';
 import type { VmRef } from '../../vsphere/inventory.js';
 import { retrieveOne } from '../../vsphere/property-collector.js';
 import { disksOf, snapshotsOf } from '../../vsphere/vm.js';
 import { text } from '../../vsphere/xml.js';
-import type { RestoreContext, RestoreOutcome, RestoredDisk } from './restore-vm-context.js';
-import { writeDisks } from './restore-vm-disks.js';
-import { powerOnIfAsked, withNote } from './restore-vm-finish.js';
+import type { MachineUnderRestore } from '../machine-provider.js';
+import type { RestoreContext, RestoreOutcome } from './restore-vm-context.js';
+import { disksToRestore, restoredDisks } from './restore-vm-disks.js';
+import { powerOnIfAsked } from './restore-vm-finish.js';
 
-/** --overwrite onto an existing VM: powered off, no snapshots, the same disks (count and capacities, in device order). */
-export async function overwriteVm(ctx: RestoreContext, vm: VmRef): Promise<RestoreOutcome> {
+/**
+ * --overwrite onto an existing VM: powered off, no snapshots, the same disks (count and
+ * capacities, in device order). A failure while they are written leaves the VM as it is,
+ * with a note saying its disks are partly overwritten.
+ */
+export async function overwriteVm(ctx: RestoreContext, vm: VmRef): Promise<MachineUnderRestore<RestoreOutcome>> {
   const { req, gen, plans } = ctx;
   const ignored = (['datastore', 'host', 'folder', 'resourcePool', 'network'] as const).filter((k) => req[k] !== undefined);
   if (ignored.length > 0 || req.keepIdentity) {
@@ -31,12 +36,14 @@ export async function overwriteVm(ctx: RestoreContext, vm: VmRef): Promise<Resto
     throw new InputError(`restoring ${gen} over VM ${vm.name} refused: its disks (${sizes(current.map((d) => d.capacity))} bytes) are not the backup's (${sizes(plans.map((p) => p.stored.capacity))} bytes)`);
   }
   const dcPath = await datacenterPathOf(req.session, vm.ref);
-  let restored: RestoredDisk[];
-  try {
-    restored = await writeDisks(ctx, vm, current, dcPath);
-  } catch (err) {
-    throw withNote(err, `VM ${vm.name}'s disks are partly overwritten: restore again`);
-  }
-  const poweredOn = await powerOnIfAsked(ctx, vm);
-  return { vm: vm.name, moref: vm.ref.value, created: false, poweredOn, identity: 'kept', disks: restored };
+  return {
+    disks: disksToRestore(ctx, vm, current, dcPath),
+    complete: async () => {},
+    abandon: async (err) => withNote(err, `VM ${vm.name}'s disks are partly overwritten: restore again`),
+    finish: async (written) => {
+      const restored = restoredDisks(current, written);
+      const poweredOn = await powerOnIfAsked(ctx, vm);
+      return { vm: vm.name, moref: vm.ref.value, created: false, poweredOn, identity: 'kept', disks: restored };
+    },
+  };
 }

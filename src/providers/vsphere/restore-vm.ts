@@ -1,7 +1,7 @@
 /**
  * A VM backup restored as a VM: a new VM made from the generation's stored
- * configuration (CreateVM_Task with its controllers, disks and NICs), each disk written
- * from the repository and read back against the generation's digests, then powered on
+ * configuration (CreateVM_Task with its controllers, disks and NICs), its disks opened
+ * for the restore job to write and check (jobs/restore-machine.ts), then powered on
  * when asked. If anything fails after CreateVM_Task, the new VM is destroyed, so no
  * half-made VM is left behind. With `overwrite`, an existing powered-off VM of that
  * name with the same disks gets its disks written instead (it is never destroyed).
@@ -10,9 +10,9 @@ import { AlreadyExistsError, InputError } from '../../errors.js';
 import type { OpenVmDisk } from '../../sources/vsphere-target.js';
 import { listVms } from '../../vsphere/inventory.js';
 import type { VsphereSession } from '../../vsphere/session.js';
-import type { MachineRestoreContext } from '../machine-provider.js';
+import type { MachineRestoreContext, MachineUnderRestore } from '../machine-provider.js';
 import type { RestoreContext, RestoreOutcome, VmRestoreRequest, VsphereRestoreRequest } from './restore-vm-context.js';
-import { createAndRestore } from './restore-vm-create.js';
+import { createForRestore } from './restore-vm-create.js';
 import { overwriteVm } from './restore-vm-overwrite.js';
 import { removeIncompleteRestores } from './restore-vm-unfinished.js';
 import type { VsphereMachine } from './stored-vm.js';
@@ -27,14 +27,15 @@ export interface VmRestoreTransport {
 }
 
 /**
- * The VM of a generation on `session`: unfinished restores of its name removed, then
- * created (or its disks overwritten with `overwrite`), written and checked. The job
- * (jobs/restore-machine.ts) holds the lock and has loaded the disks' indexes.
+ * The VM of a generation on `session`, ready for its disks to be written: unfinished
+ * restores of its name removed, then created (or, with `overwrite`, the existing one
+ * checked). The job (jobs/restore-machine.ts) holds the lock, has loaded the disks'
+ * indexes, and writes and checks the disks.
  */
-export async function restoreVm(session: VsphereSession, transport: VmRestoreTransport, job: MachineRestoreContext<VsphereMachine>,
-  request: VsphereRestoreRequest): Promise<RestoreOutcome> {
+export async function prepareVmRestore(session: VsphereSession, transport: VmRestoreTransport, job: MachineRestoreContext<VsphereMachine>,
+  request: VsphereRestoreRequest): Promise<MachineUnderRestore<RestoreOutcome>> {
   const req: VmRestoreRequest = {
-    ...request, repo: job.repo, session, set: job.manifest.set, generation: String(job.manifest.generation),
+    ...request, session, set: job.manifest.set, generation: String(job.manifest.generation),
     openDisk: transport.openDisk, writesWholeDisk: transport.writesWholeDisk,
   };
   const emit = req.onEvent ?? (() => {});
@@ -47,6 +48,6 @@ export async function restoreVm(session: VsphereSession, transport: VmRestoreTra
   }
   if (existing.length > 1) throw new InputError(`VM name ${req.name} is ambiguous on ${req.session.host} (${existing.map((v) => v.ref.value).join(', ')}): --overwrite needs one VM`);
 
-  const ctx: RestoreContext = { req, emit, warn, pool: job.pool, gen, machine, plans: job.disks };
-  return existing.length === 1 ? overwriteVm(ctx, existing[0]!) : createAndRestore(ctx);
+  const ctx: RestoreContext = { req, emit, warn, gen, machine, plans: job.disks };
+  return existing.length === 1 ? overwriteVm(ctx, existing[0]!) : createForRestore(ctx);
 }
