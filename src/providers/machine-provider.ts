@@ -95,7 +95,7 @@ export interface MachineRestoreContext<M extends MachineRecord = MachineRecord> 
   readonly gen: string;
   /** The stored disks to restore (those the backup did not skip), each with its index. */
   readonly disks: readonly { readonly stored: M['disks'][number]; readonly index: DiskIndex }[];
-  /** The chunk workers, started on first use. */
+  /** The chunk workers, leased on first use (when the job writes the first disk). */
   readonly pool: ChunkPool;
 }
 
