@@ -7,6 +7,9 @@ import { ByteReader } from './byte-reader.js';
 import { HandshakeFlag, IHAVEOPT, Info, NBDMAGIC, OPTION_REPLY_MAGIC, Opt, REP_ERROR_BIT, Rep } from './constants.js';
 import { NbdProtocolError, NbdServerError, repErrorName } from './errors.js';
 
+/** The largest option reply taken: far above any real one (an export list), so a hostile length cannot make us buffer gigabytes. */
+const MAX_OPTION_REPLY = 16 * 1024 * 1024;
+
 export interface ExportInfo {
   readonly size: number;
   readonly flags: number;
@@ -134,7 +137,7 @@ export class Negotiator {
     const got = head.readUInt32BE(8);
     if (got !== option) throw new NbdProtocolError(`${this.what}: reply to option ${got}, expected ${option}`);
     const length = head.readUInt32BE(16);
-    if (length > 16 * 1024 * 1024) throw new NbdProtocolError(`${this.what}: option reply of ${length} bytes is too large`);
+    if (length > MAX_OPTION_REPLY) throw new NbdProtocolError(`${this.what}: option reply of ${length} bytes is too large`);
     return { option: got, type: head.readUInt32BE(12), data: await this.reader.read(length) };
   }
 }
