@@ -20,13 +20,17 @@ import type { ByteRange, StorageBackend } from '../src/storage/backend.js';
 import { LocalBackend } from '../src/storage/local.js';
 import { flipByte, tempDir, vmbkp } from './helpers.js';
 
-/** The local backend, except that reads of packs after the first `pass` throw what `fault` returns. */
-function faulty(inner: StorageBackend, fault: () => Error, pass = 0): StorageBackend {
+/**
+ * The local backend, except that reads of packs after the first `pass` throw what `fault`
+ * returns; with `statsFail`, so does every look-up of a pack (storage that is unreachable
+ * altogether, not only for reads).
+ */
+function faulty(inner: StorageBackend, fault: () => Error, pass = 0, statsFail = false): StorageBackend {
   return {
     location: inner.location,
     put: (name, data) => inner.put(name, data),
     get: (name: string, range?: ByteRange, into?: Buffer) => (name.startsWith(DATA_PREFIX) && pass-- <= 0 ? Promise.reject(fault()) : inner.get(name, range, into)),
-    stat: (name) => inner.stat(name),
+    stat: (name) => (statsFail && name.startsWith(DATA_PREFIX) ? Promise.reject(fault()) : inner.stat(name)),
     list: (prefix) => inner.list(prefix),
     remove: (name) => inner.remove(name),
     sweep: (age) => inner.sweep(age),
@@ -87,6 +91,14 @@ describe('storage failures are I/O errors, damage is damage', () => {
       assert.match(err.message, new RegExp(`^restoring set vm generation 1 disk sda failed: the chunk at offset \\d+: could not read pack [0-9a-f]{64}: .*${name}`));
       assert.doesNotMatch(err.message, /corrupt|damaged|missing/);
       await assert.rejects(fs.stat(target), { code: 'ENOENT' });
+    });
+
+    it(`restore: ${name} on reading and looking up packs is still an I/O error, not a missing pack`, async () => {
+      const err = await restoreWith(faulty(new LocalBackend(repoDir), fault, 1, true), path.join(dir, `restore-stat-${name}.img`));
+      assert.ok(err instanceof IoError, `an IoError, not ${String(err)}`);
+      assert.equal(exitCodeFor(err.code), ExitCode.FAILURE);
+      assert.match(err.message, new RegExp(`: could not read pack [0-9a-f]{64}: .*${name}`));
+      assert.doesNotMatch(err.message, /corrupt|damaged|missing/);
     });
 
     it(`verify --read-data: ${name} on reads exits with the I/O code, not as damage`, async () => {

@@ -33,8 +33,8 @@ export function missingBlobError(where: string, digest: string): RepositoryDamag
   return new RepositoryDamagedError(`${where}: blob ${digest} is missing from the repository`);
 }
 
-export function corruptBlobError(where: string, digest: string, pack: string, reason: string, cause?: unknown): RepositoryDamagedError {
-  return new RepositoryDamagedError(`${where}: blob ${digest} in pack ${pack} is corrupt: ${reason}`, cause === undefined ? undefined : { cause });
+export function corruptBlobError(where: string, digest: string, pack: string, reason: string): RepositoryDamagedError {
+  return new RepositoryDamagedError(`${where}: blob ${digest} in pack ${pack} is corrupt: ${reason}`);
 }
 
 /**
@@ -42,21 +42,29 @@ export function corruptBlobError(where: string, digest: string, pack: string, re
  * when given. `where` names what the read is for.
  */
 export async function readPackRange(backend: StorageBackend, pack: string, where: string, range?: { offset: number; length: number }, into?: Buffer): Promise<Buffer> {
-  let size: number | undefined;
   try {
     return await backend.get(packName(pack), range, into);
   } catch (err) {
     if (err instanceof NotFoundError) throw new RepositoryDamagedError(`${where}: pack ${pack} is missing from the repository`, { cause: err });
-    if (range) {
-      // A range past the end is a truncated pack, not an unreachable one; only a stat can tell.
-      try { size = (await backend.stat(packName(pack)))?.size; } catch { /* the read's own error says more */ }
-      if (size === undefined) throw new RepositoryDamagedError(`${where}: pack ${pack} is missing from the repository`, { cause: err });
-      if (size < range.offset + range.length) {
-        throw new RepositoryDamagedError(`${where}: pack ${pack} is truncated (${size} bytes, the index needs ${range.offset + range.length})`, { cause: err });
-      }
-    }
+    const damage = range ? await packDamage(backend, pack, range.offset + range.length) : undefined;
+    if (damage) throw new RepositoryDamagedError(`${where}: pack ${pack} ${damage}`, { cause: err });
     throw new IoError(`${where}: could not read pack ${pack}: ${describeCause(err)}`, { cause: err });
   }
+}
+
+/**
+ * Why a ranged read of a pack failed, when a stat can tell: the pack is gone, or shorter
+ * than the range (truncated, not unreachable). A stat that fails too tells nothing.
+ */
+async function packDamage(backend: StorageBackend, pack: string, end: number): Promise<string | undefined> {
+  let stat;
+  try {
+    stat = await backend.stat(packName(pack));
+  } catch {
+    return undefined;
+  }
+  if (!stat) return 'is missing from the repository';
+  return stat.size < end ? `is truncated (${stat.size} bytes, the index needs ${end})` : undefined;
 }
 
 /** Reads one blob on the calling thread and checks it against its digest. */
