@@ -6,7 +6,7 @@ import { BlobCodec } from '../src/repository/compression.js';
 import { sha256 } from '../src/repository/digest.js';
 import { type BlobLocation, decodeIndexFile, encodeIndexFile } from '../src/repository/index-file.js';
 import { BlobType, Compression, PackBuilder, decodePackTrailer } from '../src/repository/pack.js';
-import { putPack } from '../src/repository/repository.js';
+import { putPack } from '../src/repository/pack-writer.js';
 import { LocalBackend } from '../src/storage/local.js';
 import { tempDir } from './helpers.js';
 import { packName } from '../src/repository/layout.js';

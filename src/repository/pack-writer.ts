@@ -48,6 +48,16 @@ export interface BlobWriter {
   flush(): Promise<void>;
 }
 
+/**
+ * Stores a pack. Packs are named by their content, so a pack of that name may exist
+ * already (left by an interrupted backup or gc that wrote the same blobs): that is the
+ * same pack. One of that name with other content is never replaced (write-once): the
+ * put fails, naming both.
+ */
+export async function putPack(backend: StorageBackend, pack: FinishedPack): Promise<void> {
+  await putContentAddressed(backend, packName(pack.id), pack.id, pack.parts);
+}
+
 /** A pack from its first blob to its index file. */
 class PackState {
   readonly digests: string[] = [];
@@ -117,7 +127,7 @@ export class PackWriter {
     this.open = undefined;
     if (!state || state.builder.count === 0) return;
     const finished: FinishedPack = state.builder.finish();
-    const upload: Promise<void> = putContentAddressed(this.backend, packName(finished.id), finished.id, finished.parts).then(() => {
+    const upload: Promise<void> = putPack(this.backend, finished).then(() => {
       this.uploaded.push({ state, pack: { id: finished.id, entries: finished.entries } });
       if (this.spareBuffers.length < PUTS_IN_FLIGHT + 1) this.spareBuffers.push(state.builder.buffer);
     }, (err: unknown) => this.forget(state, err)).finally(() => this.uploads.delete(upload));
@@ -131,6 +141,11 @@ export class PackWriter {
   private forget(state: PackState, err: unknown): void {
     state.failed = err;
     state.settleIndexed(err);
+    this.unpend(state);
+  }
+
+  /** Its blobs are no longer on their way: indexed, or forgotten. */
+  private unpend(state: PackState): void {
     for (const hex of state.digests) if (this.pending.get(hex) === state) this.pending.delete(hex);
   }
 
@@ -150,7 +165,7 @@ export class PackWriter {
     }
     this.index.indexed(name, packs);
     for (const d of done) {
-      for (const hex of d.state.digests) if (this.pending.get(hex) === d.state) this.pending.delete(hex);
+      this.unpend(d.state);
       d.state.settleIndexed();
     }
   }

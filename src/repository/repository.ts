@@ -16,11 +16,9 @@ import { toHex } from './digest.js';
 import { type GenerationManifest, decodeManifest, encodeManifest } from './generation.js';
 import type { BlobLocation, IndexedPack } from './index-file.js';
 import { readIndexFile } from './index-files.js';
-import { CONFIG, GENERATIONS_PREFIX, INDEX_PREFIX, checkSetName, generationName, packName, parseGenerationName } from './layout.js';
+import { CONFIG, GENERATIONS_PREFIX, INDEX_PREFIX, checkSetName, generationName, parseGenerationName } from './layout.js';
 import { type ObjectCodec, PLAIN_OBJECTS } from './object-codec.js';
-import type { FinishedPack } from './pack.js';
 import { type BlobWriter, PackWriter } from './pack-writer.js';
-import { putContentAddressed } from './write-once.js';
 
 /** A use of the repository's shared chunk workers. */
 export interface PoolLease {
@@ -43,25 +41,19 @@ export class Repository {
   private readonly packs: PackWriter;
   private sharedPool: { readonly pool: ChunkPool; leases: number } | undefined;
 
+  /** What the chunk workers need to encode and decode this repository's blobs (every pool of it gets it). */
+  readonly codecSpec: CodecSpec = DEFAULT_CODEC;
   /** Decodes blobs on the calling thread exactly as the chunk workers do. */
   readonly codec: BlobCodec;
   /** Seals and opens metadata objects (index files, manifests). */
   readonly objects: ObjectCodec = PLAIN_OBJECTS;
 
   private constructor(readonly backend: StorageBackend, readonly config: RepositoryConfig) {
-    this.codec = createBlobCodec(this.codecSpec());
+    this.codec = createBlobCodec(this.codecSpec);
     this.packs = new PackWriter(backend, this.objects, {
       has: (hex) => this.blobs.has(hex),
       indexed: (name, packs) => this.addIndexed(name, packs),
     });
-  }
-
-  /**
-   * What the chunk workers need to encode and decode this repository's blobs; pass it to
-   * every ChunkPool that works for it. `compressionLevel` applies to new blobs only.
-   */
-  codecSpec(compressionLevel?: number): CodecSpec {
-    return { ...DEFAULT_CODEC, ...(compressionLevel === undefined ? {} : { compressionLevel }) };
   }
 
   static async init(backend: StorageBackend, chunkSize?: number): Promise<Repository> {
@@ -164,7 +156,7 @@ export class Repository {
    * pool's; the workers stop when the last lease is released.
    */
   acquirePool(size?: number): PoolLease {
-    const shared = this.sharedPool ??= { pool: new ChunkPool(size, this.codecSpec()), leases: 0 };
+    const shared = this.sharedPool ??= { pool: new ChunkPool(size, this.codecSpec), leases: 0 };
     shared.leases++;
     let released = false;
     return {
@@ -232,14 +224,4 @@ export class Repository {
   async removeGeneration(ref: GenerationRef): Promise<void> {
     await this.backend.remove(generationName(ref.set, ref.generation));
   }
-}
-
-/**
- * Stores a pack. Packs are named by their content, so a pack of that name may exist
- * already (left by an interrupted backup or gc that wrote the same blobs): that is the
- * same pack. One of that name with other content is never replaced (write-once): the
- * put fails, naming both.
- */
-export async function putPack(backend: StorageBackend, pack: FinishedPack): Promise<void> {
-  await putContentAddressed(backend, packName(pack.id), pack.id, pack.parts);
 }
