@@ -99,14 +99,9 @@ export async function restoreDiskInOrder(req: RestoreDiskRequest): Promise<{ byt
           findData: target.zeroed, describe: (b) => `restoring ${what} failed: the chunk at offset ${b.first * chunkSize}`,
         });
         if (got.corrupt) throw got.corrupt.error;
-        const plainOf = new Map<WindowBlob, Buffer>();
-        const runsOf = new Map<WindowBlob, number[]>();
-        let i = 0;
-        for (const b of w.reads.flatMap((r) => r.blobs)) {
-          plainOf.set(b, got.plain[i]!);
-          runsOf.set(b, got.runs?.[i] ?? [0, b.loc.rawLength]);
-          i++;
-        }
+        // got.plain and got.runs follow the reads' blobs in order.
+        const decoded = new Map<WindowBlob, { plain: Buffer; runs: number[] }>();
+        w.reads.flatMap((r) => r.blobs).forEach((b, i) => decoded.set(b, { plain: got.plain[i]!, runs: got.runs?.[i] ?? [0, b.loc.rawLength] }));
         // Window k writes once window k-1 is written; a failure before it fails it too.
         await w.before;
         for (let k = 0; k < w.chunks.length; k++) {
@@ -115,8 +110,7 @@ export async function restoreDiskInOrder(req: RestoreDiskRequest): Promise<{ byt
             if (!target.zeroed) await target.zero((w.first + k) * chunkSize, index.chunkLength(w.first + k));
             continue;
           }
-          const data = plainOf.get(b)!;
-          const parts = runsOf.get(b)!;
+          const { plain: data, runs: parts } = decoded.get(b)!;
           for (let p = 0; p < parts.length; p += 2) {
             await target.write((w.first + k) * chunkSize + parts[p]!, data.subarray(parts[p]!, parts[p + 1]!));
             bytesWritten += parts[p + 1]! - parts[p]!;
