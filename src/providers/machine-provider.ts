@@ -86,7 +86,7 @@ export interface MachineSurvey {
   readonly disks: readonly PlannedDisk[];
 }
 
-/** What a restore job hands the provider: the generation, its stored machine, each disk's index, the workers. */
+/** What a restore job hands the provider: the generation, its stored machine, each disk's index (and the chunk workers the job writes the disks with). */
 export interface MachineRestoreContext<M extends MachineRecord = MachineRecord> {
   readonly repo: Repository;
   readonly manifest: GenerationManifest;

@@ -101,11 +101,7 @@ export class HelperProcess {
     return this.child.pid;
   }
 
-  /** The last STDERR_TAIL_CHARS (about) of the helper's stderr, from a line start where it was cut. */
-  get stderrTail(): string {
-    return this.tail;
-  }
-
+  /** Keeps the last STDERR_TAIL_CHARS (about) of the helper's stderr, from a line start where it was cut. */
   private keep(s: string): void {
     this.tail += s;
     if (this.tail.length > STDERR_TAIL_CHARS) {

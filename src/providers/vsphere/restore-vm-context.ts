@@ -35,7 +35,6 @@ export interface VmRestoreRequest {
   readonly openDisk: OpenVmDisk;
   /** The transport writes every byte of a disk (https): a thin disk then takes its capacity on the datastore. */
   readonly writesWholeDisk: boolean;
-  readonly workers?: number | undefined;
   /** Disks written (and read back) at once; default 1. */
   readonly diskConcurrency?: number | undefined;
   /** Stops the restore at the next write (SIGINT): a VM it created is then destroyed like after any failure. */
@@ -83,6 +82,6 @@ export interface RestoreContext {
 }
 
 /** A restore as the job asks for it: the generation, repository and transport are the job's and the provider's. */
-export type VsphereRestoreRequest = Omit<VmRestoreRequest, 'session' | 'set' | 'generation' | 'openDisk' | 'writesWholeDisk' | 'workers'>;
+export type VsphereRestoreRequest = Omit<VmRestoreRequest, 'session' | 'set' | 'generation' | 'openDisk' | 'writesWholeDisk'>;
 
 export type RestoreOutcome = Omit<VmRestoreResult, 'set' | 'generation' | 'durationMs'>;
