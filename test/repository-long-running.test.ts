@@ -16,8 +16,8 @@ import { DATA_PREFIX } from '../src/repository/layout.js';
 import { BlobType } from '../src/repository/pack.js';
 import { Repository } from '../src/repository/repository.js';
 import { FileTarget } from '../src/sources/file.js';
-import type { StorageBackend } from '../src/storage/backend.js';
 import { LocalBackend } from '../src/storage/local.js';
+import { overrideBackend } from './backend-override.js';
 import { sha256File, tempDir, vmbkp } from './helpers.js';
 
 describe('a repository object in a long-running process', () => {
@@ -64,16 +64,10 @@ describe('a repository object in a long-running process', () => {
     await cli(['init', '--repo', repoDir]);
     const inner = new LocalBackend(repoDir);
     let failPuts = 1;
-    const backend: StorageBackend = {
-      location: inner.location,
+    const backend = overrideBackend(inner, {
       put: (name, data) => (name.startsWith(DATA_PREFIX) && failPuts-- > 0
         ? Promise.reject(new IoError(`storing ${name} failed: ECONNRESET`)) : inner.put(name, data)),
-      get: (name, range, into) => inner.get(name, range, into),
-      stat: (name) => inner.stat(name),
-      list: (prefix) => inner.list(prefix),
-      remove: (name) => inner.remove(name),
-      sweep: (age) => inner.sweep(age),
-    };
+    });
     const repo = await Repository.open(backend);
     await repo.loadIndex();
     const codec = new BlobCodec();

@@ -16,8 +16,9 @@ import { DATA_PREFIX } from '../src/repository/layout.js';
 import { Repository } from '../src/repository/repository.js';
 import { verify } from '../src/repository/verify.js';
 import { FileTarget } from '../src/sources/file.js';
-import type { ByteRange, StorageBackend } from '../src/storage/backend.js';
+import type { StorageBackend } from '../src/storage/backend.js';
 import { LocalBackend } from '../src/storage/local.js';
+import { overrideBackend } from './backend-override.js';
 import { flipByte, tempDir, vmbkp } from './helpers.js';
 
 /**
@@ -26,15 +27,10 @@ import { flipByte, tempDir, vmbkp } from './helpers.js';
  * altogether, not only for reads).
  */
 function faulty(inner: StorageBackend, fault: () => Error, pass = 0, statsFail = false): StorageBackend {
-  return {
-    location: inner.location,
-    put: (name, data) => inner.put(name, data),
-    get: (name: string, range?: ByteRange, into?: Buffer) => (name.startsWith(DATA_PREFIX) && pass-- <= 0 ? Promise.reject(fault()) : inner.get(name, range, into)),
+  return overrideBackend(inner, {
+    get: (name, range, into) => (name.startsWith(DATA_PREFIX) && pass-- <= 0 ? Promise.reject(fault()) : inner.get(name, range, into)),
     stat: (name) => (statsFail && name.startsWith(DATA_PREFIX) ? Promise.reject(fault()) : inner.stat(name)),
-    list: (prefix) => inner.list(prefix),
-    remove: (name) => inner.remove(name),
-    sweep: (age) => inner.sweep(age),
-  };
+  });
 }
 
 const errno = (code: string, message: string) => Object.assign(new Error(message), { code });
