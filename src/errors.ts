@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'REPO_DAMAGED'       // missing or corrupt data in the repository
   | 'IO'                 // reading a source, writing a target, or storage I/O failed
   | 'AUTH'               // a server refused the credentials, or its certificate is not the trusted one
+  | 'REPO_PASSWORD'      // the repository password opens none of its keys
   | 'PARTIAL'            // some parts of a job failed, others succeeded
   | 'HOOK_FAILED'        // a recipe's pre or post hook exited with an error
   | 'INTERNAL';
@@ -55,6 +56,9 @@ export class IoError extends VmbkpError {
 }
 export class AuthError extends VmbkpError {
   constructor(message: string, options?: { cause?: unknown }) { super('AUTH', message, options); }
+}
+export class WrongPasswordError extends VmbkpError {
+  constructor(message: string, options?: { cause?: unknown }) { super('REPO_PASSWORD', message, options); }
 }
 export class HookError extends VmbkpError {
   constructor(message: string, options?: { cause?: unknown }) { super('HOOK_FAILED', message, options); }

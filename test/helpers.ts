@@ -12,6 +12,16 @@ export const CLI = path.join(ROOT, 'bin/vmbkp.js');
 /** The project's disk image generator (also a command: `node bench/disk-image.mjs make …`). */
 export const DISK_IMAGE = path.join(ROOT, 'bench/disk-image.mjs');
 
+/**
+ * Repositories the tests create are encrypted, as users' are by default: every vmbkp the
+ * tests start finds the password here. A cheap key derivation (1 MiB) keeps hundreds of
+ * opens fast; the default's cost is measured by the benchmark. Tests of the plaintext
+ * format pass `--encryption none`.
+ */
+export const REPO_PASSWORD_FILE = path.join(ROOT, 'test/fixtures/repository-password');
+process.env['VMBKP_REPO_PASSWORD_FILE'] ??= REPO_PASSWORD_FILE;
+process.env['VMBKP_KDF_MEMORY'] ??= '1';
+
 export async function tempDir(prefix = 'vmbkp-test-'): Promise<{ dir: string; cleanup: () => Promise<void> }> {
   const dir = await fs.mkdtemp(path.join(tmpdir(), prefix));
   return { dir, cleanup: () => fs.rm(dir, { recursive: true, force: true }) };

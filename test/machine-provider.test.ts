@@ -194,7 +194,7 @@ describe('jobs through a second MachineProvider', () => {
   before(async () => {
     const t = await tempDir();
     cleanup = t.cleanup;
-    repo = await Repository.init(new LocalBackend(t.dir), 64 * 1024);
+    repo = await Repository.init(new LocalBackend(t.dir), { chunkSize: 64 * 1024 });
   });
   after(async () => {
     await cleanup?.();

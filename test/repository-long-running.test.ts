@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { IoError } from '../src/errors.js';
 import { restoreDiskJob } from '../src/jobs/restore-disk-job.js';
-import { BlobCodec } from '../src/repository/compression.js';
+import { BlobCodec } from '../src/repository/blob-codec.js';
 import { sha256 } from '../src/repository/digest.js';
 import { DATA_PREFIX } from '../src/repository/layout.js';
 import { BlobType } from '../src/repository/pack.js';
@@ -73,7 +73,7 @@ describe('a repository object in a long-running process', () => {
     const codec = new BlobCodec();
     const blobs = [randomBytes(4096), randomBytes(8192)];
     const store = (w: ReturnType<Repository['writer']>) => {
-      for (const b of blobs) w.addBlob(sha256(b), BlobType.Chunk, codec.encode(b), b.length);
+      for (const b of blobs) w.addBlob(sha256(b), BlobType.Chunk, codec.encode(sha256(b), BlobType.Chunk, b), b.length);
     };
 
     const first = repo.writer();

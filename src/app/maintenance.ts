@@ -8,5 +8,5 @@ export { verify } from '../repository/verify.js';
 
 /** Removes stale locks (of processes that are gone), or every lock with `all`; returns what was removed. */
 export function unlock(repo: Repository, all: boolean): ReturnType<typeof clearLocks> {
-  return clearLocks(repo.backend, all);
+  return clearLocks(repo, all);
 }

@@ -2,6 +2,7 @@
 import { openRepository as openRepositoryAt } from '../app/repository.js';
 import { UsageError } from '../errors.js';
 import type { Repository } from '../repository/repository.js';
+import { type RepoPasswordOptions, existingPassword } from './repo-password.js';
 
 /** A flag's value as a whole number ≥ 0; anything else is a usage error naming the flag. */
 export function wholeNumber(v: string, flag: string): number {
@@ -9,7 +10,7 @@ export function wholeNumber(v: string, flag: string): number {
   return Number(v);
 }
 
-export interface GlobalOptions {
+export interface GlobalOptions extends RepoPasswordOptions {
   repo?: string;
   json?: boolean;
 }
@@ -21,7 +22,8 @@ export function repoPath(opts: GlobalOptions): string {
 }
 
 export async function openRepository(opts: GlobalOptions): Promise<Repository> {
-  return openRepositoryAt(repoPath(opts));
+  const password = existingPassword(opts);
+  return openRepositoryAt(repoPath(opts), password ? { password } : {});
 }
 
 export class Output {

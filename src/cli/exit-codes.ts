@@ -10,6 +10,7 @@ export const ExitCode = {
   DAMAGED: 5,
   NO_REPOSITORY: 6,
   AUTH: 7,
+  WRONG_PASSWORD: 8,
 } as const;
 
 export function exitCodeFor(code: ErrorCode): number {
@@ -30,6 +31,8 @@ export function exitCodeFor(code: ErrorCode): number {
       return ExitCode.NO_REPOSITORY;
     case 'AUTH':
       return ExitCode.AUTH;
+    case 'REPO_PASSWORD':
+      return ExitCode.WRONG_PASSWORD;
     case 'IO':
     case 'HOOK_FAILED':
     case 'INTERNAL':

@@ -30,6 +30,7 @@ export function buildProgram(): Command {
   // Every command takes the repository and --json; options may come before or after arguments.
   for (const cmd of program.commands) {
     cmd.option('--repo <dir>', 'repository directory (or set VMBKP_REPO)')
+      .option('--repo-password-file <file>', 'file holding the repository password (first line); or set VMBKP_REPO_PASSWORD_FILE or VMBKP_REPO_PASSWORD_COMMAND')
       .option('--json', 'print the result as JSON, and nothing else on stdout')
       .exitOverride()
       .configureOutput({ outputError: () => {} });

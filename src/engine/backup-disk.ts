@@ -13,7 +13,7 @@ import type { DiskStats, BackupMode } from '../repository/generation.js';
 import { BlobType } from '../repository/pack.js';
 import type { Repository } from '../repository/repository.js';
 import { DIGEST_LENGTH, ZERO_DIGEST, toHex } from '../repository/digest.js';
-import { compressBound } from '../repository/compression.js';
+import { storedBound } from '../repository/blob-codec.js';
 import type { DiskSource, Extent } from '../sources/types.js';
 import type { ChunkPool } from '../repository/chunk-pool.js';
 import type { BlobWriter } from '../repository/pack-writer.js';
@@ -121,7 +121,7 @@ export async function backupDisk(req: BackupDiskRequest): Promise<BackupDiskResu
   // bench image). Each slot is about 8 MiB.
   const window = pool.size * 4;
   const slots = await pool.createSlots(window, {
-    input: segmentBytes, output: perSegment * compressBound(chunkSize), digests: perSegment * DIGEST_LENGTH,
+    input: segmentBytes, output: perSegment * storedBound(chunkSize), digests: perSegment * DIGEST_LENGTH,
   });
 
   try {

@@ -20,6 +20,7 @@
 import { RepositoryDamagedError } from '../errors.js';
 import { StateFlag } from '../nbd/constants.js';
 import type { ExportBackend, ExportExtent } from '../nbd/export-backend.js';
+import { storedBound } from '../repository/blob-codec.js';
 import { missingBlobError, readBlobs } from '../repository/blob-read.js';
 import type { DiskIndex } from '../repository/disk-index.js';
 import { toHex } from '../repository/digest.js';
@@ -85,7 +86,7 @@ export class GenerationExport implements ExportBackend {
     const e = new GenerationExport(options);
     if (e.pool) {
       const room = Math.max(options.index.chunkSize, SLOT_BYTES);
-      e.slots = await e.pool.createSlots(e.pool.size * 2, { input: room, output: room, digests: 0 });
+      e.slots = await e.pool.createSlots(e.pool.size * 2, { input: Math.max(storedBound(options.index.chunkSize), room), output: room, digests: 0 });
       e.free = [...e.slots.all];
     }
     return e;
@@ -208,7 +209,7 @@ export class GenerationExport implements ExportBackend {
   private pump(): void {
     while (this.free.length > 0 && this.queue.length > 0) {
       const slot = this.free.pop()!;
-      const batch = this.takeBatch(slot.input.length);
+      const batch = this.takeBatch(slot.input.length, slot.output.length);
       this.busy++;
       void this.runBatch(slot, batch).finally(() => {
         this.busy--;
@@ -222,14 +223,14 @@ export class GenerationExport implements ExportBackend {
    * The oldest waiting chunk and the waiting chunks stored near it in the same pack (gaps of
    * at most MAX_GAP), as many as fit a slot: one read and one message for all of them.
    */
-  private takeBatch(room: number): Job[] {
+  private takeBatch(room: number, rawRoom: number): Job[] {
     const first = this.queue[0]!;
     const pack = first.w.loc.pack;
     const same = this.queue.filter((j) => j.w.loc.pack === pack && j !== first).sort((a, b) => a.w.loc.offset - b.w.loc.offset);
     let lo = first.w.loc.offset;
     let hi = lo + first.w.loc.length;
     let raw = first.w.loc.rawLength;
-    const fits = (j: Job, from: number, to: number) => to - from <= room && raw + j.w.loc.rawLength <= room;
+    const fits = (j: Job, from: number, to: number) => to - from <= room && raw + j.w.loc.rawLength <= rawRoom;
     const after: Job[] = [];
     for (const j of same) {
       if (j.w.loc.offset < hi) continue;

@@ -10,6 +10,7 @@
  * Unlike restoreDisk, a blob used at several places is read once per window that uses
  * it, not once per disk: the price of writing in order with bounded memory.
  */
+import { storedBound } from '../repository/blob-codec.js';
 import { missingBlobError, readBlobs } from '../repository/blob-read.js';
 import { toHex } from '../repository/digest.js';
 import type { BlobLocation } from '../repository/index-file.js';
@@ -46,7 +47,7 @@ export async function restoreDiskInOrder(req: RestoreDiskRequest): Promise<{ byt
   const { repo, pool, index, target, what } = req;
   const chunkSize = index.chunkSize;
   const perWindow = Math.max(1, Math.floor(WINDOW_BYTES / chunkSize));
-  const inputSize = perWindow * chunkSize + perWindow * MAX_GAP;
+  const inputSize = perWindow * storedBound(chunkSize) + perWindow * MAX_GAP;
   let bytesTotal = 0;
   // Every blob is looked up before anything is written: a missing one fails the restore up front.
   for (let i = 0; i < index.count; i++) {

@@ -100,7 +100,7 @@ export async function backupSet(req: BackupSetRequest): Promise<GenerationManife
   checkSetName(set);
   req.disks.forEach((d) => checkDiskName(d.name));
   const emit = req.onEvent ?? (() => {});
-  const lock = await RepositoryLock.acquire(repo.backend, 'shared', `backup of ${set}`, (message) => emit({ type: 'warning', message }));
+  const lock = await RepositoryLock.acquire(repo, 'shared', `backup of ${set}`, (message) => emit({ type: 'warning', message }));
   const workers = repo.acquirePool(req.workers);
   const pool = workers.pool;
   try {

@@ -31,7 +31,7 @@ export interface RestoreDiskResult {
 
 export async function restoreDiskJob(job: RestoreDiskJob): Promise<RestoreDiskResult> {
   const t0 = performance.now();
-  const lock = await RepositoryLock.acquire(job.repo.backend, 'shared', `restore of ${job.set}`, job.onWarning);
+  const lock = await RepositoryLock.acquire(job.repo, 'shared', `restore of ${job.set}`, job.onWarning);
   try {
     const manifest = await resolveGeneration(job.repo, job.set, job.generation);
     const record = findDisk(manifest, job.disk);

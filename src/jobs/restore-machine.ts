@@ -39,7 +39,7 @@ export async function restoreMachine<R extends MachineRestoreRequest, Result ext
   const t0 = performance.now();
   const { repo } = job;
   const warn = (message: string) => job.request.onEvent?.({ type: 'warning', message });
-  const lock = await RepositoryLock.acquire(repo.backend, 'shared', `restore of ${job.set}`, warn);
+  const lock = await RepositoryLock.acquire(repo, 'shared', `restore of ${job.set}`, warn);
   let workers: PoolLease | undefined;
   try {
     const manifest = await resolveGeneration(repo, job.set, job.generation);

@@ -51,7 +51,7 @@ export interface ServingGeneration {
 }
 
 export async function serveGeneration(job: ServeGenerationJob): Promise<ServingGeneration> {
-  const lock = await RepositoryLock.acquire(job.repo.backend, 'shared', `serve of ${job.set}`, job.onWarning);
+  const lock = await RepositoryLock.acquire(job.repo, 'shared', `serve of ${job.set}`, job.onWarning);
   const undo: (() => Promise<void>)[] = [() => lock.release()];
   /** Undoes in reverse order; every step runs, the first failure is thrown after. */
   const unwind = async (): Promise<void> => {

@@ -1,6 +1,6 @@
 /**
  * The one way blobs are read. Reads are planned by pack (pack-reads.ts), ranges are read
- * from the backend, blobs are decoded and checked against their digest in the chunk
+ * from the backend, blobs are decoded (opened, decompressed) and checked against their id in the chunk
  * workers (or on the calling thread for a single blob), and callers get views of verified
  * plain bytes. Nothing outside src/repository names a pack or reads one.
  *
@@ -15,7 +15,7 @@ import { IoError, NotFoundError, RepositoryDamagedError, describeCause } from '.
 import type { StorageBackend } from '../storage/backend.js';
 import type { ChunkPool, Slot } from './chunk-pool.js';
 import type { DecodeBlob } from './chunk-protocol.js';
-import { type BlobCodec, decodeVerified } from './compression.js';
+import { type BlobCodec, decodeVerified } from './blob-codec.js';
 import type { BlobLocation } from './index-file.js';
 import { packName } from './layout.js';
 import type { PackRead } from './pack-reads.js';
@@ -77,7 +77,8 @@ export async function readOneBlob(backend: StorageBackend, codec: BlobCodec, blo
 /** Decodes a stored blob and checks its length and digest; the error names the blob, its pack and the use. */
 export function decodeChecked(codec: BlobCodec, stored: Buffer, blob: StoredBlob, where: string): Buffer {
   const out = Buffer.allocUnsafe(blob.loc.rawLength);
-  const reason = decodeVerified(codec, blob.loc.compression, stored, out, blob.digest);
+  const { type, compression, rawLength } = blob.loc;
+  const reason = decodeVerified(codec, { id: Buffer.from(blob.digest, 'hex'), type, compression, rawLength }, stored, out);
   if (reason !== undefined) throw corruptBlobError(where, blob.digest, blob.loc.pack, reason);
   return out;
 }
@@ -116,7 +117,7 @@ export async function readBlobs<B extends StoredBlob>(backend: StorageBackend, p
     landed.push(readPackRange(backend, r.pack, options.describe(r.blobs[0]!), { offset: r.offset, length: r.length }, slot.input.subarray(at, at + r.length)));
     for (const b of r.blobs) {
       blobs.push(b);
-      decode.push({ offset: at + b.loc.offset - r.offset, length: b.loc.length, compression: b.loc.compression, rawLength: b.loc.rawLength, digest: b.digest });
+      decode.push({ offset: at + b.loc.offset - r.offset, length: b.loc.length, type: b.loc.type, compression: b.loc.compression, rawLength: b.loc.rawLength, digest: b.digest });
     }
     inOffset += r.length;
   }

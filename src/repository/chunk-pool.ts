@@ -5,7 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { CodecSpec } from './compression.js';
+import type { CodecSpec } from './blob-codec.js';
 import type { DecodeBlob, DecodeReply, EncodeReply, EncodedChunk, WorkerRequest } from './chunk-protocol.js';
 
 interface Pending { resolve(v: unknown): void; reject(e: unknown): void }

@@ -1,10 +1,10 @@
 /**
- * A chunk worker: zero detection, SHA-256, zstd compression and verified decompression,
- * off the main thread so that reading, hashing and compressing overlap on every core.
+ * A chunk worker: zero detection, blob ids, compression (and encryption) and verified
+ * decoding, off the main thread so that reading, hashing and encoding overlap on every core.
  */
-import { createHash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
-import { createBlobCodec, decodeVerified } from './compression.js';
+import { createBlobCodec, decodeVerified } from './blob-codec.js';
+import { BlobType } from './pack.js';
 import { DIGEST_LENGTH } from './digest.js';
 import type { DecodeReply, EncodeReply, EncodedChunk, SlotBuffers, WorkerRequest } from './chunk-protocol.js';
 
@@ -70,7 +70,7 @@ port.on('message', (msg: WorkerRequest) => {
       for (let i = 0; i < n; i++) {
         const chunk = s.input.subarray(i * msg.chunkSize, Math.min(msg.length, (i + 1) * msg.chunkSize));
         if (isZero(chunk)) s.digests.fill(0, i * DIGEST_LENGTH, (i + 1) * DIGEST_LENGTH);
-        else createHash('sha256').update(chunk).digest().copy(s.digests, i * DIGEST_LENGTH);
+        else codec.id(chunk).copy(s.digests, i * DIGEST_LENGTH);
       }
       port.postMessage({ ok: true });
       return;
@@ -82,8 +82,9 @@ port.on('message', (msg: WorkerRequest) => {
       for (const c of msg.chunks) {
         const start = c * msg.chunkSize;
         const plain = s.input.subarray(start, Math.min(msg.length, start + msg.chunkSize));
-        const r = codec.encodeInto(plain, s.output.subarray(offset), msg.level);
-        if (r.compression === 0) {
+        const id = s.digests.subarray(c * DIGEST_LENGTH, (c + 1) * DIGEST_LENGTH);
+        const r = codec.encodeInto(id, BlobType.Chunk, plain, s.output.subarray(offset), msg.level);
+        if (!r.inOutput) {
           chunks.push({ chunk: c, compression: r.compression, inOutput: false, offset: start, length: plain.length });
         } else {
           chunks.push({ chunk: c, compression: r.compression, inOutput: true, offset, length: r.length });
@@ -101,7 +102,8 @@ port.on('message', (msg: WorkerRequest) => {
         const b = msg.blobs[i]!;
         const out = s.output.subarray(o, o + b.rawLength);
         o += b.rawLength;
-        const reason = decodeVerified(codec, b.compression, s.input.subarray(b.offset, b.offset + b.length), out, b.digest);
+        const header = { id: Buffer.from(b.digest, 'hex'), type: b.type, compression: b.compression, rawLength: b.rawLength };
+        const reason = decodeVerified(codec, header, s.input.subarray(b.offset, b.offset + b.length), out);
         if (reason !== undefined) {
           port.postMessage({ ok: false, failed: i, reason } satisfies DecodeReply);
           return;

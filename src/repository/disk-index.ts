@@ -5,7 +5,7 @@
  */
 import { RepositoryDamagedError } from '../errors.js';
 import type { BlobWriter } from './pack-writer.js';
-import { DIGEST_LENGTH, ZERO_DIGEST, sha256, toHex } from './digest.js';
+import { DIGEST_LENGTH, ZERO_DIGEST, toHex } from './digest.js';
 import type { DiskRecord } from './generation.js';
 import { BlobType } from './pack.js';
 import type { Repository } from './repository.js';
@@ -49,10 +49,10 @@ export async function storeDiskIndex(repo: Repository, writer: BlobWriter, index
   let bytesStored = 0;
   for (let o = 0; o < index.digests.length; o += per) {
     const piece = index.digests.subarray(o, o + per);
-    const digest = sha256(piece);
+    const digest = repo.codec.id(piece);
     pieces.push(toHex(digest));
     if (writer.has(toHex(digest))) continue;
-    const { added, ready } = writer.addBlob(digest, BlobType.IndexPiece, repo.codec.encode(Buffer.from(piece)), piece.length);
+    const { added, ready } = writer.addBlob(digest, BlobType.IndexPiece, repo.codec.encode(digest, BlobType.IndexPiece, Buffer.from(piece)), piece.length);
     bytesStored += added;
     await ready;
   }

@@ -40,7 +40,7 @@ export interface GcRequest {
 }
 
 export async function gc(req: GcRequest): Promise<GcResult> {
-  const lock = await RepositoryLock.acquire(req.repo.backend, 'exclusive', 'gc', req.onWarning);
+  const lock = await RepositoryLock.acquire(req.repo, 'exclusive', 'gc', req.onWarning);
   try {
     return await run(req.repo);
   } finally {
@@ -116,7 +116,7 @@ async function run(repo: Repository): Promise<GcResult> {
   // 2. Copy live blobs out of the packs that go, verified on the way.
   const written: IndexedPack[] = [];
   let writtenBytes = 0;
-  const builder = new PackBuilder(Buffer.allocUnsafeSlow(PACK_TARGET_SIZE));
+  const builder = new PackBuilder(Buffer.allocUnsafeSlow(PACK_TARGET_SIZE), repo.objects);
   let current = builder;
   const flushBuilder = async () => {
     if (current.count === 0) return;
@@ -124,7 +124,7 @@ async function run(repo: Repository): Promise<GcResult> {
     await putPack(backend, p);
     writtenBytes += p.size;
     written.push({ id: p.id, entries: p.entries });
-    current = new PackBuilder(builder.buffer);
+    current = new PackBuilder(builder.buffer, repo.objects);
   };
   for (const [id, blobs] of copies) {
     const raw = await readPackRange(backend, id, 'gc');

@@ -5,12 +5,14 @@
  */
 import { z } from 'zod';
 import { RepositoryDamagedError } from '../errors.js';
-import { FORMAT_VERSION } from './layout.js';
 
 export const BackupMode = z.enum(['full', 'diff', 'incr']);
 export type BackupMode = z.infer<typeof BackupMode>;
 export const RequestedMode = z.enum(['auto', 'full', 'diff', 'incr']);
 export type RequestedMode = z.infer<typeof RequestedMode>;
+
+/** The manifest's own version: unchanged by encryption (which seals it whole). */
+export const MANIFEST_VERSION = 1;
 
 const Hex64 = z.string().regex(/^[0-9a-f]{64}$/);
 
@@ -43,7 +45,7 @@ const DiskRecord = z.object({
 export type DiskRecord = z.infer<typeof DiskRecord>;
 
 const Manifest = z.object({
-  version: z.literal(FORMAT_VERSION),
+  version: z.literal(MANIFEST_VERSION),
   set: z.string(),
   generation: z.number().int().positive(),
   id: z.string().uuid(),

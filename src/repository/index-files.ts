@@ -11,19 +11,22 @@ import { INDEX_PREFIX, indexName } from './layout.js';
 import type { ObjectCodec } from './object-codec.js';
 import { putContentAddressed } from './write-once.js';
 
+/** What an index file is sealed for: it is named by its stored content, so by its kind. */
+const INDEX_OBJECT = 'index file';
+
 /** Reads index file `name`, calling `add` for every blob it lists. */
 export async function readIndexFile(backend: StorageBackend, objects: ObjectCodec, name: string, add: (digestHex: string, loc: BlobLocation) => void): Promise<void> {
   const stored = await backend.get(name);
   if (sha256(stored).toString('hex') !== name.slice(INDEX_PREFIX.length)) {
     throw new RepositoryDamagedError(`reading index file ${name} failed: content does not match its name (corrupted)`);
   }
-  decodeIndexFile(objects.open(name, stored), name, add);
+  decodeIndexFile(objects.open(`index file ${name}`, INDEX_OBJECT, stored), name, add);
 }
 
 /** Writes an index file listing `packs` (write-once: one of that name is the same file); returns its name. */
 export async function writeIndexFile(backend: StorageBackend, objects: ObjectCodec, packs: readonly IndexedPack[]): Promise<string> {
   // Sealed before it is named: the name is the digest of what is stored.
-  const stored = objects.seal(INDEX_PREFIX, encodeIndexFile(packs));
+  const stored = objects.seal(INDEX_OBJECT, encodeIndexFile(packs));
   const id = sha256(stored).toString('hex');
   const name = indexName(id);
   await putContentAddressed(backend, name, id, stored);

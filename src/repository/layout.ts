@@ -4,13 +4,20 @@
 import { InputError } from '../errors.js';
 
 export const FORMAT_NAME = 'vmbkp-repository';
-export const FORMAT_VERSION = 1;
+/** Version 1: plaintext. Version 2: encrypted (keys, sealed objects, hidden set names). */
+export const PLAIN_FORMAT_VERSION = 1;
+export const ENCRYPTED_FORMAT_VERSION = 2;
 
 export const CONFIG = 'config';
 export const DATA_PREFIX = 'data/';
 export const INDEX_PREFIX = 'index/';
 export const GENERATIONS_PREFIX = 'generations/';
 export const LOCKS_PREFIX = 'locks/';
+export const KEYS_PREFIX = 'keys/';
+
+export function keyName(idHex: string): string {
+  return `${KEYS_PREFIX}${idHex}`;
+}
 
 export function packName(idHex: string): string {
   return `data/${idHex.slice(0, 2)}/${idHex}`;
@@ -35,12 +42,17 @@ export function checkDiskName(disk: string): void {
   }
 }
 
-export function generationName(set: string, generation: number): string {
-  return `generations/${set}/${String(generation).padStart(8, '0')}.json`;
+/**
+ * A generation's manifest. `dir` is the set's directory: its name in a plaintext repository,
+ * the hex HMAC of its name in an encrypted one (set names must not appear in object names),
+ * where the manifest also loses its `.json` (it is not JSON as stored).
+ */
+export function generationName(dir: string, generation: number, encrypted = false): string {
+  return `generations/${dir}/${String(generation).padStart(8, '0')}${encrypted ? '' : '.json'}`;
 }
-/** Parses "generations/SET/00000012.json" into its parts; undefined for anything else. */
-export function parseGenerationName(name: string): { set: string; generation: number } | undefined {
-  const m = /^generations\/([^/]+)\/(\d{8})\.json$/.exec(name);
+/** Parses "generations/DIR/00000012.json" (or without .json, encrypted) into its parts; undefined for anything else. */
+export function parseGenerationName(name: string, encrypted = false): { dir: string; generation: number } | undefined {
+  const m = (encrypted ? /^generations\/([0-9a-f]{64})\/(\d{8})$/ : /^generations\/([^/]+)\/(\d{8})\.json$/).exec(name);
   if (!m || !SET_NAME.test(m[1]!)) return undefined;
-  return { set: m[1]!, generation: Number(m[2]) };
+  return { dir: m[1]!, generation: Number(m[2]) };
 }

@@ -1,7 +1,9 @@
 /**
- * Repository locks. backup, restore and verify take shared locks; prune and gc take an
- * exclusive one. A lock is an object `locks/<uuid>.json` recording its holder (host, pid,
- * process start time: see process-identity.ts) and time; a holder refreshes it while it runs.
+ * Repository locks. backup, restore and verify take shared locks; prune, gc and key removal
+ * take an exclusive one. A lock is an object `locks/<uuid>.json` recording its holder (host,
+ * pid, process start time: see process-identity.ts), what it does and when; a holder
+ * refreshes it while it runs. In an encrypted repository the record is sealed (its
+ * operation names a set).
  *
  * | holder \ wants | shared | exclusive |
  * | shared         |   ok   |  locked   |
@@ -18,6 +20,13 @@ import { NotFoundError, RepositoryLockedError } from '../errors.js';
 import { type ProcessIdentity, ownerState, thisProcess } from '../process-identity.js';
 import type { StorageBackend } from '../storage/backend.js';
 import { LOCKS_PREFIX } from './layout.js';
+import type { ObjectCodec } from './object-codec.js';
+
+/** Where locks live and how their records are stored: a Repository is one. */
+export interface LockSpace {
+  readonly backend: StorageBackend;
+  readonly objects: ObjectCodec;
+}
 
 export type LockKind = 'shared' | 'exclusive';
 /** How often a holder rewrites its lock, so other hosts see it is still there. */
@@ -55,12 +64,13 @@ export function isStale(record: LockRecord, now = Date.now()): boolean {
   return now - Date.parse(record.time) > STALE_AFTER_MS;
 }
 
-export async function readLocks(backend: StorageBackend): Promise<LockInfo[]> {
+export async function readLocks(space: LockSpace): Promise<LockInfo[]> {
+  const { backend, objects } = space;
   const out: LockInfo[] = [];
   for (const name of await backend.list(LOCKS_PREFIX)) {
     let record: LockRecord | undefined;
     try {
-      const parsed = LockRecord.safeParse(JSON.parse((await backend.get(name)).toString('utf8')));
+      const parsed = LockRecord.safeParse(JSON.parse(objects.open(name, name, await backend.get(name)).toString('utf8')));
       record = parsed.success ? parsed.data : undefined;
     } catch (err) {
       if (err instanceof NotFoundError) continue; // released meanwhile
@@ -80,23 +90,27 @@ export class RepositoryLock {
   private timer: NodeJS.Timeout | undefined;
   private refreshing: Promise<void> = Promise.resolve();
 
-  private constructor(private readonly backend: StorageBackend, readonly record: LockRecord, name: string) {
+  private readonly backend: StorageBackend;
+
+  private constructor(private readonly space: LockSpace, readonly record: LockRecord, name: string) {
+    this.backend = space.backend;
     this.name = name;
   }
 
   /** Takes a lock or throws RepositoryLockedError. `onWarning` hears about stale locks removed. */
-  static async acquire(backend: StorageBackend, kind: LockKind, operation: string,
+  static async acquire(space: LockSpace, kind: LockKind, operation: string,
     onWarning: (message: string) => void = () => {}): Promise<RepositoryLock> {
+    const { backend } = space;
     const me = thisProcess();
     const record: LockRecord = {
       kind, operation, host: me.host, pid: me.pid,
       ...(me.start !== undefined ? { pidStart: me.start } : {}), ...(me.boot !== undefined ? { boot: me.boot } : {}),
       time: new Date().toISOString(),
     };
-    const lock = new RepositoryLock(backend, record, `${LOCKS_PREFIX}${randomUUID()}.json`);
+    const lock = new RepositoryLock(space, record, `${LOCKS_PREFIX}${randomUUID()}.json`);
     await lock.write();
     try {
-      for (const other of await readLocks(backend)) {
+      for (const other of await readLocks(space)) {
         if (other.name === lock.name) continue;
         const r = other.record;
         if (r && r.kind === 'shared' && kind === 'shared') continue;
@@ -120,7 +134,7 @@ export class RepositoryLock {
   }
 
   private async write(): Promise<void> {
-    await this.backend.put(this.name, Buffer.from(JSON.stringify(this.record) + '\n'));
+    await this.backend.put(this.name, this.space.objects.seal(this.name, Buffer.from(JSON.stringify(this.record) + '\n')));
   }
 
   /** Objects are write-once: refreshing writes a new lock, then removes the old one. */
@@ -144,11 +158,11 @@ export class RepositoryLock {
 }
 
 /** Removes stale locks (or all, when `all`); returns the names removed. */
-export async function clearLocks(backend: StorageBackend, all: boolean): Promise<string[]> {
+export async function clearLocks(space: LockSpace, all: boolean): Promise<string[]> {
   const removed: string[] = [];
-  for (const l of await readLocks(backend)) {
+  for (const l of await readLocks(space)) {
     if (all || l.stale) {
-      await backend.remove(l.name);
+      await space.backend.remove(l.name);
       removed.push(l.name);
     }
   }

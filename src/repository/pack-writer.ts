@@ -8,7 +8,7 @@
  */
 import { failpoint } from '../failpoints.js';
 import type { StorageBackend } from '../storage/backend.js';
-import type { Encoded } from './compression.js';
+import type { Encoded } from './blob-codec.js';
 import { toHex } from './digest.js';
 import type { IndexedPack } from './index-file.js';
 import { writeIndexFile } from './index-files.js';
@@ -96,7 +96,7 @@ export class PackWriter {
         if (note(hex) || this.index.has(hex)) return { added: 0, ready: Promise.resolve() };
         let ready = Promise.resolve();
         if (this.open && !this.open.builder.fits(encoded.data.length)) ready = this.rotate();
-        this.open ??= new PackState(new PackBuilder(this.takeBuffer(encoded.data.length)));
+        this.open ??= new PackState(new PackBuilder(this.takeBuffer(encoded.data.length), this.objects));
         this.open.builder.add(digest, type, encoded.compression, rawLength, encoded.data);
         this.open.digests.push(hex);
         this.pending.set(hex, this.open);

@@ -1,14 +1,18 @@
 /**
- * Packs: many compressed blobs in one file, so that a repository holds thousands of
+ * Packs: many encoded blobs in one file, so that a repository holds thousands of
  * files rather than millions. A pack describes itself in a trailer (so indexes can be
- * rebuilt from packs) and is named by the SHA-256 of its whole content.
+ * rebuilt from packs) and is named by the SHA-256 of its whole content. In an encrypted
+ * repository the trailer's table is sealed (it holds the blobs' ids).
  *
- *   blob 0 | blob 1 | … | entry 0 | entry 1 | … | u32 entry count | "VMBKPCK1"
- *   entry: digest[32] type:u8 compression:u8 length:u32 rawLength:u32   (offsets are cumulative)
+ *   plaintext: blob 0 | blob 1 | … | table | "VMBKPCK1"
+ *   encrypted: blob 0 | blob 1 | … | sealed table | u32 sealed length | "VMBKPCK2"
+ *   table:     entry 0 | entry 1 | … | u32 entry count
+ *   entry:     digest[32] type:u8 compression:u8 length:u32 rawLength:u32   (offsets are cumulative)
  */
 import { createHash } from 'node:crypto';
 import { RepositoryDamagedError } from '../errors.js';
 import { DIGEST_LENGTH, toHex } from './digest.js';
+import { type ObjectCodec, PLAIN_OBJECTS } from './object-codec.js';
 
 export const BlobType = { Chunk: 0, IndexPiece: 1 } as const;
 export type BlobType = (typeof BlobType)[keyof typeof BlobType];
@@ -16,6 +20,9 @@ export const Compression = { None: 0, Zstd: 1 } as const;
 export type Compression = (typeof Compression)[keyof typeof Compression];
 
 export const PACK_MAGIC = Buffer.from('VMBKPCK1', 'latin1');
+export const SEALED_PACK_MAGIC = Buffer.from('VMBKPCK2', 'latin1');
+/** What a sealed pack table is sealed for (its associated data): packs are named by content, not by a name known in advance. */
+export const PACK_TABLE_OBJECT = 'pack table';
 const PACK_ENTRY = DIGEST_LENGTH + 1 + 1 + 4 + 4;
 
 export interface PackEntry {
@@ -42,7 +49,7 @@ export class PackBuilder {
   readonly entries: PackEntry[] = [];
   size = 0;
 
-  constructor(readonly buffer: Buffer) {}
+  constructor(readonly buffer: Buffer, private readonly objects: ObjectCodec = PLAIN_OBJECTS) {}
 
   get capacity(): number {
     return this.buffer.length;
@@ -65,40 +72,59 @@ export class PackBuilder {
   }
 
   finish(): FinishedPack {
-    const trailer = Buffer.alloc(this.entries.length * PACK_ENTRY + 4 + PACK_MAGIC.length);
+    const table = Buffer.alloc(this.entries.length * PACK_ENTRY + 4);
     let o = 0;
     for (const e of this.entries) {
-      e.digest.copy(trailer, o); o += DIGEST_LENGTH;
-      trailer.writeUInt8(e.type, o++);
-      trailer.writeUInt8(e.compression, o++);
-      trailer.writeUInt32LE(e.length, o); o += 4;
-      trailer.writeUInt32LE(e.rawLength, o); o += 4;
+      e.digest.copy(table, o); o += DIGEST_LENGTH;
+      table.writeUInt8(e.type, o++);
+      table.writeUInt8(e.compression, o++);
+      table.writeUInt32LE(e.length, o); o += 4;
+      table.writeUInt32LE(e.rawLength, o); o += 4;
     }
-    trailer.writeUInt32LE(this.entries.length, o); o += 4;
-    PACK_MAGIC.copy(trailer, o);
+    table.writeUInt32LE(this.entries.length, o);
+    let trailer: Buffer;
+    if (this.objects.sealed) {
+      const sealed = this.objects.seal(PACK_TABLE_OBJECT, table);
+      trailer = Buffer.concat([sealed, Buffer.alloc(4), SEALED_PACK_MAGIC]);
+      trailer.writeUInt32LE(sealed.length, sealed.length);
+    } else {
+      trailer = Buffer.concat([table, PACK_MAGIC]);
+    }
     const data = this.buffer.subarray(0, this.size);
     const id = createHash('sha256').update(data).update(trailer).digest('hex');
     return { id, parts: [data, trailer], size: this.size + trailer.length, entries: this.entries };
   }
 }
 
-/** Reads the entry table at the end of a whole pack file. */
-export function decodePackTrailer(pack: Buffer, name: string): PackEntry[] {
+/** Reads the entry table at the end of a whole pack file (opening it through `objects` in an encrypted repository). */
+export function decodePackTrailer(pack: Buffer, name: string, objects: ObjectCodec = PLAIN_OBJECTS): PackEntry[] {
   const damaged = (why: string) => new RepositoryDamagedError(`reading pack ${name} failed: ${why}`);
-  if (pack.length < 4 + PACK_MAGIC.length || !pack.subarray(pack.length - PACK_MAGIC.length).equals(PACK_MAGIC)) {
-    throw damaged('no pack trailer (file truncated or not a pack)');
+  const magic = pack.length >= 4 + PACK_MAGIC.length ? pack.subarray(pack.length - PACK_MAGIC.length) : undefined;
+  let table: Buffer;
+  let tableStart: number;
+  if (magic?.equals(PACK_MAGIC) && !objects.sealed) {
+    const count = pack.readUInt32LE(pack.length - PACK_MAGIC.length - 4);
+    tableStart = pack.length - PACK_MAGIC.length - 4 - count * PACK_ENTRY;
+    if (tableStart < 0) throw damaged(`trailer claims ${count} blobs, more than the file holds`);
+    table = pack.subarray(tableStart, pack.length - PACK_MAGIC.length);
+  } else if (magic?.equals(SEALED_PACK_MAGIC) && objects.sealed) {
+    const sealedLength = pack.readUInt32LE(pack.length - PACK_MAGIC.length - 4);
+    tableStart = pack.length - PACK_MAGIC.length - 4 - sealedLength;
+    if (tableStart < 0) throw damaged(`trailer claims ${sealedLength} bytes, more than the file holds`);
+    table = objects.open(`pack ${name}`, PACK_TABLE_OBJECT, pack.subarray(tableStart, tableStart + sealedLength));
+  } else {
+    throw damaged('no pack trailer of this repository (file truncated, not a pack, or from a repository encrypted otherwise)');
   }
-  const count = pack.readUInt32LE(pack.length - PACK_MAGIC.length - 4);
-  const tableStart = pack.length - PACK_MAGIC.length - 4 - count * PACK_ENTRY;
-  if (tableStart < 0) throw damaged(`trailer claims ${count} blobs, more than the file holds`);
+  const count = table.readUInt32LE(table.length - 4);
+  if (count * PACK_ENTRY + 4 !== table.length) throw damaged(`table of ${table.length} bytes does not hold ${count} entries`);
   const entries: PackEntry[] = [];
   let offset = 0;
-  for (let i = 0, o = tableStart; i < count; i++, o += PACK_ENTRY) {
-    const digest = Buffer.from(pack.subarray(o, o + DIGEST_LENGTH));
-    const type = pack.readUInt8(o + DIGEST_LENGTH);
-    const compression = pack.readUInt8(o + DIGEST_LENGTH + 1);
-    const length = pack.readUInt32LE(o + DIGEST_LENGTH + 2);
-    const rawLength = pack.readUInt32LE(o + 38);
+  for (let i = 0, o = 0; i < count; i++, o += PACK_ENTRY) {
+    const digest = Buffer.from(table.subarray(o, o + DIGEST_LENGTH));
+    const type = table.readUInt8(o + DIGEST_LENGTH);
+    const compression = table.readUInt8(o + DIGEST_LENGTH + 1);
+    const length = table.readUInt32LE(o + DIGEST_LENGTH + 2);
+    const rawLength = table.readUInt32LE(o + 38);
     if (type > 1 || compression > 1) throw damaged(`blob ${toHex(digest)} has unknown type ${type} or compression ${compression}`);
     entries.push({ digest, type: type as BlobType, compression: compression as Compression, offset, length, rawLength });
     offset += length;

@@ -33,7 +33,7 @@ export function checkPolicy(p: RetentionPolicy): void {
 
 export async function prune(req: PruneRequest): Promise<PruneResult> {
   checkPolicy(req.policy);
-  const lock = await RepositoryLock.acquire(req.repo.backend, 'exclusive', `prune of ${req.set}`, req.onWarning);
+  const lock = await RepositoryLock.acquire(req.repo, 'exclusive', `prune of ${req.set}`, req.onWarning);
   try {
     await failpoint('prune:locked');
     const refs = await req.repo.listGenerations(req.set);

@@ -1,7 +1,8 @@
 /**
- * verify: every object a generation references exists where the index says; with
- * readData, every blob is read, decompressed and re-hashed. Problems name the set,
- * generation and disk they affect.
+ * verify: every key object is intact, every object a generation references exists where
+ * the index says; with readData, every blob is read, opened (encrypted repositories),
+ * decompressed and checked against its id. Problems name the set, generation and disk
+ * they affect.
  */
 import { decodeChecked, readPackRange } from './blob-read.js';
 import { sha256, toHex } from './digest.js';
@@ -36,7 +37,7 @@ export interface VerifyRequest {
 
 export async function verify(req: VerifyRequest): Promise<VerifyReport> {
   const { repo } = req;
-  const lock = await RepositoryLock.acquire(repo.backend, 'shared', 'verify', req.onWarning);
+  const lock = await RepositoryLock.acquire(repo, 'shared', 'verify', req.onWarning);
   try {
     return await run(req);
   } finally {
@@ -47,6 +48,8 @@ export async function verify(req: VerifyRequest): Promise<VerifyReport> {
 async function run(req: VerifyRequest): Promise<VerifyReport> {
   const { repo } = req;
   const problems: Problem[] = [];
+  // Key objects are named by their content: a damaged one is found without its password.
+  if (repo.encrypted) await repo.keys((err) => problems.push({ message: err.message }));
   await repo.loadIndex((err) => problems.push({ message: err.message }));
 
   const packSizes = new Map<string, number>();

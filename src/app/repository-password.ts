@@ -1,0 +1,75 @@
+/**
+ * Where a repository's password comes from: a file, or a command that prints it (a secret
+ * store). Never an argument: arguments are visible to every user of the host. Messages
+ * name the source, never the password.
+ */
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { InputError, describeCause } from '../errors.js';
+
+export type RepositoryPasswordSource =
+  | { readonly kind: 'file'; readonly file: string; readonly what: string }
+  | { readonly kind: 'command'; readonly command: string; readonly what: string }
+  | { readonly kind: 'env'; readonly variable: string; readonly what: string };
+
+/** The first line: a trailing newline is not part of the password. */
+function firstLine(text: string, where: string): string {
+  const password = text.split(/\r?\n/)[0] ?? '';
+  if (password === '') throw new InputError(`${where} gave an empty repository password`);
+  return password;
+}
+
+async function fromFile(file: string, what: string): Promise<string> {
+  let content: string;
+  try {
+    content = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new InputError(`reading the repository password file ${file} (${what}) failed: ${describeCause(err)}`, { cause: err });
+  }
+  return firstLine(content, `password file ${file} (${what})`);
+}
+
+/** Runs `command` with /bin/sh; its stdout's first line is the password, its stderr goes to ours. */
+function fromCommand(command: string, what: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('/bin/sh', ['-c', command], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const out: Buffer[] = [];
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.on('error', (err) => reject(new InputError(`running the repository password command (${what}) failed: ${describeCause(err)}`, { cause: err })));
+    child.on('close', (code, signal) => {
+      if (code !== 0) {
+        reject(new InputError(`the repository password command (${what}) failed: ${signal ? `killed by ${signal}` : `exit code ${code}`}`));
+        return;
+      }
+      try {
+        resolve(firstLine(Buffer.concat(out).toString('utf8'), `the repository password command (${what})`));
+      } catch (err) {
+        reject(err);
+      }
+    });
+  });
+}
+
+export function readRepositoryPassword(source: RepositoryPasswordSource, env: Readonly<Record<string, string | undefined>> = process.env): Promise<string> {
+  switch (source.kind) {
+    case 'file': return fromFile(source.file, source.what);
+    case 'command': return fromCommand(source.command, source.what);
+    case 'env': {
+      const value = env[source.variable];
+      if (value === undefined || value === '') return Promise.reject(new InputError(`environment variable ${source.variable} (${source.what}) is ${value === undefined ? 'not set' : 'empty'}`));
+      return Promise.resolve(value);
+    }
+  }
+}
+
+/**
+ * The source the environment names: VMBKP_REPO_PASSWORD_FILE, else
+ * VMBKP_REPO_PASSWORD_COMMAND; undefined when neither is set.
+ */
+export function environmentPasswordSource(env: Readonly<Record<string, string | undefined>> = process.env): RepositoryPasswordSource | undefined {
+  const file = env['VMBKP_REPO_PASSWORD_FILE'];
+  if (file) return { kind: 'file', file, what: 'VMBKP_REPO_PASSWORD_FILE' };
+  const command = env['VMBKP_REPO_PASSWORD_COMMAND'];
+  if (command) return { kind: 'command', command, what: 'VMBKP_REPO_PASSWORD_COMMAND' };
+  return undefined;
+}
