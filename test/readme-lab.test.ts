@@ -13,7 +13,7 @@ describe('README', () => {
     const readme = await fs.readFile(path.join(ROOT, 'README.md'), 'utf8');
     const m = /<!-- lab-example[^>]*-->\s*```sh\n([\s\S]*?)```/.exec(readme);
     assert.ok(m, 'README has the lab example block');
-    const r = await run('bash', ['-e', '-c', m[1]!], { cwd: ROOT, timeoutMs: 240_000, group: true });
+    const r = await run('bash', ['-e', '-c', m[1]!], { cwd: ROOT, timeoutMs: 240_000, group: true, env: { VMBKP_REPO_PASSWORD_FILE: '', VMBKP_KDF_MEMORY: '' } });
     assert.equal(r.code, 0, `stdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
     assert.match(r.stdout, /set lab-vm-1 generation 1 \(auto\)/);
     assert.match(r.stdout, /set lab-vm-1 generation 2 \(auto\)/);
