@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { VmbkpError, describeCause } from '../errors.js';
 import { register as registerBackup } from './commands/backup.js';
 import { register as registerInit } from './commands/init.js';
+import { register as registerKey } from './commands/key.js';
 import { register as registerList } from './commands/list.js';
 import { register as registerMaintenance } from './commands/maintenance.js';
 import { register as registerRestore } from './commands/restore.js';
@@ -27,8 +28,12 @@ export function buildProgram(): Command {
   registerServe(program);
   registerMaintenance(program);
   registerRun(program);
+  registerKey(program);
   // Every command takes the repository and --json; options may come before or after arguments.
-  for (const cmd of program.commands) {
+  // A command with subcommands (key) passes them to each subcommand.
+  const leaves = (cmds: readonly Command[]): Command[] => cmds.flatMap((c) => (c.commands.length > 0 ? leaves(c.commands) : [c]));
+  for (const group of program.commands.filter((c) => c.commands.length > 0)) group.exitOverride().configureOutput({ outputError: () => {} });
+  for (const cmd of leaves(program.commands)) {
     cmd.option('--repo <dir>', 'repository directory (or set VMBKP_REPO)')
       .option('--repo-password-file <file>', 'file holding the repository password (first line); or set VMBKP_REPO_PASSWORD_FILE or VMBKP_REPO_PASSWORD_COMMAND')
       .option('--json', 'print the result as JSON, and nothing else on stdout')

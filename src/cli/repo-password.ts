@@ -1,7 +1,9 @@
 /**
  * The repository password on the command line: --repo-password-file, else
  * VMBKP_REPO_PASSWORD_FILE, else VMBKP_REPO_PASSWORD_COMMAND, else a prompt on the terminal
- * (not echoed; asked twice for a new password). Without a terminal nothing is asked.
+ * (not echoed; asked twice for a new password). Without a terminal nothing is asked. The
+ * password of a new key (key add, key passwd) has sources of its own: --new-password-file,
+ * VMBKP_NEW_REPO_PASSWORD_FILE.
  */
 import { type RepositoryPasswordSource, environmentPasswordSource, readRepositoryPassword } from '../app/repository-password.js';
 import { InputError, UsageError } from '../errors.js';
@@ -56,18 +58,41 @@ export function existingPassword(opts: RepoPasswordOptions): (() => Promise<stri
 }
 
 /**
- * The password for a new key (init, key add, key passwd): from the same sources, or asked
- * twice on the terminal. `flagHelp` names the ways to give it, for the error without one.
+ * A new password, from `s` or asked twice on the terminal; checked before the repository is
+ * opened, so a command that cannot get one fails first. `flagHelp` names the ways to give
+ * it, for the error without one.
  */
-export async function newPassword(opts: RepoPasswordOptions, what: string, flagHelp: string): Promise<string> {
-  const s = source(opts);
-  if (s) return readRepositoryPassword(s);
-  if (!canPrompt()) throw new UsageError(`${what} needs a password: ${flagHelp}`);
-  const first = await promptHidden(`new password (${what}): `);
-  if (first === '') throw new InputError('the password is empty');
-  const again = await promptHidden('the same password again: ');
-  if (again !== first) throw new InputError('the two passwords differ; nothing was changed');
-  return first;
+function askNew(s: RepositoryPasswordSource | undefined, what: string, need: string, flagHelp: string): () => Promise<string> {
+  if (s) return () => readRepositoryPassword(s);
+  if (!canPrompt()) throw new UsageError(`${what} needs ${need}: ${flagHelp}`);
+  return async () => {
+    const first = await promptHidden(`new password (${what}): `);
+    if (first === '') throw new InputError('the password is empty');
+    const again = await promptHidden('the same password again: ');
+    if (again !== first) throw new InputError('the two passwords differ; nothing was changed');
+    return first;
+  };
+}
+
+/** The password of a new repository (init): from the sources of any command's password, or asked twice. */
+export function initPassword(opts: RepoPasswordOptions): () => Promise<string> {
+  return askNew(source(opts), 'init', 'a password', 'give --repo-password-file FILE, VMBKP_REPO_PASSWORD_FILE or VMBKP_REPO_PASSWORD_COMMAND, or run it on a terminal; or choose --encryption none');
+}
+
+export interface NewPasswordOptions {
+  newPasswordFile?: string;
+}
+
+/**
+ * The password of a new key (key add, key passwd): --new-password-file, else
+ * VMBKP_NEW_REPO_PASSWORD_FILE, else asked twice on the terminal. The repository's
+ * present password comes from the usual sources, so the two never mix.
+ */
+export function newKeyPassword(opts: NewPasswordOptions, what: string): () => Promise<string> {
+  const env = process.env['VMBKP_NEW_REPO_PASSWORD_FILE'];
+  const s: RepositoryPasswordSource | undefined = opts.newPasswordFile ? { kind: 'file', file: opts.newPasswordFile, what: '--new-password-file' }
+    : env ? { kind: 'file', file: env, what: 'VMBKP_NEW_REPO_PASSWORD_FILE' } : undefined;
+  return askNew(s, what, 'the new key\'s password', 'give --new-password-file FILE or VMBKP_NEW_REPO_PASSWORD_FILE, or run it on a terminal');
 }
 
 /** --kdf-memory, else VMBKP_KDF_MEMORY, else the default: scrypt's memory per password guess. */

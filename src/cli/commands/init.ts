@@ -3,7 +3,7 @@ import { UsageError } from '../../errors.js';
 import { initRepository } from '../../app/repository.js';
 import { type GlobalOptions, Output, repoPath } from '../context.js';
 import { bytes, parseSize } from '../format.js';
-import { kdfParams, newPassword } from '../repo-password.js';
+import { initPassword, kdfParams } from '../repo-password.js';
 
 const ENCRYPTIONS = ['aes-256-gcm', 'none'] as const;
 
@@ -25,8 +25,7 @@ export function register(program: Command): void {
       if (!(ENCRYPTIONS as readonly string[]).includes(encryption)) throw new UsageError(`--encryption ${JSON.stringify(encryption)} is not one of: ${ENCRYPTIONS.join(', ')}`);
       const path = repoPath(opts);
       const kdf = kdfParams(opts.kdfMemory);
-      const password = encryption === 'none' ? undefined
-        : await newPassword(opts, 'init', 'give --repo-password-file FILE, VMBKP_REPO_PASSWORD_FILE or VMBKP_REPO_PASSWORD_COMMAND, or run it on a terminal; or choose --encryption none');
+      const password = encryption === 'none' ? undefined : await initPassword(opts)();
       const repo = await initRepository(path, {
         ...(chunkSize !== undefined ? { chunkSize } : {}),
         ...(password !== undefined ? { encryption: { password, ...(kdf ? { kdf } : {}), ...(opts.keyLabel !== undefined ? { label: opts.keyLabel } : {}) } } : {}),
