@@ -71,7 +71,7 @@ describe('recipe: valid', () => {
       connection: {
         vcenter: 'https://vc.example.com', user: 'backup@vsphere.local', passwordFile: '/etc/vmbkp/pw', thumbprint: `${'AB:'.repeat(31)}AB`,
       },
-      repository: '/backup/repo',
+      repository: { path: '/backup/repo' },
       targets: { vms: ['web01', 'db-*', 'vm-42'], folders: ['DC0/vm/production'], exclude: ['*-template', 'test-*'], excludeDisks: { web01: [2001] } },
       policy: {
         mode: 'incr', quiesce: true, memory: false, enableCbt: true, transport: 'vddk',
@@ -91,7 +91,7 @@ describe('recipe: valid', () => {
       version: 1,
       kind: 'backup',
       connection: { vcenter: 'vc.example.com', user: 'backup', passwordEnv: 'VMBKP_VCENTER_PASSWORD' },
-      repository: '/backup/repo',
+      repository: { path: '/backup/repo' },
       targets: { vms: ['web01'], folders: [], exclude: [], excludeDisks: {} },
       policy: { mode: 'auto', quiesce: false, memory: false, enableCbt: false, transport: 'https' },
       concurrency: { vms: 1, disksPerVm: 1, snapshots: 1 },
@@ -99,6 +99,14 @@ describe('recipe: valid', () => {
       report: { summary: true },
     };
     assert.deepEqual(parseRecipe(minimal, 'min.yaml'), expected);
+  });
+
+  it('repository: a path, or a mapping with the path and one password source; both parse to the mapping', () => {
+    const withRepo = (...lines: string[]) => minimal.replace('repository: /backup/repo', lines.join('\n'));
+    assert.deepEqual(parseRecipe(withRepo('repository: { path: /backup/repo }'), 'r.yaml').repository, { path: '/backup/repo' });
+    for (const [key, value] of [['passwordFile', '/etc/vmbkp/repo.pw'], ['passwordEnv', 'VMBKP_PW'], ['passwordCommand', 'pass show vmbkp/repo']]) {
+      assert.deepEqual(parseRecipe(withRepo('repository:', '  path: /backup/repo', `  ${key}: ${value}`), 'r.yaml').repository, { path: '/backup/repo', [key!]: value });
+    }
   });
 
   it('concurrency.snapshots defaults to concurrency.vms', () => {
@@ -119,7 +127,7 @@ restores:
     assert.deepEqual(r, {
       version: 1, kind: 'restore',
       connection: { vcenter: 'vc', user: 'u', passwordFile: '/pw', insecure: true },
-      repository: '/backup/repo',
+      repository: { path: '/backup/repo' },
       transport: 'https',
       restores: [
         { set: 'web01', generation: 'latest', name: 'web01-restored', network: { 'VM Network': 'isolated' }, powerOn: true, keepIdentity: false, overwrite: false },
@@ -181,6 +189,19 @@ describe('recipe: invalid', () => {
     { name: 'empty file', text: '# nothing\n', path: '', line: 1, message: 'the recipe is empty' },
     { name: 'not a mapping', text: '- a\n- b\n', path: '', line: 1, message: 'the recipe must be a mapping of keys like version, kind, connection (got a list)' },
     {
+      name: 'repository: two password sources', text: edit(7, 'repository:', '  path: /backup/repo', '  passwordFile: /etc/vmbkp/repo.pw', '  passwordCommand: pass show vmbkp'),
+      path: 'repository.passwordCommand', line: 10, message: 'repository.passwordCommand: give one of passwordFile, passwordEnv, passwordCommand, not passwordFile and passwordCommand',
+    },
+    {
+      name: 'repository: a mapping without its path', text: edit(7, 'repository: { passwordEnv: REPO_PW }'),
+      path: 'repository', line: 7, message: 'repository: must be the repository\'s path, or a mapping with its path and at most one of passwordFile, passwordEnv, passwordCommand (got a mapping)',
+    },
+    { name: 'repository: a number', text: edit(7, 'repository: 5'), path: 'repository', line: 7, message: 'repository: must be the repository\'s path, or a mapping with its path' },
+    {
+      name: 'repository: unknown key, with a suggestion', text: edit(7, 'repository:', '  path: /backup/repo', '  passwordfile: /pw'),
+      path: 'repository.passwordfile', line: 9, message: 'repository: unknown key "passwordfile" (did you mean "passwordFile"?)',
+    },
+    {
       name: 'restore: generation', text: `version: 1\nkind: restore\nconnection: { vcenter: vc, user: u, passwordEnv: P }\nrepository: /r\nrestores:\n  - set: a\n    name: b\n    generation: newest\n`,
       path: 'restores[0].generation', line: 8, message: 'restores[0].generation: must be a generation number or "latest"',
     },
@@ -240,7 +261,7 @@ describe('recipe: files and passwords', () => {
   it('loadRecipe reads a file and names it in errors', async () => {
     const file = join(dir, 'nightly.yaml');
     await writeFile(file, minimal);
-    assert.equal((await loadRecipe(file)).repository, '/backup/repo');
+    assert.deepEqual((await loadRecipe(file)).repository, { path: '/backup/repo' });
     await writeFile(file, `${minimal}bandwidth: fast\n`);
     await assert.rejects(loadRecipe(file), { name: 'InputError', message: `recipe ${file}: line 10: bandwidth: "fast" is not a rate like 200MiB/s` });
   });

@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { InputError, describeCause } from '../errors.js';
+import type { RecipeRepository } from '../recipe/index.js';
 
 export type RepositoryPasswordSource =
   | { readonly kind: 'file'; readonly file: string; readonly what: string }
@@ -71,5 +72,14 @@ export function environmentPasswordSource(env: Readonly<Record<string, string | 
   if (file) return { kind: 'file', file, what: 'VMBKP_REPO_PASSWORD_FILE' };
   const command = env['VMBKP_REPO_PASSWORD_COMMAND'];
   if (command) return { kind: 'command', command, what: 'VMBKP_REPO_PASSWORD_COMMAND' };
+  return undefined;
+}
+
+/** The source a recipe's `repository` names (passwordFile, passwordEnv or passwordCommand); undefined when it names none. */
+export function recipePasswordSource(recipePath: string, repository: RecipeRepository): RepositoryPasswordSource | undefined {
+  const what = (key: string) => `repository.${key} of recipe ${recipePath}`;
+  if (repository.passwordFile !== undefined) return { kind: 'file', file: repository.passwordFile, what: what('passwordFile') };
+  if (repository.passwordEnv !== undefined) return { kind: 'env', variable: repository.passwordEnv, what: what('passwordEnv') };
+  if (repository.passwordCommand !== undefined) return { kind: 'command', command: repository.passwordCommand, what: what('passwordCommand') };
   return undefined;
 }

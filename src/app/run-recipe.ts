@@ -36,7 +36,7 @@ export async function runBackupRecipe(job: VcenterJob, recipePath: string, recip
     },
     concurrency, hooks,
     ...(recipe.bandwidth !== undefined ? { bandwidth: recipe.bandwidth } : {}),
-    ...(recipe.connection.passwordEnv !== undefined ? { secretEnv: [recipe.connection.passwordEnv] } : {}),
+    secretEnv: [recipe.connection.passwordEnv, recipe.repository.passwordEnv].filter((v) => v !== undefined),
     ...(policy.retention ? { retention: policy.retention } : {}),
     ...(onEvent ? { onEvent } : {}),
   });

@@ -41,8 +41,11 @@ export async function startVcenterJob(connection: VcenterConnection, repo: Repos
   return { connection, repo, session, close: () => session.close() };
 }
 
-/** The password read, the repository opened, then logged in: in this order, so cheap mistakes fail first. */
-export async function openVcenterJob(login: VcenterLogin, repository: string): Promise<VcenterJob> {
+/**
+ * The password read, the repository opened (asking `repositoryPassword` when it is
+ * encrypted), then logged in: in this order, so cheap mistakes fail first.
+ */
+export async function openVcenterJob(login: VcenterLogin, repository: string, repositoryPassword?: () => Promise<string>): Promise<VcenterJob> {
   const connection = await vcenterConnection(login);
-  return startVcenterJob(connection, await openRepository(repository));
+  return startVcenterJob(connection, await openRepository(repository, repositoryPassword ? { password: repositoryPassword } : {}));
 }

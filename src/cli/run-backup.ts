@@ -55,8 +55,9 @@ function planText(recipeName: string, plans: readonly (VmPlan | UnplannedVm)[]):
     table(['VM', 'generation', 'disk', 'mode', 'note'], rows)].join('\n');
 }
 
-export async function runBackupRecipe(recipePath: string, recipe: BackupRecipe, dryRunOnly: boolean, out: Output): Promise<void> {
-  const job = await openVcenterJob(recipe.connection, recipe.repository);
+export async function runBackupRecipe(recipePath: string, recipe: BackupRecipe, dryRunOnly: boolean, out: Output,
+  repositoryPassword: (() => Promise<string>) | undefined): Promise<void> {
+  const job = await openVcenterJob(recipe.connection, recipe.repository.path, repositoryPassword);
   try {
     if (dryRunOnly) {
       const plan = await planBackupRecipe(job, recipePath, recipe);

@@ -21,8 +21,9 @@ function reportText(recipePath: string, r: RestoreRunReport): string {
   return lines.join('\n');
 }
 
-export async function runRestoreRecipe(recipePath: string, recipe: RestoreRecipe, dryRunOnly: boolean, out: Output): Promise<void> {
-  const job = await openVcenterJob(recipe.connection, recipe.repository);
+export async function runRestoreRecipe(recipePath: string, recipe: RestoreRecipe, dryRunOnly: boolean, out: Output,
+  repositoryPassword: (() => Promise<string>) | undefined): Promise<void> {
+  const job = await openVcenterJob(recipe.connection, recipe.repository.path, repositoryPassword);
   const stop = stopOnSignals((sig) => out.warn(`${sig}: stopping the restores; an incomplete new VM is removed`));
   try {
     if (dryRunOnly) {

@@ -78,6 +78,8 @@ export function suggestKey(key: string, known: readonly string[]): string | unde
  * issues come from here (a parse-time error map); messages the schemas set win over it.
  */
 export function zodIssues<S extends z.ZodType>(schema: S, data: unknown): { value: z.output<S> } | { issues: PathIssue[] } {
+  // The keys an object knows, by the unknown keys it was given: inside a union the path
+  // the error map sees is relative to the union's option, not the recipe's.
   const knownKeys = new Map<string, string[]>();
   const errorMap = (iss: z.core.$ZodRawIssue): string | undefined => {
     const got = `(got ${show(iss.input)})`;
@@ -90,7 +92,7 @@ export function zodIssues<S extends z.ZodType>(schema: S, data: unknown): { valu
         return `must be ${iss.inclusive ? 'at least' : 'more than'} ${sizeWord(iss.origin, iss.minimum)} ${got}`;
       case 'too_big': return `must be ${iss.inclusive ? 'at most' : 'less than'} ${sizeWord(iss.origin, iss.maximum)} ${got}`;
       case 'unrecognized_keys':
-        if (iss.inst instanceof z.ZodObject) knownKeys.set(pathText(iss.path ?? []), Object.keys(iss.inst.shape));
+        if (iss.inst instanceof z.ZodObject) knownKeys.set(iss.keys.join('\0'), Object.keys(iss.inst.shape));
         return 'unknown keys';
       case 'invalid_union': return `is not valid here ${got}`;
       case 'invalid_key': return 'has an invalid key';
@@ -105,11 +107,11 @@ export function zodIssues<S extends z.ZodType>(schema: S, data: unknown): { valu
     const where = pathText(iss.path);
     if (iss.code === 'unrecognized_keys') {
       for (const key of iss.keys) {
-        const hint = suggestKey(key, knownKeys.get(where) ?? []);
+        const hint = suggestKey(key, knownKeys.get(iss.keys.join('\0')) ?? []);
         const message = `unknown key ${JSON.stringify(key)}${hint ? ` (did you mean ${JSON.stringify(hint)}?)` : ''}`;
         issues.push({ path: [...iss.path, key], message: where ? `${where}: ${message}` : message, atKey: true });
       }
-    } else if (iss.code === 'invalid_type' && iss.input === undefined) {
+    } else if ((iss.code === 'invalid_type' || iss.code === 'invalid_union') && iss.input === undefined) {
       issues.push({ path: iss.path, message: `${where || 'the recipe'} is required` });
     } else {
       issues.push({ path: iss.path, message: where ? `${where}: ${iss.message}` : iss.message });

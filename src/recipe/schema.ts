@@ -8,6 +8,7 @@ import { z } from 'zod';
 import type { RetentionPolicy } from '../repository/retention.js';
 import { connectionSchema } from '../providers/vsphere/recipe-connection.js';
 import { globToRegExp } from './glob.js';
+import { show } from './issues.js';
 import { RATE_PATTERN, rateProblem, tryParseRate } from './rate.js';
 
 const text = z.string().min(1);
@@ -92,9 +93,37 @@ const rate = z.string({ error: (iss) => `must be a rate like 200MiB/s (got ${JSO
     return z.NEVER;
   });
 
+const REPOSITORY_PASSWORDS = ['passwordFile', 'passwordEnv', 'passwordCommand'] as const;
+
+/**
+ * The repository: its path, or a mapping with its path and where the password of an
+ * encrypted repository comes from (at most one source; without one, vmbkp's own:
+ * --repo-password-file, VMBKP_REPO_PASSWORD_FILE, VMBKP_REPO_PASSWORD_COMMAND). Either way
+ * the result is the mapping.
+ */
+export const repositorySchema = z.union([
+  text.describe('the repository path'),
+  z.strictObject({
+    path: text.describe('the repository path'),
+    passwordFile: text.optional().describe('a file whose first line is the password of the (encrypted) repository'),
+    passwordEnv: text.optional().describe('an environment variable holding the password of the repository'),
+    passwordCommand: text.optional().describe('a command run by /bin/sh whose first line of output is the password of the repository'),
+  }).superRefine((r, ctx) => {
+    const given = REPOSITORY_PASSWORDS.filter((k) => r[k] !== undefined);
+    if (given.length > 1) ctx.addIssue({ code: 'custom', path: [given[1]!], message: `give one of ${REPOSITORY_PASSWORDS.join(', ')}, not ${given.join(' and ')}` });
+  }).meta({
+    not: { anyOf: [
+      { required: ['passwordFile', 'passwordEnv'] }, { required: ['passwordFile', 'passwordCommand'] }, { required: ['passwordEnv', 'passwordCommand'] },
+    ] },
+  }),
+], {
+  error: (iss) => (iss.code === 'invalid_union' && iss.input !== undefined
+    ? `must be the repository's path, or a mapping with its path and at most one of ${REPOSITORY_PASSWORDS.join(', ')} (got ${show(iss.input)})` : undefined),
+}).meta({ id: 'repository' }).transform((r) => (typeof r === 'string' ? { path: r } : r));
+
 const common = {
   connection: connectionSchema,
-  repository: text.describe('the repository path'),
+  repository: repositorySchema,
 };
 
 export const backupRecipeSchema = z.strictObject({
@@ -142,6 +171,7 @@ export const restoreRecipeSchema = z.strictObject({
 export const recipeSchema = z.discriminatedUnion('kind', [backupRecipeSchema, restoreRecipeSchema]);
 
 export type Connection = z.output<typeof connectionSchema>;
+export type RecipeRepository = z.output<typeof repositorySchema>;
 export type Targets = z.output<typeof targetsSchema>;
 export type BackupPolicy = z.output<typeof backupPolicySchema>;
 export type Concurrency = z.output<typeof concurrencySchema>;

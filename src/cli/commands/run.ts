@@ -1,12 +1,14 @@
 /** `vmbkp run RECIPE.yaml [--dry-run]`: a whole batch of VM backups or restores from one recipe file. */
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
+import { readRepositoryPassword, recipePasswordSource } from '../../app/repository-password.js';
 import { loadRecipe } from '../../app/run-recipe.js';
 import { Output } from '../context.js';
+import { type RepoPasswordOptions, existingPassword } from '../repo-password.js';
 import { runBackupRecipe } from '../run-backup.js';
 import { runRestoreRecipe } from '../run-restore.js';
 
-interface RunOptions {
+interface RunOptions extends RepoPasswordOptions {
   dryRun?: boolean;
   json?: boolean;
   repo?: string;
@@ -21,7 +23,10 @@ export function register(program: Command): void {
       const out = new Output(!!opts.json);
       if (opts.repo !== undefined) throw new UsageError('run takes the repository from the recipe, not from --repo');
       const recipe = await loadRecipe(recipePath);
-      if (recipe.kind === 'backup') await runBackupRecipe(recipePath, recipe, !!opts.dryRun, out);
-      else await runRestoreRecipe(recipePath, recipe, !!opts.dryRun, out);
+      // The recipe's own password source, else the one any command uses.
+      const source = recipePasswordSource(recipePath, recipe.repository);
+      const password = source ? () => readRepositoryPassword(source) : existingPassword(opts);
+      if (recipe.kind === 'backup') await runBackupRecipe(recipePath, recipe, !!opts.dryRun, out, password);
+      else await runRestoreRecipe(recipePath, recipe, !!opts.dryRun, out, password);
     });
 }
