@@ -8,7 +8,8 @@ export function repositoryBackend(location: string): StorageBackend {
   return new LocalBackend(location);
 }
 
-export function openRepository(location: string, options: OpenOptions = {}): Promise<Repository> {
+/** `options` says how to get the password of an encrypted repository: every front end must decide. */
+export function openRepository(location: string, options: OpenOptions): Promise<Repository> {
   return Repository.open(repositoryBackend(location), options);
 }
 
