@@ -6,8 +6,8 @@
 //
 // The list is explicit, one file a line, so that a new test file joins the subset by a
 // one-line change here. Left out although they need no server, because they are the slowest:
-// crash.test (kills and restarts the CLI many times), bad-input.test (dozens of CLI runs) and
-// roundtrip.test (a 512 MiB image through four generations).
+// crash.test (kills and restarts the CLI many times), bad-input.test and repo-password.test
+// (dozens of CLI runs each) and roundtrip.test (a 512 MiB image through four generations).
 //
 //   node scripts/test-unit.mjs [--list] [extra node --test options]   (after `npm run build`)
 import { spawn } from 'node:child_process';
@@ -24,6 +24,7 @@ const UNIT = [
   'format',
   'helper-process',
   'import-cycles',
+  'keys-cli',
   'machine-provider',
   'nbd-fuzz',
   'process-identity',

@@ -23,9 +23,11 @@ export function register(program: Command): void {
       const out = new Output(!!opts.json);
       if (opts.repo !== undefined) throw new UsageError('run takes the repository from the recipe, not from --repo');
       const recipe = await loadRecipe(recipePath);
-      // The recipe's own password source, else the one any command uses.
+      // The recipe's own password source, else the one any command uses; asked only for an encrypted repository.
       const source = recipePasswordSource(recipePath, recipe.repository);
-      const password = source ? () => readRepositoryPassword(source) : existingPassword(opts);
+      const password = source ? () => readRepositoryPassword(source) : existingPassword(opts) ?? (() => Promise.reject(new UsageError(
+        `repository ${recipe.repository.path} is encrypted: give its password in recipe ${recipePath} (repository.passwordFile, passwordEnv or passwordCommand), `
+        + 'or with --repo-password-file FILE, VMBKP_REPO_PASSWORD_FILE or VMBKP_REPO_PASSWORD_COMMAND')));
       if (recipe.kind === 'backup') await runBackupRecipe(recipePath, recipe, !!opts.dryRun, out, password);
       else await runRestoreRecipe(recipePath, recipe, !!opts.dryRun, out, password);
     });
