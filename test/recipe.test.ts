@@ -425,7 +425,7 @@ describe('README recipe example', () => {
     assert.equal(r.bandwidth, 200 * 1024 * 1024);
     assert.deepEqual(r.policy.retention, { last: 7, daily: 14, monthly: 6 });
     assert.deepEqual(r.targets.excludeDisks, { db01: [2002] });
-    assert.deepEqual(r.repository, { path: '/backup/repo', passwordFile: '/etc/vmbkp/repo.password' });
+    assert.deepEqual(r.repository, { path: '/backup/repo', passwordFile: '/etc/vmbkp/repo.pass' });
   });
 
   it('the restore recipe example is valid too', async () => {
