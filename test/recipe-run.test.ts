@@ -333,4 +333,24 @@ describe('vmbkp run: backup recipes against the lab', () => {
     assert.doesNotMatch(hookEnv, /VMBKP_TEST_VCENTER_PASSWORD/);
     for (const text of [run.stdout, run.stderr, report, hookEnv]) assert.ok(!text.includes(lab.info.password));
   });
+
+  it('repository.passwordEnv alone opens an encrypted repository; hooks never see that password', async () => {
+    const secret = `repo-${Math.random().toString(36).slice(2)}`;
+    const secretFile = path.join(dir, 'own-repo.password');
+    await fs.writeFile(secretFile, `${secret}\n`, { mode: 0o600 });
+    const own = path.join(dir, 'repo-own-password');
+    assert.equal((await vmbkp(['init', '--repo', own], { env: { VMBKP_REPO_PASSWORD_FILE: secretFile } })).code, 0);
+    const dump = path.join(dir, 'hook-env-repo.txt');
+    const r = await recipe(['targets:', '  vms: ["lab-vm-1"]', 'hooks:', `  pre: ['env >> ${dump}']`].join('\n'),
+      { repository: `{ path: "${own}", passwordEnv: VMBKP_TEST_REPO_PASSWORD }` });
+    const run = await vmbkp(['run', r.file], { env: { VMBKP_REPO_PASSWORD_FILE: '', VMBKP_TEST_REPO_PASSWORD: secret } });
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal((await readReport(r.report)).vms[0]?.generation, 1);
+    const hookEnv = await fs.readFile(dump, 'utf8');
+    assert.match(hookEnv, /^VMBKP_VM=lab-vm-1$/m, 'the hook ran with its variables');
+    assert.doesNotMatch(hookEnv, /VMBKP_TEST_REPO_PASSWORD/);
+    for (const text of [run.stdout, run.stderr, await fs.readFile(r.report, 'utf8'), hookEnv]) assert.ok(!text.includes(secret));
+    const list = await vmbkp(['list', '--repo', own, '--json'], { env: { VMBKP_REPO_PASSWORD_FILE: secretFile } });
+    assert.deepEqual((JSON.parse(list.stdout) as { sets: { name: string }[] }).sets.map((x) => x.name), ['lab-vm-1']);
+  });
 });
