@@ -117,7 +117,8 @@ export async function removeRepositoryKey(repo: Repository, prefix: string, onWa
       throw new UsageError(`key remove refused: key ${describeKey(key)} is the last key of repository ${repo.location}; without it nobody could open the repository (add another with vmbkp key add first)`);
     }
     if (key.name === repo.currentKey?.name) {
-      const others = keys.filter((k) => k.name !== key.name).map((k) => describeKey(k, shortIdLength(keys.map((x) => x.id))));
+      const length = shortIdLength(keys.map((k) => k.id));
+      const others = keys.filter((k) => k.name !== key.name).map((k) => describeKey(k, length));
       throw new UsageError(`key remove refused: key ${describeKey(key)} is the one your password opened; give the password of another key (${others.join(', ')}) with --repo-password-file FILE, or change this key's password with vmbkp key passwd`);
     }
     const removed = info(repo, key);
