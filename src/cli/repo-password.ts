@@ -18,6 +18,9 @@ function canPrompt(): boolean {
 }
 
 /** Reads one line from the terminal without echoing it. */
+/** Typed ahead of a prompt (a pasted "pw⏎pw⏎" arrives in one read): kept for the next prompt. */
+let typedAhead = '';
+
 export function promptHidden(prompt: string): Promise<string> {
   const stdin = process.stdin;
   return new Promise((resolve, reject) => {
@@ -30,15 +33,28 @@ export function promptHidden(prompt: string): Promise<string> {
       process.stderr.write('\n');
       if (err) reject(err); else resolve(line);
     };
-    const onData = (data: Buffer) => {
-      for (const ch of data.toString('utf8')) {
-        if (ch === '\r' || ch === '\n') return done();
-        if (ch === '\u0003') return done(new UsageError('interrupted at the password prompt'));
+    /** True when the line is complete (or the prompt was interrupted); the rest stays typed ahead. */
+    const take = (text: string): boolean => {
+      const chars = [...text];
+      for (let i = 0; i < chars.length; i++) {
+        const ch = chars[i]!;
+        if (ch === '\r' || ch === '\n') {
+          const rest = chars.slice(i + 1).join('');
+          typedAhead = ch === '\r' && rest.startsWith('\n') ? rest.slice(1) : rest;
+          done();
+          return true;
+        }
+        if (ch === '\u0003') { typedAhead = ''; done(new UsageError('interrupted at the password prompt')); return true; }
         if (ch === '\u007f' || ch === '\b') line = line.slice(0, -1);
         else if (ch >= ' ') line += ch;
       }
+      return false;
     };
+    const onData = (data: Buffer) => { take(data.toString('utf8')); };
     stdin.setRawMode(true);
+    const ahead = typedAhead;
+    typedAhead = '';
+    if (take(ahead)) return;
     stdin.resume();
     stdin.on('data', onData);
   });
