@@ -16,6 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const UNIT = [
+  'aead',
   'cli',
   'corruption',
   'disk-image',

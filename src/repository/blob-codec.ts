@@ -16,7 +16,7 @@
  */
 import { createHash } from 'node:crypto';
 import binding from 'zstd-napi/binding.js';
-import { type RepositoryKeys, NONCE_LENGTH, SEAL_OVERHEAD, hmac, open, sealInto } from './encryption.js';
+import { type RepositoryKeys, NONCE_LENGTH, SEAL_OVERHEAD, hmac, openInto, openedLength, sealInto } from './encryption.js';
 import { type BlobType, Compression } from './pack.js';
 
 /** Level 1: measured ~10 % faster than 3 for 1.3 % more stored bytes (docs/benchmarks.md). */
@@ -74,6 +74,8 @@ export function blobAd(h: BlobHeader): Buffer {
 export class BlobCodec {
   private readonly cctx = new binding.CCtx();
   private readonly dctx = new binding.DCtx();
+  /** Where an encrypted, compressed blob is opened before it is decompressed: reused, grown as needed. */
+  private scratch = Buffer.alloc(0);
 
   constructor(private readonly level: number = DEFAULT_COMPRESSION_LEVEL, private readonly keys?: RepositoryKeys) {}
 
@@ -94,17 +96,18 @@ export class BlobCodec {
   encodeInto(id: Uint8Array, type: BlobType, plain: Uint8Array, out: Uint8Array, level = this.level): { compression: Compression; length: number; inOutput: boolean } {
     const keys = this.keys;
     const body = keys ? out.subarray(NONCE_LENGTH) : out;
-    let length = this.cctx.compress(body, plain, level);
+    const length = this.cctx.compress(body, plain, level);
     // Keep compressed data only if it saves at least 1/64: otherwise restore pays for nothing.
     let compression: Compression = Compression.Zstd;
     if (length >= plain.length - (plain.length >> 6)) {
       compression = Compression.None;
-      length = plain.length;
-      if (!keys) return { compression, length, inOutput: false };
-      body.set(plain);
+      if (!keys) return { compression, length: plain.length, inOutput: false };
+    } else if (!keys) {
+      return { compression, length, inOutput: true };
     }
-    if (!keys) return { compression, length, inOutput: true };
-    const sealed = sealInto(keys.data, blobAd({ id, type, compression, rawLength: plain.length }), body.subarray(0, length), out);
+    // Sealed into out: the compressed bytes in place, the plain ones straight from the input.
+    const input = compression === Compression.None ? plain : body.subarray(0, length);
+    const sealed = sealInto(keys.data, blobAd({ id, type, compression, rawLength: plain.length }), input, out);
     return { compression, length: sealed, inOutput: true };
   }
 
@@ -116,7 +119,18 @@ export class BlobCodec {
 
   /** Decodes into `out` (exactly rawLength long); throws on a blob that does not open, is malformed, or has a wrong length. */
   decodeInto(header: BlobHeader, stored: Uint8Array, out: Uint8Array): void {
-    const data = this.keys ? open(this.keys.data, blobAd(header), stored) : stored;
+    let data = stored;
+    if (this.keys) {
+      const n = openedLength(stored);
+      if (header.compression === Compression.None) {
+        if (n !== out.length) throw new Error(`stored ${n} bytes, expected ${out.length}`);
+        openInto(this.keys.data, blobAd(header), stored, out);
+        return;
+      }
+      if (this.scratch.length < n) this.scratch = Buffer.allocUnsafeSlow(Math.max(n, 2 * this.scratch.length));
+      data = this.scratch.subarray(0, n);
+      openInto(this.keys.data, blobAd(header), stored, data);
+    }
     if (header.compression === Compression.None) {
       if (data.length !== out.length) throw new Error(`stored ${data.length} bytes, expected ${out.length}`);
       out.set(data);

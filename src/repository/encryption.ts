@@ -5,7 +5,8 @@
  *
  *   sealed = nonce[12] | AES-256-GCM ciphertext | tag[16]     (associated data given by the caller)
  */
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { aead } from './aead.js';
 
 export const CIPHER = 'aes-256-gcm';
 export const NONCE_LENGTH = 12;
@@ -62,38 +63,44 @@ export function hmac(key: Buffer, data: Uint8Array | string): Buffer {
  * `plain` may itself lie in `out` at at + NONCE_LENGTH (encrypted in place). Returns the
  * sealed length.
  */
-export function sealInto(key: Buffer, ad: Uint8Array, plain: Uint8Array, out: Uint8Array, at = 0): number {
-  const nonce = randomBytes(NONCE_LENGTH);
-  const cipher = createCipheriv(CIPHER, key, nonce, { authTagLength: TAG_LENGTH });
-  cipher.setAAD(ad);
-  const body = cipher.update(plain);
-  cipher.final();
-  out.set(nonce, at);
-  out.set(body, at + NONCE_LENGTH);
-  out.set(cipher.getAuthTag(), at + NONCE_LENGTH + body.length);
-  return NONCE_LENGTH + body.length + TAG_LENGTH;
+export function sealInto(key: Uint8Array, ad: Uint8Array, plain: Uint8Array, out: Uint8Array, at = 0): number {
+  const nonce = out.subarray(at, at + NONCE_LENGTH);
+  nonce.set(randomBytes(NONCE_LENGTH));
+  const body = out.subarray(at + NONCE_LENGTH, at + NONCE_LENGTH + plain.length);
+  aead.seal(key, nonce, ad, plain, body, out.subarray(at + NONCE_LENGTH + plain.length, at + SEAL_OVERHEAD + plain.length));
+  return plain.length + SEAL_OVERHEAD;
 }
 
-export function seal(key: Buffer, ad: Uint8Array, plain: Uint8Array): Buffer {
+export function seal(key: Uint8Array, ad: Uint8Array, plain: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(plain.length + SEAL_OVERHEAD);
   sealInto(key, ad, plain, out);
   return out;
 }
 
-/** Opens a sealed buffer; throws when it is too short or fails authentication (tampered, or sealed for other associated data). */
-export function open(key: Buffer, ad: Uint8Array, sealed: Uint8Array): Buffer {
+/** The plain length of sealed bytes. */
+export function openedLength(sealed: Uint8Array): number {
   if (sealed.length < SEAL_OVERHEAD) throw new Error(`sealed data of ${sealed.length} bytes is shorter than nonce and tag`);
-  const s = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength);
-  const decipher = createDecipheriv(CIPHER, key, s.subarray(0, NONCE_LENGTH), { authTagLength: TAG_LENGTH });
-  decipher.setAAD(ad);
-  decipher.setAuthTag(s.subarray(s.length - TAG_LENGTH));
-  const body = decipher.update(s.subarray(NONCE_LENGTH, s.length - TAG_LENGTH));
-  try {
-    decipher.final();
-  } catch {
+  return sealed.length - SEAL_OVERHEAD;
+}
+
+/**
+ * Opens sealed bytes into `out` (exactly openedLength(sealed) long, not overlapping them);
+ * throws when they fail authentication (tampered with, or sealed for other associated data).
+ */
+export function openInto(key: Uint8Array, ad: Uint8Array, sealed: Uint8Array, out: Uint8Array): void {
+  const n = openedLength(sealed);
+  if (out.length !== n) throw new RangeError(`opening ${sealed.length} sealed bytes needs ${n} bytes of room, got ${out.length}`);
+  const body = sealed.subarray(NONCE_LENGTH, NONCE_LENGTH + n);
+  if (!aead.open(key, sealed.subarray(0, NONCE_LENGTH), ad, body, out, sealed.subarray(NONCE_LENGTH + n))) {
     throw new Error('authentication failed (tampered with, or not the object this place names)');
   }
-  return body;
+}
+
+/** Opens a sealed buffer into a new one; throws as openInto. */
+export function open(key: Uint8Array, ad: Uint8Array, sealed: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(openedLength(sealed));
+  openInto(key, ad, sealed, out);
+  return out;
 }
 
 /** The associated data of a metadata object: a fixed prefix and what the object is (its name, or its kind when named by content). */

@@ -12,7 +12,7 @@ export function register(program: Command): void {
     .description('create a new repository')
     .option('--chunk-size <size>', 'chunk size, a power of two from 4K to 16M (default 256K)')
     .option('--encryption <cipher>', 'aes-256-gcm (the default: needs a password) or none (a plaintext repository, readable by whoever reads its files)')
-    .option('--kdf-memory <MiB>', 'memory scrypt uses to derive the key from the password, a power of two (default 128; or set VMBKP_KDF_MEMORY)')
+    .option('--kdf-memory <MiB>', 'memory scrypt uses to derive the key from the password, a power of two (default 64; or set VMBKP_KDF_MEMORY)')
     .option('--key-label <text>', 'a label for the first key, shown by key list')
     .action(async (opts: GlobalOptions & { chunkSize?: string; encryption?: string; kdfMemory?: string; keyLabel?: string }) => {
       const out = new Output(!!opts.json);

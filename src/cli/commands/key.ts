@@ -7,7 +7,7 @@ import { type GlobalOptions, Output, openRepository, repoPath } from '../context
 import { table } from '../format.js';
 import { type NewPasswordOptions, kdfParams, newKeyPassword } from '../repo-password.js';
 
-const KDF_MEMORY_HELP = 'memory scrypt uses to derive the key from the new password, a power of two (default 128; or set VMBKP_KDF_MEMORY)';
+const KDF_MEMORY_HELP = 'memory scrypt uses to derive the key from the new password, a power of two (default 64; or set VMBKP_KDF_MEMORY)';
 const NEW_PASSWORD_HELP = 'file holding the new password (first line); or set VMBKP_NEW_REPO_PASSWORD_FILE; else it is asked twice on the terminal';
 
 function listText(location: string, keys: readonly KeyInfo[]): string {
