@@ -14,6 +14,8 @@
 // same bytes read from the lab's /folder with one GET (`curl -k … > /dev/null`) is the
 // transport's limit on this machine, and the same disks restored to local files
 // (`vmbkp restore --disk … --to file:`) the restore engine's.
+// The repository is encrypted, as `vmbkp init` makes it by default (a password file in the
+// work directory, given to every command as VMBKP_REPO_PASSWORD_FILE).
 //
 // Report (Markdown) on stdout, progress on stderr. Exit 1 when a command fails.
 import { execFileSync, spawn } from 'node:child_process';
@@ -40,14 +42,19 @@ const { values: opts } = parseArgs({
 if (!['lab', 'random'].includes(opts.fill)) { process.stderr.write('--fill must be lab or random\n'); process.exit(2); }
 const log = (m) => process.stderr.write(`restore-vm bench: ${m}\n`);
 
+let repoPasswordFile;
 function vmbkp(args) {
   const t0 = performance.now();
-  const out = execFileSync(process.execPath, [vmbkpBin, ...args], { encoding: 'utf8', maxBuffer: 64 * MiB, env: { ...process.env, CI: 'true' } });
+  const env = { ...process.env, CI: 'true', VMBKP_REPO_PASSWORD_FILE: repoPasswordFile };
+  delete env.VMBKP_REPO_PASSWORD_COMMAND; delete env.VMBKP_REPO;
+  const out = execFileSync(process.execPath, [vmbkpBin, ...args], { encoding: 'utf8', maxBuffer: 64 * MiB, env });
   return { out, ms: performance.now() - t0 };
 }
 
 const lab = execFileSync(process.execPath, [path.join(root, 'scripts/lab.mjs'), '--build-only'], { encoding: 'utf8' }).trim().split('\n').pop();
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'vmbkp-bench-restore-'));
+repoPasswordFile = path.join(work, 'repo-password');
+fs.writeFileSync(repoPasswordFile, 'vmbkp-bench\n', { mode: 0o600 });
 const child = spawn(lab, ['--vms', '1', '--disks', opts.disks, '--nics', '1', '--disk-size', opts['disk-size']], { stdio: ['ignore', 'pipe', 'inherit'] });
 try {
   const info = JSON.parse(await new Promise((resolve) => createInterface({ input: child.stdout }).once('line', resolve)));
@@ -67,13 +74,17 @@ try {
     }
   }
   const repo = path.join(work, 'repo');
-  vmbkp(['init', '--repo', repo]);
+  const { chunkSize } = JSON.parse(vmbkp(['init', '--repo', repo, '--json']).out);
   log('backing up');
   vmbkp(['backup', '--repo', repo, ...vc, '--vm', vm]);
-  const manifest = JSON.parse(fs.readFileSync(path.join(repo, 'generations', vm, '00000001.json'), 'utf8'));
+  // The manifest through `vmbkp list` (an encrypted repository's manifests are sealed, its set names hidden).
+  const listed = JSON.parse(vmbkp(['list', '--repo', repo, '--set', vm, '--json']).out);
+  const manifest = listed.sets.find((s) => s.name === vm)?.generations.find((g) => g.generation === 1);
+  if (!manifest) throw new Error(`vmbkp list shows no generation 1 of ${vm}`);
+  const stat = (d, k) => d.stats?.[k] ?? d[k] ?? 0;
   const capacity = manifest.disks.reduce((n, d) => n + d.size, 0);
-  const data = manifest.disks.reduce((n, d) => n + d.stats.bytesRead - 0, 0);
-  const nonZero = manifest.disks.reduce((n, d) => n + (d.stats.chunks - d.stats.chunksZero) * d.chunkSize, 0);
+  const data = manifest.disks.reduce((n, d) => n + stat(d, 'bytesRead'), 0);
+  const nonZero = manifest.disks.reduce((n, d) => n + (stat(d, 'chunks') - stat(d, 'chunksZero')) * chunkSize, 0);
 
   // The transport's limit: the same bytes read through /folder in one GET per disk (curl to /dev/null).
   // The cookie goes to curl in a file, not as an argument.

@@ -1,8 +1,14 @@
 #!/usr/bin/env node
 // vmbkp benchmark: vmbkp against restic and borg on the same disk images, in one run.
 //
-//   npm run bench -- [--size 2G] [--dir bench/out] [--keep] [--json FILE] [--tools vmbkp,restic,borg]
+//   npm run bench -- [--size 2G] [--dir bench/out] [--keep] [--json FILE] [--tools vmbkp,restic,borg] [--plaintext-first]
 //   node bench/run.mjs ...                       (after `npm run build`)
+//
+// vmbkp runs twice on the same images: on an encrypted repository (`vmbkp init` as users get
+// it: AES-256-GCM, HMAC-SHA256 chunk ids, the default scrypt parameters) and on a plaintext one
+// (`init --encryption none`), step by step, the encrypted one first (--plaintext-first swaps
+// them). The section "Encryption" gives the ratios of issue 14: encrypted ÷ plaintext time
+// (≤ 1.10), restic ÷ encrypted vmbkp time (≥ 1.8), and the repositories' sizes.
 //
 // Images come from bench/disk-image.mjs: a sparse base image (seed 1) and its next
 // generation with 3 % of it rewritten (seed 2), with the changed extents as CBT would give them.
@@ -40,18 +46,31 @@ const DISK = 'disk0';
 const RESTIC_PASSWORD = 'vmbkp-bench';
 const BORG_PASSPHRASE = 'vmbkp-bench';
 const ALL_TOOLS = ['vmbkp', 'restic', 'borg'];
+const VMBKP_PASSWORD = 'vmbkp-bench';
+/** The two vmbkp repositories of a run: `init` as users get it (encrypted), and `--encryption none`. */
+const VMBKP_VARIANTS = [
+  { key: 'vmbkp', name: 'vmbkp', title: 'vmbkp (encrypted)', encrypted: true, init: [] },
+  { key: 'vmbkpPlain', name: 'vmbkp-plain', title: 'vmbkp (plaintext)', encrypted: false, init: ['--encryption', 'none'] },
+];
+/** `vmbkp list` runs per repository, for the cost of opening one. */
+const LIST_RUNS = 3;
+/** Issue 14's bounds: encryption costs ≤ 10 % of time, and encrypted vmbkp is ≥ 1.8× restic's speed. */
+const ENC_OVER_PLAIN_MAX = 1.10;
+const RESTIC_OVER_ENC_MIN = 1.8;
 
 // ---------------------------------------------------------------------------------------------
 // Options
 
 function usage(code) {
   (code ? process.stderr : process.stdout).write(
-    'usage: node bench/run.mjs [--size 2G] [--dir DIR] [--keep] [--json FILE] [--tools vmbkp,restic,borg]\n'
+    'usage: node bench/run.mjs [--size 2G] [--dir DIR] [--keep] [--json FILE] [--tools vmbkp,restic,borg] [--plaintext-first]\n'
     + '  --size SIZE   image size (K/M/G/T suffix), default 2G\n'
     + '  --dir DIR     work directory, default bench/out (created)\n'
     + '  --keep        keep the images, repositories and restored files\n'
     + '  --json FILE   also write every raw figure to FILE\n'
-    + '  --tools LIST  tools to run, default all of vmbkp,restic,borg (restic and borg only if installed)\n');
+    + '  --tools LIST  tools to run, default all of vmbkp,restic,borg (restic and borg only if installed);\n'
+    + '                vmbkp runs on an encrypted and on a plaintext repository\n'
+    + '  --plaintext-first  run each vmbkp step on the plaintext repository before the encrypted one\n');
   process.exit(code);
 }
 
@@ -61,6 +80,7 @@ function parseArgs(argv) {
     ({ values } = parseCliArgs({ args: argv, strict: true, options: {
       size: { type: 'string', default: '2G' }, dir: { type: 'string' }, json: { type: 'string' },
       keep: { type: 'boolean', default: false }, tools: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      'plaintext-first': { type: 'boolean', default: false },
     } }));
   } catch (err) { console.error(err.message); usage(2); }
   if (values.help) usage(0);
@@ -68,6 +88,7 @@ function parseArgs(argv) {
     size: values.size,
     dir: values.dir === undefined ? path.join(repoRoot, 'bench/out') : path.resolve(values.dir),
     keep: values.keep,
+    plaintextFirst: values['plaintext-first'],
     json: values.json === undefined ? null : path.resolve(values.json),
     tools: values.tools === undefined ? [...ALL_TOOLS] : values.tools.split(',').map((t) => t.trim()).filter(Boolean),
   };
@@ -104,11 +125,11 @@ const devNull = fs.openSync('/dev/null', 'w');
 
 /**
  * Runs one command, measured: wall time with hrtime around the whole process, and GNU time's
- * elapsed seconds and maximum RSS (KiB) when /usr/bin/time is there. Throws BenchError when the
- * command fails. stdout is captured unless `stdoutNull`.
+ * elapsed seconds, maximum RSS (KiB) and CPU seconds (user + system) when /usr/bin/time is
+ * there. Throws BenchError when the command fails. stdout is captured unless `stdoutNull`.
  */
 function run(label, cmd, args, { cwd = repoRoot, env = process.env, stdoutNull = false } = {}) {
-  const argv = hasGnuTime ? ['-f', '%e %M', '-o', tmpTimeFile, cmd, ...args] : args;
+  const argv = hasGnuTime ? ['-f', '%e %M %U %S', '-o', tmpTimeFile, cmd, ...args] : args;
   const exe = hasGnuTime ? GNU_TIME : cmd;
   if (hasGnuTime) fs.rmSync(tmpTimeFile, { force: true });
   return new Promise((resolve, reject) => {
@@ -125,11 +146,12 @@ function run(label, cmd, args, { cwd = repoRoot, env = process.env, stdoutNull =
       const stderr = Buffer.concat(err).toString('utf8');
       let timeElapsed = null;
       let maxRssKiB = null;
+      let cpuSeconds = null;
       if (hasGnuTime) {
         try {
           const lines = fs.readFileSync(tmpTimeFile, 'utf8').trim().split('\n');
-          const m = /^([\d.]+) (\d+)$/.exec(lines[lines.length - 1].trim());
-          if (m) { timeElapsed = Number(m[1]); maxRssKiB = Number(m[2]); }
+          const m = /^([\d.]+) (\d+) ([\d.]+) ([\d.]+)$/.exec(lines[lines.length - 1].trim());
+          if (m) { timeElapsed = Number(m[1]); maxRssKiB = Number(m[2]); cpuSeconds = Math.round((Number(m[3]) + Number(m[4])) * 100) / 100; }
         } catch { /* no figures */ }
       }
       if (code !== 0) {
@@ -137,7 +159,7 @@ function run(label, cmd, args, { cwd = repoRoot, env = process.env, stdoutNull =
         reject(new BenchError(`${label} failed (${signal ? `signal ${signal}` : `exit status ${code}`}): ${[cmd, ...args].join(' ')}\n${tail}`));
         return;
       }
-      resolve({ label, command: [cmd, ...args], cwd, seconds, timeElapsed, maxRssKiB, stdout, stderr });
+      resolve({ label, command: [cmd, ...args], cwd, seconds, timeElapsed, maxRssKiB, cpuSeconds, stdout, stderr });
     });
   });
 }
@@ -152,6 +174,16 @@ function sh(cmd, args, opts = {}) {
 }
 
 const duBytes = (dir) => Number(sh('du', ['-sb', dir]).split(/\s+/)[0]);
+/** Bytes and number of the regular files under dir: what a repository stores, without du's directory sizes. */
+function fileBytes(dir) {
+  let bytes = 0;
+  let files = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) { const x = fileBytes(p); bytes += x.bytes; files += x.files; } else if (e.isFile()) { bytes += fs.statSync(p).size; files++; }
+  }
+  return { bytes, files };
+}
 const cpSparse = (from, to) => sh('cp', ['--sparse=always', from, to]);
 /** Reads a file once so that it is in the page cache, as it is for every tool. */
 const warm = (file) => execFileSync('cat', [file], { stdio: ['ignore', devNull, 'inherit'] });
@@ -234,11 +266,11 @@ function machineInfo(tools) {
 
 /** Step record: what the report and the JSON need. */
 function step(r, extra = {}) {
-  return { seconds: r.seconds, timeElapsed: r.timeElapsed, maxRssKiB: r.maxRssKiB, command: r.command, ...extra };
+  return { seconds: r.seconds, timeElapsed: r.timeElapsed, maxRssKiB: r.maxRssKiB, cpuSeconds: r.cpuSeconds ?? null, command: r.command, ...extra };
 }
 
 function progress(tool, name, r, extra = '') {
-  log(`${tool}: ${name}: ${fmtS(r.seconds)} s, peak RSS ${fmtRss(r.maxRssKiB)} MiB${extra}`);
+  log(`${tool}: ${name}: ${fmtS(r.seconds)} s, CPU ${fmtS(r.cpuSeconds)} s, peak RSS ${fmtRss(r.maxRssKiB)} MiB${extra}`);
 }
 
 function verify(tool, what, file, expected, expectedName) {
@@ -250,73 +282,103 @@ function verify(tool, what, file, expected, expectedName) {
   return ok;
 }
 
-async function benchVmbkp(d, img) {
+/**
+ * One vmbkp repository under test: its directory, the environment of every command on it
+ * (the password file for the encrypted one), and its figures in results.tools[key].
+ */
+function vmbkpVariant(d, v) {
+  const env = { ...process.env };
+  for (const k of ['VMBKP_REPO', 'VMBKP_REPO_PASSWORD_FILE', 'VMBKP_REPO_PASSWORD_COMMAND', 'VMBKP_KDF_MEMORY']) delete env[k];
+  if (v.encrypted) env.VMBKP_REPO_PASSWORD_FILE = d.passwordFile;
+  const t = { title: v.title, encrypted: v.encrypted, steps: {} };
+  results.tools[v.key] = t; // partial figures survive a failure
+  return {
+    ...v, env, t,
+    repo: path.join(d.repos, v.key),
+    vm: (label, args) => run(`${v.name} ${label}`, process.execPath, [vmbkpBin, ...args], { env }),
+  };
+}
+
+/**
+ * vmbkp, encrypted (the default) and plaintext (`init --encryption none`), step by step: each
+ * step runs on one repository and then on the other, from the same disk file and the same warm
+ * page cache, so that the machine's noise falls on both alike. The extras (nbdkit, serve) run
+ * on the encrypted repository only: it is what users get.
+ */
+async function benchVmbkp(d, img, plaintextFirst) {
   if (!fs.existsSync(vmbkpBin)) throw new BenchError(`${vmbkpBin} not found: the vmbkp CLI is missing`);
-  const repo = path.join(d.repos, 'vmbkp');
-  const node = process.execPath;
-  const vm = (label, args) => run(`vmbkp ${label}`, node, [vmbkpBin, ...args]);
-  const t = { steps: {} };
-  results.tools.vmbkp = t; // partial figures survive a failure
+  fs.writeFileSync(d.passwordFile, `${VMBKP_PASSWORD}\n`, { mode: 0o600 });
+  const enc = vmbkpVariant(d, VMBKP_VARIANTS[0]);
+  const plain = vmbkpVariant(d, VMBKP_VARIANTS[1]);
+  const variants = plaintextFirst ? [plain, enc] : [enc, plain];
   const source = `${DISK}=file:${d.disk}`;
+  const each = async (fn) => { for (const v of variants) await fn(v); };
 
   cpSparse(img.base, d.disk); syncDisks(); warm(d.disk);
-  let r = await vm('init', ['init', '--repo', repo]);
-  t.steps.init = step(r); progress('vmbkp', 'init', r);
-  let before = duBytes(repo);
+  const before = {};
+  await each(async (v) => {
+    const r = await v.vm('init', ['init', '--repo', v.repo, '--json', ...v.init]);
+    v.t.steps.init = step(r); progress(v.name, 'init', r);
+    before[v.key] = duBytes(v.repo);
+  });
 
-  const backup = async (name, mode, changed) => {
+  const backup = async (v, name, mode, changed) => {
     syncDisks(); warm(d.disk);
-    const args = ['backup', '--repo', repo, '--set', SET, '--mode', mode, '--json'];
+    const args = ['backup', '--repo', v.repo, '--set', SET, '--mode', mode, '--json'];
     if (changed) args.push('--changed', `${DISK}=${changed}`);
     args.push(source);
-    const res = await vm(`backup ${mode}`, args);
-    const manifest = parseJsonOutput(`vmbkp backup ${mode}`, res.stdout);
-    const after = duBytes(repo);
+    const res = await v.vm(`backup ${mode}`, args);
+    const manifest = parseJsonOutput(`${v.name} backup ${mode}`, res.stdout);
+    const after = duBytes(v.repo);
     // The per-disk figures, whether under `stats` or on the disk entry itself.
     const figure = (k) => (manifest.disks ?? []).reduce((sum, x) => sum + (x.stats?.[k] ?? x[k] ?? 0), 0);
     const bytesStored = figure('bytesStored');
     const bytesRead = figure('bytesRead');
-    t.steps[name] = step(res, { repoBytesBefore: before, repoBytesAfter: after, growthBytes: after - before, bytesStored, bytesRead, manifest });
-    progress('vmbkp', `backup ${mode} (generation ${manifest.generation})`, res,
-      `, repo +${fmtMiB(after - before)} MiB, bytesStored ${fmtMiB(bytesStored)} MiB, bytesRead ${fmtMiB(bytesRead)} MiB`);
-    before = after;
+    const chunksStored = figure('chunksStored');
+    const growth = after - before[v.key];
+    v.t.steps[name] = step(res, { repoBytesBefore: before[v.key], repoBytesAfter: after, growthBytes: growth, bytesStored, bytesRead, chunksStored, manifest });
+    progress(v.name, `backup ${mode} (generation ${manifest.generation})`, res,
+      `, repo +${fmtMiB(growth)} MiB, bytesStored ${fmtMiB(bytesStored)} MiB, bytesRead ${fmtMiB(bytesRead)} MiB`);
+    before[v.key] = after;
     return manifest;
   };
 
-  const full = await backup('full', 'full', null);
+  const fullGeneration = {};
+  await each(async (v) => { fullGeneration[v.key] = (await backup(v, 'full', 'full', null)).generation ?? 1; });
   cpSparse(img.gen1, d.disk);
-  await backup('next', 'incr', img.extents);
+  await each((v) => backup(v, 'next', 'incr', img.extents));
   // diff: no extents; vmbkp reads the whole disk and compares it with the previous generation.
-  await backup('diff', 'diff', null);
+  await each((v) => backup(v, 'diff', 'diff', null));
 
-  const restore = async (name, generation, expected, expectedName) => {
-    const to = path.join(d.restore, `vmbkp-${name}.img`);
+  const restore = async (v, name, generation, expected, expectedName) => {
+    const to = path.join(d.restore, `${v.key}-${name}.img`);
     fs.rmSync(to, { force: true });
     syncDisks();
-    const res = await vm(`restore ${name}`, ['restore', '--repo', repo, '--set', SET, '--generation', String(generation), '--disk', DISK, '--to', `file:${to}`]);
-    progress('vmbkp', `restore ${name} (generation ${generation})`, res);
+    const res = await v.vm(`restore ${name}`, ['restore', '--repo', v.repo, '--set', SET, '--generation', String(generation), '--disk', DISK, '--to', `file:${to}`]);
+    progress(v.name, `restore ${name} (generation ${generation})`, res);
     syncDisks();
-    const ok = verify('vmbkp', `restore ${name}`, to, expected, expectedName);
-    t.steps[name === 'newest' ? 'restoreNewest' : 'restoreOldest'] = step(res, { generation, sha256ok: ok });
+    const ok = verify(v.name, `restore ${name}`, to, expected, expectedName);
+    v.t.steps[name === 'newest' ? 'restoreNewest' : 'restoreOldest'] = step(res, { generation, sha256ok: ok });
     if (!d.keep && ok) fs.rmSync(to, { force: true }); // a wrong image is kept to look at
   };
-  await restore('newest', 'latest', img.sha.gen1, 'gen1.img');
-  await restore('oldest', full.generation ?? 1, img.sha.base, 'base.img');
+  await each((v) => restore(v, 'newest', 'latest', img.sha.gen1, 'gen1.img'));
+  await each((v) => restore(v, 'oldest', fullGeneration[v.key], img.sha.base, 'base.img'));
 
   // Instant access: the oldest generation served over NBD (vmbkp serve), read by nbdcopy.
-  if (onPath('nbdcopy')) await benchServe(d, img, repo, full.generation ?? 1, t);
+  if (onPath('nbdcopy')) await benchServe(d, img, enc, fullGeneration[enc.key]);
 
   // The same full backup read through NBD: nbdkit's file plugin (allocation from SEEK_DATA) on a Unix socket.
   if (onPath('nbdkit')) {
+    const t = enc.t;
     const nbdRepo = path.join(d.repos, 'vmbkp-nbd');
     cpSparse(img.base, d.disk); syncDisks(); warm(d.disk);
-    await vm('init (nbd)', ['init', '--repo', nbdRepo]);
+    await enc.vm('init (nbd)', ['init', '--repo', nbdRepo]);
     const sock = path.join(d.work, 'nbdkit.sock');
     fs.rmSync(sock, { force: true });
     const server = spawn('nbdkit', ['--foreground', '--exit-with-parent', '--readonly', '-U', sock, 'file', d.disk], { stdio: 'ignore' });
     try {
       for (let i = 0; i < 400 && !fs.existsSync(sock); i++) await new Promise((res) => setTimeout(res, 25));
-      const res = await vm('backup full (nbdkit file)', ['backup', '--repo', nbdRepo, '--set', SET, '--mode', 'full', '--json', `${DISK}=nbd+unix:///?socket=${sock}`]);
+      const res = await enc.vm('backup full (nbdkit file)', ['backup', '--repo', nbdRepo, '--set', SET, '--mode', 'full', '--json', `${DISK}=nbd+unix:///?socket=${sock}`]);
       const manifest = parseJsonOutput('vmbkp backup full (nbdkit file)', res.stdout);
       const bytesRead = (manifest.disks ?? []).reduce((n, x) => n + (x.bytesRead ?? 0), 0);
       t.steps.nbdFull = step(res, { growthBytes: duBytes(nbdRepo), bytesStored: (manifest.disks ?? []).reduce((n, x) => n + (x.bytesStored ?? 0), 0), bytesRead, manifest });
@@ -326,16 +388,38 @@ async function benchVmbkp(d, img) {
     }
   }
 
-  r = await vm('list', ['list', '--repo', repo, '--json']);
-  try { t.list = JSON.parse(r.stdout); } catch { t.list = r.stdout.trim(); }
-  t.repoBytes = duBytes(repo);
-  return t;
+  // What opening a repository costs: `vmbkp list` of each, alternated LIST_RUNS times. The
+  // encrypted one derives the key from the password (scrypt) and opens sealed manifests.
+  const listSeconds = { [enc.key]: [], [plain.key]: [] };
+  const listCpu = { [enc.key]: [], [plain.key]: [] };
+  for (let i = 0; i < LIST_RUNS; i++) {
+    await each(async (v) => {
+      const r = await v.vm('list', ['list', '--repo', v.repo, '--json']);
+      listSeconds[v.key].push(r.seconds);
+      if (r.cpuSeconds != null) listCpu[v.key].push(r.cpuSeconds);
+      if (i === 0) {
+        try { v.t.list = JSON.parse(r.stdout); } catch { v.t.list = r.stdout.trim(); }
+        v.t.steps.list = step(r);
+      }
+    });
+  }
+  for (const v of variants) {
+    v.t.listSeconds = listSeconds[v.key];
+    v.t.listCpuSeconds = listCpu[v.key];
+    v.t.repoBytes = duBytes(v.repo);
+    const fb = fileBytes(v.repo);
+    v.t.repoFileBytes = fb.bytes;
+    v.t.repoFiles = fb.files;
+    v.t.chunksStored = ['full', 'next', 'diff'].reduce((n, k) => n + (v.t.steps[k]?.chunksStored ?? 0), 0);
+  }
+  log(`vmbkp list (open cost), ${LIST_RUNS} runs each: encrypted ${listSeconds[enc.key].map(fmtS).join(' / ')} s, `
+    + `plaintext ${listSeconds[plain.key].map(fmtS).join(' / ')} s`);
 }
 
 /** Starts `vmbkp serve --json`; resolves with the process, its export and the seconds until it was ready. */
-function startServe(args) {
+function startServe(args, env) {
   const started = process.hrtime.bigint();
-  const child = spawn(process.execPath, [vmbkpBin, 'serve', ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [vmbkpBin, 'serve', ...args, '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
   let out = '';
   let err = '';
@@ -360,8 +444,9 @@ function peakRssKiB(pid) {
  * vmbkp serve of one generation, read whole by nbdcopy: to null: (reading only), then to a
  * file whose SHA-256 is checked. The times are nbdcopy's; the peak RSS is the server's.
  */
-async function benchServe(d, img, repo, generation, t) {
-  const server = startServe(['--repo', repo, '--set', SET, '--generation', String(generation), '--disk', DISK]);
+async function benchServe(d, img, v, generation) {
+  const t = v.t;
+  const server = startServe(['--repo', v.repo, '--set', SET, '--generation', String(generation), '--disk', DISK], v.env);
   try {
     const { info, readySeconds } = await server.ready;
     log(`vmbkp: serve (generation ${generation}) ready in ${fmtS(readySeconds)} s at ${info.uri}`);
@@ -499,7 +584,7 @@ async function benchBorg(d, img) {
 
 function report(out) {
   const m = results.machine;
-  const { vmbkp, restic, borg } = results.tools;
+  const { vmbkp, vmbkpPlain, restic, borg } = results.tools;
   const s = (t, k) => t?.steps?.[k];
   const p = (...a) => out.push(a.join(''));
 
@@ -513,10 +598,16 @@ function report(out) {
   p('- Page cache: nothing is dropped (it cannot be here); instead every image is read once with '
     + '`cat img > /dev/null` before it is measured, so every tool reads from a warm cache alike. '
     + '`sync` runs, unmeasured, before and after every step.');
-  p('- Fairness: vmbkp does not encrypt, so borg runs with `--encryption=none` and `--compression zstd,3`; '
+  p('- Fairness: vmbkp encrypts by default (AES-256-GCM, HMAC-SHA256 chunk ids, the master key wrapped with scrypt at '
+    + '128 MiB, derived again by every command): the "vmbkp" columns are that encrypted repository, the "vmbkp plaintext" '
+    + 'columns the same steps on `init --encryption none`. '
     + 'restic always encrypts (AES-256 + Poly1305) and compresses (repository v2, compression auto); '
+    + 'borg still runs with `--encryption=none` and `--compression zstd,3`, so borg\'s figures are unencrypted: compare them '
+    + 'with vmbkp plaintext. '
     + 'restic 0.14 has no sparse restore, so it writes every zero; borg extracts with `--sparse`. '
     + 'vmbkp\'s next generation is `--mode incr` with the changed extents (CBT); restic and borg re-read the whole image.');
+  p(`- vmbkp's two repositories run step by step, ${results.options.plaintextFirst ? 'plaintext' : 'encrypted'} first, from the same disk file and warm cache; `
+    + 'the nbdkit and serve steps run on the encrypted repository only.');
   p(`- Times are wall seconds of one run each on a noisy ${m.nproc}-CPU machine; compare the ratios within this run. `
     + `Peak RSS is GNU time's maximum resident set size${m.gnuTime ? '' : ' (n/a: /usr/bin/time is missing)'}.`);
   p('');
@@ -531,15 +622,15 @@ function report(out) {
     ['serve oldest, nbdcopy to null: (vmbkp only)', 'serveRead'],
     ['serve oldest, nbdcopy to a file (vmbkp only)', 'serveCopy'],
   ];
-  p('| step | vmbkp s | restic s | borg s | vmbkp speed-up vs restic | vmbkp growth MiB | vmbkp bytesStored MiB | restic growth MiB | borg growth MiB | vmbkp peak RSS MiB | restic peak RSS MiB | borg peak RSS MiB |');
-  p('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  p('| step | vmbkp s | vmbkp plaintext s | restic s | borg s | vmbkp speed-up vs restic | vmbkp growth MiB | vmbkp plaintext growth MiB | vmbkp bytesStored MiB | restic growth MiB | borg growth MiB | vmbkp peak RSS MiB | vmbkp plaintext peak RSS MiB | restic peak RSS MiB | borg peak RSS MiB |');
+  p('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   const dash = (x, f) => (x === undefined ? '—' : f(x));
   for (const [title, k] of rows) {
-    const v = s(vmbkp, k); const r = s(restic, k); const b = s(borg, k);
+    const v = s(vmbkp, k); const q = s(vmbkpPlain, k); const r = s(restic, k); const b = s(borg, k);
     const speedup = v && r ? r.seconds / v.seconds : undefined;
-    p(`| ${title} | ${dash(v?.seconds, fmtS)} | ${dash(r?.seconds, fmtS)} | ${dash(b?.seconds, fmtS)} | ${dash(speedup, fmtX)} | `
-      + `${dash(v?.growthBytes, fmtMiB)} | ${dash(v?.bytesStored, fmtMiB)} | ${dash(r?.growthBytes, fmtMiB)} | ${dash(b?.growthBytes, fmtMiB)} | `
-      + `${dash(v ? v.maxRssKiB : undefined, fmtRss)} | ${dash(r ? r.maxRssKiB : undefined, fmtRss)} | ${dash(b ? b.maxRssKiB : undefined, fmtRss)} |`);
+    p(`| ${title} | ${dash(v?.seconds, fmtS)} | ${dash(q?.seconds, fmtS)} | ${dash(r?.seconds, fmtS)} | ${dash(b?.seconds, fmtS)} | ${dash(speedup, fmtX)} | `
+      + `${dash(v?.growthBytes, fmtMiB)} | ${dash(q?.growthBytes, fmtMiB)} | ${dash(v?.bytesStored, fmtMiB)} | ${dash(r?.growthBytes, fmtMiB)} | ${dash(b?.growthBytes, fmtMiB)} | `
+      + `${dash(v ? v.maxRssKiB : undefined, fmtRss)} | ${dash(q ? q.maxRssKiB : undefined, fmtRss)} | ${dash(r ? r.maxRssKiB : undefined, fmtRss)} | ${dash(b ? b.maxRssKiB : undefined, fmtRss)} |`);
   }
   p('');
   if (vmbkp) {
@@ -549,6 +640,8 @@ function report(out) {
   }
   p('Not run: ' + (ALL_TOOLS.filter((t) => !results.tools[t]).map((t) => `${t} (${results.skipped?.[t] ?? 'not selected'})`).join(', ') || 'none') + '.');
   p('');
+
+  reportEncryption(p);
 
   const L = results.limits;
   p('### Machine limits');
@@ -577,6 +670,144 @@ function report(out) {
   if (!results.checks.length) p('- none ran');
   for (const c of results.checks) p(`- ${c.ok ? 'ok' : 'MISMATCH'}: ${c.tool} ${c.what} ${c.ok ? '=' : '≠'} SHA-256 of ${c.source}`);
   if (bad.length) p(`\n**${bad.length} restored image(s) differ from their source: the run failed.**`);
+}
+
+/** The steps compared in "Encryption": vmbkp's step, and restic's step that does the same work. */
+const ENC_STEPS = [
+  { key: 'full', title: 'full backup', restic: 'full' },
+  { key: 'next', title: 'incr (next generation, CBT extents; restic re-reads)', restic: 'next' },
+  { key: 'diff', title: 'diff (next generation, whole disk read; restic\'s next generation)', restic: 'next' },
+  { key: 'restoreNewest', title: 'restore newest', restic: 'restoreNewest' },
+  { key: 'restoreOldest', title: 'restore oldest', restic: 'restoreOldest' },
+];
+
+const median = (xs) => {
+  if (!xs?.length) return null;
+  const a = [...xs].sort((x, y) => x - y);
+  return a.length % 2 ? a[(a.length - 1) / 2] : (a[a.length / 2 - 1] + a[a.length / 2]) / 2;
+};
+
+/**
+ * Issue 14's figures, all from this run: encrypted ÷ plaintext vmbkp and restic ÷ encrypted
+ * vmbkp per step, the cost of opening a repository, and the repositories' sizes. Into
+ * results.encryption (and so into --json).
+ */
+function encryptionFigures() {
+  const { vmbkp: enc, vmbkpPlain: plain, restic, borg } = results.tools;
+  if (!enc || !plain) return;
+  const s = (t, k) => t?.steps?.[k];
+  const openEnc = median(enc.listSeconds);
+  const openPlain = median(plain.listSeconds);
+  const openCost = openEnc != null && openPlain != null ? openEnc - openPlain : null;
+  const openCpuEnc = median(enc.listCpuSeconds);
+  const openCpuPlain = median(plain.listCpuSeconds);
+  const steps = ENC_STEPS.map(({ key, title, restic: rk }) => {
+    const e = s(enc, key); const q = s(plain, key); const r = s(restic, rk);
+    const x = {
+      step: key, title, resticStep: rk,
+      encSeconds: e?.seconds ?? null, plainSeconds: q?.seconds ?? null, resticSeconds: r?.seconds ?? null,
+      encMaxRssKiB: e?.maxRssKiB ?? null, plainMaxRssKiB: q?.maxRssKiB ?? null,
+      encCpuSeconds: e?.cpuSeconds ?? null, plainCpuSeconds: q?.cpuSeconds ?? null, resticCpuSeconds: r?.cpuSeconds ?? null,
+    };
+    x.encOverPlainCpu = x.encCpuSeconds != null && x.plainCpuSeconds ? x.encCpuSeconds / x.plainCpuSeconds : null;
+    x.encOverPlain = e && q ? e.seconds / q.seconds : null;
+    x.encLessOpenOverPlain = e && q && openCost != null ? (e.seconds - openCost) / q.seconds : null;
+    x.resticOverEnc = e && r ? r.seconds / e.seconds : null;
+    x.resticOverPlain = q && r ? r.seconds / q.seconds : null;
+    return x;
+  });
+  const targets = [];
+  for (const x of steps) {
+    const within = x.encOverPlain == null ? null : x.encOverPlain <= ENC_OVER_PLAIN_MAX;
+    targets.push({
+      name: `${x.title}: encrypted ≤ ${ENC_OVER_PLAIN_MAX.toFixed(2)}× plaintext`, value: x.encOverPlain,
+      status: within === null ? 'SKIP' : within ? 'PASS' : 'MISS',
+      detail: x.encOverPlain == null ? 'n/a'
+        : `${fmtX(x.encOverPlain)} (encrypted ${fmtS(x.encSeconds)} s, plaintext ${fmtS(x.plainSeconds)} s; less the open cost ${fmtX(x.encLessOpenOverPlain)})`,
+    });
+    const fast = x.resticOverEnc == null ? null : x.resticOverEnc >= RESTIC_OVER_ENC_MIN;
+    targets.push({
+      name: `${x.title}: encrypted vmbkp ≥ ${RESTIC_OVER_ENC_MIN}× faster than restic`, value: x.resticOverEnc,
+      status: fast === null ? 'SKIP' : fast ? 'PASS' : 'MISS',
+      detail: x.resticOverEnc == null ? 'n/a (restic not run)'
+        : `${fmtX(x.resticOverEnc)} (restic ${fmtS(x.resticSeconds)} s, encrypted vmbkp ${fmtS(x.encSeconds)} s)`,
+    });
+  }
+  const chunksStored = enc.chunksStored ?? null;
+  const overhead = enc.repoBytes != null && plain.repoBytes != null ? enc.repoBytes - plain.repoBytes : null;
+  const fileOverhead = enc.repoFileBytes != null && plain.repoFileBytes != null ? enc.repoFileBytes - plain.repoFileBytes : null;
+  const growth = Object.fromEntries(['full', 'next', 'diff'].map((k) => [k, {
+    enc: s(enc, k)?.growthBytes ?? null, plain: s(plain, k)?.growthBytes ?? null,
+    encBytesStored: s(enc, k)?.bytesStored ?? null, plainBytesStored: s(plain, k)?.bytesStored ?? null,
+    chunksStored: s(enc, k)?.chunksStored ?? null,
+  }]));
+  results.encryption = {
+    bounds: { encOverPlainMax: ENC_OVER_PLAIN_MAX, resticOverEncMin: RESTIC_OVER_ENC_MIN },
+    order: results.options.plaintextFirst ? 'plaintext first' : 'encrypted first',
+    steps,
+    open: {
+      encListSeconds: enc.listSeconds ?? [], plainListSeconds: plain.listSeconds ?? [],
+      encMedianSeconds: openEnc, plainMedianSeconds: openPlain, costSeconds: openCost,
+      encListCpuSeconds: enc.listCpuSeconds ?? [], plainListCpuSeconds: plain.listCpuSeconds ?? [],
+      costCpuSeconds: openCpuEnc != null && openCpuPlain != null ? openCpuEnc - openCpuPlain : null,
+      encListMaxRssKiB: s(enc, 'list')?.maxRssKiB ?? null, plainListMaxRssKiB: s(plain, 'list')?.maxRssKiB ?? null,
+      encInitSeconds: s(enc, 'init')?.seconds ?? null, plainInitSeconds: s(plain, 'init')?.seconds ?? null,
+    },
+    repo: {
+      encBytes: enc.repoBytes ?? null, plainBytes: plain.repoBytes ?? null, overheadBytes: overhead,
+      overheadRatio: overhead != null && plain.repoBytes ? overhead / plain.repoBytes : null,
+      chunksStored, overheadBytesPerChunk: overhead != null && chunksStored ? overhead / chunksStored : null,
+      encFileBytes: enc.repoFileBytes ?? null, plainFileBytes: plain.repoFileBytes ?? null,
+      encFiles: enc.repoFiles ?? null, plainFiles: plain.repoFiles ?? null,
+      fileOverheadBytes: fileOverhead,
+      fileOverheadBytesPerChunk: fileOverhead != null && chunksStored ? fileOverhead / chunksStored : null,
+      growth,
+      resticBytes: restic?.repoBytes ?? null, borgBytes: borg?.repoBytes ?? null,
+    },
+    targets,
+  };
+}
+
+function reportEncryption(p) {
+  const E = results.encryption;
+  if (!E) return;
+  p('### Encryption');
+  p('');
+  p(`vmbkp on an encrypted repository (the default) against the same steps on a plaintext one (\`--encryption none\`), `
+    + `${E.order}, and against restic (which always encrypts), all in this run. Bounds: encrypted ÷ plaintext ≤ ${ENC_OVER_PLAIN_MAX.toFixed(2)}×; `
+    + `restic ÷ encrypted vmbkp ≥ ${RESTIC_OVER_ENC_MIN}×, both on wall time. "Less the open cost" takes the open cost below off the encrypted time. `
+    + 'CPU s is user + system time (GNU time): less moved by other load on the machine than wall time, it shows what encryption costs in work.');
+  p('');
+  p('| step | encrypted s | plaintext s | encrypted ÷ plaintext | less the open cost | restic s | restic ÷ encrypted | restic ÷ plaintext | encrypted CPU s | plaintext CPU s | CPU encrypted ÷ plaintext | encrypted peak RSS MiB | plaintext peak RSS MiB |');
+  p('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const x of E.steps) {
+    p(`| ${x.title} | ${fmtS(x.encSeconds)} | ${fmtS(x.plainSeconds)} | ${fmtX(x.encOverPlain)} | ${fmtX(x.encLessOpenOverPlain)} | `
+      + `${fmtS(x.resticSeconds)} | ${fmtX(x.resticOverEnc)} | ${fmtX(x.resticOverPlain)} | `
+      + `${fmtS(x.encCpuSeconds)} | ${fmtS(x.plainCpuSeconds)} | ${fmtX(x.encOverPlainCpu)} | ${fmtRss(x.encMaxRssKiB)} | ${fmtRss(x.plainMaxRssKiB)} |`);
+  }
+  p('');
+  const o = E.open;
+  p(`- Open cost: \`vmbkp list\` ×${o.encListSeconds.length} each, alternated: encrypted ${o.encListSeconds.map(fmtS).join(' / ')} s `
+    + `(median ${fmtS(o.encMedianSeconds)} s, peak RSS ${fmtRss(o.encListMaxRssKiB)} MiB), plaintext ${o.plainListSeconds.map(fmtS).join(' / ')} s `
+    + `(median ${fmtS(o.plainMedianSeconds)} s, peak RSS ${fmtRss(o.plainListMaxRssKiB)} MiB): **${fmtS(o.costSeconds)} s per command** `
+    + `(scrypt at the default 128 MiB, key unwrap, sealed manifests); CPU (user + system) ${fmtS(o.costCpuSeconds)} s per command. `
+    + `init: encrypted ${fmtS(o.encInitSeconds)} s, plaintext ${fmtS(o.plainInitSeconds)} s.`);
+  const R = E.repo;
+  const pct = (x) => (x == null ? 'n/a' : `${(x * 100).toFixed(2)} %`);
+  p(`- Repository size after full + incr + diff (\`du -sb\`): encrypted ${fmtMiB(R.encBytes)} MiB (${R.encBytes} bytes), `
+    + `plaintext ${fmtMiB(R.plainBytes)} MiB (${R.plainBytes} bytes): +${R.overheadBytes} bytes (+${pct(R.overheadRatio)}); `
+    + `${R.chunksStored} chunks stored, ${R.overheadBytesPerChunk == null ? 'n/a' : R.overheadBytesPerChunk.toFixed(1)} bytes per chunk. `
+    + `Files only (du counts directories too, and the encrypted repository's pack and set directories differ): `
+    + `${R.encFiles} files, ${R.encFileBytes} bytes, against ${R.plainFiles} files, ${R.plainFileBytes} bytes: +${R.fileOverheadBytes} bytes, `
+    + `${R.fileOverheadBytesPerChunk == null ? 'n/a' : R.fileOverheadBytesPerChunk.toFixed(1)} per chunk stored `
+    + '(28 bytes of nonce and tag per blob, plus the sealed pack tables, index files, manifests, key and config). '
+    + `restic ${fmtMiB(R.resticBytes)} MiB, borg ${fmtMiB(R.borgBytes)} MiB (unencrypted).`);
+  const g = R.growth;
+  p(`- Growth, encrypted / plaintext MiB: full ${fmtMiB(g.full.enc)} / ${fmtMiB(g.full.plain)}, incr ${fmtMiB(g.next.enc)} / ${fmtMiB(g.next.plain)}, `
+    + `diff ${fmtMiB(g.diff.enc)} / ${fmtMiB(g.diff.plain)}.`);
+  p('');
+  for (const t of E.targets) p(`- ${t.status} ${t.name}: ${t.detail}`);
+  p('');
 }
 
 function evaluateTargets() {
@@ -619,11 +850,11 @@ function evaluateTargets() {
   vsRestic('restore oldest ≥ 2× faster than restic', 'restoreOldest', 2);
   vsCp('restore oldest ≤ 1.5× cp --sparse', 'restoreOldest', 1.5);
   {
-    const rss = vmbkp ? Object.values(vmbkp.steps).map((x) => x.maxRssKiB) : [];
+    const rss = [vmbkp, results.tools.vmbkpPlain].filter(Boolean).flatMap((t) => Object.values(t.steps).map((x) => x.maxRssKiB));
     if (!vmbkp || rss.some((x) => x == null)) add('vmbkp peak RSS ≤ 300 MiB', null, null, 'n/a');
     else {
       const peak = Math.max(...rss);
-      add('vmbkp peak RSS ≤ 300 MiB', peak, peak <= 300 * 1024, `${fmtRss(peak)} MiB (largest of every vmbkp command)`);
+      add('vmbkp peak RSS ≤ 300 MiB', peak, peak <= 300 * 1024, `${fmtRss(peak)} MiB (largest of every vmbkp command, encrypted and plaintext)`);
     }
   }
 }
@@ -632,7 +863,7 @@ function evaluateTargets() {
 
 async function main() {
   const opt = parseArgs(process.argv.slice(2));
-  results.options = { size: opt.size, dir: opt.dir, keep: opt.keep, json: opt.json, tools: opt.tools };
+  results.options = { size: opt.size, dir: opt.dir, keep: opt.keep, json: opt.json, tools: opt.tools, plaintextFirst: opt.plaintextFirst };
   const d = {
     keep: opt.keep,
     images: path.join(opt.dir, 'images'),
@@ -642,6 +873,7 @@ async function main() {
     caches: path.join(opt.dir, 'caches'),
   };
   d.disk = path.join(d.work, 'disk.img');
+  d.passwordFile = path.join(d.caches, 'vmbkp-password');
   const present = { vmbkp: true, restic: !!onPath('restic'), borg: !!onPath('borg') };
   results.skipped = {};
   for (const t of ALL_TOOLS) {
@@ -701,11 +933,12 @@ async function main() {
   syncDisks();
 
   // 3-5. The tools, one after the other on the same path.
-  if (tools.vmbkp) await benchVmbkp(d, img);
+  if (tools.vmbkp) await benchVmbkp(d, img, opt.plaintextFirst);
   if (tools.restic) await benchRestic(d, img);
   if (tools.borg) await benchBorg(d, img);
 
   evaluateTargets();
+  encryptionFigures();
   const out = [];
   report(out);
   process.stdout.write(out.join('\n') + '\n');
