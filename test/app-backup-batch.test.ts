@@ -8,9 +8,10 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type BatchEvent, type BatchReport, type VmResult, backupVms } from '../src/app/backup-vms.js';
-import { openVcenterJob, type VcenterLogin } from '../src/app/vcenter.js';
+import { type VcenterLogin, startVcenterJob, vcenterConnection } from '../src/app/vcenter.js';
 import { tempDir, vmbkp } from './helpers.js';
 import { Lab } from './lab.js';
+import { openTestRepository } from './repo-internals.js';
 
 const MiB = 1024 * 1024;
 
@@ -42,7 +43,7 @@ describe('one VM backup batch for backup --vcenter and run', () => {
 
   /** The batch in this process; `done` counts its vm-done events. */
   async function batch(vms: Parameters<typeof backupVms>[0]['vms']): Promise<{ report: BatchReport; done: number }> {
-    const job = await openVcenterJob(login, repo);
+    const job = await startVcenterJob(await vcenterConnection(login), await openTestRepository(repo));
     let done = 0;
     try {
       const report = await backupVms({

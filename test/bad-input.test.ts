@@ -94,14 +94,14 @@ describe('bad input', () => {
     const repo = await repoCopy();
     const configFile = path.join(repo, 'config');
     const config = JSON.parse(await fs.readFile(configFile, 'utf8')) as { version: number };
-    assert.equal(config.version, 1);
+    assert.equal(config.version, 2, 'the template is encrypted, as a repository is by default');
     await fs.writeFile(configFile, JSON.stringify({ ...config, version: 99 }, null, 2) + '\n');
     const target = file('v99.img');
     for (const args of [
       ['list'], ['verify'], ['verify', '--read-data'], ['gc'], ['unlock', '--all'], ['prune', '--set', 'vm', '--keep-last', '1'],
       ['backup', '--set', 'vm', `sda=file:${disk}`], ['restore', '--set', 'vm', '--disk', 'sda', '--to', `file:${target}`],
     ]) {
-      await refused(repo, [...args, '--repo', repo], 6, new RegExp(`repository ${esc(repo)} has format version 99; this vmbkp reads version 1 only$`));
+      await refused(repo, [...args, '--repo', repo], 6, new RegExp(`repository ${esc(repo)} has format version 99; this vmbkp reads versions 1 and 2 only$`));
     }
     assert.equal(existsSync(target), false);
   });

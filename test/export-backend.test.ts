@@ -10,9 +10,9 @@ import { OverlayExport } from '../src/engine/overlay-export.js';
 import { ChunkPool } from '../src/repository/chunk-pool.js';
 import { type DiskIndex, loadDiskIndex } from '../src/repository/disk-index.js';
 import { Repository } from '../src/repository/repository.js';
-import { LocalBackend } from '../src/storage/local.js';
 import { exportBackendConformance } from './export-backend-conformance.js';
 import { tempDir, vmbkp } from './helpers.js';
+import { openTestRepository } from './repo-internals.js';
 import { knownDisk } from './known-content.js';
 
 const disk = knownDisk(6 * 1024 * 1024 + 2560, 23);
@@ -34,11 +34,11 @@ function backedUp(): Promise<Backed> {
       const r = await vmbkp(args);
       if (r.code !== 0) throw new Error(`vmbkp ${args[0]} failed: ${r.stderr}`);
     }
-    const repo = await Repository.open(new LocalBackend(repoDir));
+    const repo = await openTestRepository(repoDir);
     await repo.loadIndex();
     const manifest = await repo.readGeneration('s', 1);
     const index = await loadDiskIndex(repo, manifest.disks[0]!, 'test');
-    const pool = new ChunkPool(2);
+    const pool = new ChunkPool(2, repo.codecSpec);
     cleanups.push(() => pool.close());
     return { repo, index, pool, dir };
   })();

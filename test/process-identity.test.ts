@@ -15,6 +15,7 @@ import { isStale } from '../src/repository/lock.js';
 import { parseRestoreMarker, restoreMarkerValue } from '../src/vsphere/restore-marker.js';
 import { backupSnapshotDescription, snapshotOwner } from '../src/vsphere/snapshot-owner.js';
 import { tempDir, vmbkp } from './helpers.js';
+import { openTestRepository } from './repo-internals.js';
 
 /** A pid that cannot exist on Linux (pid_max is at most 2^22). */
 const NO_SUCH_PID = 4194305;
@@ -125,14 +126,16 @@ describe('repository locks through the CLI', () => {
       const lock = (pidStart: string) => JSON.stringify({
         kind: 'exclusive', operation: 'gc', host: me.host, pid: me.pid, pidStart, boot: me.boot, time: new Date().toISOString(),
       });
-      await fs.mkdir(path.join(repo, 'locks'), { recursive: true });
-      await fs.writeFile(path.join(repo, 'locks', 'a-reused-pid.json'), lock(otherStart(me.start!)));
+      // Written as vmbkp writes locks: through the repository's object codec (sealed when encrypted).
+      const opened = await openTestRepository(repo);
+      const putLock = (name: string, record: string) => opened.backend.put(`locks/${name}`, opened.objects.seal(`locks/${name}`, Buffer.from(record)));
+      await putLock('a-reused-pid.json', lock(otherStart(me.start!)));
       const r = await vmbkp(['verify', '--repo', repo]);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stderr, new RegExp(`^vmbkp: warning: removed stale lock of gc \\(pid ${me.pid} on .*\\): that process is gone$`, 'm'));
       assert.deepEqual(await fs.readdir(path.join(repo, 'locks')), []);
 
-      await fs.writeFile(path.join(repo, 'locks', 'a-running-gc.json'), lock(me.start!));
+      await putLock('a-running-gc.json', lock(me.start!));
       const blocked = await vmbkp(['verify', '--repo', repo]);
       assert.equal(blocked.code, 4, blocked.stderr);
       assert.match(blocked.stderr, new RegExp(`is locked by gc \\(pid ${me.pid} on `));

@@ -10,8 +10,6 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { IoError } from '../src/errors.js';
 import { restoreDiskJob } from '../src/jobs/restore-disk-job.js';
-import { BlobCodec } from '../src/repository/blob-codec.js';
-import { sha256 } from '../src/repository/digest.js';
 import { DATA_PREFIX } from '../src/repository/layout.js';
 import { BlobType } from '../src/repository/pack.js';
 import { Repository } from '../src/repository/repository.js';
@@ -19,6 +17,7 @@ import { FileTarget } from '../src/sources/file.js';
 import { LocalBackend } from '../src/storage/local.js';
 import { overrideBackend } from './backend-override.js';
 import { sha256File, tempDir, vmbkp } from './helpers.js';
+import { openTestRepository } from './repo-internals.js';
 
 describe('a repository object in a long-running process', () => {
   let dir: string;
@@ -45,7 +44,7 @@ describe('a repository object in a long-running process', () => {
     const want = await sha256File(image);
 
     const backend = new LocalBackend(repoDir);
-    const repo = await Repository.open(backend);
+    const repo = await openTestRepository(backend);
     await repo.loadIndex();
     const packsBefore = new Set(await backend.list(DATA_PREFIX));
 
@@ -68,12 +67,12 @@ describe('a repository object in a long-running process', () => {
       put: (name, data) => (name.startsWith(DATA_PREFIX) && failPuts-- > 0
         ? Promise.reject(new IoError(`storing ${name} failed: ECONNRESET`)) : inner.put(name, data)),
     });
-    const repo = await Repository.open(backend);
+    const repo = await openTestRepository(backend);
     await repo.loadIndex();
-    const codec = new BlobCodec();
+    const { codec } = repo;
     const blobs = [randomBytes(4096), randomBytes(8192)];
     const store = (w: ReturnType<Repository['writer']>) => {
-      for (const b of blobs) w.addBlob(sha256(b), BlobType.Chunk, codec.encode(sha256(b), BlobType.Chunk, b), b.length);
+      for (const b of blobs) w.addBlob(codec.id(b), BlobType.Chunk, codec.encode(codec.id(b), BlobType.Chunk, b), b.length);
     };
 
     const first = repo.writer();
@@ -83,18 +82,18 @@ describe('a repository object in a long-running process', () => {
     const second = repo.writer();
     store(second);
     await second.flush();
-    for (const b of blobs) assert.deepEqual(await repo.readBlob(sha256(b).toString('hex'), 'test'), b);
+    for (const b of blobs) assert.deepEqual(await repo.readBlob(codec.id(b).toString('hex'), 'test'), b);
 
     // And another process finds them too.
-    const fresh = await Repository.open(inner);
+    const fresh = await openTestRepository(inner);
     await fresh.loadIndex();
-    for (const b of blobs) assert.deepEqual(await fresh.readBlob(sha256(b).toString('hex'), 'test'), b);
+    for (const b of blobs) assert.deepEqual(await fresh.readBlob(codec.id(b).toString('hex'), 'test'), b);
   });
 
   it('the jobs of one process share one chunk pool, which stops with its last user', async () => {
     const repoDir = path.join(dir, 'repo-pool');
     await cli(['init', '--repo', repoDir]);
-    const repo = await Repository.open(new LocalBackend(repoDir));
+    const repo = await openTestRepository(repoDir);
     const a = repo.acquirePool(2);
     const b = repo.acquirePool(4);
     assert.equal(a.pool, b.pool, 'one pool for both jobs');

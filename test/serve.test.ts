@@ -24,9 +24,9 @@ import type { ExportBackend } from '../src/nbd/server.js';
 import { parseNbdUri } from '../src/nbd/uri.js';
 import { loadDiskIndex } from '../src/repository/disk-index.js';
 import { Repository } from '../src/repository/repository.js';
-import { LocalBackend } from '../src/storage/local.js';
 import { type Served, startServe } from './serve-cli.js';
 import { type RunResult, flipByte, listFiles, makeImage, mutateImage, oneLine, run, sha256File, tempDir, treeDigest, vmbkp } from './helpers.js';
+import { chunkIds, openTestRepository, packEntries } from './repo-internals.js';
 
 const MiB = 1024 * 1024;
 const SIZE = 64 * MiB;
@@ -299,12 +299,12 @@ describe('vmbkp serve', { timeout: 300_000 }, () => {
     let img: Buffer;
     let pool: ChunkPool;
     before(async () => {
-      r = await Repository.open(new LocalBackend(repo));
+      r = await openTestRepository(repo);
       await r.loadIndex();
       const m = await r.readGeneration('s', 2);
       index = await loadDiskIndex(r, m.disks[0]!, 'test');
       img = await fs.readFile(file('a2.img'));
-      pool = new ChunkPool(2);
+      pool = new ChunkPool(2, r.codecSpec);
     });
     after(() => pool.close());
 
@@ -351,39 +351,25 @@ describe('vmbkp serve', { timeout: 300_000 }, () => {
     before(async () => {
       bad = file('bad-repo');
       await fs.cp(repo, bad, { recursive: true });
-      ({ chunkSize } = JSON.parse(await fs.readFile(path.join(bad, 'config'), 'utf8')) as { chunkSize: number });
+      const r = await openTestRepository(bad);
+      ({ chunkSize } = r.config);
       const img = await fs.readFile(file('a.img'));
-      const digests: (string | undefined)[] = [];
-      const where = new Map<string, number[]>();
-      for (let o = 0; o < img.length; o += chunkSize) {
-        const c = img.subarray(o, o + chunkSize);
-        const h = c.every((x) => x === 0) ? undefined : sha(c);
-        digests.push(h);
-        if (h) where.set(h, [...(where.get(h) ?? []), o]);
-      }
+      const where = chunkIds(r, img);
+      const ids: (string | undefined)[] = [];
+      for (const [id, offsets] of where) for (const o of offsets) ids[o / chunkSize] = id;
       // A chunk blob of image a, not the first chunk, whose neighbour before it is another chunk:
       // flip a byte in the middle of its stored bytes.
       const usable = (d: string) => {
         const first = where.get(d)?.[0];
-        return first !== undefined && first >= chunkSize && digests[first / chunkSize - 1] !== d;
+        return first !== undefined && first >= chunkSize && ids[first / chunkSize - 1] !== d;
       };
       for (const name of await listFiles(path.join(bad, 'data'))) {
-        const pack = path.join(bad, 'data', name);
-        const buf = await fs.readFile(pack);
-        const n = buf.readUInt32LE(buf.length - 12);
-        let e = buf.length - 12 - n * 42;
-        let offset = 0;
-        for (let i = 0; i < n && !digest; i++, e += 42) {
-          const d = buf.subarray(e, e + 32).toString('hex');
-          const length = buf.readUInt32LE(e + 34);
-          if (buf[e + 32] === 0 && usable(d)) {
-            digest = d;
-            badAt = where.get(d)!;
-            await flipByte(pack, offset + Math.floor(length / 2));
-          }
-          offset += length;
-        }
-        if (digest) break;
+        const e = (await packEntries(r, `data/${name}`)).find((x) => x.type === 0 && usable(x.digest.toString('hex')));
+        if (!e) continue;
+        digest = e.digest.toString('hex');
+        badAt = where.get(digest)!;
+        await flipByte(path.join(bad, 'data', name), e.offset + Math.floor(e.length / 2));
+        break;
       }
       assert.ok(digest, 'found a chunk of image a to corrupt');
       goodAt = [...where.entries()].find(([h]) => h !== digest)![1][0]!;

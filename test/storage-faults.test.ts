@@ -13,13 +13,13 @@ import { exitCodeFor, ExitCode } from '../src/cli/exit-codes.js';
 import { IoError, RepositoryDamagedError, VmbkpError } from '../src/errors.js';
 import { restoreDiskJob } from '../src/jobs/restore-disk-job.js';
 import { DATA_PREFIX } from '../src/repository/layout.js';
-import { Repository } from '../src/repository/repository.js';
 import { verify } from '../src/repository/verify.js';
 import { FileTarget } from '../src/sources/file.js';
 import type { StorageBackend } from '../src/storage/backend.js';
 import { LocalBackend } from '../src/storage/local.js';
 import { overrideBackend } from './backend-override.js';
 import { flipByte, tempDir, vmbkp } from './helpers.js';
+import { openTestRepository } from './repo-internals.js';
 
 /**
  * The local backend, except that reads of packs after the first `pass` throw what `fault`
@@ -61,7 +61,7 @@ describe('storage failures are I/O errors, damage is damage', () => {
   after(() => cleanup());
 
   async function restoreWith(backend: StorageBackend, target: string): Promise<unknown> {
-    const repo = await Repository.open(backend);
+    const repo = await openTestRepository(backend);
     try {
       await restoreDiskJob({ repo, set: 'vm', generation: 'latest', disk: 'sda', workers: 1, openTarget: (size) => FileTarget.create(target, size, false) });
     } catch (err) {
@@ -98,7 +98,7 @@ describe('storage failures are I/O errors, damage is damage', () => {
     });
 
     it(`verify --read-data: ${name} on reads exits with the I/O code, not as damage`, async () => {
-      const repo = await Repository.open(faulty(new LocalBackend(repoDir), fault));
+      const repo = await openTestRepository(faulty(new LocalBackend(repoDir), fault));
       const err = await verify({ repo, readData: true }).then(() => undefined, (e: unknown) => e);
       assert.ok(err instanceof IoError, `an IoError, not ${String(err)}`);
       assert.equal(exitCodeFor(err.code), ExitCode.FAILURE);
@@ -107,7 +107,7 @@ describe('storage failures are I/O errors, damage is damage', () => {
   }
 
   it('the same repository read without faults verifies clean (the faults above were the only problem)', async () => {
-    const report = await verify({ repo: await Repository.open(new LocalBackend(repoDir)), readData: true });
+    const report = await verify({ repo: await openTestRepository(repoDir), readData: true });
     assert.deepEqual(report.problems, []);
   });
 

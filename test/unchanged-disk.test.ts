@@ -7,10 +7,12 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { it } from 'node:test';
 import { backupSet } from '../src/jobs/backup-set.js';
+import { kdfForMemory } from '../src/repository/keys.js';
 import { Repository } from '../src/repository/repository.js';
 import type { DiskSource, Extent } from '../src/sources/types.js';
 import { LocalBackend } from '../src/storage/local.js';
 import { tempDir, treeSize } from './helpers.js';
+import { openTestRepository, testPassword } from './repo-internals.js';
 
 const TiB = 2 ** 40;
 
@@ -43,7 +45,8 @@ class SparseDisk implements DiskSource {
 it('a new generation of an unchanged 1 TiB disk adds < 1 MiB', async () => {
   const { dir, cleanup } = await tempDir();
   try {
-    const repo = await Repository.init(new LocalBackend(dir));
+    // Encrypted, as repositories are by default: index pieces dedupe by their keyed ids.
+    const repo = await Repository.init(new LocalBackend(dir), { encryption: { password: await testPassword(), kdf: kdfForMemory(1) } });
     const disk = new SparseDisk();
     const first = await backupSet({ repo, set: 'big', mode: 'full', disks: [{ name: 'sda', source: disk }] });
     assert.equal(first.disks[0]!.mode, 'full');
@@ -51,7 +54,7 @@ it('a new generation of an unchanged 1 TiB disk adds < 1 MiB', async () => {
     const sizeAfterFirst = await treeSize(dir);
 
     // The source reports no change since token-1: auto takes incr and reads nothing.
-    const repo2 = await Repository.open(new LocalBackend(dir));
+    const repo2 = await openTestRepository(dir);
     const second = await backupSet({ repo: repo2, set: 'big', mode: 'auto', disks: [{ name: 'sda', source: disk }] });
     assert.equal(second.disks[0]!.mode, 'incr');
     assert.equal(second.disks[0]!.stats.bytesRead, 0);

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type RunResult, sha256File, startVmbkp, tempDir, vmbkp } from './helpers.js';
 import { Lab } from './lab.js';
+import { openTestRepository } from './repo-internals.js';
 
 const MiB = 1024 * 1024;
 const CHUNK = 256 * 1024;
@@ -114,7 +115,8 @@ describe('online VM backup against the lab', () => {
   });
 
   it('stores the VM configuration and an OVF descriptor without disks', async () => {
-    const manifest = JSON.parse(await (await import('node:fs/promises')).readFile(path.join(repo, 'generations', vm, '00000001.json'), 'utf8')) as { machine: { kind: string; name: string; config: unknown; ovf: string; disks: { key: number }[] } };
+    // Read as vmbkp reads it: the manifest is sealed in an encrypted repository, under a hidden name.
+    const manifest = await (await openTestRepository(repo)).readGeneration(vm, 1) as unknown as { machine: { kind: string; name: string; config: unknown; ovf: string; disks: { key: number }[] } };
     assert.equal(manifest.machine.kind, 'vsphere-vm');
     assert.equal(manifest.machine.name, vm);
     assert.deepEqual(manifest.machine.disks.map((d) => d.key), disks);
