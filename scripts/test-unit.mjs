@@ -20,6 +20,7 @@ const UNIT = [
   'cli',
   'corruption',
   'disk-image',
+  'encryption-unit',
   'export-backend',
   'extents',
   'format',
