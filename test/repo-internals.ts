@@ -11,8 +11,6 @@ import type { StorageBackend } from '../src/storage/backend.js';
 import { LocalBackend } from '../src/storage/local.js';
 import { REPO_PASSWORD_FILE } from './helpers.js';
 
-export type { PackEntry } from '../src/repository/pack.js';
-
 /** The repositories the acceptance suites run against: `init` arguments of each kind. */
 export const REPOSITORY_KINDS = ['encrypted', 'plaintext'] as const;
 export type RepositoryKind = (typeof REPOSITORY_KINDS)[number];
@@ -31,9 +29,14 @@ export function openTestRepository(where: string | StorageBackend): Promise<Repo
   return Repository.open(typeof where === 'string' ? new LocalBackend(where) : where, { password: testPassword });
 }
 
+/** A blob a pack's trailer lists, with its id in hex. */
+export interface PackedBlob extends PackEntry {
+  readonly hex: string;
+}
+
 /** The blobs a pack's trailer lists (`name`: data/XX/ID), its table opened with the repository's keys. */
-export async function packEntries(repo: Repository, name: string): Promise<PackEntry[]> {
-  return decodePackTrailer(await repo.backend.get(name), name, repo.objects);
+export async function packEntries(repo: Repository, name: string): Promise<PackedBlob[]> {
+  return decodePackTrailer(await repo.backend.get(name), name, repo.objects).map((e) => ({ ...e, hex: e.digest.toString('hex') }));
 }
 
 /** Every non-zero chunk of an image, by the id this repository gives it (hex) → the offsets where it occurs, in disk order. */
