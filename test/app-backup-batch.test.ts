@@ -4,7 +4,6 @@
  * same result record, and what `backup --vcenter --json` prints of a VM is taken from it.
  */
 import assert from 'node:assert/strict';
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type BatchEvent, type BatchReport, type VmResult, backupVms } from '../src/app/backup-vms.js';
@@ -90,7 +89,7 @@ describe('one VM backup batch for backup --vcenter and run', () => {
     assert.equal(made.ok, true);
     assert.equal(made.generation!.generation, 3);
     // The generation it shows is the one the batch committed.
-    const manifest = JSON.parse(await fs.readFile(path.join(repo, 'generations', made.generation!.set, '00000003.json'), 'utf8')) as { disks: { name: string; mode: string }[] };
+    const manifest = await (await openTestRepository(repo)).readGeneration(made.generation!.set, 3);
     assert.deepEqual(made.generation!.disks.map((d) => [d.name, d.mode]), manifest.disks.map((d) => [d.name, d.mode]));
   });
 });

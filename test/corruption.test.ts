@@ -15,11 +15,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { flipByte, listFiles, makeImage, mutateImage, oneLine, sha256File, tempDir, vmbkp, vmbkpJson } from './helpers.js';
+import { type VerifyJson, type VerifyProblem, flipByte, listFiles, makeImage, mutateImage, oneLine, sha256File, tempDir, verifyJson, vmbkp, vmbkpJson } from './helpers.js';
 import { type PackedBlob, REPOSITORY_KINDS, chunkIds, initArgs, openTestRepository, packEntries } from './repo-internals.js';
-
-interface Problem { set?: string; generation?: number; disk?: string; message: string }
-interface VerifyJson { ok: boolean; generations: number; disks: number; packs: number; blobs: number; bytesRead: number; unreferencedPacks: number; unreferencedBlobs: number; problems: Problem[] }
 
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
@@ -91,12 +88,7 @@ describe('corruption is found and named', () => {
       return repo;
     }
 
-    async function verifyJson(repo: string, readData: boolean): Promise<{ code: number | null; stderr: string; report: VerifyJson }> {
-      const r = await vmbkp(['verify', '--repo', repo, '--json', ...(readData ? ['--read-data'] : [])]);
-      return { code: r.code, stderr: r.stderr, report: JSON.parse(r.stdout) as VerifyJson };
-    }
-
-    const where = (ps: Problem[]) => ps.filter((p) => p.set !== undefined).map((p) => `${p.set}/${p.generation}/${p.disk}`).sort();
+    const where = (ps: VerifyProblem[]) => ps.filter((p) => p.set !== undefined).map((p) => `${p.set}/${p.generation}/${p.disk}`).sort();
 
     /** Restores and returns the exit, the one stderr line and whether the target exists. */
     async function restore(repo: string, set: string, generation: number, target: string, overwrite = false) {
@@ -106,7 +98,7 @@ describe('corruption is found and named', () => {
 
     it('the template is sound', async () => {
       const v = await verifyJson(template, true);
-      assert.equal(v.code, 0, v.stderr);
+      assert.equal(v.r.code, 0, v.r.stderr);
       assert.deepEqual(v.report.problems, []);
       assert.equal(v.report.generations, 3);
     });
@@ -121,7 +113,7 @@ describe('corruption is found and named', () => {
 
       it('verify --read-data exits 5 and names both generations of vm that use the chunk, not set other', async () => {
         const v = await verifyJson(repo, true);
-        assert.equal(v.code, 5, v.stderr);
+        assert.equal(v.r.code, 5, v.r.stderr);
         assert.equal(v.report.ok, false);
         assert.ok(v.report.bytesRead > 0);
         assert.deepEqual(where(v.report.problems), ['vm/1/sda', 'vm/2/sda']);
@@ -130,7 +122,7 @@ describe('corruption is found and named', () => {
           const p = v.report.problems.find((x) => x.generation === g)!;
           assert.match(p.message, new RegExp(`^set vm generation ${g} disk sda: ${offsets.length} chunks unreadable \\(first at offset ${offsets[0]}: blob ${chunk.hex} in pack ${packId()} is corrupt\\)$`));
         }
-        const line = oneLine(v.stderr);
+        const line = oneLine(v.r.stderr);
         assert.match(line, new RegExp(`^vmbkp: error: verify of ${esc(repo)} found 2 problems; first: set vm generation 1 disk sda: .*offset ${chunkAt.gen1[0]}: blob ${chunk.hex} in pack ${packId()} is corrupt`));
       });
 
@@ -138,7 +130,7 @@ describe('corruption is found and named', () => {
         // Documented behaviour: without --read-data, verify checks that every referenced blob is
         // indexed and that its pack exists and is long enough; it does not read chunk data.
         const v = await verifyJson(repo, false);
-        assert.equal(v.code, 0, v.stderr);
+        assert.equal(v.r.code, 0, v.r.stderr);
         assert.equal(v.report.ok, true);
         assert.deepEqual(v.report.problems, []);
         assert.equal(v.report.bytesRead, 0);
@@ -182,15 +174,15 @@ describe('corruption is found and named', () => {
 
       it('even plain verify finds it (disk indexes are read and checked), naming vm generation 1 only', async () => {
         const v = await verifyJson(repo, false);
-        assert.equal(v.code, 5, v.stderr);
+        assert.equal(v.r.code, 5, v.r.stderr);
         assert.deepEqual(where(v.report.problems), ['vm/1/sda']);
         assert.match(v.report.problems[0]!.message, new RegExp(`^set vm generation 1 disk sda: .*blob ${piece.hex} in pack ${path.basename(pack1)} is corrupt`));
-        assert.match(oneLine(v.stderr), new RegExp(`^vmbkp: error: verify of .* found 1 problems; first: set vm generation 1 disk sda: `));
+        assert.match(oneLine(v.r.stderr), new RegExp(`^vmbkp: error: verify of .* found 1 problems; first: set vm generation 1 disk sda: `));
       });
 
       it('verify still counts the damaged generation and disk', async () => {
         const v = await verifyJson(repo, false);
-        assert.equal(v.code, 5, v.stderr);
+        assert.equal(v.r.code, 5, v.r.stderr);
         // The manifests are intact: the repository has 3 generations with 3 disks, one of them damaged.
         assert.equal(v.report.generations, 3, `verify reports ${v.report.generations} generations`);
         assert.equal(v.report.disks, 3, `verify reports ${v.report.disks} disks`);
@@ -198,7 +190,7 @@ describe('corruption is found and named', () => {
 
       it('verify names the damaged disk once', async () => {
         const v = await verifyJson(repo, false);
-        assert.equal(v.code, 5, v.stderr);
+        assert.equal(v.r.code, 5, v.r.stderr);
         const message = v.report.problems[0]!.message;
         assert.equal(message.split('set vm generation 1 disk sda').length - 1, 1, `the disk is named once: ${message}`);
       });
@@ -226,18 +218,18 @@ describe('corruption is found and named', () => {
 
       it('plain verify exits 5 and names both generations of vm, not set other', async () => {
         const v = await verifyJson(repo, false);
-        assert.equal(v.code, 5, v.stderr);
+        assert.equal(v.r.code, 5, v.r.stderr);
         assert.deepEqual(where(v.report.problems), ['vm/1/sda', 'vm/2/sda']);
         const packId = path.basename(pack1);
         for (const p of v.report.problems) assert.match(p.message, new RegExp(`^set vm generation ${p.generation} disk sda: .*${packId}`));
         // Generation 2's own index piece is in its own pack, so its problem is the chunks it shares with generation 1.
         assert.match(v.report.problems.find((p) => p.generation === 2)!.message, new RegExp(`chunks unreadable \\(first at offset \\d+: its pack ${packId} is missing\\)$`));
-        assert.match(oneLine(v.stderr), /^vmbkp: error: verify of .* found 2 problems; first: set vm generation 1 disk sda: /);
+        assert.match(oneLine(v.r.stderr), /^vmbkp: error: verify of .* found 2 problems; first: set vm generation 1 disk sda: /);
       });
 
       it('verify still counts every generation and disk (two of them damaged)', async () => {
         const v = await verifyJson(repo, false);
-        assert.equal(v.code, 5, v.stderr);
+        assert.equal(v.r.code, 5, v.r.stderr);
         assert.equal(v.report.generations, 3, `verify reports ${v.report.generations} generations`);
         assert.equal(v.report.disks, 3, `verify reports ${v.report.disks} disks`);
       });
@@ -261,12 +253,12 @@ describe('corruption is found and named', () => {
 
       it('verify exits 5, names the index file, and the generations whose blobs it listed', async () => {
         const v = await verifyJson(repo, false);
-        assert.equal(v.code, 5, v.stderr);
+        assert.equal(v.r.code, 5, v.r.stderr);
         const idx = v.report.problems.filter((p) => p.set === undefined);
         assert.equal(idx.length, 1, JSON.stringify(v.report.problems));
         assert.match(idx[0]!.message, new RegExp(`reading index file ${esc(index1)} failed: content does not match its name`));
         assert.deepEqual(where(v.report.problems), ['vm/1/sda', 'vm/2/sda']);
-        assert.match(oneLine(v.stderr), new RegExp(`^vmbkp: error: verify of .* found 3 problems; first: reading index file ${esc(index1)} failed`));
+        assert.match(oneLine(v.r.stderr), new RegExp(`^vmbkp: error: verify of .* found 3 problems; first: reading index file ${esc(index1)} failed`));
       });
 
       it('restore exits 5 naming the index file, and leaves no target', async () => {
@@ -309,7 +301,7 @@ describe('corruption is found and named', () => {
 
       it('verify --read-data exits 5 and names the set, generation and disk', async () => {
         const v = await verifyJson(repo, true);
-        assert.equal(v.code, 5, v.stderr);
+        assert.equal(v.r.code, 5, v.r.stderr);
         assert.deepEqual(where(v.report.problems), ['random/1/sda']);
         assert.match(v.report.problems[0]!.message, new RegExp(`^set random generation 1 disk sda: 2 chunks unreadable \\(first at offset 0: ${blob()}\\)$`));
       });

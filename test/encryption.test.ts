@@ -22,30 +22,16 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { kdfForMemory } from '../src/repository/keys.js';
 import {
-  type RunResult, flipByte, listFiles, makeImage, mutateImage, oneLine, sha256File, startVmbkp, tempDir, treeDigest, vmbkp,
+  type VerifyJson, type VerifyProblem, flipByte, listFiles, makeImage, mutateImage, oneLine, sha256File, startVmbkp, tempDir, treeDigest, verifyJson, vmbkp,
 } from './helpers.js';
 import { type PackedBlob, chunkIds, openTestRepository, packEntries, testPassword } from './repo-internals.js';
 
-interface Problem { set?: string; generation?: number; disk?: string; message: string }
-interface VerifyJson { ok: boolean; generations: number; disks: number; problems: Problem[] }
-
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-const where = (ps: Problem[]) => ps.filter((p) => p.set !== undefined).map((p) => `${p.set}/${p.generation}/${p.disk}`).sort();
+const where = (ps: VerifyProblem[]) => ps.filter((p) => p.set !== undefined).map((p) => `${p.set}/${p.generation}/${p.disk}`).sort();
 
 /** Names no other test or file uses, so that finding one means it leaked from here. */
 const SET = 'canary-set-q7x3v9';
 const DISK = 'canary-disk-k2m8';
-
-async function verifyJson(repo: string): Promise<{ r: RunResult; report: VerifyJson }> {
-  const r = await vmbkp(['verify', '--repo', repo, '--read-data', '--json']);
-  let report: VerifyJson;
-  try {
-    report = JSON.parse(r.stdout) as VerifyJson;
-  } catch {
-    throw new Error(`verify printed no report (exit ${r.code}): ${r.stderr}`);
-  }
-  return { r, report };
-}
 
 describe('encrypted repositories', () => {
   let dir: string;
@@ -181,7 +167,7 @@ describe('encrypted repositories', () => {
       dbDir = setDir(1);
       ids = { a: chunkIds(repo, await fs.readFile(file('a.img'))), a2: chunkIds(repo, await fs.readFile(file('a2.img'))), c: chunkIds(repo, await fs.readFile(file('c.img'))) };
       pack1Blobs = await packEntries(repo, pack1);
-      const v = await verifyJson(template);
+      const v = await verifyJson(template, true);
       assert.equal(v.r.code, 0, v.r.stderr);
     });
 
@@ -201,8 +187,8 @@ describe('encrypted repositories', () => {
     const positions = (from: number, to: number): [string, number][] => [['first', from], ['middle', Math.floor((from + to) / 2)], ['last', to - 1]];
 
     /** Verify exits 5; returns the problems. */
-    async function verifyDamaged(repo: string): Promise<Problem[]> {
-      const v = await verifyJson(repo);
+    async function verifyDamaged(repo: string): Promise<VerifyProblem[]> {
+      const v = await verifyJson(repo, true);
       assert.equal(v.r.code, 5, v.r.stderr);
       assert.equal(v.report.ok, false);
       assert.match(oneLine(v.r.stderr), /^vmbkp: error: verify of .* found \d+ problems; first: /);
@@ -355,7 +341,7 @@ describe('encrypted repositories', () => {
       }
     });
 
-    /** Every command that opens a repository, with the files it would write. */
+    /** Every command that opens a repository (restore would write `target`). */
     const commands = (target: string): string[][] => [
       ['backup', '--set', 'vm', `sda=file:${file('a2.img')}`],
       ['verify', '--read-data'],
@@ -363,6 +349,9 @@ describe('encrypted repositories', () => {
       ['gc'],
       ['restore', '--set', 'vm', '--disk', 'sda', '--to', `file:${target}`],
       ['list'],
+      ['unlock'],
+      // Were it let in, it would serve until stopped: the time limit below ends it.
+      ['serve', '--set', 'vm', '--disk', 'sda'],
     ];
 
     let copies = 0;
@@ -373,7 +362,7 @@ describe('encrypted repositories', () => {
       const before = await treeDigest(repo);
       const target = file(`refused-${copies}.img`);
       for (const args of commands(target)) {
-        const r = await vmbkp([...args, '--repo', repo], env ? { env } : {});
+        const r = await vmbkp([...args, '--repo', repo], { timeoutMs: 60_000, ...(env ? { env } : {}) });
         assert.equal(r.code, code, `${args[0]}: ${r.stderr}`);
         assert.match(oneLine(r.stderr), message, args[0]);
         assert.deepEqual(await treeDigest(repo), before, `${args[0]} changed the repository`);
@@ -381,7 +370,7 @@ describe('encrypted repositories', () => {
       assert.equal(existsSync(target), false, 'restore created its target');
     }
 
-    it('a wrong password: exit 8 for backup, verify, prune, gc, restore and list', async () => {
+    it('a wrong password: exit 8 for backup, verify, prune, gc, restore, list, unlock and serve', async () => {
       const wrong = file('wrong-password');
       await fs.writeFile(wrong, 'Tr0ub4dor&3\n');
       await refusedEverywhere(async () => {}, 8, /^vmbkp: error: opening repository .* failed: the password opens none of its 1 key$/, { VMBKP_REPO_PASSWORD_FILE: wrong });

@@ -63,6 +63,26 @@ export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv
   });
 }
 
+/** One problem `verify --json` reports; set, generation and disk where it knows them. */
+export interface VerifyProblem { set?: string; generation?: number; disk?: string; message: string }
+/** What `verify --json` prints. */
+export interface VerifyJson {
+  ok: boolean; generations: number; disks: number; packs: number; blobs: number; bytesRead: number;
+  unreferencedPacks: number; unreferencedBlobs: number | null; problems: VerifyProblem[];
+}
+
+/** `verify --json` (with --read-data when `readData`); returns the exit, stderr and the parsed report. */
+export async function verifyJson(repo: string, readData = false): Promise<{ r: RunResult; report: VerifyJson }> {
+  const r = await vmbkp(['verify', '--repo', repo, '--json', ...(readData ? ['--read-data'] : [])]);
+  let report: VerifyJson;
+  try {
+    report = JSON.parse(r.stdout) as VerifyJson;
+  } catch {
+    throw new Error(`verify printed no JSON (exit ${r.code}): ${r.stderr}`);
+  }
+  return { r, report };
+}
+
 /** Runs the CLI and expects success; returns parsed --json output. */
 export async function vmbkpJson<T = unknown>(args: string[], env?: NodeJS.ProcessEnv): Promise<T> {
   const r = await vmbkp([...args, '--json'], env ? { env } : {});
