@@ -297,6 +297,17 @@ describe('encrypted repositories', () => {
       assert.match(problems[0]!.message, new RegExp(`\\(${esc(name)}\\) failed: authentication failed`));
     });
 
+    it('a manifest that does not open: gc refuses (exit 5) and removes nothing it references', async () => {
+      const name = `generations/${dbDir}/00000001`;
+      const repo = await damaged(flipAt(name, (size) => size >> 1));
+      await fs.rm(path.join(repo, `generations/${vmDir}/00000001`)); // garbage for gc to find, were it to run
+      const before = await treeDigest(repo);
+      const r = await vmbkp(['gc', '--repo', repo]);
+      assert.equal(r.code, 5, r.stderr);
+      assert.match(oneLine(r.stderr), new RegExp(`\\(${esc(name)}\\) failed: authentication failed`));
+      assert.deepEqual(await treeDigest(repo), before);
+    });
+
     it('a manifest copied under another name (another generation, another set) does not open', async () => {
       for (const [from, to] of [[`generations/${vmDir}/00000001`, `generations/${vmDir}/00000003`], [`generations/${vmDir}/00000002`, `generations/${dbDir}/00000002`]] as const) {
         const repo = await damaged(async (r) => { await fs.copyFile(path.join(r, from), path.join(r, to)); });
