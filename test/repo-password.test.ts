@@ -130,6 +130,11 @@ describe('repository passwords', { concurrency: true }, () => {
     const backup = await cli(['backup', '--repo', plain, '--set', 'vm', `sda=file:${disk}`], none);
     assert.equal(backup.code, 0, backup.stderr);
     assert.ok(existsSync(path.join(plain, 'generations', 'vm')), 'set names are not hidden');
+    assert.doesNotMatch(backup.stderr, /warning/);
+    // A password given on the command line for a plaintext repository: the user expected encryption.
+    const given = await cli(['list', '--repo', plain, '--repo-password-file', REPO_PASSWORD_FILE], none);
+    assert.equal(given.code, 0, given.stderr);
+    assert.match(given.stderr, /^vmbkp: warning: repository .*plain is not encrypted, yet a repository password was given: its backups are stored in plaintext$/m);
 
     // The template was made by a plain `init`: encrypted, one key.
     const encrypted = JSON.parse(await fs.readFile(path.join(template, 'config'), 'utf8')) as { version: number; encryption?: { cipher: string } };

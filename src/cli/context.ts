@@ -23,7 +23,15 @@ export function repoPath(opts: GlobalOptions): string {
 
 export async function openRepository(opts: GlobalOptions): Promise<Repository> {
   const password = existingPassword(opts);
-  return openRepositoryAt(repoPath(opts), password ? { password } : {});
+  const repo = await openRepositoryAt(repoPath(opts), password ? { password } : {});
+  // A password given on the command line for a plaintext repository: either the wrong
+  // repository, or one whose config and keys someone replaced before its first backup (with
+  // backups in it, Repository.open refuses). The environment's password is not warned
+  // about: one environment may serve plaintext and encrypted repositories alike.
+  if (!repo.encrypted && opts.repoPasswordFile !== undefined) {
+    process.stderr.write(`vmbkp: warning: repository ${repo.location} is not encrypted, yet a repository password was given: its backups are stored in plaintext\n`);
+  }
+  return repo;
 }
 
 export class Output {

@@ -15,7 +15,7 @@ import { type RepositoryConfig, checkConfigAuthenticator, encodeConfig, newConfi
 import { toHex } from './digest.js';
 import { type MasterKey, type RepositoryKeys, deriveKeys, hmac, newMasterKey } from './encryption.js';
 import { type GenerationManifest, decodeManifest, encodeManifest } from './generation.js';
-import type { BlobLocation, IndexedPack } from './index-file.js';
+import { type BlobLocation, type IndexedPack, INDEX_MAGIC } from './index-file.js';
 import { readIndexFile } from './index-files.js';
 import { type KdfParams, type StoredKey, encodeRecoveryFile, listKeys, unlockMasterKey, writeKey } from './keys.js';
 import { CONFIG, GENERATIONS_PREFIX, INDEX_PREFIX, KEYS_PREFIX, checkSetName, generationName, parseGenerationName } from './layout.js';
@@ -33,6 +33,22 @@ export interface OpenOptions {
   readonly password?: () => Promise<string>;
   /** Opens an encrypted repository with its master key (a recovery copy) instead of a password. */
   readonly masterKey?: MasterKey;
+}
+
+/**
+ * What an encrypted repository leaves that a plaintext one never has: key objects, set
+ * directories named by a MAC, index files without the plaintext magic. A plaintext config
+ * beside any of them was put there to make backups go unencrypted.
+ */
+async function encryptedObjectsIn(backend: StorageBackend): Promise<string | undefined> {
+  if ((await backend.list(KEYS_PREFIX)).length > 0) return 'keys';
+  if ((await backend.list(GENERATIONS_PREFIX)).some((n) => parseGenerationName(n, true) !== undefined)) return 'encrypted generations';
+  const [index] = await backend.list(INDEX_PREFIX);
+  if (index !== undefined) {
+    const head = await backend.get(index, { offset: 0, length: INDEX_MAGIC.length }).catch(() => undefined);
+    if (head && !head.equals(INDEX_MAGIC)) return 'encrypted index files';
+  }
+  return undefined;
 }
 
 /** How an encrypted repository was opened. */
@@ -120,8 +136,9 @@ export class Repository {
   static async open(backend: StorageBackend, options: OpenOptions = {}): Promise<Repository> {
     const config = await readConfig(backend);
     if (!config.encryption) {
-      if ((await backend.list(KEYS_PREFIX)).length > 0) {
-        throw new RepositoryDamagedError(`opening repository ${backend.location} refused: its config says it is not encrypted, yet it has keys (the config was replaced)`);
+      const encrypted = await encryptedObjectsIn(backend);
+      if (encrypted) {
+        throw new RepositoryDamagedError(`opening repository ${backend.location} refused: its config says it is not encrypted, yet it has ${encrypted} (the config was replaced)`);
       }
       return new Repository(backend, config);
     }
