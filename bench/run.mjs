@@ -599,7 +599,7 @@ function report(out) {
     + '`cat img > /dev/null` before it is measured, so every tool reads from a warm cache alike. '
     + '`sync` runs, unmeasured, before and after every step.');
   p('- Fairness: vmbkp encrypts by default (AES-256-GCM, HMAC-SHA256 chunk ids, the master key wrapped with scrypt at '
-    + '128 MiB, derived again by every command): the "vmbkp" columns are that encrypted repository, the "vmbkp plaintext" '
+    + '64 MiB, derived again by every command): the "vmbkp" columns are that encrypted repository, the "vmbkp plaintext" '
     + 'columns the same steps on `init --encryption none`. '
     + 'restic always encrypts (AES-256 + Poly1305) and compresses (repository v2, compression auto); '
     + 'borg still runs with `--encryption=none` and `--compression zstd,3`, so borg\'s figures are unencrypted: compare them '
@@ -790,7 +790,7 @@ function reportEncryption(p) {
   p(`- Open cost: \`vmbkp list\` ×${o.encListSeconds.length} each, alternated: encrypted ${o.encListSeconds.map(fmtS).join(' / ')} s `
     + `(median ${fmtS(o.encMedianSeconds)} s, peak RSS ${fmtRss(o.encListMaxRssKiB)} MiB), plaintext ${o.plainListSeconds.map(fmtS).join(' / ')} s `
     + `(median ${fmtS(o.plainMedianSeconds)} s, peak RSS ${fmtRss(o.plainListMaxRssKiB)} MiB): **${fmtS(o.costSeconds)} s per command** `
-    + `(scrypt at the default 128 MiB, key unwrap, sealed manifests); CPU (user + system) ${fmtS(o.costCpuSeconds)} s per command. `
+    + `(scrypt at the default 64 MiB, key unwrap, sealed manifests); CPU (user + system) ${fmtS(o.costCpuSeconds)} s per command. `
     + `init: encrypted ${fmtS(o.encInitSeconds)} s, plaintext ${fmtS(o.plainInitSeconds)} s.`);
   const R = E.repo;
   const pct = (x) => (x == null ? 'n/a' : `${(x * 100).toFixed(2)} %`);
