@@ -154,8 +154,12 @@ export async function unwrapKey(key: StoredKey, password: string): Promise<Maste
  * key that opened it. Throws WrongPasswordError when none does.
  */
 export async function unlockMasterKey(backend: StorageBackend, repository: string, password: string): Promise<{ master: MasterKey; key: StoredKey }> {
-  const keys = (await listKeys(backend, () => {})).filter((k) => k.record.repository === repository);
-  if (keys.length === 0) throw new RepositoryDamagedError(`repository ${backend.location} is encrypted but has no readable key object (keys/ is empty or damaged); restore access with: vmbkp key add --master-key-file FILE`);
+  const damaged: RepositoryDamagedError[] = [];
+  const keys = (await listKeys(backend, (err) => damaged.push(err))).filter((k) => k.record.repository === repository);
+  if (keys.length === 0) {
+    const why = damaged.length > 0 ? damaged.map((e) => e.message).join('; ') : 'keys/ is empty';
+    throw new RepositoryDamagedError(`repository ${backend.location} is encrypted but has no readable key object (${why}); restore access with: vmbkp key add --master-key-file FILE`);
+  }
   for (const key of keys) {
     const master = await unwrapKey(key, password);
     if (master) return { master, key };
