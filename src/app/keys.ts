@@ -8,7 +8,7 @@
 import { promises as fs } from 'node:fs';
 import { AlreadyExistsError, InputError, IoError, UsageError, describeCause, withNote } from '../errors.js';
 import { readConfig } from '../repository/config.js';
-import { type KdfParams, type StoredKey, decodeRecoveryFile, unwrapKey } from '../repository/keys.js';
+import { type KdfParams, type StoredKey, decodeRecoveryFile, kdfMemory, unwrapKey } from '../repository/keys.js';
 import { RepositoryLock } from '../repository/lock.js';
 import { Repository } from '../repository/repository.js';
 import { repositoryBackend } from './repository.js';
@@ -30,7 +30,7 @@ function info(repo: Repository, key: StoredKey): KeyInfo {
   const { kdf, label, created } = key.record;
   return {
     id: key.id, ...(label !== undefined ? { label } : {}), created,
-    kdf: { name: kdf.name, N: kdf.N, r: kdf.r, p: kdf.p, memoryMiB: (128 * kdf.N * kdf.r) / 2 ** 20 },
+    kdf: { name: kdf.name, N: kdf.N, r: kdf.r, p: kdf.p, memoryMiB: kdfMemory(kdf) / 2 ** 20 },
     current: repo.currentKey?.name === key.name,
   };
 }

@@ -4,31 +4,14 @@
  * name the source, never the password.
  */
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
 import { InputError, describeCause } from '../errors.js';
 import type { RecipeRepository } from '../recipe/index.js';
+import { firstLine, readPasswordEnv, readPasswordFile } from '../recipe/password.js';
 
 export type RepositoryPasswordSource =
   | { readonly kind: 'file'; readonly file: string; readonly what: string }
   | { readonly kind: 'command'; readonly command: string; readonly what: string }
   | { readonly kind: 'env'; readonly variable: string; readonly what: string };
-
-/** The first line: a trailing newline is not part of the password. */
-function firstLine(text: string, where: string): string {
-  const password = text.split(/\r?\n/)[0] ?? '';
-  if (password === '') throw new InputError(`${where} gave an empty repository password`);
-  return password;
-}
-
-async function fromFile(file: string, what: string): Promise<string> {
-  let content: string;
-  try {
-    content = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new InputError(`reading the repository password file ${file} (${what}) failed: ${describeCause(err)}`, { cause: err });
-  }
-  return firstLine(content, `password file ${file} (${what})`);
-}
 
 /** Runs `command` with /bin/sh; its stdout's first line is the password, its stderr goes to ours. */
 function fromCommand(command: string, what: string): Promise<string> {
@@ -42,24 +25,18 @@ function fromCommand(command: string, what: string): Promise<string> {
         reject(new InputError(`the repository password command (${what}) failed: ${signal ? `killed by ${signal}` : `exit code ${code}`}`));
         return;
       }
-      try {
-        resolve(firstLine(Buffer.concat(out).toString('utf8'), `the repository password command (${what})`));
-      } catch (err) {
-        reject(err);
-      }
+      const password = firstLine(Buffer.concat(out).toString('utf8'));
+      if (password === '') reject(new InputError(`the repository password command (${what}) gave an empty repository password`));
+      else resolve(password);
     });
   });
 }
 
-export function readRepositoryPassword(source: RepositoryPasswordSource, env: Readonly<Record<string, string | undefined>> = process.env): Promise<string> {
+export async function readRepositoryPassword(source: RepositoryPasswordSource, env: Readonly<Record<string, string | undefined>> = process.env): Promise<string> {
   switch (source.kind) {
-    case 'file': return fromFile(source.file, source.what);
+    case 'file': return readPasswordFile(source.file, `the repository password file ${source.file} (${source.what})`);
     case 'command': return fromCommand(source.command, source.what);
-    case 'env': {
-      const value = env[source.variable];
-      if (value === undefined || value === '') return Promise.reject(new InputError(`environment variable ${source.variable} (${source.what}) is ${value === undefined ? 'not set' : 'empty'}`));
-      return Promise.resolve(value);
-    }
+    case 'env': return readPasswordEnv(source.variable, source.what, env);
   }
 }
 

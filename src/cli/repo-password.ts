@@ -17,10 +17,10 @@ function canPrompt(): boolean {
   return !!process.stdin.isTTY && !!process.stderr.isTTY && !process.env['CI'];
 }
 
-/** Reads one line from the terminal without echoing it. */
 /** Typed ahead of a prompt (a pasted "pw⏎pw⏎" arrives in one read): kept for the next prompt. */
 let typedAhead = '';
 
+/** Reads one line from the terminal without echoing it. */
 export function promptHidden(prompt: string): Promise<string> {
   const stdin = process.stdin;
   return new Promise((resolve, reject) => {

@@ -41,7 +41,8 @@ export function kdfForMemory(mib: number): KdfParams {
   return { N: mib * 1024, r: 8, p: 1 };
 }
 
-function kdfMemory(k: KdfParams): number {
+/** Bytes scrypt uses with these parameters. */
+export function kdfMemory(k: KdfParams): number {
   return 128 * k.N * k.r;
 }
 

@@ -42,12 +42,14 @@ export interface OpenOptions {
  */
 async function encryptedObjectsIn(backend: StorageBackend): Promise<string | undefined> {
   if ((await backend.list(KEYS_PREFIX)).length > 0) return 'keys';
-  if ((await backend.list(GENERATIONS_PREFIX)).some((n) => parseGenerationName(n, true) !== undefined)) return 'encrypted generations';
   const [index] = await backend.list(INDEX_PREFIX);
   if (index !== undefined) {
+    // One index file tells: an encrypted repository has no plaintext one. Listing every
+    // manifest is left for a repository without a readable index file.
     const head = await backend.get(index, { offset: 0, length: INDEX_MAGIC.length }).catch(() => undefined);
-    if (head && !head.equals(INDEX_MAGIC)) return 'encrypted index files';
+    if (head) return head.equals(INDEX_MAGIC) ? undefined : 'encrypted index files';
   }
+  if ((await backend.list(GENERATIONS_PREFIX)).some((n) => parseGenerationName(n, true) !== undefined)) return 'encrypted generations';
   return undefined;
 }
 
