@@ -47,6 +47,8 @@ func init() {
 		{"POST", "/sessions/expire", "invalidate every SOAP session", expireSessions},
 		{"GET", "/stats", "counters", getStats},
 		{"POST", "/stats/reset", "reset the counters and the high-water mark", resetStats},
+		{"POST", "/folder/gate", "?files=N&waitMs=M: each VM's first GETs (PUTs) under /folder wait until N of its files are read (written) at once, or M ms pass", setFolderGate},
+		{"DELETE", "/folder/gate", "GETs and PUTs under /folder no longer wait", setFolderGate},
 	}
 }
 
@@ -464,4 +466,28 @@ func getStats(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
 func resetStats(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
 	lab.stats.reset()
 	reply(w, lab.stats.view())
+}
+
+func setFolderGate(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
+	if r.Method == http.MethodDelete {
+		lab.stats.reads.setGate(0, 0)
+		lab.stats.writes.setGate(0, 0)
+		reply(w, map[string]int64{"files": 0})
+		return
+	}
+	files, err := intParam(r, "files", -1)
+	var waitMs int64
+	if err == nil {
+		waitMs, err = intParam(r, "waitMs", 10000)
+	}
+	if err == nil && (files < 2 || waitMs < 1) {
+		err = fmt.Errorf("files must be at least 2 and waitMs at least 1")
+	}
+	if err != nil {
+		fail(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	lab.stats.reads.setGate(int(files), time.Duration(waitMs)*time.Millisecond)
+	lab.stats.writes.setGate(int(files), time.Duration(waitMs)*time.Millisecond)
+	reply(w, map[string]int64{"files": files, "waitMs": waitMs})
 }

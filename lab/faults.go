@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 const (
@@ -130,9 +131,72 @@ type stats struct {
 // through /folder right now, so tests can see whether one VM's disks are
 // handled in parallel.
 type diskAccess struct {
-	mu   sync.Mutex
-	open map[string]map[string]int // VM directory -> file -> requests in flight
-	max  int                       // most files of one VM read at once
+	mu      sync.Mutex
+	open    map[string]map[string]int // VM directory -> file -> requests in flight
+	max     int                       // most files of one VM read at once
+	changed chan struct{}             // closed (and replaced) whenever a file is opened
+	gate    *accessGate               // nil: accesses never wait
+}
+
+// accessGate makes each VM's first accesses wait until `files` of its disk
+// files are open at once (or `wait` passes), so a test sees whether disks are
+// handled in parallel whatever the machine's timing. Once a VM got there, or
+// its wait ran out, its accesses pass straight through.
+type accessGate struct {
+	files  int
+	wait   time.Duration
+	passed map[string]bool // VM directories let through
+}
+
+// disksOpen counts the disk files of vm in flight; call with mu held.
+func (d *diskAccess) disksOpen(vm string) int {
+	n := 0
+	for file := range d.open[vm] {
+		if strings.HasSuffix(file, ".vmdk") {
+			n++
+		}
+	}
+	return n
+}
+
+// setGate arms (files > 1) or disarms the gate.
+func (d *diskAccess) setGate(files int, wait time.Duration) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if files < 2 {
+		d.gate = nil
+		return
+	}
+	d.gate = &accessGate{files: files, wait: wait, passed: map[string]bool{}}
+}
+
+// await holds an access to a disk file of vm until the gate lets it through.
+// Other files (.vmx, .nvram) pass: only disks are transferred in parallel.
+func (d *diskAccess) await(vm, file string) {
+	if !strings.HasSuffix(file, ".vmdk") {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	g := d.gate
+	if g == nil || g.passed[vm] {
+		return
+	}
+	timeout := time.NewTimer(g.wait)
+	defer timeout.Stop()
+	for d.disksOpen(vm) < g.files && d.gate == g && !g.passed[vm] {
+		changed := d.changed
+		d.mu.Unlock()
+		select {
+		case <-changed:
+		case <-timeout.C:
+			d.mu.Lock()
+			g.passed[vm] = true
+			return
+		}
+		d.mu.Lock()
+	}
+	g.passed[vm] = true
 }
 
 // begin records an access to file in VM directory vm; the returned func ends it.
@@ -151,6 +215,10 @@ func (d *diskAccess) begin(vm, file string) func() {
 	if len(files) > d.max {
 		d.max = len(files)
 	}
+	if d.changed != nil {
+		close(d.changed)
+	}
+	d.changed = make(chan struct{})
 	return func() {
 		d.mu.Lock()
 		defer d.mu.Unlock()

@@ -317,6 +317,7 @@ func (lab *Lab) serveFolder(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet {
 		vm := strings.SplitN(strings.TrimPrefix(rel, "/"), "/", 2)[0]
 		defer lab.stats.reads.begin(vm, rel)()
+		lab.stats.reads.await(vm, rel)
 		if rule, ok := lab.faults.take(faultDatastoreRead, vm); ok {
 			cw.limit = rule.After
 			log.Printf("lab: injected fault: dropping GET %s after %d body bytes", rel, rule.After)

@@ -45,6 +45,7 @@ func (lab *Lab) putFolder(w http.ResponseWriter, r *http.Request, rel string) {
 	hostPath := filepath.Join(lab.dsDir, filepath.FromSlash(rel))
 	owner := strings.SplitN(strings.TrimPrefix(rel, "/"), "/", 2)[0]
 	defer lab.stats.writes.begin(owner, rel)()
+	lab.stats.writes.await(owner, rel)
 	limit := int64(-1)
 	if rule, ok := lab.faults.takeIf(faultDatastoreFull, owner, func(r faultRule) bool { return r.During == duringWrite }); ok {
 		limit = rule.After

@@ -136,6 +136,19 @@ export class Lab {
     await this.request('POST', '/stats/reset');
   }
 
+  /**
+   * Each VM's first reads (writes) under /folder wait until `files` of its disk files
+   * are read (written) at once, or `waitMs` passes: parallel transfers then overlap on
+   * any machine, and sequential ones still show one file at a time.
+   */
+  async gateFolder(files: number, waitMs = 10_000): Promise<void> {
+    await this.request('POST', `/folder/gate?files=${files}&waitMs=${waitMs}`);
+  }
+
+  async ungateFolder(): Promise<void> {
+    await this.request('DELETE', '/folder/gate');
+  }
+
   async vmbkpSnapshots(vm: string): Promise<string[]> {
     return (await this.vm(vm)).snapshots.map((s) => s.name).filter((n) => n.startsWith('vmbkp-'));
   }

@@ -153,13 +153,16 @@ describe('VM restore against the lab', () => {
   });
 
   it('--disks-at-once 2 writes both disks at once (the default, one after the other); the disks are the generation\'s', async () => {
+    // The gate makes parallel uploads overlap however fast they are, and would expose serial ones that were not.
     await lab.resetStats();
-    await restoreJson(['--name', 'restored-serial']);
+    await lab.gateFolder(2, 500);
+    await restoreJson(['--name', 'restored-serial']).finally(() => lab.ungateFolder());
     assert.equal((await lab.stats()).maxDisksWrittenAtOnce, 1);
     await assertRestored('restored-serial', 2, ['VM Network', 'VM Network']);
 
     await lab.resetStats();
-    const r = await restoreJson(['--name', 'restored-parallel', '--disks-at-once', '2']);
+    await lab.gateFolder(2);
+    const r = await restoreJson(['--name', 'restored-parallel', '--disks-at-once', '2']).finally(() => lab.ungateFolder());
     assert.equal((await lab.stats()).maxDisksWrittenAtOnce, 2);
     assert.deepEqual(r.disks.map((d) => d.name), source.disks.map((d) => String(d.key)), 'results in the order of the disks');
     await assertRestored('restored-parallel', 2, ['VM Network', 'VM Network']);
