@@ -21,6 +21,7 @@ const UNIT = [
   'corruption',
   'disk-image',
   'encryption-unit',
+  's3-unit',
   'export-backend',
   'extents',
   'format',

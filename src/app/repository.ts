@@ -1,10 +1,20 @@
-/** Repositories as the front ends name them: a local directory today, whatever backend it names later. */
+/** Repositories as the front ends name them: a local directory, or `s3:http[s]://HOST[:PORT]/BUCKET[/PREFIX]`. */
 import { type InitOptions, type OpenOptions, Repository } from '../repository/repository.js';
 import type { StorageBackend } from '../storage/backend.js';
 import { LocalBackend } from '../storage/local.js';
+import { S3Backend } from '../storage/s3.js';
+import { isS3Location } from '../storage/s3-location.js';
 
-/** The storage a location names. */
+/**
+ * The storage a location names. S3 credentials come from the SDK's standard chain
+ * (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE and ~/.aws, instance roles); a
+ * private CA from VMBKP_S3_CA_FILE (or AWS_CA_BUNDLE, the SDK's own name for it).
+ */
 export function repositoryBackend(location: string): StorageBackend {
+  if (isS3Location(location)) {
+    const caFile = process.env['VMBKP_S3_CA_FILE'] || process.env['AWS_CA_BUNDLE'] || undefined;
+    return new S3Backend(location, caFile !== undefined ? { caFile } : {});
+  }
   return new LocalBackend(location);
 }
 
@@ -13,6 +23,9 @@ export function openRepository(location: string, options: OpenOptions): Promise<
   return Repository.open(repositoryBackend(location), options);
 }
 
-export function initRepository(location: string, options: InitOptions = {}): Promise<Repository> {
-  return Repository.init(repositoryBackend(location), options);
+/** Creates the repository, and for S3 the bucket when it is missing. */
+export async function initRepository(location: string, options: InitOptions = {}): Promise<Repository> {
+  const backend = repositoryBackend(location);
+  if (backend instanceof S3Backend) await backend.createBucket();
+  return Repository.init(backend, options);
 }

@@ -17,7 +17,7 @@ export interface GlobalOptions extends RepoPasswordOptions {
 
 export function repoPath(opts: GlobalOptions): string {
   const r = opts.repo ?? process.env['VMBKP_REPO'];
-  if (!r) throw new UsageError('no repository given: pass --repo DIR or set VMBKP_REPO');
+  if (!r) throw new UsageError('no repository given: pass --repo DIR (or s3:URL) or set VMBKP_REPO');
   return r;
 }
 

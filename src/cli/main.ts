@@ -34,7 +34,7 @@ export function buildProgram(): Command {
   const leaves = (cmds: readonly Command[]): Command[] => cmds.flatMap((c) => (c.commands.length > 0 ? leaves(c.commands) : [c]));
   for (const group of program.commands.filter((c) => c.commands.length > 0)) group.exitOverride().configureOutput({ outputError: () => {} });
   for (const cmd of leaves(program.commands)) {
-    cmd.option('--repo <dir>', 'repository directory (or set VMBKP_REPO)')
+    cmd.option('--repo <dir>', 'repository: a directory or s3:https://HOST[:PORT]/BUCKET[/PREFIX] (or set VMBKP_REPO)')
       .option('--repo-password-file <file>', 'file holding the repository password (first line); or set VMBKP_REPO_PASSWORD_FILE or VMBKP_REPO_PASSWORD_COMMAND')
       .option('--json', 'print the result as JSON, and nothing else on stdout')
       .exitOverride()

@@ -21,6 +21,13 @@ export interface ByteRange {
  */
 export const ABANDONED_UPLOAD_AGE_MS = 24 * 3600_000;
 
+/** What a backend did besides its requests, for the job's report. */
+export interface StorageCounters {
+  /** Requests tried again after throttling, a server error or a broken connection. */
+  readonly retries: number;
+  readonly retriesByCause: Readonly<Record<string, number>>;
+}
+
 export interface StorageBackend {
   /** Human-readable location, for messages. */
   readonly location: string;
@@ -44,6 +51,10 @@ export interface StorageBackend {
   remove(name: string): Promise<void>;
   /** Removes leftovers of interrupted puts: those of processes that are gone, and any older than the given age. Returns how many. */
   sweep(olderThanMs: number): Promise<number>;
+  /** Counters of a remote backend (retries); a local one has none. */
+  counters?(): StorageCounters;
+  /** Closes connections, so the process can exit; the backend is not used afterwards. */
+  destroy?(): void;
 }
 
 const NAME = /^(?:[A-Za-z0-9_][A-Za-z0-9._-]*\/)*[A-Za-z0-9_][A-Za-z0-9._-]*$/;

@@ -1,0 +1,267 @@
+/**
+ * S3Backend: a repository in an S3 bucket (AWS, Ceph RGW, any S3 with path-style
+ * addressing). Puts are single PutObject requests with `If-None-Match: *`, which makes them
+ * write-once on the server; every request is retried with backoff on throttling, server
+ * errors and broken connections, and the retries are counted.
+ */
+import { readFileSync } from 'node:fs';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import type { Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand, CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadBucketCommand,
+  HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand, S3Client,
+} from '@aws-sdk/client-s3';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { AlreadyExistsError, AuthError, IoError, NotFoundError, describeCause } from '../errors.js';
+import { type ByteRange, type ObjectStat, type StorageBackend, type StorageCounters, checkObjectName } from './backend.js';
+import { type S3Location, parseS3Location } from './s3-location.js';
+import { RetryCounter, type RetryPolicy, withRetries } from './retry.js';
+import { describeS3Error, s3ErrorCode, s3Retryable } from './s3-errors.js';
+
+export interface S3Options {
+  /** PEM file of the CA that signed the server's certificate (a private CA). */
+  readonly caFile?: string;
+  /** Region to sign for; S3-compatible servers mostly accept any. */
+  readonly region?: string;
+  /** Connections at most, and so requests in flight. */
+  readonly maxSockets?: number;
+  readonly retry?: RetryPolicy;
+  /** Credentials; by default the SDK's chain (environment, shared profiles, instance roles). */
+  readonly credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+}
+
+export class S3Backend implements StorageBackend {
+  readonly location: string;
+  readonly where: S3Location;
+  private readonly client: S3Client;
+  private readonly retries = new RetryCounter();
+  private readonly policy: RetryPolicy | undefined;
+
+  constructor(location: string, options: S3Options = {}) {
+    this.where = parseS3Location(location);
+    this.location = this.where.display;
+    this.policy = options.retry;
+    const ca = options.caFile === undefined ? undefined : readCa(options.caFile);
+    const maxSockets = options.maxSockets ?? 16;
+    this.client = new S3Client({
+      endpoint: this.where.endpoint,
+      forcePathStyle: true,
+      region: options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
+      ...(options.credentials ? { credentials: options.credentials } : {}),
+      // We retry ourselves, to count the retries and to tell a retried put's own success from a conflict.
+      maxAttempts: 1,
+      // Checksums on every request are newer than many S3-compatible servers (RGW 16 refuses streamed ones).
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      requestHandler: new NodeHttpHandler({
+        connectionTimeout: 10_000,
+        requestTimeout: 120_000,
+        httpAgent: new HttpAgent({ keepAlive: true, maxSockets }),
+        httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets, ...(ca ? { ca } : {}) }),
+      }),
+    });
+  }
+
+  private key(name: string): string {
+    checkObjectName(name);
+    return this.where.prefix + name;
+  }
+
+  private retry<T>(op: (attempt: number) => Promise<T>): Promise<T> {
+    return withRetries(op, { retryable: s3Retryable, counter: this.retries, ...(this.policy ? { policy: this.policy } : {}) });
+  }
+
+  private fail(operation: string, err: unknown): Error {
+    const message = `${operation} ${this.location} failed: ${describeS3Error(err)}`;
+    const code = s3ErrorCode(err);
+    if (code === 'AccessDenied' || code === 'InvalidAccessKeyId' || code === 'SignatureDoesNotMatch' || code === 'HTTP 403') {
+      return new AuthError(message, { cause: err });
+    }
+    return new IoError(message, { cause: err });
+  }
+
+  counters(): StorageCounters {
+    return { retries: this.retries.count, retriesByCause: this.retries.causes() };
+  }
+
+  /** Creates the bucket when it is missing (vmbkp init). */
+  async createBucket(): Promise<void> {
+    const Bucket = this.where.bucket;
+    try {
+      await this.retry(() => this.client.send(new HeadBucketCommand({ Bucket })));
+      return;
+    } catch (err) {
+      const code = s3ErrorCode(err);
+      if (code !== 'NotFound' && code !== 'NoSuchBucket' && code !== 'HTTP 404') throw this.fail(`looking up bucket ${Bucket} of`, err);
+    }
+    try {
+      await this.retry(() => this.client.send(new CreateBucketCommand({ Bucket })));
+    } catch (err) {
+      const code = s3ErrorCode(err);
+      if (code !== 'BucketAlreadyOwnedByYou') throw this.fail(`creating bucket ${Bucket} for`, err);
+    }
+  }
+
+  async put(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
+    const Key = this.key(name);
+    // A copy: the caller may reuse its buffers once put returns, and a retry sends the same bytes.
+    const body = Buffer.concat(data instanceof Uint8Array ? [data] : (data as Uint8Array[]));
+    let sent = false;
+    try {
+      await this.retry(async () => {
+        try {
+          await this.client.send(new PutObjectCommand({ Bucket: this.where.bucket, Key, Body: body, ContentLength: body.length, IfNoneMatch: '*' }));
+        } catch (err) {
+          // 412: the name exists. If an earlier try of ours was cut off after the server
+          // stored it, the object is ours: compare before calling it someone else's.
+          if (s3ErrorCode(err) === 'PreconditionFailed' && sent && (await this.sameContent(name, body))) return;
+          sent = true;
+          throw err;
+        }
+      });
+    } catch (err) {
+      const code = s3ErrorCode(err);
+      if (code === 'PreconditionFailed') throw new AlreadyExistsError(`storing ${name} in ${this.location} failed: it exists already`, { cause: err });
+      throw this.fail(`storing ${name} in`, err);
+    }
+  }
+
+  private async sameContent(name: string, body: Buffer): Promise<boolean> {
+    try {
+      return (await this.get(name)).equals(body);
+    } catch {
+      return false;
+    }
+  }
+
+  async get(name: string, range?: ByteRange, into?: Buffer): Promise<Buffer> {
+    const Key = this.key(name);
+    if (range && range.length === 0) return Buffer.alloc(0);
+    try {
+      return await this.retry(async () => {
+        const res = await this.client.send(new GetObjectCommand({
+          Bucket: this.where.bucket, Key, ...(range ? { Range: `bytes=${range.offset}-${range.offset + range.length - 1}` } : {}),
+        }));
+        const wanted = range ? range.length : Number(res.ContentLength ?? 0);
+        const buf = range && into ? into.subarray(0, range.length) : Buffer.allocUnsafe(wanted);
+        const got = await readInto(res.Body as Readable, buf);
+        if (!range) return got === wanted ? buf : buf.subarray(0, got);
+        if (got !== range.length) throw new ShortRead(range, got);
+        return buf;
+      });
+    } catch (err) {
+      const code = s3ErrorCode(err);
+      if (code === 'NoSuchKey' || code === 'NoSuchBucket' || code === 'HTTP 404') {
+        throw new NotFoundError(`reading ${name} from ${this.location} failed: no such object`, { cause: err });
+      }
+      if (err instanceof ShortRead || code === 'InvalidRange') {
+        const end = err instanceof ShortRead ? `ends after ${range!.offset + err.got} bytes` : 'is shorter';
+        throw new IoError(`reading ${name} from ${this.location} at offset ${range!.offset} failed: object ${end}, ${range!.length} bytes were wanted`, { cause: err });
+      }
+      throw this.fail(`reading ${name} from`, err);
+    }
+  }
+
+  async stat(name: string): Promise<ObjectStat | undefined> {
+    const Key = this.key(name);
+    try {
+      const res = await this.retry(() => this.client.send(new HeadObjectCommand({ Bucket: this.where.bucket, Key })));
+      return { size: Number(res.ContentLength ?? 0), mtimeMs: res.LastModified?.getTime() ?? 0 };
+    } catch (err) {
+      const code = s3ErrorCode(err);
+      if (code === 'NotFound' || code === 'NoSuchKey' || code === 'HTTP 404') return undefined;
+      throw this.fail(`looking up ${name} in`, err);
+    }
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    const folder = prefix.replace(/\/+$/, '');
+    if (folder !== '') checkObjectName(folder);
+    const Prefix = this.where.prefix + (folder === '' ? '' : `${folder}/`);
+    const out: string[] = [];
+    let ContinuationToken: string | undefined;
+    try {
+      do {
+        const res = await this.retry(() => this.client.send(new ListObjectsV2Command({
+          Bucket: this.where.bucket, Prefix, ...(ContinuationToken ? { ContinuationToken } : {}),
+        })));
+        for (const o of res.Contents ?? []) if (o.Key) out.push(o.Key.slice(this.where.prefix.length));
+        ContinuationToken = res.IsTruncated ? res.NextContinuationToken : undefined;
+      } while (ContinuationToken);
+    } catch (err) {
+      throw this.fail(`listing ${prefix || '/'} in`, err);
+    }
+    return out;
+  }
+
+  async remove(name: string): Promise<void> {
+    const Key = this.key(name);
+    try {
+      await this.retry(() => this.client.send(new DeleteObjectCommand({ Bucket: this.where.bucket, Key })));
+    } catch (err) {
+      const code = s3ErrorCode(err);
+      if (code === 'NoSuchKey' || code === 'HTTP 404') return;
+      throw this.fail(`removing ${name} from`, err);
+    }
+  }
+
+  /** Puts are single requests; what an interrupted multipart upload (another tool's, or a future one) left is aborted. */
+  async sweep(olderThanMs: number): Promise<number> {
+    const cutoff = Date.now() - olderThanMs;
+    let removed = 0;
+    try {
+      let KeyMarker: string | undefined;
+      let UploadIdMarker: string | undefined;
+      do {
+        const res = await this.retry(() => this.client.send(new ListMultipartUploadsCommand({
+          Bucket: this.where.bucket, Prefix: this.where.prefix, ...(KeyMarker ? { KeyMarker } : {}), ...(UploadIdMarker ? { UploadIdMarker } : {}),
+        })));
+        for (const u of res.Uploads ?? []) {
+          if (!u.Key || !u.UploadId || (u.Initiated?.getTime() ?? 0) > cutoff) continue;
+          const { Key, UploadId } = u;
+          await this.retry(() => this.client.send(new AbortMultipartUploadCommand({ Bucket: this.where.bucket, Key, UploadId })));
+          removed++;
+        }
+        KeyMarker = res.IsTruncated ? res.NextKeyMarker : undefined;
+        UploadIdMarker = res.IsTruncated ? res.NextUploadIdMarker : undefined;
+      } while (KeyMarker);
+    } catch (err) {
+      throw this.fail('removing interrupted uploads in', err);
+    }
+    return removed;
+  }
+
+  /** Closes the connections, so a process can exit. */
+  destroy(): void {
+    this.client.destroy();
+  }
+}
+
+class ShortRead extends Error {
+  constructor(readonly range: ByteRange, readonly got: number) {
+    super(`short read: ${got} of ${range.length} bytes`);
+  }
+}
+
+/** Reads a response body into buf; returns the bytes read (never more than buf holds: the rest is an error). */
+async function readInto(body: Readable, buf: Buffer): Promise<number> {
+  let at = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    if (at + chunk.length > buf.length) {
+      body.destroy();
+      throw new IoError(`the server sent more than the ${buf.length} bytes it announced`);
+    }
+    chunk.copy(buf, at);
+    at += chunk.length;
+  }
+  return at;
+}
+
+function readCa(file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new IoError(`reading the S3 CA file ${file} failed: ${describeCause(err)}`, { cause: err });
+  }
+}
