@@ -1,6 +1,6 @@
 /** Repositories as the front ends name them: a local directory, or `s3:http[s]://HOST[:PORT]/BUCKET[/PREFIX]`. */
 import { type InitOptions, type OpenOptions, Repository } from '../repository/repository.js';
-import type { StorageBackend } from '../storage/backend.js';
+import type { StorageBackend, StorageCounters } from '../storage/backend.js';
 import { LocalBackend } from '../storage/local.js';
 import { S3Backend } from '../storage/s3.js';
 import { isS3Location } from '../storage/s3-location.js';
@@ -28,4 +28,10 @@ export async function initRepository(location: string, options: InitOptions = {}
   const backend = repositoryBackend(location);
   if (backend instanceof S3Backend) await backend.createBucket();
   return Repository.init(backend, options);
+}
+
+/** A remote repository's counters (retries by cause) for a report; nothing for a local one. */
+export function storageReport(repo: Repository): { storage: StorageCounters } | Record<string, never> {
+  const counters = repo.backend.counters?.();
+  return counters ? { storage: counters } : {};
 }

@@ -8,16 +8,20 @@ import { PartialFailureError } from '../errors.js';
 import { type RestoreBatchReport, runRestoreBatch } from '../jobs/restore-batch.js';
 import type { RestoreOutcome, VmRestoreEvent } from '../providers/vsphere/restore-vm.js';
 import type { BackupRecipe, RestoreRecipe } from '../recipe/index.js';
+import type { StorageCounters } from '../storage/backend.js';
 import { type BatchEvent, type BatchReport, backupVms } from './backup-vms.js';
 import { runFailure, writeReport } from './run-report.js';
 import { type VmRestoreSpec, restoreProvider } from './restore-vm.js';
 import type { VcenterJob } from './vcenter.js';
+import { storageReport } from './repository.js';
 
 export { loadRecipe } from '../recipe/index.js';
 
 /** A run's report as the report file and --json show it. */
-export type BackupRunReport = { readonly kind: 'backup'; readonly recipe: string; readonly repository: string } & BatchReport;
-export type RestoreRunReport = { readonly kind: 'restore'; readonly recipe: string; readonly repository: string } & RestoreBatchReport<RestoreOutcome>;
+/** `storage` counts what a remote repository needed besides its requests (retries), when it is one. */
+type RepositoryPart = { readonly repository: string; readonly storage?: StorageCounters };
+export type BackupRunReport = { readonly kind: 'backup'; readonly recipe: string } & RepositoryPart & BatchReport;
+export type RestoreRunReport = { readonly kind: 'restore'; readonly recipe: string } & RepositoryPart & RestoreBatchReport<RestoreOutcome>;
 
 export interface RecipeRun<R> {
   readonly report: R;
@@ -40,7 +44,7 @@ export async function runBackupRecipe(job: VcenterJob, recipePath: string, recip
     ...(policy.retention ? { retention: policy.retention } : {}),
     ...(onEvent ? { onEvent } : {}),
   });
-  const full: BackupRunReport = { kind: 'backup', recipe: path.resolve(recipePath), repository: job.repo.location, ...report };
+  const full: BackupRunReport = { kind: 'backup', recipe: path.resolve(recipePath), repository: job.repo.location, ...storageReport(job.repo), ...report };
   if (recipe.report.json) await writeReport(recipe.report.json, full);
   if (report.ok) return { report: full };
   const failed = report.vms.filter((v) => !v.ok);
@@ -63,7 +67,7 @@ export async function runRestoreRecipe(job: VcenterJob, recipePath: string, reci
     ...(signal ? { signal } : {}),
     ...(onEvent ? { onEvent } : {}),
   });
-  const full: RestoreRunReport = { kind: 'restore', recipe: path.resolve(recipePath), repository: job.repo.location, ...report };
+  const full: RestoreRunReport = { kind: 'restore', recipe: path.resolve(recipePath), repository: job.repo.location, ...storageReport(job.repo), ...report };
   if (recipe.report.json) await writeReport(recipe.report.json, full);
   const failed = report.restores.filter((x) => !x.ok);
   if (failed.length === 0) return { report: full };

@@ -1,6 +1,7 @@
 /** `vmbkp backup --vcenter … --vm NAME …`: online backups of vSphere VMs, one generation each. */
 import { type BatchReport, backupVms } from '../app/backup-vms.js';
 import { generationSummary } from '../app/generation-summary.js';
+import { storageReport } from '../app/repository.js';
 import { isTransport, startVcenterJob, vcenterConnection } from '../app/vcenter.js';
 import { PartialFailureError, UsageError, describeCause, errorRecord } from '../errors.js';
 import type { GenerationManifest, RequestedMode } from '../repository/generation.js';
@@ -66,9 +67,10 @@ export async function runVmBackups(opts: VmBackupOptions, mode: RequestedMode, l
     return { vm: r.vm, ok: false, error: message, code };
   };
   out.result(
-    { vms: shown.map((r) => r.manifest ? { vm: r.vm, ok: true, generation: generationSummary(r.manifest) } : failedJson(r)) },
+    { vms: shown.map((r) => r.manifest ? { vm: r.vm, ok: true, generation: generationSummary(r.manifest) } : failedJson(r)), ...storageReport(job.repo) },
     shown.map((r) => r.manifest ? summarize(r.manifest) : `VM ${r.vm}: failed: ${describeCause(r.error)}`).join('\n\n'),
   );
+  out.retries(job.repo);
   if (failed.length === shown.length) throw failed[0]!.error;
   if (failed.length > 0) throw new PartialFailureError(`${failed.length} of ${shown.length} VMs failed: ${failed.map((f) => f.vm).join(', ')}`);
 }

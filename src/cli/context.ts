@@ -42,6 +42,14 @@ export class Output {
     process.stdout.write(this.json ? JSON.stringify(value, null, 2) + '\n' : human + (human.endsWith('\n') || human === '' ? '' : '\n'));
   }
 
+  /** Says on stderr how many requests to a remote repository were retried, when any were. */
+  retries(repo: Repository): void {
+    const c = repo.backend.counters?.();
+    if (!c || c.retries === 0) return;
+    const causes = Object.entries(c.retriesByCause).map(([cause, n]) => `${cause} ${n}`).join(', ');
+    process.stderr.write(`vmbkp: ${c.retries} request${c.retries === 1 ? '' : 's'} to ${repo.location} retried (${causes})\n`);
+  }
+
   warn(message: string): void {
     process.stderr.write(`vmbkp: warning: ${message}\n`);
   }

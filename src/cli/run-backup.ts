@@ -72,6 +72,7 @@ export async function runBackupRecipe(recipePath: string, recipe: BackupRecipe, 
     });
     if (out.json) out.result(run.report, '');
     else if (recipe.report.summary) out.result(run.report, reportText(recipePath, run.report));
+    out.retries(job.repo);
     if (run.failure) throw run.failure;
   } finally {
     await job.close();

@@ -40,6 +40,7 @@ export async function runRestoreRecipe(recipePath: string, recipe: RestoreRecipe
       ({ name, event }) => { if (event.type === 'warning') out.warn(`VM ${name}: ${event.message}`); });
     if (out.json) out.result(run.report, '');
     else if (recipe.report.summary) out.result(run.report, reportText(recipePath, run.report));
+    out.retries(job.repo);
     if (run.failure) throw run.failure;
   } finally {
     stop.dispose();

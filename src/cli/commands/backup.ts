@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { backupDisks, readChangedExtents } from '../../app/backup-disks.js';
 import { generationSummary } from '../../app/generation-summary.js';
+import { storageReport } from '../../app/repository.js';
 import { UsageError } from '../../errors.js';
 import { RequestedMode, type GenerationManifest } from '../../repository/generation.js';
 import type { Extent } from '../../sources/types.js';
@@ -104,6 +105,7 @@ export function register(program: Command): void {
       },
     });
     progress.stop();
-    out.result(generationSummary(manifest), summarize(manifest));
+    out.result({ ...generationSummary(manifest), ...storageReport(repo) }, summarize(manifest));
+    out.retries(repo);
   });
 }
