@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { NotFoundError, RepositoryDamagedError, RepositoryNotFoundError, UnsupportedFormatError, InputError } from '../errors.js';
-import type { StorageBackend } from '../storage/backend.js';
+import type { ObjectLockPolicy, StorageBackend } from '../storage/backend.js';
 import { CIPHER, type RepositoryKeys, hmac } from './encryption.js';
 import { CONFIG, ENCRYPTED_FORMAT_VERSION, FORMAT_NAME, PLAIN_FORMAT_VERSION } from './layout.js';
 
@@ -25,6 +25,11 @@ const ConfigSchema = z.object({
   created: z.string(),
   chunkSize: z.number().int(),
   indexPieceEntries: z.number().int(),
+  /** Object lock of an S3 repository: what every object but locks is written with. */
+  objectLock: z.object({
+    mode: z.enum(['governance', 'compliance']),
+    days: z.number().int().min(1),
+  }).strict().optional(),
   encryption: z.object({
     cipher: z.literal(CIPHER),
     ids: z.literal(ID_MAC),
@@ -42,7 +47,7 @@ const MIN_CHUNK_SIZE = 4096;
 const MAX_CHUNK_SIZE = 16 * 1024 * 1024;
 
 /** A new config; with `keys`, an encrypted repository's (version 2, authenticated). */
-export function newConfig(chunkSize: number = DEFAULT_CHUNK_SIZE, keys?: RepositoryKeys): RepositoryConfig {
+export function newConfig(chunkSize: number = DEFAULT_CHUNK_SIZE, keys?: RepositoryKeys, objectLock?: ObjectLockPolicy): RepositoryConfig {
   if (!Number.isInteger(chunkSize) || chunkSize < MIN_CHUNK_SIZE || chunkSize > MAX_CHUNK_SIZE || (chunkSize & (chunkSize - 1)) !== 0) {
     throw new InputError(`chunk size ${chunkSize} is invalid: use a power of two from 4 KiB to 16 MiB`);
   }
@@ -53,14 +58,20 @@ export function newConfig(chunkSize: number = DEFAULT_CHUNK_SIZE, keys?: Reposit
     created: new Date().toISOString(),
     chunkSize,
     indexPieceEntries: INDEX_PIECE_ENTRIES,
+    ...(objectLock ? { objectLock: { mode: objectLock.mode, days: objectLock.days } } : {}),
   };
   if (!keys) return config;
   return { ...config, encryption: { cipher: CIPHER, ids: ID_MAC, authenticator: configAuthenticator(config, keys) } };
 }
 
-/** The bytes the authenticator covers: the compact JSON array of the fields, in this order. */
+/**
+ * The bytes the authenticator covers: the compact JSON array of the fields, in this order;
+ * the object lock's mode and days follow when there is one.
+ */
 function authenticatedConfig(c: RepositoryConfig): string {
-  return JSON.stringify([c.format, c.version, c.id, c.created, c.chunkSize, c.indexPieceEntries, CIPHER, ID_MAC]);
+  const fields: unknown[] = [c.format, c.version, c.id, c.created, c.chunkSize, c.indexPieceEntries, CIPHER, ID_MAC];
+  if (c.objectLock) fields.push(c.objectLock.mode, c.objectLock.days);
+  return JSON.stringify(fields);
 }
 
 function configAuthenticator(c: RepositoryConfig, keys: RepositoryKeys): string {

@@ -6,8 +6,8 @@
  * It does not lock: callers take the lock their operation needs (see lock.ts). One
  * instance can serve many jobs of a long-running process.
  */
-import { AlreadyExistsError, NotFoundError, RepositoryDamagedError, UsageError } from '../errors.js';
-import type { StorageBackend } from '../storage/backend.js';
+import { AlreadyExistsError, NotFoundError, RepositoryDamagedError, UnsupportedFormatError, UsageError } from '../errors.js';
+import type { ObjectLockPolicy, StorageBackend } from '../storage/backend.js';
 import { missingBlobError, readOneBlob } from './blob-read.js';
 import { ChunkPool } from './chunk-pool.js';
 import { type BlobCodec, type CodecSpec, DEFAULT_COMPRESSION_LEVEL, createBlobCodec } from './blob-codec.js';
@@ -26,6 +26,16 @@ export interface InitOptions {
   readonly chunkSize?: number;
   /** Encrypts the repository, its master key wrapped with this password; without it the repository is plaintext. */
   readonly encryption?: { readonly password: string; readonly kdf?: KdfParams; readonly label?: string };
+  /** Every object written (but locks) is locked for this long: the backend must be able to. */
+  readonly objectLock?: ObjectLockPolicy;
+}
+
+/** From now on, what the backend writes is locked; a backend that cannot lock refuses the repository. */
+function lockObjects(backend: StorageBackend, policy: ObjectLockPolicy): void {
+  if (!backend.lockObjects) {
+    throw new UnsupportedFormatError(`repository ${backend.location} has an object lock of ${policy.days} days (${policy.mode}), which only S3 object storage keeps`);
+  }
+  backend.lockObjects(policy);
 }
 
 export interface OpenOptions {
@@ -110,14 +120,15 @@ export class Repository {
     if (await backend.stat(CONFIG)) throw new AlreadyExistsError(exists);
     let unlocked: Unlocked | undefined;
     let config: RepositoryConfig;
+    if (options.objectLock) lockObjects(backend, options.objectLock);
     if (options.encryption) {
       const master = newMasterKey();
       const keys = deriveKeys(master);
-      config = newConfig(options.chunkSize, keys);
+      config = newConfig(options.chunkSize, keys, options.objectLock);
       const { password, kdf, label } = options.encryption;
       unlocked = { master, keys, key: await writeKey(backend, config.id, master, password, kdf, label) };
     } else {
-      config = newConfig(options.chunkSize);
+      config = newConfig(options.chunkSize, undefined, options.objectLock);
     }
     try {
       await backend.put(CONFIG, encodeConfig(config));
@@ -137,6 +148,7 @@ export class Repository {
    */
   static async open(backend: StorageBackend, options: OpenOptions = {}): Promise<Repository> {
     const config = await readConfig(backend);
+    if (config.objectLock) lockObjects(backend, config.objectLock);
     if (!config.encryption) {
       const encrypted = await encryptedObjectsIn(backend);
       if (encrypted) {

@@ -8,6 +8,18 @@
 export interface ObjectStat {
   readonly size: number;
   readonly mtimeMs: number;
+  /** Until when the store refuses to delete it (an object lock), if it does. */
+  readonly lockedUntilMs?: number;
+}
+
+/**
+ * Object lock: every object written (but locks, which come and go) cannot be deleted or
+ * changed by anyone until `days` after it was written; in `governance` mode a user with the
+ * bypass permission still can, in `compliance` mode nobody can.
+ */
+export interface ObjectLockPolicy {
+  readonly mode: 'governance' | 'compliance';
+  readonly days: number;
 }
 
 export interface ByteRange {
@@ -51,6 +63,10 @@ export interface StorageBackend {
   remove(name: string): Promise<void>;
   /** Removes leftovers of interrupted puts: those of processes that are gone, and any older than the given age. Returns how many. */
   sweep(olderThanMs: number): Promise<number>;
+  /** Locks what is written from now on (object storage with object lock only). */
+  lockObjects?(policy: ObjectLockPolicy): void;
+  /** Throws AuthError naming the permission when these credentials may not delete (an append-only user). */
+  checkDeletable?(): Promise<void>;
   /** Counters of a remote backend (retries); a local one has none. */
   counters?(): StorageCounters;
   /** Closes connections, so the process can exit; the backend is not used afterwards. */

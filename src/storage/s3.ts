@@ -9,12 +9,13 @@ import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';
 import {
-  AbortMultipartUploadCommand, CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadBucketCommand,
-  HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand, S3Client,
+  AbortMultipartUploadCommand, CreateBucketCommand, DeleteObjectCommand, GetBucketVersioningCommand, GetObjectCommand,
+  GetObjectLockConfigurationCommand, HeadBucketCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectVersionsCommand,
+  ListObjectsV2Command, PutObjectCommand, S3Client,
 } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { AlreadyExistsError, AuthError, IoError, NotFoundError, describeCause } from '../errors.js';
-import { type ByteRange, type ObjectStat, type StorageBackend, type StorageCounters, checkObjectName } from './backend.js';
+import { AlreadyExistsError, AuthError, IoError, NotFoundError, UsageError, describeCause } from '../errors.js';
+import { type ByteRange, type ObjectLockPolicy, type ObjectStat, type StorageBackend, type StorageCounters, checkObjectName } from './backend.js';
 import { type S3Location, parseS3Location } from './s3-location.js';
 import { RetryCounter, type RetryPolicy, withRetries } from './retry.js';
 import { describeS3Error, s3ErrorCode, s3Retryable } from './s3-errors.js';
@@ -37,6 +38,9 @@ export class S3Backend implements StorageBackend {
   private readonly client: S3Client;
   private readonly retries = new RetryCounter();
   private readonly policy: RetryPolicy | undefined;
+  private objectLock: ObjectLockPolicy | undefined;
+  /** Whether the bucket keeps versions (object lock needs it): then removing an object means removing its versions. */
+  private versioned: Promise<boolean> | undefined;
 
   constructor(location: string, options: S3Options = {}) {
     this.where = parseS3Location(location);
@@ -72,11 +76,14 @@ export class S3Backend implements StorageBackend {
     return withRetries(op, { retryable: s3Retryable, counter: this.retries, ...(this.policy ? { policy: this.policy } : {}) });
   }
 
-  private fail(operation: string, err: unknown): Error {
+  /** `permission`: what a refusal (403) most likely lacks, for the message. */
+  private fail(operation: string, err: unknown, permission?: string): Error {
     const message = `${operation} ${this.location} failed: ${describeS3Error(err)}`;
     const code = s3ErrorCode(err);
     if (code === 'AccessDenied' || code === 'InvalidAccessKeyId' || code === 'SignatureDoesNotMatch' || code === 'HTTP 403') {
-      return new AuthError(message, { cause: err });
+      const lacks = permission && code !== 'InvalidAccessKeyId' && code !== 'SignatureDoesNotMatch'
+        ? ` (the credentials lack the ${permission} permission${permission === 's3:DeleteObject' ? ', or the object is locked' : ''})` : '';
+      return new AuthError(message + lacks, { cause: err });
     }
     return new IoError(message, { cause: err });
   }
@@ -85,22 +92,52 @@ export class S3Backend implements StorageBackend {
     return { retries: this.retries.count, retriesByCause: this.retries.causes() };
   }
 
-  /** Creates the bucket when it is missing (vmbkp init). */
-  async createBucket(): Promise<void> {
+  /**
+   * Creates the bucket when it is missing (vmbkp init), with object lock when asked for. An
+   * existing bucket must have object lock enabled already for a locked repository: it can
+   * only be turned on when a bucket is created.
+   */
+  async createBucket(options: { objectLock?: boolean } = {}): Promise<void> {
     const Bucket = this.where.bucket;
+    let exists = true;
     try {
       await this.retry(() => this.client.send(new HeadBucketCommand({ Bucket })));
-      return;
     } catch (err) {
       const code = s3ErrorCode(err);
       if (code !== 'NotFound' && code !== 'NoSuchBucket' && code !== 'HTTP 404') throw this.fail(`looking up bucket ${Bucket} of`, err);
+      exists = false;
     }
-    try {
-      await this.retry(() => this.client.send(new CreateBucketCommand({ Bucket })));
-    } catch (err) {
-      const code = s3ErrorCode(err);
-      if (code !== 'BucketAlreadyOwnedByYou') throw this.fail(`creating bucket ${Bucket} for`, err);
+    if (!exists) {
+      try {
+        await this.retry(() => this.client.send(new CreateBucketCommand({ Bucket, ...(options.objectLock ? { ObjectLockEnabledForBucket: true } : {}) })));
+      } catch (err) {
+        if (s3ErrorCode(err) !== 'BucketAlreadyOwnedByYou') throw this.fail(`creating bucket ${Bucket} for`, err);
+      }
     }
+    if (options.objectLock) {
+      let enabled = false;
+      try {
+        const res = await this.retry(() => this.client.send(new GetObjectLockConfigurationCommand({ Bucket })));
+        enabled = res.ObjectLockConfiguration?.ObjectLockEnabled === 'Enabled';
+      } catch (err) {
+        const code = s3ErrorCode(err);
+        if (code !== 'ObjectLockConfigurationNotFoundError' && code !== 'HTTP 404') throw this.fail(`reading the object lock of bucket ${Bucket} of`, err);
+      }
+      if (!enabled) throw new UsageError(`bucket ${Bucket} of ${this.location} has no object lock, and it can only be enabled when a bucket is created: give a new bucket`);
+    }
+  }
+
+  lockObjects(policy: ObjectLockPolicy): void {
+    this.objectLock = policy;
+  }
+
+  /** The lock headers for an object: none for locks, which are removed when released. */
+  private lockHeaders(name: string): { ObjectLockMode?: 'GOVERNANCE' | 'COMPLIANCE'; ObjectLockRetainUntilDate?: Date } {
+    if (!this.objectLock || name.startsWith('locks/')) return {};
+    return {
+      ObjectLockMode: this.objectLock.mode === 'compliance' ? 'COMPLIANCE' : 'GOVERNANCE',
+      ObjectLockRetainUntilDate: new Date(Date.now() + this.objectLock.days * 86_400_000),
+    };
   }
 
   async put(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
@@ -111,7 +148,9 @@ export class S3Backend implements StorageBackend {
     try {
       await this.retry(async () => {
         try {
-          await this.client.send(new PutObjectCommand({ Bucket: this.where.bucket, Key, Body: body, ContentLength: body.length, IfNoneMatch: '*' }));
+          await this.client.send(new PutObjectCommand({
+            Bucket: this.where.bucket, Key, Body: body, ContentLength: body.length, IfNoneMatch: '*', ...this.lockHeaders(name),
+          }));
         } catch (err) {
           // 412: the name exists. If an earlier try of ours was cut off after the server
           // stored it, the object is ours: compare before calling it someone else's.
@@ -123,7 +162,7 @@ export class S3Backend implements StorageBackend {
     } catch (err) {
       const code = s3ErrorCode(err);
       if (code === 'PreconditionFailed') throw new AlreadyExistsError(`storing ${name} in ${this.location} failed: it exists already`, { cause: err });
-      throw this.fail(`storing ${name} in`, err);
+      throw this.fail(`storing ${name} in`, err, 's3:PutObject');
     }
   }
 
@@ -159,7 +198,7 @@ export class S3Backend implements StorageBackend {
         const end = err instanceof ShortRead ? `ends after ${range!.offset + err.got} bytes` : 'is shorter';
         throw new IoError(`reading ${name} from ${this.location} at offset ${range!.offset} failed: object ${end}, ${range!.length} bytes were wanted`, { cause: err });
       }
-      throw this.fail(`reading ${name} from`, err);
+      throw this.fail(`reading ${name} from`, err, 's3:GetObject');
     }
   }
 
@@ -167,7 +206,11 @@ export class S3Backend implements StorageBackend {
     const Key = this.key(name);
     try {
       const res = await this.retry(() => this.client.send(new HeadObjectCommand({ Bucket: this.where.bucket, Key })));
-      return { size: Number(res.ContentLength ?? 0), mtimeMs: res.LastModified?.getTime() ?? 0 };
+      const lockedUntil = res.ObjectLockRetainUntilDate?.getTime();
+      return {
+        size: Number(res.ContentLength ?? 0), mtimeMs: res.LastModified?.getTime() ?? 0,
+        ...(lockedUntil !== undefined && lockedUntil > Date.now() ? { lockedUntilMs: lockedUntil } : {}),
+      };
     } catch (err) {
       const code = s3ErrorCode(err);
       if (code === 'NotFound' || code === 'NoSuchKey' || code === 'HTTP 404') return undefined;
@@ -190,19 +233,77 @@ export class S3Backend implements StorageBackend {
         ContinuationToken = res.IsTruncated ? res.NextContinuationToken : undefined;
       } while (ContinuationToken);
     } catch (err) {
-      throw this.fail(`listing ${prefix || '/'} in`, err);
+      throw this.fail(`listing ${prefix || '/'} in`, err, 's3:ListBucket');
     }
     return out;
   }
 
+  /**
+   * Removes an object. In a versioned bucket a plain delete only hides the object behind a
+   * delete marker and frees nothing, so every version of the name goes (a locked one
+   * refuses, and the error says so).
+   */
   async remove(name: string): Promise<void> {
     const Key = this.key(name);
+    const Bucket = this.where.bucket;
     try {
-      await this.retry(() => this.client.send(new DeleteObjectCommand({ Bucket: this.where.bucket, Key })));
+      if (!(await this.isVersioned())) {
+        await this.retry(() => this.client.send(new DeleteObjectCommand({ Bucket, Key })));
+        return;
+      }
+      for (const VersionId of await this.versionsOf(Key)) {
+        await this.retry(() => this.client.send(new DeleteObjectCommand({ Bucket, Key, VersionId })));
+      }
     } catch (err) {
       const code = s3ErrorCode(err);
-      if (code === 'NoSuchKey' || code === 'HTTP 404') return;
-      throw this.fail(`removing ${name} from`, err);
+      if (code === 'NoSuchKey' || code === 'NoSuchVersion' || code === 'HTTP 404') return;
+      throw this.fail(`removing ${name} from`, err, 's3:DeleteObject');
+    }
+  }
+
+  private isVersioned(): Promise<boolean> {
+    this.versioned ??= this.retry(() => this.client.send(new GetBucketVersioningCommand({ Bucket: this.where.bucket })))
+      .then((res) => res.Status === 'Enabled' || res.Status === 'Suspended' || this.objectLock !== undefined)
+      .catch((err: unknown) => {
+        this.versioned = undefined;
+        throw err;
+      });
+    return this.versioned;
+  }
+
+  /** Every version and delete marker of exactly this key. */
+  private async versionsOf(Key: string): Promise<string[]> {
+    const out: string[] = [];
+    let KeyMarker: string | undefined;
+    let VersionIdMarker: string | undefined;
+    do {
+      const res = await this.retry(() => this.client.send(new ListObjectVersionsCommand({
+        Bucket: this.where.bucket, Prefix: Key, ...(KeyMarker ? { KeyMarker } : {}), ...(VersionIdMarker ? { VersionIdMarker } : {}),
+      })));
+      for (const v of [...(res.Versions ?? []), ...(res.DeleteMarkers ?? [])]) if (v.Key === Key && v.VersionId) out.push(v.VersionId);
+      KeyMarker = res.IsTruncated ? res.NextKeyMarker : undefined;
+      VersionIdMarker = res.IsTruncated ? res.NextVersionIdMarker : undefined;
+    } while (KeyMarker);
+    return out;
+  }
+
+  /**
+   * Fails, naming the permission, when these credentials may not delete: a delete of a name
+   * that does not exist is checked against the policy like any other, and changes nothing
+   * (in a versioned bucket the delete marker it leaves is removed again).
+   */
+  async checkDeletable(): Promise<void> {
+    const name = 'data/00/vmbkp-delete-check';
+    const Key = this.key(name);
+    const Bucket = this.where.bucket;
+    try {
+      const res = await this.retry(() => this.client.send(new DeleteObjectCommand({ Bucket, Key })));
+      if (res.DeleteMarker && res.VersionId) {
+        const VersionId = res.VersionId;
+        await this.retry(() => this.client.send(new DeleteObjectCommand({ Bucket, Key, VersionId })));
+      }
+    } catch (err) {
+      throw this.fail(`deleting from`, err, 's3:DeleteObject');
     }
   }
 
