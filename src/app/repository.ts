@@ -1,4 +1,5 @@
 /** Repositories as the front ends name them: a local directory, or `s3:http[s]://HOST[:PORT]/BUCKET[/PREFIX]`. */
+import { UsageError } from '../errors.js';
 import { type InitOptions, type OpenOptions, Repository } from '../repository/repository.js';
 import type { StorageBackend, StorageCounters } from '../storage/backend.js';
 import { LocalBackend } from '../storage/local.js';
@@ -23,10 +24,11 @@ export function openRepository(location: string, options: OpenOptions): Promise<
   return Repository.open(repositoryBackend(location), options);
 }
 
-/** Creates the repository, and for S3 the bucket when it is missing. */
+/** Creates the repository, and for S3 the bucket when it is missing (with object lock when the repository has one). */
 export async function initRepository(location: string, options: InitOptions = {}): Promise<Repository> {
   const backend = repositoryBackend(location);
-  if (backend instanceof S3Backend) await backend.createBucket();
+  if (backend instanceof S3Backend) await backend.createBucket({ objectLock: options.objectLock !== undefined });
+  else if (options.objectLock) throw new UsageError(`an object lock needs a repository on S3 object storage (s3:https://HOST/BUCKET), not ${location}`);
   return Repository.init(backend, options);
 }
 

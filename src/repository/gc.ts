@@ -7,6 +7,9 @@
  *   3. write one new index file for all live blobs;
  *   4. remove the old index files;
  *   5. remove dead and repacked packs, and leftovers of interrupted uploads.
+ * In a repository with an object lock, a pack that is still locked, or that a still-locked
+ * index file lists, is kept whole (removing it would leave that index pointing nowhere),
+ * and a locked index file stays; the result says how much dead data waits, and until when.
  * A crash before 3 leaves new unindexed packs; between 3 and 5, duplicate or unindexed
  * packs. Each is garbage that the next gc removes; no step removes the last copy of a
  * live blob before its replacement is durable.
@@ -32,6 +35,8 @@ export interface GcResult {
   readonly blobsRemoved: number;
   readonly bytesFreed: number;
   readonly uploadsSwept: number;
+  /** Dead data that an object lock keeps for now: packs holding some, their bytes, and when the last of them unlocks. */
+  readonly locked?: { readonly packs: number; readonly bytes: number; readonly until: string };
 }
 
 export interface GcRequest {
@@ -42,6 +47,8 @@ export interface GcRequest {
 export async function gc(req: GcRequest): Promise<GcResult> {
   const lock = await RepositoryLock.acquire(req.repo, 'exclusive', 'gc', req.onWarning);
   try {
+    // Credentials that may not delete (an append-only user) are refused before anything is written.
+    await req.repo.backend.checkDeletable?.();
     return await run(req.repo);
   } finally {
     await lock.release();
@@ -73,30 +80,51 @@ async function run(repo: Repository): Promise<GcResult> {
 
   // What each existing pack holds, from every index file (a blob may be indexed in several packs).
   const packSizes = new Map<string, number>();
-  for (const name of await backend.list(DATA_PREFIX)) packSizes.set(packIdFromName(name), (await backend.stat(name))?.size ?? 0);
+  /** Packs that may not go yet, and until when: locked themselves, or listed in a locked index file. */
+  const pinned = new Map<string, number>();
+  for (const name of await backend.list(DATA_PREFIX)) {
+    const st = await backend.stat(name);
+    packSizes.set(packIdFromName(name), st?.size ?? 0);
+    if (st?.lockedUntilMs !== undefined) pinned.set(packIdFromName(name), st.lockedUntilMs);
+  }
+  const lockedIndexes = new Set<string>();
   const contents = new Map<string, Map<string, BlobLocation>>();
   for (const name of repo.indexFileNames()) {
+    const indexLockedUntil = repo.config.objectLock ? (await backend.stat(name))?.lockedUntilMs : undefined;
+    if (indexLockedUntil !== undefined) lockedIndexes.add(name);
     await readIndexFile(backend, repo.objects, name, (hex, loc) => {
       if (!packSizes.has(loc.pack)) return;
+      if (indexLockedUntil !== undefined) pinned.set(loc.pack, Math.max(pinned.get(loc.pack) ?? 0, indexLockedUntil));
       let c = contents.get(loc.pack);
       if (!c) contents.set(loc.pack, (c = new Map()));
       c.set(hex, loc);
     });
   }
 
-  // Keep a pack whole when every blob in it is live and not kept elsewhere already;
-  // copy the other live blobs out of the packs that go. Sorted, so reruns decide alike.
+  // Pinned packs stay whole, first, so the live blobs they hold need no copy elsewhere. Then
+  // keep a pack whole when every blob in it is live and not kept elsewhere already; copy the
+  // other live blobs out of the packs that go. Sorted, so reruns decide alike.
   const ids = [...packSizes.keys()].sort();
   const claimed = new Set<string>();
   const keep: IndexedPack[] = [];
+  let lockedDead = { packs: 0, bytes: 0, until: 0 };
+  for (const id of ids.filter((i) => pinned.has(i))) {
+    const c = contents.get(id) ?? new Map<string, BlobLocation>();
+    if (![...c.keys()].every((hex) => referenced.has(hex) && !claimed.has(hex))) {
+      lockedDead = { packs: lockedDead.packs + 1, bytes: lockedDead.bytes + (packSizes.get(id) ?? 0), until: Math.max(lockedDead.until, pinned.get(id)!) };
+    }
+    for (const hex of c.keys()) if (referenced.has(hex)) claimed.add(hex);
+    if (c.size > 0) keep.push({ id, entries: [...c].map(([hex, loc]) => entryOf(hex, loc)).sort((a, b) => a.offset - b.offset) });
+  }
+  const kept = new Set(pinned.keys());
   for (const id of ids) {
     const c = contents.get(id);
-    if (!c || c.size === 0) continue;
+    if (kept.has(id) || !c || c.size === 0) continue;
     if (![...c.keys()].every((hex) => referenced.has(hex) && !claimed.has(hex))) continue;
     for (const hex of c.keys()) claimed.add(hex);
+    kept.add(id);
     keep.push({ id, entries: [...c].map(([hex, loc]) => entryOf(hex, loc)).sort((a, b) => a.offset - b.offset) });
   }
-  const kept = new Set(keep.map((p) => p.id));
   const copies = new Map<string, [string, PackEntry][]>();
   let blobsRemoved = 0;
   for (const id of ids) {
@@ -143,17 +171,21 @@ async function run(repo: Repository): Promise<GcResult> {
 
   // 3–4. One index for everything live, then the old ones go.
   const oldIndexes = repo.indexFileNames();
-  const nothingToDo = drop.length === 0 && written.length === 0 && oldIndexes.length <= 1;
+  // Locked index files stay whatever gc does: rewriting the others into one is only worth it when they are several.
+  const nothingToDo = drop.length === 0 && written.length === 0 && oldIndexes.filter((n) => !lockedIndexes.has(n)).length <= 1;
   if (!nothingToDo) {
     const live = [...keep, ...written];
     const newIndex = live.length > 0 ? await writeIndexFile(backend, repo.objects, live) : undefined;
     await failpoint('gc:index-written');
-    for (const name of oldIndexes) if (name !== newIndex) await backend.remove(name);
+    for (const name of oldIndexes) if (name !== newIndex && !lockedIndexes.has(name)) await backend.remove(name);
     await failpoint('gc:indexes-removed');
     // 5. Data nothing points at any more.
     for (const id of drop) await backend.remove(packName(id));
   }
   const bytesFreed = drop.reduce((n, id) => n + (packSizes.get(id) ?? 0), 0) - writtenBytes;
   const uploadsSwept = await backend.sweep(ABANDONED_UPLOAD_AGE_MS);
-  return { packsRemoved: drop.length, packsRepacked: copies.size, packsWritten: written.length, blobsRemoved, bytesFreed: Math.max(0, bytesFreed), uploadsSwept };
+  return {
+    packsRemoved: drop.length, packsRepacked: copies.size, packsWritten: written.length, blobsRemoved, bytesFreed: Math.max(0, bytesFreed), uploadsSwept,
+    ...(lockedDead.packs > 0 ? { locked: { ...lockedDead, until: new Date(lockedDead.until).toISOString() } } : {}),
+  };
 }

@@ -22,6 +22,8 @@ export interface PruneRequest {
 export interface PruneResult extends RetentionDecision {
   readonly set: string;
   readonly dryRun: boolean;
+  /** Generations the policy would remove that an object lock keeps for now, and until when. */
+  readonly locked: readonly { readonly generation: number; readonly until: string }[];
 }
 
 export function checkPolicy(p: RetentionPolicy): void {
@@ -43,13 +45,22 @@ export async function prune(req: PruneRequest): Promise<PruneResult> {
       dated.push({ generation: r.generation, time: new Date(m.started) });
     }
     const decision = applyRetention(dated, req.policy, req.calendar);
+    const locked: { generation: number; until: string }[] = [];
+    const remove: number[] = [];
+    for (const g of decision.remove) {
+      const until = req.repo.config.objectLock ? await req.repo.generationLockedUntil({ set: req.set, generation: g }) : undefined;
+      if (until === undefined) remove.push(g);
+      else locked.push({ generation: g, until: new Date(until).toISOString() });
+    }
+    // Credentials that may not delete (an append-only user) are refused before anything is removed.
+    if (!req.dryRun && remove.length > 0) await req.repo.backend.checkDeletable?.();
     if (!req.dryRun) {
-      for (const g of decision.remove) {
+      for (const g of remove) {
         await req.repo.removeGeneration({ set: req.set, generation: g });
         await failpoint('prune:removed-one');
       }
     }
-    return { ...decision, set: req.set, dryRun: req.dryRun };
+    return { ...decision, remove, locked, set: req.set, dryRun: req.dryRun };
   } finally {
     await lock.release();
   }

@@ -405,6 +405,11 @@ export class Repository {
     await this.backend.put(name, this.objects.seal(name, encodeManifest(manifest)));
   }
 
+  /** Until when an object lock keeps a generation's manifest, if it does. */
+  async generationLockedUntil(ref: GenerationRef): Promise<number | undefined> {
+    return (await this.backend.stat(this.manifestName(ref.set, ref.generation)))?.lockedUntilMs;
+  }
+
   async removeGeneration(ref: GenerationRef): Promise<void> {
     await this.backend.remove(this.manifestName(ref.set, ref.generation));
   }

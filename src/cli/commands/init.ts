@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import { initRepository } from '../../app/repository.js';
-import { type GlobalOptions, Output, repoPath } from '../context.js';
+import type { ObjectLockPolicy } from '../../storage/backend.js';
+import { type GlobalOptions, Output, repoPath, wholeNumber } from '../context.js';
 import { bytes, parseSize } from '../format.js';
 import { initPassword, kdfParams } from '../repo-password.js';
 
@@ -14,7 +15,9 @@ export function register(program: Command): void {
     .option('--encryption <cipher>', 'aes-256-gcm (the default: needs a password) or none (a plaintext repository, readable by whoever reads its files)')
     .option('--kdf-memory <MiB>', 'memory scrypt uses to derive the key from the password, a power of two (default 64; or set VMBKP_KDF_MEMORY)')
     .option('--key-label <text>', 'a label for the first key, shown by key list')
-    .action(async (opts: GlobalOptions & { chunkSize?: string; encryption?: string; kdfMemory?: string; keyLabel?: string }) => {
+    .option('--lock-days <days>', 'S3 only: lock every object written for this many days (S3 Object Lock): nobody can delete a backup sooner')
+    .option('--lock-mode <mode>', 'with --lock-days: compliance (the default: nobody can lift it) or governance (users with s3:BypassGovernanceRetention can)')
+    .action(async (opts: GlobalOptions & { chunkSize?: string; encryption?: string; kdfMemory?: string; keyLabel?: string; lockDays?: string; lockMode?: string }) => {
       const out = new Output(!!opts.json);
       let chunkSize: number | undefined;
       if (opts.chunkSize !== undefined) {
@@ -23,15 +26,32 @@ export function register(program: Command): void {
       }
       const encryption = opts.encryption ?? 'aes-256-gcm';
       if (!(ENCRYPTIONS as readonly string[]).includes(encryption)) throw new UsageError(`--encryption ${JSON.stringify(encryption)} is not one of: ${ENCRYPTIONS.join(', ')}`);
+      const objectLock = lockPolicy(opts.lockDays, opts.lockMode);
       const path = repoPath(opts);
       const kdf = kdfParams(opts.kdfMemory);
       const password = encryption === 'none' ? undefined : await initPassword(opts)();
       const repo = await initRepository(path, {
         ...(chunkSize !== undefined ? { chunkSize } : {}),
+        ...(objectLock ? { objectLock } : {}),
         ...(password !== undefined ? { encryption: { password, ...(kdf ? { kdf } : {}), ...(opts.keyLabel !== undefined ? { label: opts.keyLabel } : {}) } } : {}),
       });
-      out.result({ repository: repo.location, id: repo.config.id, chunkSize: repo.config.chunkSize, version: repo.config.version, encryption: repo.encrypted ? 'aes-256-gcm' : 'none' },
-        `created ${repo.encrypted ? 'encrypted' : 'plaintext'} repository ${repo.location} (chunk size ${bytes(repo.config.chunkSize)})`
+      out.result({
+        repository: repo.location, id: repo.config.id, chunkSize: repo.config.chunkSize, version: repo.config.version, encryption: repo.encrypted ? 'aes-256-gcm' : 'none',
+        ...(objectLock ? { objectLock } : {}),
+      }, `created ${repo.encrypted ? 'encrypted' : 'plaintext'} repository ${repo.location} (chunk size ${bytes(repo.config.chunkSize)})`
+        + (objectLock ? `\nevery object but locks is locked for ${objectLock.days} days (${objectLock.mode} mode)` : '')
         + (repo.encrypted ? '\nkeep its password safe: without it (or a copy from vmbkp key export) the backups cannot be read' : ''));
     });
+}
+
+function lockPolicy(days: string | undefined, mode: string | undefined): ObjectLockPolicy | undefined {
+  if (days === undefined) {
+    if (mode !== undefined) throw new UsageError('--lock-mode needs --lock-days');
+    return undefined;
+  }
+  const n = wholeNumber(days, '--lock-days');
+  if (n < 1) throw new UsageError('--lock-days must be at least 1');
+  const m = mode ?? 'compliance';
+  if (m !== 'compliance' && m !== 'governance') throw new UsageError(`--lock-mode ${JSON.stringify(m)} is not one of: compliance, governance`);
+  return { mode: m, days: n };
 }

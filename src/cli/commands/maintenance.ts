@@ -49,6 +49,7 @@ export function register(program: Command): void {
       const human = [
         ...r.keep.map((k) => `keep   ${r.set} generation ${k.generation} (${k.reasons.join(', ')})`),
         ...r.remove.map((g) => `${r.dryRun ? 'would remove' : 'remove'} ${r.set} generation ${g}`),
+        ...r.locked.map((l) => `locked ${r.set} generation ${l.generation} (the object lock keeps it until ${l.until})`),
         r.dryRun ? 'dry run: nothing removed' : `${r.remove.length} generations removed; run vmbkp gc to reclaim their data`,
       ].join('\n');
       out.result(r, human);
@@ -61,7 +62,8 @@ export function register(program: Command): void {
       const repo = await openRepository(opts);
       const r = await gc({ repo, onWarning: (m) => out.warn(m) });
       out.result(r, `removed ${r.packsRemoved} packs, repacked ${r.packsRepacked}, dropped ${r.blobsRemoved} blobs, freed ${bytes(r.bytesFreed)}`
-        + (r.uploadsSwept ? `, cleared ${r.uploadsSwept} interrupted uploads` : ''));
+        + (r.uploadsSwept ? `, cleared ${r.uploadsSwept} interrupted uploads` : '')
+        + (r.locked ? `\n${r.locked.packs} packs (${bytes(r.locked.bytes)}) holding unreferenced data stay locked; all of them can go after ${r.locked.until}` : ''));
     });
 
   program.command('unlock')
