@@ -46,6 +46,9 @@ export class S3Backend implements StorageBackend {
     this.where = parseS3Location(location);
     this.location = this.where.display;
     this.policy = options.retry;
+    // The SDK warns on every Node before 22 at its first request. vmbkp supports Node 20 and
+    // pins an SDK release that does too (package.json): the warning would only be noise.
+    process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
     const ca = options.caFile === undefined ? undefined : readCa(options.caFile);
     const maxSockets = options.maxSockets ?? 16;
     this.client = new S3Client({
@@ -80,6 +83,9 @@ export class S3Backend implements StorageBackend {
   private fail(operation: string, err: unknown, permission?: string): Error {
     const message = `${operation} ${this.location} failed: ${describeS3Error(err)}`;
     const code = s3ErrorCode(err);
+    if (code === 'CredentialsProviderError') {
+      return new AuthError(`${operation} ${this.location} failed: no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE`, { cause: err });
+    }
     if (code === 'AccessDenied' || code === 'InvalidAccessKeyId' || code === 'SignatureDoesNotMatch' || code === 'HTTP 403') {
       const lacks = permission && code !== 'InvalidAccessKeyId' && code !== 'SignatureDoesNotMatch'
         ? ` (the credentials lack the ${permission} permission${permission === 's3:DeleteObject' ? ', or the object is locked' : ''})` : '';
