@@ -11,7 +11,7 @@ export interface RetryPolicy {
   readonly capMs: number;
 }
 
-/** About 25 s of waiting in all at most: long enough for a restarted server or a throttling burst, short enough for a clear error. */
+/** At most 7 retries and about 13 s of waiting (0.1 s doubling, each wait random below its bound): a throttling burst or a restarting server, not an outage. */
 export const DEFAULT_RETRY_POLICY: RetryPolicy = { attempts: 8, baseMs: 100, capMs: 8_000 };
 
 /** Retries made, by cause ("SlowDown", "ECONNRESET", "HTTP 503", …). */
