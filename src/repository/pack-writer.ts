@@ -21,7 +21,7 @@ import { putContentAddressed } from './write-once.js';
 export const PACK_TARGET_SIZE = 16 * 1024 * 1024;
 /** Index files are written at least this often (in packs), so a long backup that dies keeps most of its work findable. */
 const PACKS_PER_INDEX_FILE = 64;
-/** Pack uploads in flight at once. */
+/** Pack uploads in flight at once, unless the backend asks for more. */
 const PUTS_IN_FLIGHT = 2;
 
 /** What the writer needs of the repository's master index. */
@@ -129,12 +129,16 @@ export class PackWriter {
     const finished: FinishedPack = state.builder.finish();
     const upload: Promise<void> = putPack(this.backend, finished).then(() => {
       this.uploaded.push({ state, pack: { id: finished.id, entries: finished.entries } });
-      if (this.spareBuffers.length < PUTS_IN_FLIGHT + 1) this.spareBuffers.push(state.builder.buffer);
+      if (this.spareBuffers.length < this.putsInFlight + 1) this.spareBuffers.push(state.builder.buffer);
     }, (err: unknown) => this.forget(state, err)).finally(() => this.uploads.delete(upload));
     state.upload = upload;
     this.uploads.add(upload);
     if (this.uploaded.length >= PACKS_PER_INDEX_FILE) await this.writeIndexFile();
-    while (this.uploads.size >= PUTS_IN_FLIGHT) await Promise.race(this.uploads);
+    while (this.uploads.size >= this.putsInFlight) await Promise.race(this.uploads);
+  }
+
+  private get putsInFlight(): number {
+    return this.backend.putsInFlight ?? PUTS_IN_FLIGHT;
   }
 
   /** A pack that will never be findable: its blobs are forgotten, so a later job stores them again. */

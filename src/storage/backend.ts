@@ -63,6 +63,8 @@ export interface StorageBackend {
   remove(name: string): Promise<void>;
   /** Removes leftovers of interrupted puts: those of processes that are gone, and any older than the given age. Returns how many. */
   sweep(olderThanMs: number): Promise<number>;
+  /** Pack uploads worth having in flight at once: a remote store hides its latency behind several (default 2). */
+  readonly putsInFlight?: number;
   /** Locks what is written from now on (object storage with object lock only). */
   lockObjects?(policy: ObjectLockPolicy): void;
   /** Throws AuthError naming the permission when these credentials may not delete (an append-only user). */

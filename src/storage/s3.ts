@@ -35,6 +35,8 @@ export interface S3Options {
 export class S3Backend implements StorageBackend {
   readonly location: string;
   readonly where: S3Location;
+  /** Every put waits a round trip and the server's write: four packs (64 MiB) in flight keep the link busy. */
+  readonly putsInFlight = 4;
   private readonly client: S3Client;
   private readonly retries = new RetryCounter();
   private readonly policy: RetryPolicy | undefined;
