@@ -153,15 +153,24 @@ export async function backupSet(req: BackupSetRequest): Promise<GenerationManife
       disks: records,
       ...(req.machine !== undefined ? { machine: req.machine } : {}),
     };
-    // Two backups of one set may race for a number: the loser takes the next one.
-    for (;;) {
-      try {
-        await repo.commitGeneration(manifest);
-        return manifest;
-      } catch (err) {
-        if (!(err instanceof AlreadyExistsError)) throw err;
-        manifest.generation++;
+    // Two backups of one set (from two hosts, say) may finish together: the set's commit lock
+    // lets one at a time look for the next free number and write its manifest. A put that
+    // finds the number taken anyway (a commit of an older vmbkp) takes the next one.
+    const commit = await RepositoryLock.acquireCommit(repo, set, (message) => emit({ type: 'warning', message }));
+    try {
+      const numbers = (await repo.listGenerations(set)).map((g) => g.generation);
+      manifest.generation = Math.max(manifest.generation, ...numbers.map((n) => n + 1));
+      for (;;) {
+        try {
+          await repo.commitGeneration(manifest);
+          return manifest;
+        } catch (err) {
+          if (!(err instanceof AlreadyExistsError)) throw err;
+          manifest.generation++;
+        }
       }
+    } finally {
+      await commit.release();
     }
   } finally {
     await workers.release();

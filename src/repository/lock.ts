@@ -9,6 +9,12 @@
  * | shared         |   ok   |  locked   |
  * | exclusive      | locked |  locked   |
  *
+ * A third kind, `commit`, is held for the moment a backup numbers and writes a generation
+ * manifest (under its shared lock): it conflicts only with another commit of the same set,
+ * and a commit that meets one waits and tries again. Where puts are not create-if-absent
+ * (a versioned S3 bucket, which object lock needs, accepts a second put of a name as a new
+ * version), this is what keeps two hosts from giving two generations one number.
+ *
  * Taking a lock: write ours, then look at the others; on conflict remove ours and fail.
  * A lock of a process that is gone from this host (pid not running, or now another
  * process's) is stale and removed with a warning; a lock from another host that was not
@@ -28,14 +34,16 @@ export interface LockSpace {
   readonly objects: ObjectCodec;
 }
 
-export type LockKind = 'shared' | 'exclusive';
+export type LockKind = 'shared' | 'exclusive' | 'commit';
 /** How often a holder rewrites its lock, so other hosts see it is still there. */
 const REFRESH_MS = 5 * 60_000;
 /** A lock of another host not refreshed for this long is reported as abandoned. */
 export const STALE_AFTER_MS = 30 * 60_000;
 
 const LockRecord = z.object({
-  kind: z.enum(['shared', 'exclusive']),
+  kind: z.enum(['shared', 'exclusive', 'commit']),
+  /** commit: the set whose next generation is being written. */
+  set: z.string().optional(),
   operation: z.string(),
   host: z.string(),
   pid: z.number().int(),
@@ -81,6 +89,15 @@ export async function readLocks(space: LockSpace): Promise<LockInfo[]> {
   return out;
 }
 
+/** Does a holder of `other` keep `mine` from being taken? */
+function conflicts(mine: LockRecord, other: LockRecord): boolean {
+  if (mine.kind === 'commit' || other.kind === 'commit') return mine.kind === other.kind && mine.set === other.set;
+  return !(mine.kind === 'shared' && other.kind === 'shared');
+}
+
+/** How long a commit waits for another commit of its set (which takes a second or two) before giving up. */
+const COMMIT_WAIT_MS = 120_000;
+
 function describe(r: LockRecord): string {
   return `${r.operation} (pid ${r.pid} on ${r.host}, since ${r.time})`;
 }
@@ -98,12 +115,34 @@ export class RepositoryLock {
   }
 
   /** Takes a lock or throws RepositoryLockedError. `onWarning` hears about stale locks removed. */
-  static async acquire(space: LockSpace, kind: LockKind, operation: string,
+  static async acquire(space: LockSpace, kind: Exclude<LockKind, 'commit'>, operation: string,
     onWarning: (message: string) => void = () => {}): Promise<RepositoryLock> {
+    return RepositoryLock.take(space, kind, undefined, operation, onWarning);
+  }
+
+  /**
+   * The commit lock of a set: waits (random pauses, so two waiters do not meet again in
+   * step) while another process commits a generation of the set, up to two minutes.
+   */
+  static async acquireCommit(space: LockSpace, set: string, onWarning: (message: string) => void = () => {},
+    sleep: (ms: number) => Promise<void> = (ms) => new Promise((resolve) => setTimeout(resolve, ms))): Promise<RepositoryLock> {
+    const deadline = Date.now() + COMMIT_WAIT_MS;
+    for (;;) {
+      try {
+        return await RepositoryLock.take(space, 'commit', set, `commit of a generation of ${set}`, onWarning);
+      } catch (err) {
+        if (!(err instanceof CommitBusy) || Date.now() >= deadline) throw err instanceof CommitBusy ? err.locked : err;
+        await sleep(50 + Math.floor(Math.random() * 450));
+      }
+    }
+  }
+
+  private static async take(space: LockSpace, kind: LockKind, set: string | undefined, operation: string,
+    onWarning: (message: string) => void): Promise<RepositoryLock> {
     const { backend } = space;
     const me = thisProcess();
     const record: LockRecord = {
-      kind, operation, host: me.host, pid: me.pid,
+      kind, ...(set !== undefined ? { set } : {}), operation, host: me.host, pid: me.pid,
       ...(me.start !== undefined ? { pidStart: me.start } : {}), ...(me.boot !== undefined ? { boot: me.boot } : {}),
       time: new Date().toISOString(),
     };
@@ -113,7 +152,7 @@ export class RepositoryLock {
       for (const other of await readLocks(space)) {
         if (other.name === lock.name) continue;
         const r = other.record;
-        if (r && r.kind === 'shared' && kind === 'shared') continue;
+        if (r && !conflicts(record, r)) continue;
         if (r && other.stale && r.host === me.host) {
           await backend.remove(other.name);
           onWarning(`removed stale lock of ${describe(r)}: that process is gone`);
@@ -122,6 +161,7 @@ export class RepositoryLock {
         const cmd = `vmbkp unlock --repo ${backend.location}`;
         if (!r) throw new RepositoryLockedError(`repository ${backend.location} has an unreadable lock ${other.name}; if no vmbkp is running, clear it with: ${cmd}`);
         if (other.stale) throw new RepositoryLockedError(`repository ${backend.location} is locked by ${describe(r)}, which looks abandoned; if it is not running, clear it with: ${cmd}`);
+        if (kind === 'commit') throw new CommitBusy(new RepositoryLockedError(`set ${set} of repository ${backend.location} stayed locked by ${describe(r)}; try again when it is done`));
         throw new RepositoryLockedError(`repository ${backend.location} is locked by ${describe(r)}; ${operation} needs it ${kind === 'exclusive' ? 'to itself' : 'without an exclusive holder'}, try again when it is done`);
       }
     } catch (err) {
@@ -154,6 +194,13 @@ export class RepositoryLock {
     if (this.timer) clearInterval(this.timer);
     await this.refreshing;
     await this.backend.remove(this.name);
+  }
+}
+
+/** Another process commits a generation of the set right now: worth waiting for. */
+class CommitBusy extends Error {
+  constructor(readonly locked: RepositoryLockedError) {
+    super(locked.message);
   }
 }
 
