@@ -22,6 +22,7 @@ const UNIT = [
   'disk-image',
   'encryption-unit',
   's3-unit',
+  'commit-lock',
   'export-backend',
   'extents',
   'format',

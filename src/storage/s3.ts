@@ -154,6 +154,12 @@ export class S3Backend implements StorageBackend {
     const body = Buffer.concat(data instanceof Uint8Array ? [data] : (data as Uint8Array[]));
     let sent = false;
     try {
+      // A versioned bucket (object lock makes one) takes a put of an existing name as a new
+      // version, If-None-Match or not (RGW 16; docs/s3-server.md): look first. Two writers
+      // can still both pass the look; the generation commit lock covers the names that matter.
+      if ((await this.isVersioned()) && (await this.stat(name))) {
+        throw Object.assign(new Error('the name exists (looked up first: the bucket keeps versions)'), { name: 'PreconditionFailed' });
+      }
       await this.retry(async () => {
         try {
           await this.client.send(new PutObjectCommand({
@@ -273,6 +279,8 @@ export class S3Backend implements StorageBackend {
     this.versioned ??= this.retry(() => this.client.send(new GetBucketVersioningCommand({ Bucket: this.where.bucket })))
       .then((res) => res.Status === 'Enabled' || res.Status === 'Suspended' || this.objectLock !== undefined)
       .catch((err: unknown) => {
+        // Credentials that may not read the bucket's settings: a locked repository's bucket keeps versions, others are taken not to.
+        if (s3ErrorCode(err) === 'AccessDenied') return this.objectLock !== undefined;
         this.versioned = undefined;
         throw err;
       });
