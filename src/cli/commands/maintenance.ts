@@ -1,5 +1,6 @@
 /** verify, prune, gc, unlock: keeping a repository healthy. */
 import type { Command } from 'commander';
+import { storageReport } from '../../app/repository.js';
 import { RepositoryDamagedError } from '../../errors.js';
 import { gc, prune, unlock, verify } from '../../app/maintenance.js';
 import { type GlobalOptions, Output, openRepository, wholeNumber } from '../context.js';
@@ -21,7 +22,8 @@ export function register(program: Command): void {
         ...report.problems.map((p) => `problem: ${p.message}`),
         ok ? 'no problems found' : `${report.problems.length} problems found`,
       ].join('\n');
-      out.result({ ok, ...report }, human);
+      out.result({ ok, ...report, ...storageReport(repo) }, human);
+      out.retries(repo);
       if (!ok) {
         const first = report.problems[0]!;
         throw new RepositoryDamagedError(`verify of ${repo.location} found ${report.problems.length} problems; first: ${first.message}`);
