@@ -4,7 +4,6 @@
  * commit leaves no generation (only unreferenced data, which gc removes).
  */
 import { randomUUID } from 'node:crypto';
-import { AlreadyExistsError } from '../errors.js';
 import { failpoint } from '../failpoints.js';
 import { backupDisk, type Progress } from '../engine/backup-disk.js';
 import { type DiskIndex, loadDiskIndex, storeDiskIndex } from '../repository/disk-index.js';
@@ -14,6 +13,7 @@ import { RepositoryLock } from '../repository/lock.js';
 import type { Repository } from '../repository/repository.js';
 import type { DiskSource, Extent } from '../sources/types.js';
 import { type ModeChoice, chooseMode } from './choose-mode.js';
+import { commitAsNext } from './commit-generation.js';
 import { mapConcurrently } from '../concurrency.js';
 
 export interface DiskInput {
@@ -153,25 +153,9 @@ export async function backupSet(req: BackupSetRequest): Promise<GenerationManife
       disks: records,
       ...(req.machine !== undefined ? { machine: req.machine } : {}),
     };
-    // Two backups of one set (from two hosts, say) may finish together: the set's commit lock
-    // lets one at a time look for the next free number and write its manifest. A put that
-    // finds the number taken anyway (a commit of an older vmbkp) takes the next one.
-    const commit = await RepositoryLock.acquireCommit(repo, set, (message) => emit({ type: 'warning', message }));
-    try {
-      const numbers = (await repo.listGenerations(set)).map((g) => g.generation);
-      manifest.generation = Math.max(manifest.generation, ...numbers.map((n) => n + 1));
-      for (;;) {
-        try {
-          await repo.commitGeneration(manifest);
-          return manifest;
-        } catch (err) {
-          if (!(err instanceof AlreadyExistsError)) throw err;
-          manifest.generation++;
-        }
-      }
-    } finally {
-      await commit.release();
-    }
+    // Two backups of one set (from two hosts, say) may finish together: one at a time numbers and writes its manifest.
+    await commitAsNext(repo, manifest, { onWarning: (message) => emit({ type: 'warning', message }) });
+    return manifest;
   } finally {
     await workers.release();
     await lock.release();
