@@ -41,20 +41,32 @@ export async function readRepositoryPassword(source: RepositoryPasswordSource, e
 }
 
 /**
- * The source the environment names: VMBKP_REPO_PASSWORD_FILE, else
- * VMBKP_REPO_PASSWORD_COMMAND; undefined when neither is set.
+ * Which repository's variables: the one a command works on (`--repo`: VMBKP_REPO_PASSWORD_*),
+ * or the source of a copy (`--from-repo`: VMBKP_FROM_REPO_PASSWORD_*).
  */
-export function environmentPasswordSource(env: Readonly<Record<string, string | undefined>> = process.env): RepositoryPasswordSource | undefined {
-  const file = env['VMBKP_REPO_PASSWORD_FILE'];
-  if (file) return { kind: 'file', file, what: 'VMBKP_REPO_PASSWORD_FILE' };
-  const command = env['VMBKP_REPO_PASSWORD_COMMAND'];
-  if (command) return { kind: 'command', command, what: 'VMBKP_REPO_PASSWORD_COMMAND' };
+export type PasswordVariables = 'VMBKP_REPO' | 'VMBKP_FROM_REPO';
+
+/**
+ * The source the environment names: VMBKP_REPO_PASSWORD_FILE, else
+ * VMBKP_REPO_PASSWORD_COMMAND (for the source of a copy, VMBKP_FROM_REPO_PASSWORD_FILE and
+ * _COMMAND); undefined when neither is set.
+ */
+export function environmentPasswordSource(env: Readonly<Record<string, string | undefined>> = process.env,
+  prefix: PasswordVariables = 'VMBKP_REPO'): RepositoryPasswordSource | undefined {
+  const file = env[`${prefix}_PASSWORD_FILE`];
+  if (file) return { kind: 'file', file, what: `${prefix}_PASSWORD_FILE` };
+  const command = env[`${prefix}_PASSWORD_COMMAND`];
+  if (command) return { kind: 'command', command, what: `${prefix}_PASSWORD_COMMAND` };
   return undefined;
 }
 
-/** The source a recipe's `repository` names (passwordFile, passwordEnv or passwordCommand); undefined when it names none. */
-export function recipePasswordSource(recipePath: string, repository: RecipeRepository): RepositoryPasswordSource | undefined {
-  const what = (key: string) => `repository.${key} of recipe ${recipePath}`;
+/**
+ * The source a recipe's repository mapping names (passwordFile, passwordEnv or
+ * passwordCommand); undefined when it names none. `field` is where the mapping is in the
+ * recipe, for messages: `repository`, or `copy.to`.
+ */
+export function recipePasswordSource(recipePath: string, repository: RecipeRepository, field = 'repository'): RepositoryPasswordSource | undefined {
+  const what = (key: string) => `${field}.${key} of recipe ${recipePath}`;
   if (repository.passwordFile !== undefined) return { kind: 'file', file: repository.passwordFile, what: what('passwordFile') };
   if (repository.passwordEnv !== undefined) return { kind: 'env', variable: repository.passwordEnv, what: what('passwordEnv') };
   if (repository.passwordCommand !== undefined) return { kind: 'command', command: repository.passwordCommand, what: what('passwordCommand') };

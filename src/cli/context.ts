@@ -2,7 +2,7 @@
 import { openRepository as openRepositoryAt } from '../app/repository.js';
 import { UsageError } from '../errors.js';
 import type { Repository } from '../repository/repository.js';
-import { type RepoPasswordOptions, existingPassword } from './repo-password.js';
+import { type FromRepoPasswordOptions, type RepoPasswordOptions, existingPassword, fromRepoPassword } from './repo-password.js';
 
 /** A flag's value as a whole number ≥ 0; anything else is a usage error naming the flag. */
 export function wholeNumber(v: string, flag: string): number {
@@ -30,6 +30,27 @@ export async function openRepository(opts: GlobalOptions): Promise<Repository> {
   // about: one environment may serve plaintext and encrypted repositories alike.
   if (!repo.encrypted && opts.repoPasswordFile !== undefined) {
     process.stderr.write(`vmbkp: warning: repository ${repo.location} is not encrypted, yet a repository password was given: its backups are stored in plaintext\n`);
+  }
+  return repo;
+}
+
+/** The repository a copy reads (`copy`, `init --from-repo`): --from-repo, else VMBKP_FROM_REPO. */
+export interface FromRepoOptions extends FromRepoPasswordOptions {
+  fromRepo?: string;
+}
+
+export function fromRepoPath(opts: FromRepoOptions): string {
+  const r = opts.fromRepo ?? process.env['VMBKP_FROM_REPO'];
+  if (!r) throw new UsageError('no source repository given: pass --from-repo DIR or set VMBKP_FROM_REPO');
+  return r;
+}
+
+/** Opens the source of a copy with its own password (see fromRepoPassword). */
+export async function openSourceRepository(opts: FromRepoOptions): Promise<Repository> {
+  const location = fromRepoPath(opts);
+  const repo = await openRepositoryAt(location, { password: fromRepoPassword(opts, location) });
+  if (!repo.encrypted && opts.fromRepoPasswordFile !== undefined) {
+    process.stderr.write(`vmbkp: warning: source repository ${repo.location} is not encrypted, yet a password was given for it (--from-repo-password-file)\n`);
   }
   return repo;
 }

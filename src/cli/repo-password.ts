@@ -73,6 +73,27 @@ export function existingPassword(opts: RepoPasswordOptions): (() => Promise<stri
   return undefined;
 }
 
+export interface FromRepoPasswordOptions {
+  fromRepoPasswordFile?: string;
+}
+
+/**
+ * The password of the repository a copy reads (`--from-repo`): --from-repo-password-file,
+ * else VMBKP_FROM_REPO_PASSWORD_FILE, else VMBKP_FROM_REPO_PASSWORD_COMMAND, else a prompt on
+ * the terminal. Never the destination's sources: two repositories, two passwords. Asked for
+ * only if the source is encrypted; without any source and without a terminal, opening an
+ * encrypted one fails naming these.
+ */
+export function fromRepoPassword(opts: FromRepoPasswordOptions, location: string): () => Promise<string> {
+  const s: RepositoryPasswordSource | undefined = opts.fromRepoPasswordFile
+    ? { kind: 'file', file: opts.fromRepoPasswordFile, what: '--from-repo-password-file' }
+    : environmentPasswordSource(process.env, 'VMBKP_FROM_REPO');
+  if (s) return () => readRepositoryPassword(s);
+  if (canPrompt()) return () => promptHidden(`password of the source repository ${location}: `);
+  return () => Promise.reject(new UsageError(`source repository ${location} is encrypted: give its password with --from-repo-password-file FILE, `
+    + 'VMBKP_FROM_REPO_PASSWORD_FILE or VMBKP_FROM_REPO_PASSWORD_COMMAND'));
+}
+
 /**
  * A new password, from `s` or asked twice on the terminal; checked before the repository is
  * opened, so a command that cannot get one fails first. `flagHelp` names the ways to give
