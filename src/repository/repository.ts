@@ -25,7 +25,15 @@ import { type BlobWriter, PackWriter } from './pack-writer.js';
 export interface InitOptions {
   readonly chunkSize?: number;
   /** Encrypts the repository, its master key wrapped with this password; without it the repository is plaintext. */
-  readonly encryption?: { readonly password: string; readonly kdf?: KdfParams; readonly label?: string };
+  readonly encryption?: {
+    readonly password: string; readonly kdf?: KdfParams; readonly label?: string;
+    /**
+     * Wraps this (encrypted) repository's master key instead of making a new one, so that
+     * both name blobs alike and copies between them need not read what the other holds
+     * (`init --from-repo`). Whoever has either repository's key reads both.
+     */
+    readonly shareKeyOf?: Repository;
+  };
   /** Every object written (but locks) is locked for this long: the backend must be able to. */
   readonly objectLock?: ObjectLockPolicy;
 }
@@ -122,7 +130,8 @@ export class Repository {
     let config: RepositoryConfig;
     if (options.objectLock) lockObjects(backend, options.objectLock);
     if (options.encryption) {
-      const master = newMasterKey();
+      const shared = options.encryption.shareKeyOf;
+      const master = shared ? shared.requireEncrypted('sharing the master key').master : newMasterKey();
       const keys = deriveKeys(master);
       config = newConfig(options.chunkSize, keys, options.objectLock);
       const { password, kdf, label } = options.encryption;
