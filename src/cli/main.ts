@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { VmbkpError, describeCause } from '../errors.js';
 import { register as registerBackup } from './commands/backup.js';
+import { register as registerCopy } from './commands/copy.js';
 import { register as registerInit } from './commands/init.js';
 import { register as registerKey } from './commands/key.js';
 import { register as registerList } from './commands/list.js';
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerServe(program);
   registerMaintenance(program);
   registerRun(program);
+  registerCopy(program);
   registerKey(program);
   // Every command takes the repository and --json; options may come before or after arguments.
   // A command with subcommands (key) passes them to each subcommand.

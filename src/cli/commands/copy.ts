@@ -1,0 +1,67 @@
+/** `vmbkp copy --from-repo SRC --repo DEST`: generations the destination lacks, copied into it (off-site copies). */
+import type { Command } from 'commander';
+import { checkCopyPair, copyRepository } from '../../app/copy.js';
+import { UsageError } from '../../errors.js';
+import { type FromRepoOptions, type GlobalOptions, Output, fromRepoPath, openRepository, openSourceRepository, repoPath } from '../context.js';
+import { copySummary } from '../copy-report.js';
+import { progressSink } from '../progress.js';
+
+interface CopyOptions extends GlobalOptions, FromRepoOptions {
+  set: string[];
+  generation?: string;
+  dryRun?: boolean;
+}
+
+export function register(program: Command): void {
+  program.command('copy')
+    .description('copy the generations another repository (--from-repo) has and this one (--repo) lacks: only missing chunks are sent')
+    .option('--from-repo <dir>', 'the repository to copy from (or set VMBKP_FROM_REPO)')
+    .option('--from-repo-password-file <file>', 'file holding its password (first line); or set VMBKP_FROM_REPO_PASSWORD_FILE or VMBKP_FROM_REPO_PASSWORD_COMMAND')
+    .option('--set <name>', 'a set to copy (repeatable; default: every set)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--generation <n>', 'only this generation of the set (needs one --set), or latest: the newest of each set')
+    .option('--dry-run', 'show what would be copied, reading no chunk and writing nothing')
+    .action(async (opts: CopyOptions) => {
+      const out = new Output(!!opts.json);
+      const fromPath = fromRepoPath(opts);
+      const toPath = repoPath(opts);
+      if (fromPath === toPath) throw new UsageError(`copying from ${fromPath} to itself refused: give another repository with --repo (the destination) or --from-repo (the source)`);
+      if (opts.generation !== undefined && opts.generation !== 'latest' && opts.set.length !== 1) {
+        throw new UsageError(`--generation ${opts.generation} needs exactly one --set (numbers differ between sets); --generation latest takes the newest of each set`);
+      }
+      const from = await openSourceRepository(opts);
+      const to = await openRepository(opts);
+      checkCopyPair(from, to);
+      const progress = progressSink(out.json);
+      let label = '';
+      let started = false;
+      const report = await copyRepository({
+        from, to, sets: opts.set, generation: opts.generation, dryRun: !!opts.dryRun,
+        // One bar per disk, over the bytes it reads from the source (none when the destination has them all).
+        onEvent: (e) => {
+          switch (e.type) {
+            case 'disk-start':
+              progress.stop();
+              started = false;
+              label = `copy set ${e.set} generation ${e.from} disk ${e.disk}`;
+              break;
+            case 'progress':
+              if (!started && e.progress.bytesTotal > 0) {
+                progress.start(label, e.progress.bytesTotal);
+                started = true;
+              }
+              progress.update(e.progress.bytesDone, e.progress.bytesTotal);
+              break;
+            case 'generation-done':
+              progress.stop();
+              started = false;
+              break;
+            case 'warning':
+              out.warn(e.message);
+              break;
+          }
+        },
+      });
+      progress.stop();
+      out.result(report, copySummary(report));
+    });
+}
