@@ -6,6 +6,6 @@ export { type InventoryVm, type SelectedVm, type Selection, type TargetSpec, sel
 export { globToRegExp, isGlob } from './glob.js';
 export { recipeJsonSchema } from './json-schema.js';
 export type {
-  BackupPolicy, BackupRecipe, Concurrency, Connection, Hook, Hooks, Recipe, RecipeRepository, Report, RestoreItem, RestoreRecipe, Targets,
+  BackupPolicy, BackupRecipe, Concurrency, Connection, Hook, Hooks, Recipe, RecipeCopy, RecipeRepository, Report, RestoreItem, RestoreRecipe, Targets,
 } from './schema.js';
 export { backupRecipeSchema, recipeSchema, restoreRecipeSchema } from './schema.js';

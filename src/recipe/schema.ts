@@ -5,6 +5,7 @@
  * which is generated from these schemas (see json-schema.ts).
  */
 import { z } from 'zod';
+import { checkSetName } from '../repository/layout.js';
 import type { RetentionPolicy } from '../repository/retention.js';
 import { connectionSchema } from '../providers/vsphere/recipe-connection.js';
 import { globToRegExp } from './glob.js';
@@ -126,6 +127,17 @@ const common = {
   repository: repositorySchema,
 };
 
+/** A set name as repositories take it: checked here, so that a bad one is reported with its line. */
+const setName = text.refine((s) => { try { checkSetName(s); return true; } catch { return false; } }, {
+  error: (iss) => `${JSON.stringify(iss.input)} is not a set name: letters, digits, ".", "_" and "-", not starting with "." or "-"`,
+});
+
+/** After the backups (and retention): the generations the other repository lacks copied there, as `vmbkp copy` does. */
+export const copySchema = z.strictObject({
+  to: repositorySchema,
+  sets: z.array(setName).min(1).optional().describe('the sets to copy (default: the set of every VM this run backed up)'),
+});
+
 export const backupRecipeSchema = z.strictObject({
   version: z.literal(1),
   kind: z.literal('backup'),
@@ -135,6 +147,7 @@ export const backupRecipeSchema = z.strictObject({
   concurrency: concurrencySchema.prefault({}),
   bandwidth: rate.optional().describe('total limit over all streams: a number, B|kB|KB|KiB|MB|MiB|GB|GiB, /s'),
   hooks: hooksSchema.prefault({}),
+  copy: copySchema.optional().describe('after the backups and retention, copy the generations the repository `to` lacks there (an off-site copy): its path, or a mapping with its path and password source'),
   report: reportSchema.prefault({}),
 });
 
@@ -178,6 +191,7 @@ export type Concurrency = z.output<typeof concurrencySchema>;
 export type Hook = z.output<typeof hook>;
 export type Hooks = z.output<typeof hooksSchema>;
 export type Report = z.output<typeof reportSchema>;
+export type RecipeCopy = z.output<typeof copySchema>;
 export type BackupRecipe = z.output<typeof backupRecipeSchema>;
 export type RestoreItem = z.output<typeof restoreSchema>;
 export type RestoreRecipe = z.output<typeof restoreRecipeSchema>;
