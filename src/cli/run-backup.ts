@@ -1,17 +1,24 @@
 /** `vmbkp run` of a backup recipe: what the run and the dry run report, shown. */
 import type { BatchReport, VmResult } from '../app/backup-vms.js';
 import { type UnplannedVm, type VmPlan, planBackupRecipe } from '../app/dry-run.js';
-import { runBackupRecipe as runRecipe } from '../app/run-recipe.js';
+import { type CopyOutcome, runBackupRecipe as runRecipe } from '../app/run-recipe.js';
 import { openVcenterJob } from '../app/vcenter.js';
 import type { BackupRecipe } from '../recipe/index.js';
 import type { Output } from './context.js';
+import { copySummary } from './copy-report.js';
 import { bytes, duration, table } from './format.js';
 
 function modes(r: VmResult): string {
   return r.disks?.map((d) => d.mode).join(', ') || '-';
 }
 
-export function reportText(recipeName: string, r: BatchReport): string {
+function copyText(c: CopyOutcome): string {
+  if (!c.ok) return `copy to ${c.to} failed: ${c.error?.message ?? 'failed'}`;
+  if (!c.report) return `copy to ${c.to}: nothing to copy (no VM was backed up)`;
+  return `copy to ${c.to}: ${copySummary(c.report)}`;
+}
+
+export function reportText(recipeName: string, r: BatchReport & { readonly copy?: CopyOutcome }): string {
   const read = r.vms.reduce((n, v) => n + (v.disks ?? []).reduce((m, d) => m + d.bytesRead, 0), 0);
   const stored = r.vms.reduce((n, v) => n + (v.disks ?? []).reduce((m, d) => m + d.bytesStored, 0), 0);
   const rows = r.vms.map((v) => [
@@ -34,6 +41,7 @@ export function reportText(recipeName: string, r: BatchReport): string {
       : `  ${x.set}: kept ${x.keep!.join(', ')}${x.remove!.length ? `; removed ${x.remove!.join(', ')}` : ''}`));
     if (r.gc) lines.push('error' in r.gc ? `  gc failed: ${r.gc.error}` : `  gc freed ${bytes(r.gc.bytesFreed)}`);
   }
+  if (r.copy) lines.push('', copyText(r.copy));
   return lines.join('\n');
 }
 
@@ -56,12 +64,14 @@ function planText(recipeName: string, plans: readonly (VmPlan | UnplannedVm)[]):
 }
 
 export async function runBackupRecipe(recipePath: string, recipe: BackupRecipe, dryRunOnly: boolean, out: Output,
-  repositoryPassword: (() => Promise<string>) | undefined): Promise<void> {
+  repositoryPassword: (() => Promise<string>) | undefined, copyPassword?: () => Promise<string>): Promise<void> {
   const job = await openVcenterJob(recipe.connection, recipe.repository.path, repositoryPassword);
   try {
     if (dryRunOnly) {
       const plan = await planBackupRecipe(job, recipePath, recipe);
-      out.result({ dryRun: true, vms: plan.vms }, planText(recipePath, plan.vms));
+      const copy = recipe.copy ? { to: recipe.copy.to.path, sets: recipe.copy.sets ?? null } : undefined;
+      out.result({ dryRun: true, vms: plan.vms, ...(copy ? { copy } : {}) }, planText(recipePath, plan.vms)
+        + (copy ? `\n\nthen copy to ${copy.to} the generations it lacks of ${copy.sets ? `sets ${copy.sets.join(', ')}` : 'the sets backed up'}` : ''));
       if (plan.failure) throw plan.failure;
       return;
     }
@@ -69,7 +79,8 @@ export async function runBackupRecipe(recipePath: string, recipe: BackupRecipe, 
       if (e.type === 'warning') out.warn(e.message);
       else if (e.type === 'vm-event' && e.event.type === 'warning') out.warn(`VM ${e.vm}: ${e.event.message}`);
       else if (e.type === 'vm-done' && !e.result.ok) out.warn(`backup of VM ${e.vm} failed: ${e.result.error?.message}`);
-    });
+      else if (e.type === 'copy-event' && e.event.type === 'warning') out.warn(`copy: ${e.event.message}`);
+    }, copyPassword);
     if (out.json) out.result(run.report, '');
     else if (recipe.report.summary) out.result(run.report, reportText(recipePath, run.report));
     out.retries(job.repo);

@@ -28,7 +28,12 @@ export function register(program: Command): void {
       const password = source ? () => readRepositoryPassword(source) : existingPassword(opts) ?? (() => Promise.reject(new UsageError(
         `repository ${recipe.repository.path} is encrypted: give its password in recipe ${recipePath} (repository.passwordFile, passwordEnv or passwordCommand), `
         + 'or with --repo-password-file FILE, VMBKP_REPO_PASSWORD_FILE or VMBKP_REPO_PASSWORD_COMMAND')));
-      if (recipe.kind === 'backup') await runBackupRecipe(recipePath, recipe, !!opts.dryRun, out, password);
+      // The copy's destination: its own source in the recipe (copy.to), else the same ones.
+      const copyTo = recipe.kind === 'backup' ? recipe.copy?.to.path : undefined;
+      const copyPassword = copyTo === undefined ? undefined : existingPassword(opts) ?? (() => Promise.reject(new UsageError(
+        `repository ${copyTo} is encrypted: give its password in recipe ${recipePath} (copy.to.passwordFile, passwordEnv or passwordCommand), `
+        + 'or with --repo-password-file FILE, VMBKP_REPO_PASSWORD_FILE or VMBKP_REPO_PASSWORD_COMMAND')));
+      if (recipe.kind === 'backup') await runBackupRecipe(recipePath, recipe, !!opts.dryRun, out, password, copyPassword);
       else await runRestoreRecipe(recipePath, recipe, !!opts.dryRun, out, password);
     });
 }
