@@ -269,6 +269,17 @@ describe('vmbkp copy', () => {
     });
   }
 
+  it('init --from-repo refuses --chunk-size beside it (exit 2) and a source that is not there (exit 6); nothing is made', async () => {
+    const target = repo('dst-not-made');
+    const both = await vmbkp(['init', '--repo', target, '--from-repo', repo('src-enc'), '--chunk-size', '64K'], { env: FROM });
+    assert.equal(both.code, 2, both.stderr);
+    assert.match(oneLine(both.stderr), /^vmbkp: error: --chunk-size and --from-repo exclude each other/);
+    const none = await vmbkp(['init', '--repo', target, '--from-repo', repo('no-such-source')], { env: FROM });
+    assert.equal(none.code, 6, none.stderr);
+    assert.match(oneLine(none.stderr), /^vmbkp: error: no vmbkp repository at \S+no-such-source/);
+    await assert.rejects(fs.stat(target));
+  });
+
   async function killedCopy(failpoint: string, target: string, args: string[] = []): Promise<number> {
     const c = startVmbkp(['copy', '--from-repo', repo('src-enc'), '--repo', target, ...args], { env: { ...FROM, VMBKP_FAILPOINT: failpoint } });
     const result = await c.done;

@@ -138,6 +138,7 @@ async function readAndSend(req: CopyDiskRequest, reads: PackRead<Wanted>[], out:
   const count = Math.min(window, reads.length);
   const fromSlots = await fromPool.createSlots(count, { input: maxLength, output: maxRaw, digests: 0 });
   let toSlots: SlotSet | undefined;
+  req.onProgress?.({ bytesDone, bytesTotal });
   try {
     if (toPool) toSlots = await toPool.createSlots(count, { input: maxBlobs * chunkSize, output: maxBlobs * storedBound(chunkSize), digests: maxBlobs * DIGEST_LENGTH });
     const place = (b: Wanted, id: Uint8Array, added: number): void => {
