@@ -41,7 +41,7 @@ export interface FromRepoOptions extends FromRepoPasswordOptions {
 
 export function fromRepoPath(opts: FromRepoOptions): string {
   const r = opts.fromRepo ?? process.env['VMBKP_FROM_REPO'];
-  if (!r) throw new UsageError('no source repository given: pass --from-repo DIR or set VMBKP_FROM_REPO');
+  if (!r) throw new UsageError('no source repository given: pass --from-repo DIR (or s3:URL) or set VMBKP_FROM_REPO');
   return r;
 }
 

@@ -1,6 +1,7 @@
 /** `vmbkp copy --from-repo SRC --repo DEST`: generations the destination lacks, copied into it (off-site copies). */
 import type { Command } from 'commander';
 import { checkCopyPair, copyRepository } from '../../app/copy.js';
+import { storageReport } from '../../app/repository.js';
 import { UsageError } from '../../errors.js';
 import { type FromRepoOptions, type GlobalOptions, Output, fromRepoPath, openRepository, openSourceRepository, repoPath } from '../context.js';
 import { copySummary } from '../copy-report.js';
@@ -15,7 +16,7 @@ interface CopyOptions extends GlobalOptions, FromRepoOptions {
 export function register(program: Command): void {
   program.command('copy')
     .description('copy the generations another repository (--from-repo) has and this one (--repo) lacks: only missing chunks are sent')
-    .option('--from-repo <dir>', 'the repository to copy from (or set VMBKP_FROM_REPO)')
+    .option('--from-repo <repo>', 'the repository to copy from: a directory or s3:https://HOST[:PORT]/BUCKET[/PREFIX] (or set VMBKP_FROM_REPO)')
     .option('--from-repo-password-file <file>', 'file holding its password (first line); or set VMBKP_FROM_REPO_PASSWORD_FILE or VMBKP_FROM_REPO_PASSWORD_COMMAND')
     .option('--set <name>', 'a set to copy (repeatable; default: every set)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--generation <n>', 'only this generation of the set (needs one --set), or latest: the newest of each set')
@@ -62,6 +63,11 @@ export function register(program: Command): void {
         },
       });
       progress.stop();
-      out.result(report, copySummary(report));
+      // What a remote repository needed besides its requests (retries), for each that is one.
+      const [fromStorage, toStorage] = [storageReport(from).storage, storageReport(to).storage];
+      const storage = fromStorage || toStorage ? { storage: { ...(fromStorage ? { from: fromStorage } : {}), ...(toStorage ? { to: toStorage } : {}) } } : {};
+      out.result({ ...report, ...storage }, copySummary(report));
+      out.retries(from);
+      out.retries(to);
     });
 }

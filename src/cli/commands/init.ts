@@ -38,7 +38,7 @@ export function register(program: Command): void {
     .option('--key-label <text>', 'a label for the first key, shown by key list')
     .option('--lock-days <days>', 'S3 only: lock every object written for this many days (S3 Object Lock): nobody can delete a backup sooner')
     .option('--lock-mode <mode>', 'with --lock-days: compliance (the default: nobody can lift it) or governance (users with s3:BypassGovernanceRetention can)')
-    .option('--from-repo <dir>', "a repository to copy from later (vmbkp copy): take its chunk size and, both being encrypted, its master key (wrapped with this repository's password)")
+    .option('--from-repo <repo>', "a repository (directory or s3:URL) to copy from later (vmbkp copy): take its chunk size and, both being encrypted, its master key (wrapped with this repository's password)")
     .option('--from-repo-password-file <file>', 'file holding its password (first line); or set VMBKP_FROM_REPO_PASSWORD_FILE or VMBKP_FROM_REPO_PASSWORD_COMMAND')
     .action(async (opts: InitOptions) => {
       const out = new Output(!!opts.json);
