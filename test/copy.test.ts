@@ -343,6 +343,27 @@ describe('vmbkp copy', () => {
     assert.deepEqual(report.generations.map((g) => g.status), ['present', 'copied', 'copied', 'copied']);
   });
 
+  it('two copies at once: the generation both sent is committed once', async () => {
+    const target = repo('dst-twice');
+    await init(target);
+    // The first stops after sending its first generation, before committing it …
+    const first = startVmbkp(['copy', '--from-repo', repo('src-enc'), '--repo', target, '--json'], { env: { ...FROM, VMBKP_FAILPOINT: 'copy:before-commit:pause' } });
+    await first.stderrMatching(/failpoint copy:before-commit: paused/);
+    // … while the second copies everything.
+    const second = await copyJson(repo('src-enc'), target);
+    assert.equal(second.report.copied, 4);
+    first.child.kill('SIGUSR2');
+    const r = await first.done;
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout) as CopyJson;
+    assert.deepEqual(report.generations.map((g) => [g.set, g.from, g.to, g.status]),
+      [['vm1', 1, 1, 'present'], ['vm1', 2, 2, 'present'], ['vm1', 3, 3, 'present'], ['vm2', 1, 1, 'present']]);
+    assert.ok(report.generations[0]!.chunksRead > 0, 'the first had read and sent its generation before it found it committed');
+    const got = await generations(target);
+    assert.deepEqual(got, await generations(repo('src-enc')), 'each generation once, numbered as in the source');
+    assertVerifies(await verifyJson(target), 'verify');
+  });
+
   it('a corrupt source chunk: exit 5 in one line naming the generation and the chunk; nothing committed for that generation', async () => {
     const source = repo('src-corrupt');
     await fs.cp(repo('src-enc'), source, { recursive: true });

@@ -176,12 +176,12 @@ class CopyJob {
     const there = new Map<string, number>();
     const seen = new Set<number>();
     let latest = 0;
-    const learn = async () => {
-      for (const r of await to.listGenerations(set)) {
-        if (seen.has(r.generation)) continue;
-        there.set((await to.readGeneration(set, r.generation)).id, r.generation);
-        seen.add(r.generation);
-        latest = Math.max(latest, r.generation);
+    const learn = async (numbers?: readonly number[]) => {
+      for (const n of numbers ?? (await to.listGenerations(set)).map((r) => r.generation)) {
+        if (seen.has(n)) continue;
+        there.set((await to.readGeneration(set, n)).id, n);
+        seen.add(n);
+        latest = Math.max(latest, n);
       }
     };
     await learn();
@@ -200,20 +200,21 @@ class CopyJob {
       // The newest earlier generation both hold: where a chunk's destination id can be looked up by position.
       const base = this.compat.sameIds ? undefined : source.filter((g) => g.generation < m.generation && there.has(g.id)).pop();
       const copied = await this.copyGeneration(m, base && { from: base, to: there.get(base.id)! });
-      // Another copy may have committed the same generation meanwhile: then ours is not needed.
-      await learn();
-      const meanwhile = there.get(m.id);
-      if (meanwhile !== undefined) {
-        this.done({ ...record, to: meanwhile, status: 'present', ...copied.counters });
+      const manifest: GenerationManifest = { ...m, generation: latest + 1, disks: copied.disks };
+      const commit = await commitAsNext(to, manifest, {
+        onWarning: (message) => this.emit({ type: 'warning', message }),
+        // Under the set's commit lock: another copy may have committed the generation meanwhile, then ours is not needed.
+        alreadyThere: async (numbers) => { await learn(numbers); return there.get(m.id); },
+      });
+      if (!commit.committed) {
+        this.done({ ...record, to: commit.generation, status: 'present', ...copied.counters });
         continue;
       }
-      const manifest: GenerationManifest = { ...m, generation: latest + 1, disks: copied.disks };
-      await commitAsNext(to, manifest);
       await failpoint('copy:committed');
-      there.set(m.id, manifest.generation);
-      seen.add(manifest.generation);
-      latest = Math.max(latest, manifest.generation);
-      this.done({ ...record, to: manifest.generation, status: 'copied', ...copied.counters });
+      there.set(m.id, commit.generation);
+      seen.add(commit.generation);
+      latest = Math.max(latest, commit.generation);
+      this.done({ ...record, to: commit.generation, status: 'copied', ...copied.counters });
     }
   }
 
