@@ -353,7 +353,14 @@ describe('vmbkp copy', () => {
     const second = await copyJson(repo('src-enc'), target);
     assert.equal(second.report.copied, 4);
     first.child.kill('SIGUSR2');
+    // Were it to commit its generation anyway, it would go on to the next one and pause there again.
+    const outcome = await Promise.race([
+      first.done.then(() => 'exited'),
+      first.stderrMatching(/paused[\s\S]*paused/).then(() => 'paused again', () => 'exited'),
+    ]);
+    if (outcome !== 'exited') first.child.kill('SIGKILL');
     const r = await first.done;
+    assert.equal(outcome, 'exited', `the first copy went on to copy another generation: ${r.stderr}`);
     assert.equal(r.code, 0, r.stderr);
     const report = JSON.parse(r.stdout) as CopyJson;
     assert.deepEqual(report.generations.map((g) => [g.set, g.from, g.to, g.status]),
