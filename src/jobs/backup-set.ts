@@ -169,9 +169,16 @@ export async function backupSet(req: BackupSetRequest): Promise<GenerationManife
           manifest.generation++;
         }
       }
+    } catch (err) {
+      await commit.releaseAfterFailure();
+      throw err;
     } finally {
       await commit.release();
     }
+  } catch (err) {
+    await workers.release();
+    await lock.releaseAfterFailure();
+    throw err;
   } finally {
     await workers.release();
     await lock.release();

@@ -50,6 +50,9 @@ export async function gc(req: GcRequest): Promise<GcResult> {
     // Credentials that may not delete (an append-only user) are refused before anything is written.
     await req.repo.backend.checkDeletable?.();
     return await run(req.repo);
+  } catch (err) {
+    await lock.releaseAfterFailure();
+    throw err;
   } finally {
     await lock.release();
   }
