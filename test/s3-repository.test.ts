@@ -125,7 +125,8 @@ function conformanceBucket(): Promise<string> {
 
 // ---------------------------------------------------------------------------------------------
 
-describe('round trip on S3: full, incr, diff', () => {
+// Suites but the gateway's run their tests two at a time: much of their time is spent waiting on processes and RGW.
+describe('round trip on S3: full, incr, diff', { concurrency: 2 }, () => {
   for (const kind of REPOSITORY_KINDS) {
     it(`${kind} repository: every generation restores byte-identical, verify --read-data passes`, async () => {
       const { repo } = await newRepo(initArgs(kind));
@@ -155,7 +156,7 @@ describe('round trip on S3: full, incr, diff', () => {
 
 // ---------------------------------------------------------------------------------------------
 
-describe('a vmbkp killed mid-backup (SIGKILL at a failpoint)', () => {
+describe('a vmbkp killed mid-backup (SIGKILL at a failpoint)', { concurrency: 2 }, () => {
   for (const failpoint of ['flush:packs-written', 'backup:before-commit']) {
     it(`killed at ${failpoint}: verify passes, gc reclaims what it wrote, the next backup succeeds and restores exactly`, async () => {
       const { repo, bucket, prefix } = await newRepo();
@@ -379,7 +380,7 @@ async function backupsTogether(repo: string, backups: { set: string; image: stri
   });
 }
 
-describe('several writers into one repository at once', () => {
+describe('several writers into one repository at once', { concurrency: 2 }, () => {
   it('two backups of different sets at once: both listed, each restores exactly', async () => {
     const { repo, bucket, prefix } = await newRepo();
     const reports = await backupsTogether(repo, [{ set: 'web', image: 'b' }, { set: 'db', image: 'c' }]);
