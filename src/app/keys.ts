@@ -124,6 +124,9 @@ export async function removeRepositoryKey(repo: Repository, prefix: string, onWa
     const removed = info(repo, key);
     await repo.removeKey(key);
     return removed;
+  } catch (err) {
+    await lock.releaseAfterFailure();
+    throw err;
   } finally {
     await lock.release();
   }
@@ -151,6 +154,9 @@ export async function changeRepositoryPassword(repo: Repository, key: Omit<NewKe
     }
     repo.useKey(added);
     return { added: info(repo, added), removed: { ...removed, current: false } };
+  } catch (err) {
+    await lock.releaseAfterFailure();
+    throw err;
   } finally {
     await lock.release();
   }

@@ -156,6 +156,11 @@ export async function backupSet(req: BackupSetRequest): Promise<GenerationManife
     // Two backups of one set (from two hosts, say) may finish together: one at a time numbers and writes its manifest.
     await commitAsNext(repo, manifest, { onWarning: (message) => emit({ type: 'warning', message }) });
     return manifest;
+  } catch (err) {
+    // The backup's own error, not a lock release that fails in the same outage, is what the user sees.
+    await workers.release();
+    await lock.releaseAfterFailure();
+    throw err;
   } finally {
     await workers.release();
     await lock.release();

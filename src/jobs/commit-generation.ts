@@ -44,6 +44,9 @@ export async function commitAsNext(repo: Repository, manifest: GenerationManifes
         manifest.generation++;
       }
     }
+  } catch (err) {
+    await commit.releaseAfterFailure();
+    throw err;
   } finally {
     await commit.release();
   }

@@ -56,6 +56,9 @@ export async function restoreDiskJob(job: RestoreDiskJob): Promise<RestoreDiskRe
     } finally {
       await workers.release();
     }
+  } catch (err) {
+    await lock.releaseAfterFailure();
+    throw err;
   } finally {
     await lock.release();
   }

@@ -50,6 +50,9 @@ export async function gc(req: GcRequest): Promise<GcResult> {
     // Credentials that may not delete (an append-only user) are refused before anything is written.
     await req.repo.backend.checkDeletable?.();
     return await run(req.repo);
+  } catch (err) {
+    await lock.releaseAfterFailure();
+    throw err;
   } finally {
     await lock.release();
   }
@@ -110,7 +113,8 @@ async function run(repo: Repository): Promise<GcResult> {
   let lockedDead = { packs: 0, bytes: 0, until: 0 };
   for (const id of ids.filter((i) => pinned.has(i))) {
     const c = contents.get(id) ?? new Map<string, BlobLocation>();
-    if (![...c.keys()].every((hex) => referenced.has(hex) && !claimed.has(hex))) {
+    // A pack no index file lists (a crashed backup's) holds nothing live: all of it is dead.
+    if (c.size === 0 || ![...c.keys()].every((hex) => referenced.has(hex) && !claimed.has(hex))) {
       lockedDead = { packs: lockedDead.packs + 1, bytes: lockedDead.bytes + (packSizes.get(id) ?? 0), until: Math.max(lockedDead.until, pinned.get(id)!) };
     }
     for (const hex of c.keys()) if (referenced.has(hex)) claimed.add(hex);

@@ -106,6 +106,7 @@ export class RepositoryLock {
   private name: string;
   private timer: NodeJS.Timeout | undefined;
   private refreshing: Promise<void> = Promise.resolve();
+  private released = false;
 
   private readonly backend: StorageBackend;
 
@@ -165,7 +166,7 @@ export class RepositoryLock {
         throw new RepositoryLockedError(`repository ${backend.location} is locked by ${describe(r)}; ${operation} needs it ${kind === 'exclusive' ? 'to itself' : 'without an exclusive holder'}, try again when it is done`);
       }
     } catch (err) {
-      await lock.release();
+      await lock.releaseAfterFailure();
       throw err;
     }
     lock.timer = setInterval(() => { lock.refreshing = lock.refresh(); }, REFRESH_MS);
@@ -190,10 +191,22 @@ export class RepositoryLock {
     }
   }
 
+  /** Removes the lock; once only (a second call does nothing). */
   async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
     if (this.timer) clearInterval(this.timer);
     await this.refreshing;
     await this.backend.remove(this.name);
+  }
+
+  /**
+   * Releases the lock of an operation that failed. A release that fails too (the storage is
+   * gone, most likely the same outage) is not reported: the operation's own error says what
+   * went wrong, and the lock left behind is stale, cleared like a crashed process's.
+   */
+  async releaseAfterFailure(): Promise<void> {
+    await this.release().catch(() => {});
   }
 }
 

@@ -61,6 +61,9 @@ export async function prune(req: PruneRequest): Promise<PruneResult> {
       }
     }
     return { ...decision, remove, locked, set: req.set, dryRun: req.dryRun };
+  } catch (err) {
+    await lock.releaseAfterFailure();
+    throw err;
   } finally {
     await lock.release();
   }

@@ -40,6 +40,9 @@ export async function verify(req: VerifyRequest): Promise<VerifyReport> {
   const lock = await RepositoryLock.acquire(repo, 'shared', 'verify', req.onWarning);
   try {
     return await run(req);
+  } catch (err) {
+    await lock.releaseAfterFailure();
+    throw err;
   } finally {
     await lock.release();
   }

@@ -260,12 +260,26 @@ export class S3Backend implements StorageBackend {
   async remove(name: string): Promise<void> {
     const Key = this.key(name);
     const Bucket = this.where.bucket;
+    let versioned: boolean;
     try {
-      if (!(await this.isVersioned())) {
+      versioned = await this.isVersioned();
+    } catch (err) {
+      throw this.fail(`removing ${name} from`, err);
+    }
+    let versions: string[] | undefined;
+    if (versioned) {
+      try {
+        versions = await this.versionsOf(Key);
+      } catch (err) {
+        throw this.fail(`listing the versions of ${name} in`, err, 's3:ListBucketVersions');
+      }
+    }
+    try {
+      if (!versions) {
         await this.retry(() => this.client.send(new DeleteObjectCommand({ Bucket, Key })));
         return;
       }
-      for (const VersionId of await this.versionsOf(Key)) {
+      for (const VersionId of versions) {
         await this.retry(() => this.client.send(new DeleteObjectCommand({ Bucket, Key, VersionId })));
       }
     } catch (err) {
