@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
+import { storageReport } from '../../app/repository.js';
 import { restoreDiskTo } from '../../app/restore-disk.js';
 import { type GlobalOptions, Output, openRepository } from '../context.js';
 import { bytes, duration, rate } from '../format.js';
@@ -65,7 +66,8 @@ export function register(program: Command): void {
       onWarning: (m) => out.warn(m),
     });
     progress.stop();
-    out.result(result, `restored set ${result.set} generation ${result.generation} disk ${result.disk} to ${result.target}: `
+    out.result({ ...result, ...storageReport(repo) }, `restored set ${result.set} generation ${result.generation} disk ${result.disk} to ${result.target}: `
       + `${bytes(result.size)} disk, ${bytes(result.bytesWritten)} written in ${duration(result.durationMs)} (${rate(result.bytesWritten, result.durationMs)}), every chunk verified`);
+    out.retries(repo);
   });
 }
