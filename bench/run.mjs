@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // vmbkp benchmark: vmbkp against restic and borg on the same disk images, in one run.
 //
-//   npm run bench -- [--size 2G] [--dir bench/out] [--keep] [--json FILE] [--tools vmbkp,restic,borg] [--plaintext-first]
+//   npm run bench -- [--size 2G] [--dir bench/out] [--keep] [--json FILE] [--tools vmbkp,restic,borg] [--plaintext-first] [--no-s3]
 //   node bench/run.mjs ...                       (after `npm run build`)
 //
 // vmbkp runs twice on the same images: on an encrypted repository (`vmbkp init` as users get
@@ -19,6 +19,16 @@
 // The oldest generation is also served with `vmbkp serve` and read whole by nbdcopy (to null:
 // and to a file), for instant access beside restore (when nbdcopy is installed).
 //
+// On S3: unless --no-s3, the encrypted vmbkp repository also lives in a bucket on a real S3
+// server, Ceph's RADOS Gateway on loopback (scripts/s3.mjs, started here with an OSD of
+// max(8 GiB, 2 × the image), stopped at the end, on failure and on SIGINT/SIGTERM; skipped
+// with a note when Ceph is not installed). Its full backup, incr (the same changed extents)
+// and restore of the newest generation run right after the same local steps; the section
+// "Object storage" gives backup and restore speed on RGW ÷ local-directory speed (bound
+// ≥ 0.6 each), the retries the commands counted, the CPU the server's daemons used during
+// each step (/proc/PID/stat, utime + stime: the 2 cores are shared) and its requests (RGW's
+// perf counters through its admin socket, sizes and latencies from its access log).
+//
 // The work directory holds images/, work/, repos/, restore/ and caches/ (restic's cache and
 // BORG_BASE_DIR): these are emptied at the start and removed at the end unless --keep, or
 // unless the run failed, so that what went wrong can be looked at.
@@ -28,6 +38,7 @@
 // 1 when a command failed or a restored image's SHA-256 differs from its source; 2 on bad usage.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn, execFileSync } from 'node:child_process';
@@ -52,25 +63,36 @@ const VMBKP_VARIANTS = [
   { key: 'vmbkp', name: 'vmbkp', title: 'vmbkp (encrypted)', encrypted: true, init: [] },
   { key: 'vmbkpPlain', name: 'vmbkp-plain', title: 'vmbkp (plaintext)', encrypted: false, init: ['--encryption', 'none'] },
 ];
+/** The encrypted repository again, in a bucket on the S3 server (RGW on loopback). */
+const VMBKP_S3 = { key: 'vmbkpS3', name: 'vmbkp-s3', title: 'vmbkp on S3 (encrypted; Ceph RGW on loopback)', encrypted: true, init: [], s3: true };
 /** `vmbkp list` runs per repository, for the cost of opening one. */
 const LIST_RUNS = 3;
 /** Issue 14's bounds: encryption costs ≤ 10 % of time, and encrypted vmbkp is ≥ 1.8× restic's speed. */
 const ENC_OVER_PLAIN_MAX = 1.10;
 const RESTIC_OVER_ENC_MIN = 1.8;
+/** The S3 server: scripts/s3.mjs, its OSD at least this large (memstore: RAM, about 2× what is stored), the bucket. */
+const s3Script = path.join(repoRoot, 'scripts/s3.mjs');
+const S3_MIN_OSD_BYTES = 8 * 1024 ** 3;
+const S3_BUCKET = 'vmbkp-bench';
+/** What scripts/s3.mjs runs (Debian: ceph-mon ceph-osd radosgw ceph-common). */
+const CEPH_COMMANDS = ['monmaptool', 'ceph-mon', 'ceph-osd', 'ceph', 'radosgw', 'radosgw-admin'];
+/** Speed on RGW ÷ speed on a local directory, backup and restore: at least this. */
+const S3_OVER_LOCAL_MIN = 0.6;
 
 // ---------------------------------------------------------------------------------------------
 // Options
 
 function usage(code) {
   (code ? process.stderr : process.stdout).write(
-    'usage: node bench/run.mjs [--size 2G] [--dir DIR] [--keep] [--json FILE] [--tools vmbkp,restic,borg] [--plaintext-first]\n'
+    'usage: node bench/run.mjs [--size 2G] [--dir DIR] [--keep] [--json FILE] [--tools vmbkp,restic,borg] [--plaintext-first] [--no-s3]\n'
     + '  --size SIZE   image size (K/M/G/T suffix), default 2G\n'
     + '  --dir DIR     work directory, default bench/out (created)\n'
     + '  --keep        keep the images, repositories and restored files\n'
     + '  --json FILE   also write every raw figure to FILE\n'
     + '  --tools LIST  tools to run, default all of vmbkp,restic,borg (restic and borg only if installed);\n'
     + '                vmbkp runs on an encrypted and on a plaintext repository\n'
-    + '  --plaintext-first  run each vmbkp step on the plaintext repository before the encrypted one\n');
+    + '  --plaintext-first  run each vmbkp step on the plaintext repository before the encrypted one\n'
+    + '  --no-s3       skip the steps on an S3 repository (Ceph RGW on loopback, scripts/s3.mjs)\n');
   process.exit(code);
 }
 
@@ -80,7 +102,7 @@ function parseArgs(argv) {
     ({ values } = parseCliArgs({ args: argv, strict: true, options: {
       size: { type: 'string', default: '2G' }, dir: { type: 'string' }, json: { type: 'string' },
       keep: { type: 'boolean', default: false }, tools: { type: 'string' }, help: { type: 'boolean', short: 'h' },
-      'plaintext-first': { type: 'boolean', default: false },
+      'plaintext-first': { type: 'boolean', default: false }, 'no-s3': { type: 'boolean', default: false },
     } }));
   } catch (err) { console.error(err.message); usage(2); }
   if (values.help) usage(0);
@@ -89,6 +111,7 @@ function parseArgs(argv) {
     dir: values.dir === undefined ? path.join(repoRoot, 'bench/out') : path.resolve(values.dir),
     keep: values.keep,
     plaintextFirst: values['plaintext-first'],
+    s3: !values['no-s3'],
     json: values.json === undefined ? null : path.resolve(values.json),
     tools: values.tools === undefined ? [...ALL_TOOLS] : values.tools.split(',').map((t) => t.trim()).filter(Boolean),
   };
@@ -121,6 +144,8 @@ const hasGnuTime = (() => {
 })();
 
 const tmpTimeFile = path.join(os.tmpdir(), `vmbkp-bench-time-${process.pid}.txt`);
+/** The measured commands running now: a signal stops them before the run ends. */
+const running = new Set();
 const devNull = fs.openSync('/dev/null', 'w');
 
 /**
@@ -134,13 +159,16 @@ function run(label, cmd, args, { cwd = repoRoot, env = process.env, stdoutNull =
   if (hasGnuTime) fs.rmSync(tmpTimeFile, { force: true });
   return new Promise((resolve, reject) => {
     const start = process.hrtime.bigint();
-    const child = spawn(exe, argv, { cwd, env, stdio: ['ignore', stdoutNull ? devNull : 'pipe', 'pipe'] });
+    // Its own process group, so that a signal to the bench stops the command (GNU time does not pass SIGTERM on).
+    const child = spawn(exe, argv, { cwd, env, detached: true, stdio: ['ignore', stdoutNull ? devNull : 'pipe', 'pipe'] });
+    running.add(child);
     const out = [];
     const err = [];
     child.stdout?.on('data', (d) => out.push(d));
     child.stderr.on('data', (d) => err.push(d));
     child.on('error', (e) => reject(new BenchError(`${label}: cannot run ${cmd}: ${e.message}`)));
     child.on('close', (code, signal) => {
+      running.delete(child);
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
       const stdout = Buffer.concat(out).toString('utf8');
       const stderr = Buffer.concat(err).toString('utf8');
@@ -282,19 +310,208 @@ function verify(tool, what, file, expected, expectedName) {
   return ok;
 }
 
+// ---------------------------------------------------------------------------------------------
+// The S3 server (scripts/s3.mjs): Ceph's RADOS Gateway on loopback
+
+/** The server of this run while it runs: stopped at the end, on failure and on a signal. */
+let s3Server = null;
+
+const CLK_TCK = (() => { try { return Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100; } catch { return 100; } })();
+
+/** Why the S3 steps cannot run here (the Ceph commands scripts/s3.mjs needs), or null. */
+function cephMissing() {
+  const missing = CEPH_COMMANDS.filter((c) => !onPath(c));
+  return missing.length ? `Ceph is not installed (${missing.join(', ')} not found; Debian: apt-get install ceph-mon ceph-osd radosgw ceph-common)` : null;
+}
+
+/**
+ * Starts scripts/s3.mjs and waits for its JSON line. Its stdin stays open: the end of it (this
+ * process exiting, however it exits) stops the server, so nothing outlives the run.
+ */
+async function startS3Server(osdBytes) {
+  const started = process.hrtime.bigint();
+  const child = spawn(process.execPath, [s3Script, '--size', String(osdBytes)], { stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stdin.on('error', () => { /* gone: the exit says why */ });
+  let stderr = '';
+  child.stderr.on('data', (x) => { stderr = (stderr + x).slice(-8000); });
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const server = { child, exited, info: null, osdBytes, stderr: () => stderr };
+  s3Server = server;
+  const line = await new Promise((resolve, reject) => {
+    let out = '';
+    const onData = (x) => {
+      out += x;
+      const i = out.indexOf('\n');
+      if (i >= 0) { child.stdout.off('data', onData); resolve(out.slice(0, i)); }
+    };
+    child.stdout.on('data', onData);
+    exited.then(({ code, signal }) => reject(new BenchError(`scripts/s3.mjs exited (${signal ?? code}) before the server was ready: ${stderr.trim()}`)));
+  });
+  child.stdout.resume();
+  server.info = parseJsonOutput('scripts/s3.mjs', line);
+  server.startSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+  server.rgwLog = path.join(server.info.dir, 'client.rgw.log');
+  server.rgwSocket = path.join(server.info.dir, 'client.rgw.asok');
+  try { server.pids = fs.readFileSync(path.join(server.info.dir, 'pids'), 'utf8').split(/\s+/).filter(Boolean).map(Number); } catch { server.pids = []; }
+  return server;
+}
+
+/** Stops the server (end of stdin; SIGTERM after 30 s, SIGKILL after 60 s) and waits until it is gone. */
+async function stopS3Server() {
+  const server = s3Server;
+  if (!server) return null;
+  s3Server = null;
+  const started = process.hrtime.bigint();
+  const { child } = server;
+  if (child.exitCode === null && child.signalCode === null) {
+    child.stdin.end();
+    const term = setTimeout(() => child.kill('SIGTERM'), 30_000);
+    const kill = setTimeout(() => child.kill('SIGKILL'), 60_000); // its watchdog then kills the daemons and removes the directory
+    await server.exited;
+    clearTimeout(term); clearTimeout(kill);
+  }
+  const { code, signal } = await server.exited;
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  if (server.info && fs.existsSync(server.info.dir)) log(`s3: ${server.info.dir} is still there after the server stopped`);
+  const alive = (server.pids ?? []).filter((pid) => { try { process.kill(pid, 0); return true; } catch { return false; } });
+  if (alive.length) log(`s3: daemons ${alive.join(' ')} still running after the server stopped`);
+  log(`s3: server stopped in ${fmtS(seconds)} s (${signal ?? `exit status ${code}`})`);
+  return { seconds, code, signal };
+}
+
+/** CPU seconds (utime + stime, every thread) of the server's daemons, by name (ceph-mon, ceph-osd, radosgw). */
+function daemonCpu(server) {
+  const out = {};
+  let pids = [];
+  try { pids = fs.readFileSync(path.join(server.info.dir, 'pids'), 'utf8').split(/\s+/).filter(Boolean).map(Number); } catch { return null; }
+  for (const pid of pids) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out[name] = (out[name] ?? 0) + (Number(f[11]) + Number(f[12])) / CLK_TCK; // fields 14 and 15
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+/** One command to a Ceph admin socket: the command as JSON and a NUL; the answer is a 32-bit length and JSON. */
+function adminSocket(sock, prefix) {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(sock);
+    const chunks = [];
+    const timer = setTimeout(() => { s.destroy(); reject(new Error(`${sock}: no answer within 10 s`)); }, 10_000);
+    s.on('connect', () => s.write(`${JSON.stringify({ prefix })}\0`));
+    s.on('data', (x) => chunks.push(x));
+    s.on('error', (e) => { clearTimeout(timer); reject(e); });
+    s.on('end', () => {
+      clearTimeout(timer);
+      const b = Buffer.concat(chunks);
+      try { resolve(JSON.parse(b.subarray(4, 4 + b.readUInt32BE(0)).toString('utf8'))); } catch (e) { reject(e); }
+    });
+  });
+}
+
+/** What the server has done so far: its daemons' CPU, RGW's request counters, where its access log ends. */
+async function serverSnapshot(server) {
+  let rgw = null;
+  try {
+    const c = (await adminSocket(server.rgwSocket, 'perf dump')).rgw;
+    rgw = { req: c.req, failedReq: c.failed_req, get: c.get, getBytes: c.get_b, put: c.put, putBytes: c.put_b };
+  } catch (e) { log(`s3: RGW's perf counters unreadable: ${e.message}`); }
+  let logBytes = null;
+  try { logBytes = fs.statSync(server.rgwLog).size; } catch { /* no log */ }
+  return { cpu: daemonCpu(server), rgw, logBytes };
+}
+
+const ACCESS_LINE = /beast: \S+ \S+ - \S+ \[[^\]]*\] "([A-Z]+) (\S+) HTTP\/[\d.]+" (\d{3}) (\d+|-) .* latency=([\d.]+)s/;
+
+/** RGW's access-log lines from `from` on: per method, requests, bytes (the body sent or received), sizes and latencies. */
+function accessLog(server, from, end) {
+  const out = {};
+  let text = '';
+  try {
+    const fd = fs.openSync(server.rgwLog, 'r');
+    const buf = Buffer.alloc(Math.max(0, end - from));
+    fs.readSync(fd, buf, 0, buf.length, from);
+    fs.closeSync(fd);
+    text = buf.toString('utf8');
+  } catch { return null; }
+  for (const line of text.split('\n')) {
+    const m = ACCESS_LINE.exec(line);
+    if (!m) continue;
+    const [, method, , status, size, latency] = m;
+    const o = (out[method] ??= { count: 0, bytes: 0, sizes: [], latencies: [], statuses: {} });
+    o.count++;
+    const n = size === '-' ? 0 : Number(size);
+    o.bytes += n;
+    o.sizes.push(n);
+    o.latencies.push(Number(latency));
+    o.statuses[status] = (o.statuses[status] ?? 0) + 1;
+  }
+  return out;
+}
+
+/** Sizes and latencies of one method's requests, for the report and the JSON. */
+function requestSummary(o) {
+  if (!o) return null;
+  const sizes = [...o.sizes].sort((a, b) => a - b);
+  const lat = [...o.latencies].sort((a, b) => a - b);
+  const q = (a, f) => (a.length ? a[Math.min(a.length - 1, Math.floor(f * a.length))] : null);
+  const buckets = { under1MiB: 0, from1to4MiB: 0, from4to8MiB: 0, atLeast8MiB: 0 };
+  for (const n of sizes) {
+    if (n < MiB) buckets.under1MiB++; else if (n < 4 * MiB) buckets.from1to4MiB++; else if (n < 8 * MiB) buckets.from4to8MiB++; else buckets.atLeast8MiB++;
+  }
+  return {
+    count: o.count, bytes: o.bytes, statuses: o.statuses,
+    minBytes: sizes[0] ?? null, medianBytes: q(sizes, 0.5), maxBytes: sizes[sizes.length - 1] ?? null, meanBytes: o.count ? o.bytes / o.count : null,
+    sizeBuckets: buckets,
+    latencySecondsSum: lat.reduce((a, b) => a + b, 0), latencyMedianSeconds: q(lat, 0.5), latencyP90Seconds: q(lat, 0.9), latencyMaxSeconds: lat[lat.length - 1] ?? null,
+  };
+}
+
+/** What the server did between two snapshots: CPU by daemon, RGW's counters, the requests by method. */
+async function serverDelta(server, before) {
+  const after = await serverSnapshot(server);
+  const cpu = {};
+  if (before.cpu && after.cpu) for (const k of Object.keys(after.cpu)) cpu[k] = Math.round((after.cpu[k] - (before.cpu[k] ?? 0)) * 100) / 100;
+  const cpuTotal = Object.values(cpu).reduce((a, b) => a + b, 0);
+  let rgw = null;
+  if (before.rgw && after.rgw) rgw = Object.fromEntries(Object.keys(after.rgw).map((k) => [k, after.rgw[k] - before.rgw[k]]));
+  // The access log is written by a log thread: wait (up to 3 s) until it holds the requests the counters saw.
+  let requests = null;
+  if (before.logBytes != null) {
+    for (let i = 0; i < 30; i++) {
+      let end = after.logBytes;
+      try { end = fs.statSync(server.rgwLog).size; } catch { /* keep */ }
+      requests = accessLog(server, before.logBytes, end);
+      const seen = requests ? Object.values(requests).reduce((n, o) => n + o.count, 0) : 0;
+      if (!rgw || seen >= rgw.req) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  const byMethod = requests ? Object.fromEntries(Object.entries(requests).map(([k, o]) => [k, requestSummary(o)])) : null;
+  return { cpuSeconds: cpu, cpuSecondsTotal: Math.round(cpuTotal * 100) / 100, rgw, requests: byMethod };
+}
+
 /**
  * One vmbkp repository under test: its directory, the environment of every command on it
  * (the password file for the encrypted one), and its figures in results.tools[key].
  */
-function vmbkpVariant(d, v) {
+function vmbkpVariant(d, v, server = null) {
   const env = { ...process.env };
   for (const k of ['VMBKP_REPO', 'VMBKP_REPO_PASSWORD_FILE', 'VMBKP_REPO_PASSWORD_COMMAND', 'VMBKP_KDF_MEMORY']) delete env[k];
   if (v.encrypted) env.VMBKP_REPO_PASSWORD_FILE = d.passwordFile;
+  if (server) {
+    // The server's own user, and nothing from this shell's AWS set-up.
+    for (const k of Object.keys(env)) if (k.startsWith('AWS_') || k === 'VMBKP_S3_CA_FILE') delete env[k];
+    Object.assign(env, { AWS_ACCESS_KEY_ID: server.info.accessKeyId, AWS_SECRET_ACCESS_KEY: server.info.secretAccessKey, AWS_REGION: server.info.region });
+  }
   const t = { title: v.title, encrypted: v.encrypted, steps: {} };
   results.tools[v.key] = t; // partial figures survive a failure
   return {
     ...v, env, t,
-    repo: path.join(d.repos, v.key),
+    repo: server ? `s3:${server.info.endpoint}/${S3_BUCKET}` : path.join(d.repos, v.key),
     vm: (label, args) => run(`${v.name} ${label}`, process.execPath, [vmbkpBin, ...args], { env }),
   };
 }
@@ -305,11 +522,19 @@ function vmbkpVariant(d, v) {
  * page cache, so that the machine's noise falls on both alike. The extras (nbdkit, serve) run
  * on the encrypted repository only: it is what users get.
  */
-async function benchVmbkp(d, img, plaintextFirst) {
+async function benchVmbkp(d, img, plaintextFirst, server) {
   if (!fs.existsSync(vmbkpBin)) throw new BenchError(`${vmbkpBin} not found: the vmbkp CLI is missing`);
   fs.writeFileSync(d.passwordFile, `${VMBKP_PASSWORD}\n`, { mode: 0o600 });
   const enc = vmbkpVariant(d, VMBKP_VARIANTS[0]);
   const plain = vmbkpVariant(d, VMBKP_VARIANTS[1]);
+  /** The S3 repository's steps follow the same local steps; the rest (diff, restore oldest, list, serve, nbdkit) are local only. */
+  const s3 = server ? vmbkpVariant(d, VMBKP_S3, server) : null;
+  /** While the server runs, every step records what its daemons did meanwhile (for the local steps: idling). */
+  const measured = async (fn) => {
+    const snap = server ? await serverSnapshot(server) : null;
+    const res = await fn();
+    return { res, server: snap ? await serverDelta(server, snap) : undefined };
+  };
   const variants = plaintextFirst ? [plain, enc] : [enc, plain];
   const source = `${DISK}=file:${d.disk}`;
   const each = async (fn) => { for (const v of variants) await fn(v); };
@@ -321,14 +546,30 @@ async function benchVmbkp(d, img, plaintextFirst) {
     v.t.steps.init = step(r); progress(v.name, 'init', r);
     before[v.key] = duBytes(v.repo);
   });
+  if (s3) {
+    const { res: r, server: srv } = await measured(() => s3.vm('init', ['init', '--repo', s3.repo, '--json']));
+    s3.t.steps.init = step(r, { server: srv }); progress(s3.name, 'init (creates the bucket)', r);
+    s3.t.repo = s3.repo;
+  }
 
   const backup = async (v, name, mode, changed) => {
     syncDisks(); warm(d.disk);
     const args = ['backup', '--repo', v.repo, '--set', SET, '--mode', mode, '--json'];
     if (changed) args.push('--changed', `${DISK}=${changed}`);
     args.push(source);
-    const res = await v.vm(`backup ${mode}`, args);
+    const { res, server: srv } = await measured(() => v.vm(`backup ${mode}`, args));
     const manifest = parseJsonOutput(`${v.name} backup ${mode}`, res.stdout);
+    if (v.s3) {
+      const s = step(res, {
+        bytesStored: manifest.disks?.reduce((n, x) => n + (x.bytesStored ?? 0), 0) ?? null,
+        bytesRead: manifest.disks?.reduce((n, x) => n + (x.bytesRead ?? 0), 0) ?? null,
+        chunksStored: manifest.disks?.reduce((n, x) => n + (x.chunksStored ?? 0), 0) ?? null,
+        retries: manifest.storage?.retries ?? null, retriesByCause: manifest.storage?.retriesByCause ?? null, server: srv, manifest,
+      });
+      v.t.steps[name] = s;
+      progress(v.name, `backup ${mode} (generation ${manifest.generation})`, res, s3Extra(s));
+      return manifest;
+    }
     const after = duBytes(v.repo);
     // The per-disk figures, whether under `stats` or on the disk entry itself.
     const figure = (k) => (manifest.disks ?? []).reduce((sum, x) => sum + (x.stats?.[k] ?? x[k] ?? 0), 0);
@@ -336,7 +577,7 @@ async function benchVmbkp(d, img, plaintextFirst) {
     const bytesRead = figure('bytesRead');
     const chunksStored = figure('chunksStored');
     const growth = after - before[v.key];
-    v.t.steps[name] = step(res, { repoBytesBefore: before[v.key], repoBytesAfter: after, growthBytes: growth, bytesStored, bytesRead, chunksStored, manifest });
+    v.t.steps[name] = step(res, { repoBytesBefore: before[v.key], repoBytesAfter: after, growthBytes: growth, bytesStored, bytesRead, chunksStored, manifest, server: srv });
     progress(v.name, `backup ${mode} (generation ${manifest.generation})`, res,
       `, repo +${fmtMiB(growth)} MiB, bytesStored ${fmtMiB(bytesStored)} MiB, bytesRead ${fmtMiB(bytesRead)} MiB`);
     before[v.key] = after;
@@ -345,8 +586,10 @@ async function benchVmbkp(d, img, plaintextFirst) {
 
   const fullGeneration = {};
   await each(async (v) => { fullGeneration[v.key] = (await backup(v, 'full', 'full', null)).generation ?? 1; });
+  if (s3) await backup(s3, 'full', 'full', null);
   cpSparse(img.gen1, d.disk);
   await each((v) => backup(v, 'next', 'incr', img.extents));
+  if (s3) await backup(s3, 'next', 'incr', img.extents);
   // diff: no extents; vmbkp reads the whole disk and compares it with the previous generation.
   await each((v) => backup(v, 'diff', 'diff', null));
 
@@ -354,14 +597,22 @@ async function benchVmbkp(d, img, plaintextFirst) {
     const to = path.join(d.restore, `${v.key}-${name}.img`);
     fs.rmSync(to, { force: true });
     syncDisks();
-    const res = await v.vm(`restore ${name}`, ['restore', '--repo', v.repo, '--set', SET, '--generation', String(generation), '--disk', DISK, '--to', `file:${to}`]);
-    progress(v.name, `restore ${name} (generation ${generation})`, res);
+    // --json on S3 for the retries it counted (restore --json reports them as backup does).
+    const args = ['restore', '--repo', v.repo, '--set', SET, '--generation', String(generation), '--disk', DISK, '--to', `file:${to}`, ...(v.s3 ? ['--json'] : [])];
+    const { res, server: srv } = await measured(() => v.vm(`restore ${name}`, args));
+    let extra = { server: srv };
+    if (v.s3) {
+      const out = parseJsonOutput(`${v.name} restore ${name}`, res.stdout);
+      extra = { ...extra, retries: out.storage?.retries ?? null, retriesByCause: out.storage?.retriesByCause ?? null, bytesWritten: out.bytesWritten ?? null, restoredGeneration: out.generation ?? null };
+    }
+    progress(v.name, `restore ${name} (generation ${generation})`, res, v.s3 ? s3Extra(extra) : '');
     syncDisks();
     const ok = verify(v.name, `restore ${name}`, to, expected, expectedName);
-    v.t.steps[name === 'newest' ? 'restoreNewest' : 'restoreOldest'] = step(res, { generation, sha256ok: ok });
+    v.t.steps[name === 'newest' ? 'restoreNewest' : 'restoreOldest'] = step(res, { generation, sha256ok: ok, ...extra });
     if (!d.keep && ok) fs.rmSync(to, { force: true }); // a wrong image is kept to look at
   };
   await each((v) => restore(v, 'newest', 'latest', img.sha.gen1, 'gen1.img'));
+  if (s3) await restore(s3, 'newest', 'latest', img.sha.gen1, 'gen1.img');
   await each((v) => restore(v, 'oldest', fullGeneration[v.key], img.sha.base, 'base.img'));
 
   // Instant access: the oldest generation served over NBD (vmbkp serve), read by nbdcopy.
@@ -642,6 +893,7 @@ function report(out) {
   p('');
 
   reportEncryption(p);
+  reportS3(p);
 
   const L = results.limits;
   p('### Machine limits');
@@ -810,6 +1062,106 @@ function reportEncryption(p) {
   p('');
 }
 
+/** The progress line's tail for a step on S3: retries, the server's CPU, the requests. */
+function s3Extra(x) {
+  const srv = x.server;
+  const parts = [`, retries ${x.retries ?? 'n/a'}`];
+  if (srv) {
+    parts.push(`server CPU ${fmtS(srv.cpuSecondsTotal)} s (${Object.entries(srv.cpuSeconds).map(([k, v]) => `${k} ${fmtS(v)}`).join(', ')})`);
+    const rq = srv.requests ?? {};
+    const m = Object.entries(rq).map(([k, o]) => `${o.count} ${k}${o.bytes ? ` (mean ${fmtMiB(o.meanBytes)} MiB)` : ''}`);
+    if (m.length) parts.push(m.join(', '));
+  }
+  return parts.join(', ');
+}
+
+/** The steps compared in "Object storage": the same step on the local encrypted repository and on S3. */
+const S3_STEPS = [
+  { key: 'full', title: 'full backup', bound: 'backup' },
+  { key: 'next', title: 'incr (same changed extents)' },
+  { key: 'restoreNewest', title: 'restore newest', bound: 'restore' },
+];
+
+/** Speed on RGW ÷ speed on the local directory per step, the server's CPU and requests, the bounds: into results.s3. */
+function s3Figures() {
+  const S = results.s3;
+  if (!S || S.status !== 'ran') return;
+  const { vmbkp: local, vmbkpS3: remote } = results.tools;
+  const s = (t, k) => t?.steps?.[k];
+  S.steps = S3_STEPS.map(({ key, title }) => {
+    const l = s(local, key); const r = s(remote, key);
+    const srv = r?.server;
+    const cpuTotal = r?.cpuSeconds != null && srv ? r.cpuSeconds + srv.cpuSecondsTotal : null;
+    return {
+      step: key, title,
+      localSeconds: l?.seconds ?? null, s3Seconds: r?.seconds ?? null,
+      s3OverLocalSpeed: l && r ? l.seconds / r.seconds : null,
+      localCpuSeconds: l?.cpuSeconds ?? null, s3CpuSeconds: r?.cpuSeconds ?? null,
+      localMaxRssKiB: l?.maxRssKiB ?? null, s3MaxRssKiB: r?.maxRssKiB ?? null,
+      serverCpuSeconds: srv?.cpuSeconds ?? null, serverCpuSecondsTotal: srv?.cpuSecondsTotal ?? null,
+      /** vmbkp and the server together, against the 2 cores' capacity over the step (nproc × wall). */
+      cpuSecondsTotal: cpuTotal, cpuShareOfMachine: cpuTotal != null && r ? cpuTotal / (results.machine.nproc * r.seconds) : null,
+      serverCpuDuringLocalSeconds: l?.server?.cpuSecondsTotal ?? null,
+      rgw: srv?.rgw ?? null, requests: srv?.requests ?? null,
+      retries: r?.retries ?? null, retriesByCause: r?.retriesByCause ?? null,
+      sha256ok: r?.sha256ok ?? null,
+    };
+  });
+  S.targets = S3_STEPS.filter((x) => x.bound).map(({ key, bound }) => {
+    const x = S.steps.find((y) => y.step === key);
+    const v = x.s3OverLocalSpeed;
+    return {
+      name: `${bound} speed on RGW ≥ ${S3_OVER_LOCAL_MIN}× the local directory's`, value: v,
+      status: v == null ? 'SKIP' : v >= S3_OVER_LOCAL_MIN ? 'PASS' : 'MISS',
+      detail: v == null ? 'n/a' : `${fmtX(v)} (RGW ${fmtS(x.s3Seconds)} s, local ${fmtS(x.localSeconds)} s)`,
+    };
+  });
+  S.retries = S.steps.reduce((n, x) => (x.retries == null ? n : n + x.retries), 0);
+}
+
+function reportS3(p) {
+  const S = results.s3;
+  if (!S) return;
+  p('### Object storage (S3 on RGW, loopback)');
+  p('');
+  if (S.status !== 'ran') {
+    p(`- skipped: ${S.reason}`);
+    p('');
+    return;
+  }
+  const srvInfo = S.server;
+  p(`The encrypted repository (as \`vmbkp init\` makes it) in a bucket on Ceph's RADOS Gateway (${srvInfo.cephVersion ?? 'Ceph'}), `
+    + `a private one-node cluster from scripts/s3.mjs on 127.0.0.1 (radosgw, one OSD on memstore of ${fmtMiB(srvInfo.osdBytes)} MiB, one monitor; `
+    + `started in ${fmtS(srvInfo.startSeconds)} s), each step right after the same step on the local directory, from the same disk file and warm cache. `
+    + `Speed ratio = local seconds ÷ RGW seconds (bound ≥ ${S3_OVER_LOCAL_MIN}×). Server CPU = utime + stime of radosgw, ceph-osd and ceph-mon `
+    + `over the step (/proc/PID/stat): they share the ${results.machine.nproc} CPUs with vmbkp. "Busy" = vmbkp's and the server's CPU ÷ (CPUs × wall).`);
+  p('');
+  p('| step | local s | RGW s | RGW speed ÷ local | vmbkp CPU s local / RGW | server CPU s (radosgw / osd / mon) | busy | peak RSS MiB local / RGW | requests | retries |');
+  p('|---|---:|---:|---:|---:|---:|---:|---:|---|---:|');
+  const pct = (x) => (x == null ? 'n/a' : `${Math.round(x * 100)} %`);
+  for (const x of S.steps) {
+    const c = x.serverCpuSeconds ?? {};
+    const rq = Object.entries(x.requests ?? {}).map(([k, o]) => `${o.count} ${k}${o.bytes ? ` (${fmtMiB(o.bytes)} MiB)` : ''}`).join(', ') || 'n/a';
+    p(`| ${x.title} | ${fmtS(x.localSeconds)} | ${fmtS(x.s3Seconds)} | ${fmtX(x.s3OverLocalSpeed)} | ${fmtS(x.localCpuSeconds)} / ${fmtS(x.s3CpuSeconds)} | `
+      + `${fmtS(x.serverCpuSecondsTotal)} (${fmtS(c.radosgw)} / ${fmtS(c['ceph-osd'])} / ${fmtS(c['ceph-mon'])}) | ${pct(x.cpuShareOfMachine)} | `
+      + `${fmtRss(x.localMaxRssKiB)} / ${fmtRss(x.s3MaxRssKiB)} | ${rq} | ${x.retries ?? 'n/a'} |`);
+  }
+  p('');
+  const sizes = (o) => (o ? `${o.count}: median ${fmtMiB(o.medianBytes)} MiB, mean ${fmtMiB(o.meanBytes)} MiB, ${fmtMiB(o.minBytes)}–${fmtMiB(o.maxBytes)} MiB `
+    + `(<1 MiB ${o.sizeBuckets.under1MiB}, 1–4 MiB ${o.sizeBuckets.from1to4MiB}, 4–8 MiB ${o.sizeBuckets.from4to8MiB}, ≥8 MiB ${o.sizeBuckets.atLeast8MiB}); `
+    + `latency (RGW's, first byte in to last byte out) median ${(o.latencyMedianSeconds * 1000).toFixed(0)} ms, p90 ${(o.latencyP90Seconds * 1000).toFixed(0)} ms, max ${(o.latencyMaxSeconds * 1000).toFixed(0)} ms` : 'none');
+  const full = S.steps.find((x) => x.step === 'full');
+  const rest = S.steps.find((x) => x.step === 'restoreNewest');
+  p(`- PUTs of the full backup: ${sizes(full?.requests?.PUT)}.`);
+  p(`- GETs of the restore: ${sizes(rest?.requests?.GET)}.`);
+  const idle = S.steps.map((x) => x.serverCpuDuringLocalSeconds).filter((x) => x != null);
+  if (idle.length) p(`- The server idling during the local steps above used ${idle.map(fmtS).join(' / ')} CPU-s.`);
+  p(`- Retries counted by vmbkp (\`storage.retries\` of backup and restore --json): ${S.retries}. Server stopped in ${fmtS(S.server.stopSeconds)} s.`);
+  p('');
+  for (const t of S.targets) p(`- ${t.status} ${t.name}: ${t.detail}`);
+  p('');
+}
+
 function evaluateTargets() {
   const { vmbkp, restic } = results.tools;
   const s = (t, k) => t?.steps?.[k];
@@ -863,7 +1215,7 @@ function evaluateTargets() {
 
 async function main() {
   const opt = parseArgs(process.argv.slice(2));
-  results.options = { size: opt.size, dir: opt.dir, keep: opt.keep, json: opt.json, tools: opt.tools, plaintextFirst: opt.plaintextFirst };
+  results.options = { size: opt.size, dir: opt.dir, keep: opt.keep, json: opt.json, tools: opt.tools, plaintextFirst: opt.plaintextFirst, s3: opt.s3 };
   const d = {
     keep: opt.keep,
     images: path.join(opt.dir, 'images'),
@@ -932,13 +1284,35 @@ async function main() {
   fs.rmSync(copy, { force: true });
   syncDisks();
 
-  // 3-5. The tools, one after the other on the same path.
-  if (tools.vmbkp) await benchVmbkp(d, img, opt.plaintextFirst);
+  // 3-5. The tools, one after the other on the same path; the S3 server runs during vmbkp's steps only.
+  if (tools.vmbkp) {
+    let server = null;
+    const missing = opt.s3 ? cephMissing() : null;
+    if (!opt.s3) results.s3 = { status: 'skipped', reason: '--no-s3' };
+    else if (missing) {
+      results.s3 = { status: 'skipped', reason: missing };
+      log(`s3: skipped: ${missing}`);
+    } else {
+      const osdBytes = Math.max(S3_MIN_OSD_BYTES, 2 * st.size);
+      let cephVersion = null;
+      try { cephVersion = /ceph version (\S+)/.exec(sh('ceph', ['--version']))?.[1] ?? null; } catch { /* unknown */ }
+      server = await startS3Server(osdBytes);
+      results.s3 = { status: 'ran', server: { endpoint: server.info.endpoint, bucket: S3_BUCKET, osdBytes, startSeconds: server.startSeconds, cephVersion: cephVersion && `Ceph ${cephVersion}` } };
+      log(`s3: RGW at ${server.info.endpoint} (OSD on memstore, ${fmtMiB(osdBytes)} MiB), ready in ${fmtS(server.startSeconds)} s`);
+    }
+    try {
+      await benchVmbkp(d, img, opt.plaintextFirst, server);
+    } finally {
+      const stopped = await stopS3Server();
+      if (stopped && results.s3?.server) results.s3.server.stopSeconds = stopped.seconds;
+    }
+  } else results.s3 = { status: 'skipped', reason: 'vmbkp not run' };
   if (tools.restic) await benchRestic(d, img);
   if (tools.borg) await benchBorg(d, img);
 
   evaluateTargets();
   encryptionFigures();
+  s3Figures();
   const out = [];
   report(out);
   process.stdout.write(out.join('\n') + '\n');
@@ -961,11 +1335,29 @@ async function main() {
   return 0;
 }
 
+// A signal stops the command running now and the S3 server, and leaves the work files to look at.
+let interrupted = false;
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    if (interrupted) return;
+    interrupted = true;
+    log(`${sig}: stopping`);
+    for (const child of running) { try { process.kill(-child.pid, 'SIGTERM'); } catch { /* gone */ } }
+    stopS3Server().finally(() => {
+      fs.rmSync(tmpTimeFile, { force: true });
+      if (results.options?.dir) log(`work files kept in ${results.options.dir}`);
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    });
+  });
+}
+
 main().then((code) => {
   fs.rmSync(tmpTimeFile, { force: true });
   process.exitCode = code;
-}, (err) => {
+}, async (err) => {
   fs.rmSync(tmpTimeFile, { force: true });
+  if (interrupted) return; // the signal handler ends the run
+  await stopS3Server();
   log(err instanceof BenchError ? err.message : `failed: ${err?.stack ?? err}`);
   const dir = results.options?.dir;
   if (dir) log(`work files kept in ${dir}`);

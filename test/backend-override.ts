@@ -4,7 +4,7 @@ import type { StorageBackend } from '../src/storage/backend.js';
 export function overrideBackend(inner: StorageBackend, overrides: Partial<Omit<StorageBackend, 'location'>>): StorageBackend {
   return {
     location: inner.location,
-    put: (name, data) => inner.put(name, data),
+    put: (name, data, options) => inner.put(name, data, options),
     get: (name, range, into) => inner.get(name, range, into),
     stat: (name) => inner.stat(name),
     list: (prefix) => inner.list(prefix),

@@ -5,7 +5,7 @@ import { RepositoryDamagedError } from '../src/errors.js';
 import { BlobCodec, decodeVerified } from '../src/repository/blob-codec.js';
 import { sha256 } from '../src/repository/digest.js';
 import { type BlobLocation, decodeIndexFile, encodeIndexFile } from '../src/repository/index-file.js';
-import { BlobType, Compression, PackBuilder, decodePackTrailer } from '../src/repository/pack.js';
+import { BlobType, Compression, PackBuilder, decodePackTrailer, packTrailerBound } from '../src/repository/pack.js';
 import { putPack } from '../src/repository/pack-writer.js';
 import { LocalBackend } from '../src/storage/local.js';
 import { tempDir } from './helpers.js';
@@ -37,6 +37,23 @@ describe('pack format', () => {
     const lying = Buffer.from(file);
     lying.writeUInt32LE(99, lying.length - 12); // entry count
     assert.throws(() => decodePackTrailer(lying, 'p'), RepositoryDamagedError);
+  });
+
+  it('a pack is one piece of its builder\'s buffer when the trailer has room there (fitsWithTrailer keeps it), else two', () => {
+    const blob = randomBytes(1000);
+    for (const room of [true, false]) {
+      const buffer = Buffer.alloc(room ? 1000 + packTrailerBound(1, false) : 1000 + packTrailerBound(1, false) - 1);
+      const b = new PackBuilder(buffer);
+      assert.equal(b.fitsWithTrailer(blob.length), room);
+      b.add(Buffer.alloc(32, 7), BlobType.Chunk, Compression.None, blob.length, blob);
+      const p = b.finish();
+      assert.equal(p.parts.length, room ? 1 : 2);
+      if (room) assert.equal(p.parts[0]!.buffer, buffer.buffer, 'a view of the builder\'s buffer, not a copy');
+      const file = Buffer.concat(p.parts);
+      assert.equal(file.length, p.size);
+      assert.equal(createHash('sha256').update(file).digest('hex'), p.id);
+      assert.equal(decodePackTrailer(file, 'p').length, 1);
+    }
   });
 
   it('the builder refuses a blob that does not fit', () => {

@@ -163,7 +163,7 @@ async function run(repo: Repository): Promise<GcResult> {
     for (const [hex, e] of blobs) {
       const data = raw.subarray(e.offset, e.offset + e.length);
       decodeChecked(repo.codec, data, { digest: hex, loc: { pack: id, ...e } }, 'gc');
-      if (!current.fits(data.length)) await flushBuilder();
+      if (!current.fitsWithTrailer(data.length)) await flushBuilder();
       current.add(e.digest, e.type, e.compression, e.rawLength, data);
     }
   }

@@ -14,7 +14,7 @@ import type { IndexedPack } from './index-file.js';
 import { writeIndexFile } from './index-files.js';
 import { packName } from './layout.js';
 import type { ObjectCodec } from './object-codec.js';
-import { type BlobType, type FinishedPack, PackBuilder } from './pack.js';
+import { type BlobType, type FinishedPack, PackBuilder, packTrailerBound } from './pack.js';
 import { putContentAddressed } from './write-once.js';
 
 /** Packs close at this size: large enough for few files and sequential reads, small enough to repack. */
@@ -95,8 +95,8 @@ export class PackWriter {
         const hex = toHex(digest);
         if (note(hex) || this.index.has(hex)) return { added: 0, ready: Promise.resolve() };
         let ready = Promise.resolve();
-        if (this.open && !this.open.builder.fits(encoded.data.length)) ready = this.rotate();
-        this.open ??= new PackState(new PackBuilder(this.takeBuffer(encoded.data.length), this.objects));
+        if (this.open && !this.open.builder.fitsWithTrailer(encoded.data.length)) ready = this.rotate();
+        this.open ??= new PackState(new PackBuilder(this.takeBuffer(encoded.data.length + packTrailerBound(1, this.objects.sealed)), this.objects));
         this.open.builder.add(digest, type, encoded.compression, rawLength, encoded.data);
         this.open.digests.push(hex);
         this.pending.set(hex, this.open);

@@ -12,6 +12,7 @@
 import { createHash } from 'node:crypto';
 import { RepositoryDamagedError } from '../errors.js';
 import { DIGEST_LENGTH, toHex } from './digest.js';
+import { SEAL_OVERHEAD } from './encryption.js';
 import { type ObjectCodec, PLAIN_OBJECTS } from './object-codec.js';
 
 export const BlobType = { Chunk: 0, IndexPiece: 1 } as const;
@@ -24,6 +25,12 @@ export const SEALED_PACK_MAGIC = Buffer.from('VMBKPCK2', 'latin1');
 /** What a sealed pack table is sealed for (its associated data): packs are named by content, not by a name known in advance. */
 export const PACK_TABLE_OBJECT = 'pack table';
 const PACK_ENTRY = DIGEST_LENGTH + 1 + 1 + 4 + 4;
+
+/** The most bytes a pack's trailer takes with `count` entries. */
+export function packTrailerBound(count: number, sealed: boolean): number {
+  const table = count * PACK_ENTRY + 4;
+  return (sealed ? table + SEAL_OVERHEAD + 4 : table) + PACK_MAGIC.length;
+}
 
 export interface PackEntry {
   readonly digest: Buffer;
@@ -43,7 +50,9 @@ export interface FinishedPack {
 
 /**
  * Collects blobs for one pack file in one buffer of fixed capacity (reused across packs
- * by the caller), so that building a pack allocates nothing per blob.
+ * by the caller), so that building a pack allocates nothing per blob. The trailer goes
+ * into the same buffer when there is room for it (fitsWithTrailer keeps it), so that the
+ * pack is one piece to store, never copied.
  */
 export class PackBuilder {
   readonly entries: PackEntry[] = [];
@@ -57,6 +66,11 @@ export class PackBuilder {
 
   fits(length: number): boolean {
     return this.size + length <= this.buffer.length;
+  }
+
+  /** Whether a blob fits with room left for the trailer, so that the finished pack is one piece of the buffer. */
+  fitsWithTrailer(length: number): boolean {
+    return this.size + length + packTrailerBound(this.entries.length + 1, this.objects.sealed) <= this.buffer.length;
   }
 
   /** Copies a blob in; the caller checks fits() first. */
@@ -90,9 +104,17 @@ export class PackBuilder {
     } else {
       trailer = Buffer.concat([table, PACK_MAGIC]);
     }
-    const data = this.buffer.subarray(0, this.size);
-    const id = createHash('sha256').update(data).update(trailer).digest('hex');
-    return { id, parts: [data, trailer], size: this.size + trailer.length, entries: this.entries };
+    const end = this.size + trailer.length;
+    let parts: Buffer[];
+    if (end <= this.buffer.length) {
+      trailer.copy(this.buffer, this.size);
+      parts = [this.buffer.subarray(0, end)];
+    } else {
+      parts = [this.buffer.subarray(0, this.size), trailer];
+    }
+    const hash = createHash('sha256');
+    for (const p of parts) hash.update(p);
+    return { id: hash.digest('hex'), parts, size: end, entries: this.entries };
   }
 }
 

@@ -14,7 +14,7 @@ import { sha256 } from './digest.js';
  */
 export async function putContentAddressed(backend: StorageBackend, name: string, idHex: string, parts: Uint8Array | readonly Uint8Array[]): Promise<void> {
   try {
-    await backend.put(name, parts);
+    await backend.put(name, parts, { sha256: idHex });
   } catch (err) {
     if (!(err instanceof AlreadyExistsError)) throw err;
     const existing = sha256(await backend.get(name)).toString('hex');

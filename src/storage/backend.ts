@@ -40,11 +40,24 @@ export interface StorageCounters {
   readonly retriesByCause: Readonly<Record<string, number>>;
 }
 
+/** What a caller may tell about an object it puts. */
+export interface PutOptions {
+  /**
+   * The SHA-256 of the whole content, hex, when the caller knows it (a content-addressed
+   * object's id): a backend that must hash what it sends (S3's signed payload) takes it
+   * instead, and the server checks it against what arrives.
+   */
+  readonly sha256?: string;
+}
+
 export interface StorageBackend {
   /** Human-readable location, for messages. */
   readonly location: string;
-  /** Writes an object atomically and durably. Throws AlreadyExistsError if the name exists. */
-  put(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void>;
+  /**
+   * Writes an object atomically and durably. Throws AlreadyExistsError if the name exists.
+   * `data` must stay unchanged until the put settles: a backend may send it as it is.
+   */
+  put(name: string, data: Uint8Array | readonly Uint8Array[], options?: PutOptions): Promise<void>;
   /**
    * Reads a whole object or a range of it. With `into` (at least range.length long) the
    * range is read into that buffer, sparing an allocation. Throws NotFoundError if
