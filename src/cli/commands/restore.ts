@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { storageReport } from '../../app/repository.js';
 import { UsageError } from '../../errors.js';
-import { storageReport } from '../../app/repository.js';
 import { restoreDiskTo } from '../../app/restore-disk.js';
 import { type GlobalOptions, Output, openRepository } from '../context.js';
 import { bytes, duration, rate } from '../format.js';
