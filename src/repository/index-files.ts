@@ -16,7 +16,11 @@ const INDEX_OBJECT = 'index file';
 
 /** Reads index file `name`, calling `add` for every blob it lists. */
 export async function readIndexFile(backend: StorageBackend, objects: ObjectCodec, name: string, add: (digestHex: string, loc: BlobLocation) => void): Promise<void> {
-  const stored = await backend.get(name);
+  openIndexFile(objects, name, await backend.get(name), add);
+}
+
+/** Checks index file `name` as read from storage against its name and calls `add` for every blob it lists. */
+export function openIndexFile(objects: ObjectCodec, name: string, stored: Buffer, add: (digestHex: string, loc: BlobLocation) => void): void {
   if (sha256(stored).toString('hex') !== name.slice(INDEX_PREFIX.length)) {
     throw new RepositoryDamagedError(`reading index file ${name} failed: content does not match its name (corrupted)`);
   }

@@ -72,21 +72,25 @@ export function isStale(record: LockRecord, now = Date.now()): boolean {
   return now - Date.parse(record.time) > STALE_AFTER_MS;
 }
 
-export async function readLocks(space: LockSpace): Promise<LockInfo[]> {
+/**
+ * Every lock but `except` (the caller's own, which it need not read back), read at once:
+ * on object storage each read is a round trip.
+ */
+export async function readLocks(space: LockSpace, except?: string): Promise<LockInfo[]> {
   const { backend, objects } = space;
-  const out: LockInfo[] = [];
-  for (const name of await backend.list(LOCKS_PREFIX)) {
+  const names = (await backend.list(LOCKS_PREFIX)).filter((name) => name !== except);
+  const read = await Promise.all(names.map(async (name): Promise<LockInfo | undefined> => {
     let record: LockRecord | undefined;
     try {
       const parsed = LockRecord.safeParse(JSON.parse(objects.open(name, name, await backend.get(name)).toString('utf8')));
       record = parsed.success ? parsed.data : undefined;
     } catch (err) {
-      if (err instanceof NotFoundError) continue; // released meanwhile
+      if (err instanceof NotFoundError) return undefined; // released meanwhile
       record = undefined;
     }
-    out.push({ name, record, stale: record === undefined || isStale(record) });
-  }
-  return out;
+    return { name, record, stale: record === undefined || isStale(record) };
+  }));
+  return read.filter((l) => l !== undefined);
 }
 
 /** Does a holder of `other` keep `mine` from being taken? */
@@ -150,8 +154,7 @@ export class RepositoryLock {
     const lock = new RepositoryLock(space, record, `${LOCKS_PREFIX}${randomUUID()}.json`);
     await lock.write();
     try {
-      for (const other of await readLocks(space)) {
-        if (other.name === lock.name) continue;
+      for (const other of await readLocks(space, lock.name)) {
         const r = other.record;
         if (r && !conflicts(record, r)) continue;
         if (r && other.stale && r.host === me.host) {

@@ -16,7 +16,7 @@ import { toHex } from './digest.js';
 import { type MasterKey, type RepositoryKeys, deriveKeys, hmac, newMasterKey } from './encryption.js';
 import { type GenerationManifest, decodeManifest, encodeManifest } from './generation.js';
 import { type BlobLocation, type IndexedPack, INDEX_MAGIC } from './index-file.js';
-import { readIndexFile } from './index-files.js';
+import { openIndexFile } from './index-files.js';
 import { type KdfParams, type StoredKey, encodeRecoveryFile, listKeys, unlockMasterKey, writeKey } from './keys.js';
 import { CONFIG, GENERATIONS_PREFIX, INDEX_PREFIX, KEYS_PREFIX, checkSetName, generationName, parseGenerationName } from './layout.js';
 import { type ObjectCodec, PLAIN_OBJECTS, sealedObjects } from './object-codec.js';
@@ -87,6 +87,8 @@ export interface PoolLease {
 
 /** How often loadIndex lists again while a concurrent gc rewrites the index under it. */
 const INDEX_RELOAD_PASSES = 3;
+/** Index files read ahead of the one being added: on object storage each read is a round trip. */
+const INDEX_READ_AHEAD = 8;
 
 export interface GenerationRef {
   readonly set: string;
@@ -204,10 +206,22 @@ export class Repository {
       const blobs = rebuild ? new Map<string, BlobLocation>() : this.blobs;
       const files = rebuild ? new Set<string>() : this.indexFiles;
       let vanished = false;
-      for (const name of names) {
-        if (files.has(name)) continue;
+      // Read several at once, added one by one in the listed order (the first location of a blob wins, as before).
+      const todo = names.filter((name) => !files.has(name));
+      const reads: (Promise<Buffer> | undefined)[] = [];
+      const readAhead = (i: number): void => {
+        if (i >= todo.length || reads[i]) return;
+        const read = this.backend.get(todo[i]!);
+        read.catch(() => {}); // awaited below, unless an earlier file fails the load
+        reads[i] = read;
+      };
+      for (let i = 0; i < INDEX_READ_AHEAD; i++) readAhead(i);
+      for (const [i, name] of todo.entries()) {
+        readAhead(i + INDEX_READ_AHEAD);
         try {
-          await readIndexFile(this.backend, this.objects, name, (digest, loc) => { if (!blobs.has(digest)) blobs.set(digest, loc); });
+          const stored = await reads[i]!;
+          reads[i] = undefined;
+          openIndexFile(this.objects, name, stored, (digest, loc) => { if (!blobs.has(digest)) blobs.set(digest, loc); });
           files.add(name);
         } catch (err) {
           if (err instanceof NotFoundError) { vanished = true; continue; }
