@@ -213,7 +213,7 @@ export async function runBackupBatch(req: BatchRequest): Promise<BatchReport> {
     survey: (m, o) => req.provider.survey(m, o),
     beginBackup: async (m, o, e) => {
       const b = await req.provider.beginBackup(m, o, e);
-      return { ...b, disks: b.disks.map((d) => ({ name: d.name, source: new LimitedSource(d.source, limiter, counter) })) };
+      return { ...b, disks: b.disks.map((d) => ({ ...d, source: new LimitedSource(d.source, limiter, counter) })) };
     },
   };
   const snapshots = new Semaphore(req.concurrency.snapshots);

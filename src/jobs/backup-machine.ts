@@ -47,13 +47,17 @@ export async function backupMachine(req: MachineBackupRequest): Promise<MachineB
   const release = req.snapshotSlots ? await req.snapshotSlots.acquire() : () => {};
   try {
     const id = randomUUID();
+    const generations = await req.repo.listGenerations(target.set);
+    const newest = generations[generations.length - 1];
+    const previous = newest ? await req.repo.readGeneration(target.set, newest.generation) : undefined;
     const frozen = await req.provider.beginBackup(target, {
       id, memory: req.memory ?? false, quiesce: req.quiesce ?? false, excludeDisks: req.excludeDisks ?? [],
+      repositoryId: req.repo.config.id, ...(previous ? { previous } : {}),
     }, emit);
     let manifest: GenerationManifest | undefined;
     let failure: unknown;
     try {
-      const hadGenerations = (await req.repo.listGenerations(target.set)).length > 0;
+      const hadGenerations = generations.length > 0;
       manifest = await backupSet({
         repo: req.repo, set: target.set, mode: req.mode, disks: frozen.disks, machine: frozen.record, id, lenient: true,
         ...(req.compressionLevel !== undefined ? { compressionLevel: req.compressionLevel } : {}),

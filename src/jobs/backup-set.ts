@@ -26,6 +26,8 @@ export interface DiskInput {
    * source keeps itself (a QEMU dirty bitmap of an NBD disk, see sources/nbd.ts).
    */
   readonly changedSince?: string;
+  /** Why the source's change data since the previous generation cannot be trusted: no incr then. */
+  readonly changesVoid?: string;
 }
 
 export type BackupEvent =
@@ -80,7 +82,9 @@ async function planDisk(repo: Repository, set: string, previous: GenerationManif
   let changed = disk.changed;
   let changesWhy: string | undefined;
   const since = disk.changedSince ?? prevRecord?.changeToken;
-  if (!changed && since) {
+  if (!changed && disk.changesVoid !== undefined) {
+    changesWhy = disk.changesVoid;
+  } else if (!changed && since) {
     const answer = await disk.source.changedSince(since);
     if ('unknown' in answer) changesWhy = answer.unknown;
     else changed = answer;

@@ -52,11 +52,23 @@ export interface BeginBackupOptions {
   readonly quiesce: boolean;
   /** Disks not to back up (device keys), recorded as skipped. */
   readonly excludeDisks: readonly number[];
+  /**
+   * The set's newest generation, when there is one: the provider compares the machine it
+   * recorded with the machine now, and voids change data it can no longer trust.
+   */
+  readonly previous?: GenerationManifest;
+  /** The repository's id: a provider that marks machines per repository keys the mark with it. */
+  readonly repositoryId?: string;
 }
 
 /** A backup begun: the frozen disks to read, the record the generation stores, and how to end it. */
 export interface MachineBackup {
-  readonly disks: readonly { readonly name: string; readonly source: DiskSource }[];
+  /**
+   * `changesVoid`: why the hypervisor's change data since the previous generation cannot be
+   * trusted for this disk (the machine was reverted, overwritten, replaced…): the disk is
+   * then read whole (diff), never incr.
+   */
+  readonly disks: readonly { readonly name: string; readonly source: DiskSource; readonly changesVoid?: string }[];
   readonly record: MachineRecord;
   /**
    * Closes the disks and releases what begin froze (removes the snapshot): after success

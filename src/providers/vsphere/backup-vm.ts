@@ -17,7 +17,7 @@ import { backupSnapshotDescription, snapshotOwner } from '../../vsphere/snapshot
 import {
   type VirtualDiskInfo, createSnapshot, disksOf, enableChangeTracking, removeSnapshot, snapshotsOf, unsnapshottable,
 } from '../../vsphere/vm.js';
-import { MoRef, type XmlNode, boolAt } from '../../vsphere/xml.js';
+import { MoRef, type XmlNode, boolAt, textAt } from '../../vsphere/xml.js';
 import type { BeginBackupOptions, MachineBackup, MachineToBackUp, ProviderEvent } from '../machine-provider.js';
 
 export const SNAPSHOT_PREFIX = 'vmbkp-';
@@ -30,6 +30,8 @@ export interface VsphereMachine {
   readonly vcenter: string;
   readonly moref: string;
   readonly name: string;
+  /** vCenter's instance UUID of the VM (`config.instanceUuid`): a recreated or cloned VM of the same name has another. */
+  readonly instanceUuid?: string;
   readonly snapshot: string;
   readonly changeTracking: boolean;
   readonly disks: readonly {
@@ -145,6 +147,7 @@ export async function beginVmBackup(session: VsphereSession, openDisk: OpenDisk,
   try {
     await failpoint('vm:snapshot-taken');
     const config = (await retrieveOne(session, snapshot, ['config'])).get('config');
+    const instanceUuid = textAt(config, 'instanceUuid');
     const machineDisks: VsphereMachine['disks'][number][] = [];
     const disks: { name: string; source: DiskSource }[] = [];
     for (const disk of disksOf(config)) {
@@ -164,7 +167,8 @@ export async function beginVmBackup(session: VsphereSession, openDisk: OpenDisk,
       machineDisks.push(machineDisk(disk));
     }
     const record: VsphereMachine = {
-      kind: 'vsphere-vm', vcenter: session.host, moref: vm.ref.value, name: vm.name, snapshot: snapName,
+      kind: 'vsphere-vm', vcenter: session.host, moref: vm.ref.value, name: vm.name,
+      ...(instanceUuid ? { instanceUuid } : {}), snapshot: snapName,
       changeTracking: boolAt(config, 'changeTrackingEnabled') === true,
       disks: machineDisks, config: config ?? '', ovf: ovfDescriptor(config),
     };
