@@ -31,6 +31,12 @@ type cbt struct {
 	current string // changeId shown in the VM's current disk backing
 	log     []cbtWrite
 	issued  map[uint64]bool // sequence numbers handed out in a changeId
+	// partial: the session started while the disk ran on a delta (the VM had
+	// snapshots). ESXi pre-fills a new tracking file with the allocated blocks
+	// of the disk it starts on, so only the running delta's are known, never
+	// the data in the layers below it: "*" then answers known grains only.
+	partial bool
+	known   bitset // partial only: grains the session knows hold data
 }
 
 func (c *cbt) enabled() bool { return c.prefix != "" }
@@ -40,6 +46,7 @@ func (c *cbt) enabled() bool { return c.prefix != "" }
 func (c *cbt) reset(on bool) {
 	c.seq, c.log, c.issued = 0, nil, map[uint64]bool{}
 	c.prefix, c.current = "", ""
+	c.partial, c.known = false, nil
 	if on {
 		c.prefix = newChangePrefix()
 		c.current = c.issue()
@@ -65,6 +72,29 @@ func (c *cbt) record(off, n, capacity int64) {
 		end = capacity
 	}
 	c.log = append(c.log, cbtWrite{seq: c.seq, start: off / grainSize * grainSize, end: end})
+	if c.partial {
+		for g := off / grainSize; g*grainSize < end; g++ {
+			c.known.set(g)
+		}
+	}
+}
+
+// startTracking starts a new session (on) or stops tracking (off) for a disk
+// whose running layer at that moment is running. Started on a delta (the VM
+// has snapshots), the session is partial: VMware requires zero snapshots when
+// CBT is enabled "for a clean start" (KB 1020128).
+func (d *disk) startTracking(on bool, running *layer) {
+	d.cbt.reset(on)
+	if !on || running.flat {
+		return
+	}
+	d.cbt.partial = true
+	d.cbt.known = newBitset(d.grains())
+	for g, s := range running.grains {
+		if s != zeroGrain {
+			d.cbt.known.set(g)
+		}
+	}
 }
 
 // parseChangeID splits "prefix/seq".
@@ -200,6 +230,11 @@ func (vm *LabVM) queryChanged(req *types.QueryChangedDiskAreas) (*types.DiskChan
 	info := &types.DiskChangeInfo{StartOffset: req.StartOffset, Length: end - req.StartOffset}
 
 	if req.ChangeId == "*" {
+		if d.cbt.partial {
+			// The data in the layers below where tracking started is unknown to it.
+			info.ChangedArea = areas(req.StartOffset, end, func(g int64) bool { return d.cbt.known.get(g) && top.allocated(g) })
+			return info, nil
+		}
 		info.ChangedArea = allocatedAreas(top, req.StartOffset, end)
 		return info, nil
 	}

@@ -41,7 +41,7 @@ func init() {
 		{"GET", "/vms/{vm}/disks/{key}/sha256", "[?snapshot=MOREF]: SHA-256 of the current or a snapshot's view", diskHash},
 		{"GET", "/vms/{vm}/disks/{key}/read", "[?snapshot=MOREF]: the whole view (Range supported)", diskRead},
 		{"GET", "/faults", "active fault rules", listFaults},
-		{"POST", "/faults/{kind}", "[?vm=NAME][&times=K][&after=BYTES][&leave=1][&during=write|create]: inject a fault", addFault},
+		{"POST", "/faults/{kind}", "[?vm=NAME][&times=K][&after=BYTES][&leave=1][&during=write|create][&consolidate=fail]: inject a fault", addFault},
 		{"DELETE", "/faults", "clear all fault rules", clearFaults},
 		{"DELETE", "/faults/{kind}", "clear the rules of one kind", clearFaults},
 		{"POST", "/sessions/expire", "invalidate every SOAP session", expireSessions},
@@ -156,12 +156,18 @@ type vmJSON struct {
 	NICs        []nicJSON        `json:"nics"`
 	Disks       []diskJSON       `json:"disks"`
 	Snapshots   []snapshotJSON   `json:"snapshots"`
+
+	// CBTPending: CBT is on in the config, waiting for a stun-unstun cycle.
+	CBTPending bool `json:"cbtPending"`
+	// ConsolidationNeeded: a failed consolidation left deltas no snapshot needs.
+	ConsolidationNeeded bool `json:"consolidationNeeded"`
 }
 
 func (vm *LabVM) describe() vmJSON {
 	vm.Lock()
 	defer vm.Unlock()
 	out := vmJSON{Name: vm.Name, Moref: vm.Self.Value, PowerState: string(vm.Runtime.PowerState), CBT: vm.cbtOn,
+		CBTPending: vm.cbtPending, ConsolidationNeeded: vm.consolidationNeeded(),
 		UUID: vm.Config.Uuid, Dir: vm.dir(), Controllers: []controllerJSON{}, NICs: []nicJSON{}, Disks: []diskJSON{}, Snapshots: []snapshotJSON{}}
 	for _, dev := range vm.Config.Hardware.Device {
 		typ := reflect.TypeOf(dev).Elem().Name()
@@ -441,6 +447,11 @@ func addFault(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
 	}
 	if err == nil && kind == faultCreateSnapshot {
 		rule.Leave, err = boolParam(r, "leave")
+	}
+	if err == nil && kind == faultRemoveSnapshot {
+		if rule.Consolidate = r.URL.Query().Get("consolidate"); rule.Consolidate != "" && rule.Consolidate != "fail" {
+			err = fmt.Errorf("consolidate must be fail")
+		}
 	}
 	if err != nil {
 		fail(w, http.StatusBadRequest, "%v", err)

@@ -13,6 +13,7 @@ import (
 const (
 	faultCreateSnapshot = "create-snapshot"
 	faultRemoveSnapshot = "remove-snapshot"
+	faultConsolidate    = "consolidate-disks"
 	faultQueryChanged   = "query-changed"
 	faultDatastoreRead  = "datastore-read"
 	faultDatastoreFull  = "datastore-full"
@@ -24,7 +25,8 @@ const (
 
 var faultKinds = map[string]string{
 	faultCreateSnapshot: "CreateSnapshot_Task's task fails (with ?leave=1 after the snapshot was made)",
-	faultRemoveSnapshot: "RemoveSnapshot_Task/RemoveAllSnapshots_Task's task fails",
+	faultRemoveSnapshot: "RemoveSnapshot_Task/RemoveAllSnapshots_Task's task fails (with ?consolidate=fail after taking the snapshots out of the tree, their deltas left: consolidation needed)",
+	faultConsolidate:    "ConsolidateVMDisks_Task's task fails, nothing merged",
 	faultQueryChanged:   "QueryChangedDiskAreas returns a FileFault",
 	faultDatastoreRead:  "a GET under /folder has its connection dropped after ?after=BYTES body bytes",
 	faultDatastoreFlip:  "the next PUT of a disk's flat extent stores the byte at offset ?after=BYTES flipped, and answers as if all went well",
@@ -39,7 +41,11 @@ type faultRule struct {
 	After  int64  `json:"after,omitempty"`  // datastore-read: body bytes sent before the drop; datastore-full: bytes stored before the failure; datastore-corrupt: the offset flipped
 	Leave  bool   `json:"leave,omitempty"`  // create-snapshot: the snapshot exists when the task fails
 	During string `json:"during,omitempty"` // datastore-full: write or create
+	// Consolidate "fail" (remove-snapshot): the snapshots leave the tree, their deltas stay.
+	Consolidate string `json:"consolidate,omitempty"`
 }
+
+func (r faultRule) leavesDeltas() bool { return r.Consolidate == "fail" }
 
 type faults struct {
 	mu    sync.Mutex

@@ -326,7 +326,7 @@ func (lab *Lab) adoptVM(ref types.ManagedObjectReference, spec *types.VirtualMac
 	}
 	vm.cbtOn = spec.ChangeTrackingEnabled != nil && *spec.ChangeTrackingEnabled
 	for _, d := range vm.disks {
-		d.cbt.reset(vm.cbtOn)
+		d.startTracking(vm.cbtOn, d.top) // a new VM is powered off: no stun needed
 	}
 	vm.Capability.ChangeTrackingSupported = types.NewBool(true)
 	vm.Config.ChangeTrackingEnabled = types.NewBool(vm.cbtOn)

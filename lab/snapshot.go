@@ -94,6 +94,11 @@ func (vm *LabVM) createSnapshot(req *types.CreateSnapshot_Task) (*LabSnapshot, e
 		s.changeIDs[d.key] = d.cbt.issue()
 		d.cbt.current = s.changeIDs[d.key] // the stun hands out a new changeId
 	}
+	if vm.cbtPending {
+		// CBT takes effect at this stun, after the snapshot's point: the
+		// snapshot's disks carry no changeId, the running ones do.
+		vm.stunned(func(d *disk) *layer { return s.tops[d.key] })
+	}
 	for _, f := range []string{s.vmsn, s.vmem} {
 		if f != "" {
 			_ = os.WriteFile(filepath.Join(vm.dir(), f), []byte(fmt.Sprintf("vmbkp lab snapshot %q\n", s.name)), 0o600)
@@ -135,36 +140,58 @@ func (vm *LabVM) snapshotInfo() *types.VirtualMachineSnapshotInfo {
 func (vm *LabVM) removeSnapshot(s *LabSnapshot) error {
 	for _, d := range vm.disks {
 		frozen := s.tops[d.key]
-		var child *layer
-		for l := d.top; l != nil; l = l.parent {
-			if l.parent == frozen {
-				child = l
-			}
-		}
+		child := childOf(d, frozen)
 		if child == nil {
 			return fmt.Errorf("%s: no delta above %s", d.label, frozen.name)
 		}
-		if err := d.mergeInto(child, frozen); err != nil {
-			return fmt.Errorf("consolidating %s into %s: %w", child.name, frozen.name, err)
+		if err := vm.collapse(d, child, frozen); err != nil {
+			return err
 		}
-		// Whatever pointed at the merged delta now points at its parent.
-		if d.top == child {
-			d.top = frozen
-		}
-		for _, o := range vm.snaps {
-			if o.tops[d.key] == child {
-				o.tops[d.key] = frozen
-			}
-		}
-		for l := d.top; l != nil; l = l.parent {
-			if l.parent == child {
-				l.parent = frozen
-				_ = d.writeDescriptor(l)
-			}
-		}
-		child.destroy()
-		_ = d.writeDescriptor(frozen)
 	}
+	vm.dropSnapshot(s)
+	return nil
+}
+
+// childOf is the layer of d's chain whose parent is l, or nil.
+func childOf(d *disk, l *layer) *layer {
+	for x := d.top; x != nil; x = x.parent {
+		if x.parent == l {
+			return x
+		}
+	}
+	return nil
+}
+
+// collapse merges child into its parent: whatever pointed at child (the running
+// point, snapshots, a delta above) then points at parent, which shows what
+// child showed.
+func (vm *LabVM) collapse(d *disk, child, parent *layer) error {
+	if err := d.mergeInto(child, parent); err != nil {
+		return fmt.Errorf("consolidating %s into %s: %w", child.name, parent.name, err)
+	}
+	if d.top == child {
+		d.top = parent
+	}
+	for _, o := range vm.snaps {
+		if o.tops[d.key] == child {
+			o.tops[d.key] = parent
+		}
+	}
+	for l := d.top; l != nil; l = l.parent {
+		if l.parent == child {
+			l.parent = parent
+			_ = d.writeDescriptor(l)
+		}
+	}
+	child.destroy()
+	_ = d.writeDescriptor(parent)
+	return nil
+}
+
+// dropSnapshot takes s out of the tree and its files away, leaving the disk
+// layers as they are (removeSnapshot merged them first; a failed
+// consolidation leaves them).
+func (vm *LabVM) dropSnapshot(s *LabSnapshot) {
 	for _, f := range []string{s.vmsn, s.vmem} {
 		if f != "" {
 			_ = os.Remove(filepath.Join(vm.dir(), f))
@@ -178,22 +205,75 @@ func (vm *LabVM) removeSnapshot(s *LabSnapshot) error {
 	}
 	simulator.Map.Remove(s.Self)
 	vm.lab.stats.snapshotRemoved(s.name)
-	return nil
 }
 
-// removeSnapshots removes list (newest first) and hands out new changeIds,
-// as the stun of a consolidation does.
-func (vm *LabVM) removeSnapshots(list []*LabSnapshot) *taskFault {
+// removeSnapshots removes list (newest first); the removal is a stun.
+// With leave (an injected consolidation failure) the snapshots leave the
+// tree but their deltas stay in the disk chains, as when ESXi deletes a
+// snapshot and then fails to consolidate: runtime.consolidationNeeded.
+func (vm *LabVM) removeSnapshots(list []*LabSnapshot, leave bool) *taskFault {
 	defer vm.publish()
+	defer vm.stunned(func(d *disk) *layer { return d.top })
 	for _, s := range list {
+		if leave {
+			vm.dropSnapshot(s)
+			continue
+		}
 		if err := vm.removeSnapshot(s); err != nil {
 			return &taskFault{&types.FileFault{File: vm.dsPath("")}, fmt.Sprintf("An error occurred while consolidating disks: %s", err)}
 		}
 	}
-	for _, d := range vm.disks {
-		d.cbt.current = d.cbt.issue()
+	if leave {
+		return &taskFault{&types.GenericVmConfigFault{Reason: injected("consolidation")}, "An error occurred while consolidating disks: " + injected("consolidation")}
 	}
 	return nil
+}
+
+// leftover is a layer of d's chain below the running one that no snapshot
+// froze: a delta a failed consolidation left. Nil when there is none.
+func (vm *LabVM) leftover(d *disk) *layer {
+	for l := d.top.parent; l != nil; l = l.parent {
+		frozen := false
+		for _, s := range vm.snaps {
+			if s.tops[d.key] == l {
+				frozen = true
+			}
+		}
+		if !frozen {
+			return l
+		}
+	}
+	return nil
+}
+
+func (vm *LabVM) consolidationNeeded() bool {
+	for _, d := range vm.disks {
+		if vm.leftover(d) != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// ConsolidateVMDisksTask merges every leftover delta into its parent, so the
+// chains are again one layer per snapshot plus the running one. It is a stun.
+func (vm *LabVM) ConsolidateVMDisksTask(ctx *simulator.Context, req *types.ConsolidateVMDisks_Task) soap.HasFault {
+	ref := runTask(vm, vm, "consolidateVMDisksTask", func() (types.AnyType, *taskFault) {
+		if _, ok := vm.lab.faults.take(faultConsolidate, vm.Name); ok {
+			return nil, &taskFault{&types.GenericVmConfigFault{Reason: injected("ConsolidateVMDisks_Task")}, "An error occurred while consolidating disks: " + injected("ConsolidateVMDisks_Task")}
+		}
+		defer vm.publish()
+		defer vm.stunned(func(d *disk) *layer { return d.top })
+		for _, d := range vm.disks {
+			for l := vm.leftover(d); l != nil; l = vm.leftover(d) {
+				if err := vm.collapse(d, childOf(d, l), l); err != nil {
+					return nil, &taskFault{&types.FileFault{File: vm.dsPath("")}, fmt.Sprintf("An error occurred while consolidating disks: %s", err)}
+				}
+			}
+		}
+		return nil, nil
+	})
+	return &methods.ConsolidateVMDisks_TaskBody{Res: &types.ConsolidateVMDisks_TaskResponse{Returnval: ref}}
 }
 
 func (s *LabSnapshot) RemoveSnapshotTask(ctx *simulator.Context, req *types.RemoveSnapshot_Task) soap.HasFault {
@@ -208,7 +288,8 @@ func (s *LabSnapshot) RemoveSnapshotTask(ctx *simulator.Context, req *types.Remo
 		if i < 0 {
 			return nil, &taskFault{&types.ManagedObjectNotFound{Obj: s.Self}, "The object has already been deleted or has not been completely created"}
 		}
-		if _, ok := vm.lab.faults.take(faultRemoveSnapshot, vm.Name); ok {
+		rule, ok := vm.lab.faults.take(faultRemoveSnapshot, vm.Name)
+		if ok && !rule.leavesDeltas() {
 			return nil, &taskFault{&types.GenericVmConfigFault{Reason: injected("RemoveSnapshot_Task")}, injected("RemoveSnapshot_Task")}
 		}
 		list := []*LabSnapshot{s}
@@ -218,7 +299,7 @@ func (s *LabSnapshot) RemoveSnapshotTask(ctx *simulator.Context, req *types.Remo
 				list = append(list, vm.snaps[j])
 			}
 		}
-		return nil, vm.removeSnapshots(list)
+		return nil, vm.removeSnapshots(list, ok)
 	})
 	return &methods.RemoveSnapshot_TaskBody{Res: &types.RemoveSnapshot_TaskResponse{Returnval: ref}}
 }
@@ -228,14 +309,15 @@ func (vm *LabVM) RemoveAllSnapshotsTask(ctx *simulator.Context, req *types.Remov
 		if len(vm.snaps) == 0 {
 			return nil, nil
 		}
-		if _, ok := vm.lab.faults.take(faultRemoveSnapshot, vm.Name); ok {
+		rule, ok := vm.lab.faults.take(faultRemoveSnapshot, vm.Name)
+		if ok && !rule.leavesDeltas() {
 			return nil, &taskFault{&types.GenericVmConfigFault{Reason: injected("RemoveAllSnapshots_Task")}, injected("RemoveAllSnapshots_Task")}
 		}
 		var list []*LabSnapshot
 		for j := len(vm.snaps) - 1; j >= 0; j-- {
 			list = append(list, vm.snaps[j])
 		}
-		return nil, vm.removeSnapshots(list)
+		return nil, vm.removeSnapshots(list, ok)
 	})
 	return &methods.RemoveAllSnapshots_TaskBody{Res: &types.RemoveAllSnapshots_TaskResponse{Returnval: ref}}
 }

@@ -125,7 +125,7 @@ func (lab *Lab) putDisk(w http.ResponseWriter, r *http.Request, rel string, vm *
 	vm.Lock()
 	d.top.cid = randCID() // the content changed
 	_ = d.writeDescriptor(d.top)
-	d.cbt.reset(vm.cbtOn)
+	d.startTracking(vm.tracking(), d.top)
 	vm.publish()
 	vm.Unlock()
 	w.WriteHeader(http.StatusOK)

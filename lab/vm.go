@@ -95,6 +95,12 @@ type LabVM struct {
 	snaps   []*LabSnapshot // oldest first: the lab keeps snapshots a linear chain
 	cbtOn   bool
 	sid     int32
+
+	// cbtPending: CBT was turned on while the VM ran; it takes effect at the
+	// next stun-unstun cycle (power on, snapshot create or remove,
+	// consolidation), as the VDDK programming guide says, and until then the
+	// disks carry no changeId.
+	cbtPending bool
 }
 
 // Lock and Unlock make the simulator's registry use lk as this VM's object
@@ -301,6 +307,7 @@ func (vm *LabVM) publish() {
 		{Name: "summary.config.numVirtualDisks", Val: int32(len(vm.disks))},
 		{Name: "layout", Val: layout},
 		{Name: "layoutEx", Val: layoutEx},
+		{Name: "runtime.consolidationNeeded", Val: vm.consolidationNeeded()},
 	}
 	if len(vm.snaps) == 0 {
 		changes = append(changes,
@@ -498,16 +505,47 @@ func (vm *LabVM) reconfigure(ctx *simulator.Context, spec types.VirtualMachineCo
 		if err := g.d.grow(g.capacity); err != nil {
 			return &taskFault{&types.FileFault{File: vm.dsPath(g.d.top.extentName())}, err.Error()}
 		}
-		g.d.cbt.reset(vm.cbtOn) // as on ESXi, extending a disk resets its CBT
+		g.d.startTracking(vm.tracking(), g.d.top) // as on ESXi, extending a disk resets its CBT
 	}
 	if cbt != nil && *cbt != vm.cbtOn {
 		vm.cbtOn = *cbt
+		vm.cbtPending = vm.cbtOn && vm.Runtime.PowerState == types.VirtualMachinePowerStatePoweredOn
 		for _, d := range vm.disks {
-			d.cbt.reset(vm.cbtOn)
+			d.startTracking(vm.tracking(), d.top)
 		}
 	}
 	vm.publish()
 	return nil
+}
+
+// tracking says whether changes are being tracked now (on, and not waiting for a stun).
+func (vm *LabVM) tracking() bool { return vm.cbtOn && !vm.cbtPending }
+
+// stunned is a stun-unstun cycle: CBT turned on while the VM ran takes effect,
+// on each disk's layer running at the stun (running), and every disk gets a
+// new current changeId.
+func (vm *LabVM) stunned(running func(*disk) *layer) {
+	if vm.cbtPending {
+		vm.cbtPending = false
+		for _, d := range vm.disks {
+			d.startTracking(true, running(d))
+		}
+		return
+	}
+	for _, d := range vm.disks {
+		d.cbt.current = d.cbt.issue()
+	}
+}
+
+// PowerOnVMTask is the simulator's; powering on is a stun-unstun cycle.
+func (vm *LabVM) PowerOnVMTask(ctx *simulator.Context, req *types.PowerOnVM_Task) soap.HasFault {
+	was := vm.Runtime.PowerState
+	res := vm.VirtualMachine.PowerOnVMTask(ctx, req)
+	if was != types.VirtualMachinePowerStatePoweredOn && vm.Runtime.PowerState == types.VirtualMachinePowerStatePoweredOn {
+		vm.stunned(func(d *disk) *layer { return d.top })
+		vm.publish()
+	}
+	return res
 }
 
 // RefreshStorageInfo recomputes layoutEx the lab's way.
