@@ -76,6 +76,8 @@ function snapshotDisk(content: Buffer): Promise<SnapshotDisk> {
     await lab.write(SOURCE_VM, key, 0, content);
     const vm = await findVm(session, SOURCE_VM);
     await enableChangeTracking(session, vm.ref, vm.name);
+    // A running VM picks CBT up at a stun-unstun cycle (a snapshot created and removed).
+    await removeSnapshot(session, await createSnapshot(session, vm.ref, vm.name, 'cbt-stun'), 'removing the stun snapshot');
     const snapshot = await createSnapshot(session, vm.ref, vm.name, 'conformance');
     undo.push(() => removeSnapshot(session, snapshot, 'removing the conformance snapshot'));
     const disk = disksOf((await retrieveOne(session, snapshot, ['config'])).get('config'))[0]!;

@@ -94,10 +94,14 @@ describe('VM backup fallbacks and faults', () => {
   it('snapshot creation fails: a clear error, no generation, no snapshot left', async () => {
     const vm = 'lab-vm-4';
     const before = await treeDigest(repo);
-    await lab.fault('create-snapshot', { vm });
+    // Twice: the first is the snapshot that activates the CBT just turned on (its failure only warns), the second the backup's.
+    await lab.fault('create-snapshot', { vm, times: 2 });
     const r = await vmbkp(['backup', '--repo', repo, ...lab.vcenterArgs(pw), '--vm', vm, '--enable-cbt']);
     assert.equal(r.code, 1);
-    assert.match(oneLine(r.stderr), /^vmbkp: error: creating snapshot vmbkp-\S+ of VM lab-vm-4 failed: .*injected/);
+    const [warning, error, ...rest] = r.stderr.trim().split('\n');
+    assert.deepEqual(rest, [], r.stderr);
+    assert.match(warning!, /^vmbkp: warning: changed-block tracking on VM lab-vm-4 could not be activated \(creating snapshot vmbkp-cbt-\S+ of VM lab-vm-4 failed: .*injected.*\): this backup reads whole disks$/);
+    assert.match(error!, /^vmbkp: error: creating snapshot vmbkp-[0-9a-f-]{36} of VM lab-vm-4 failed: .*injected/);
     assert.deepEqual(await lab.vmbkpSnapshots(vm), []);
     assert.deepEqual(await listFiles(path.join(repo, 'generations')).then((f) => f.filter((x) => x.includes(vm))), []);
     assert.deepEqual(await treeDigest(repo), before, 'the repository is unchanged');

@@ -57,6 +57,7 @@ function planText(recipeName: string, plans: readonly (VmPlan | UnplannedVm)[]):
     }
     if (p.cbt !== 'on') rows.push([p.vm, '', '', '', `changed-block tracking ${p.cbt}`]);
     if (p.orphanSnapshots.length > 0) rows.push([p.vm, '', '', '', `would first remove snapshots ${p.orphanSnapshots.join(', ')}`]);
+    for (const note of p.notes ?? []) rows.push([p.vm, '', '', '', note]);
   }
   const vms = plans.filter((p) => !('error' in p)).length;
   return [`recipe ${recipeName} (dry run, nothing was changed): ${vms} VMs would be backed up`, '',

@@ -34,6 +34,8 @@ export interface VmPlan {
   /** vmbkp snapshots left by a killed run, which the backup would remove first. */
   readonly orphanSnapshots: readonly string[];
   readonly disks: readonly DiskPlan[];
+  /** What else the backup would do or not do (the provider's notes). */
+  readonly notes?: readonly string[];
 }
 
 export async function planMachineBackup(provider: BackupProvider, repo: Repository, machine: { readonly name: string; readonly id: string }, opts: {
@@ -62,6 +64,6 @@ export async function planMachineBackup(provider: BackupProvider, repo: Reposito
 
   return {
     vm: survey.name, moref: survey.id, set, generation: (latest?.generation ?? 0) + 1,
-    cbt: survey.changeTracking, orphanSnapshots: survey.orphans, disks,
+    cbt: survey.changeTracking, orphanSnapshots: survey.orphans, disks, ...(survey.notes ? { notes: survey.notes } : {}),
   };
 }

@@ -96,6 +96,8 @@ export interface MachineSurvey {
   /** What killed runs left, which the backup would remove first. */
   readonly orphans: readonly string[];
   readonly disks: readonly PlannedDisk[];
+  /** What else the backup would do or not do, and why (e.g. change tracking it would not turn on). */
+  readonly notes?: readonly string[];
 }
 
 /** What a restore job hands the provider: the generation, its stored machine, each disk's index (and the chunk workers the job writes the disks with). */

@@ -5,6 +5,9 @@
  */
 import { type ProcessIdentity, formatOwner, parseOwner, thisProcess } from '../process-identity.js';
 
+/** vmbkp's snapshots are named with this prefix: a later run finds what a killed one left by it. */
+export const SNAPSHOT_PREFIX = 'vmbkp-';
+
 /** `vmbkp backup; host=H pid=P pidStart=T boot=B started=ISO` (start and boot when known). */
 export function backupSnapshotDescription(owner: ProcessIdentity = thisProcess(), started: Date = new Date()): string {
   return `vmbkp backup; ${formatOwner(owner)} started=${started.toISOString()}`;

@@ -4,6 +4,7 @@
  */
 import { InputError } from '../errors.js';
 import { VsphereFaultError } from './errors.js';
+import { retrieveOne } from './property-collector.js';
 import type { VsphereSession } from './session.js';
 import { taskOf, waitForTask } from './task.js';
 import { MoRef, type XmlNode, at, boolAt, child, children, moRefOf, numberAt, textAt, xsiType } from './xml.js';
@@ -108,10 +109,28 @@ export async function removeSnapshot(session: VsphereSession, snapshot: MoRef, w
   await waitForTask(session, taskOf(res), { what });
 }
 
-/** Turns changed-block tracking on; it becomes active at the next snapshot. */
+/**
+ * Whether the snapshot is no longer in the VM's tree: a removal whose task failed while
+ * consolidating has still taken it out (the deltas it left are a consolidation's to merge).
+ */
+export async function snapshotGone(session: VsphereSession, vm: MoRef, snapshot: MoRef): Promise<boolean> {
+  const prop = (await retrieveOne(session, vm, ['snapshot'])).get('snapshot');
+  return !snapshotsOf(prop).some((s) => s.ref.value === snapshot.value);
+}
+
+/**
+ * Turns changed-block tracking on. A powered-on VM picks it up at its next stun-unstun
+ * cycle (a snapshot created or removed, a power on); until then its disks carry no changeId.
+ */
 export async function enableChangeTracking(session: VsphereSession, vm: MoRef, vmName: string): Promise<void> {
   const res = await session.call('ReconfigVM_Task', vm, { spec: { changeTrackingEnabled: true } });
   await waitForTask(session, taskOf(res), { what: `enabling changed-block tracking on VM ${vmName}` });
+}
+
+/** Merges the delta disks no snapshot uses (left by a failed consolidation) into their parents. */
+export async function consolidateDisks(session: VsphereSession, vm: MoRef, vmName: string): Promise<void> {
+  const res = await session.call('ConsolidateVMDisks_Task', vm, {});
+  await waitForTask(session, taskOf(res), { what: `consolidating the disks of VM ${vmName}` });
 }
 
 export interface ChangedArea { readonly start: number; readonly length: number }

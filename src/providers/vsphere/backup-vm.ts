@@ -13,14 +13,16 @@ import { type VmRef, findVm } from '../../vsphere/inventory.js';
 import { ovfDescriptor } from '../../vsphere/ovf.js';
 import { retrieveOne } from '../../vsphere/property-collector.js';
 import type { VsphereSession } from '../../vsphere/session.js';
-import { backupSnapshotDescription, snapshotOwner } from '../../vsphere/snapshot-owner.js';
+import { SNAPSHOT_PREFIX, backupSnapshotDescription, snapshotOwner } from '../../vsphere/snapshot-owner.js';
 import {
-  type VirtualDiskInfo, createSnapshot, disksOf, enableChangeTracking, removeSnapshot, snapshotsOf, unsnapshottable,
+  type VirtualDiskInfo, createSnapshot, disksOf, removeSnapshot, snapshotGone, snapshotsOf, unsnapshottable,
 } from '../../vsphere/vm.js';
 import { MoRef, type XmlNode, boolAt, textAt } from '../../vsphere/xml.js';
 import type { BeginBackupOptions, MachineBackup, MachineToBackUp, ProviderEvent } from '../machine-provider.js';
+import { activateChangeTracking, turnOnChangeTracking } from './change-tracking.js';
+import { consolidateIfNeeded } from './consolidation.js';
 
-export const SNAPSHOT_PREFIX = 'vmbkp-';
+export { SNAPSHOT_PREFIX };
 
 export type OpenDisk = (d: SnapshotDisk) => Promise<DiskSource>;
 
@@ -62,7 +64,9 @@ async function removeOrphans(session: VsphereSession, vm: VmRef, snapshotProp: X
       throw new InputError(`VM ${vm.name} is being backed up by vmbkp process ${owner.pid} on this host (snapshot ${s.name})`);
     }
     warn(`removing snapshot ${s.name} of VM ${vm.name}, left by an earlier run`);
-    await removeSnapshot(session, s.ref, `removing snapshot ${s.name} of VM ${vm.name}`);
+    await removeSnapshot(session, s.ref, `removing snapshot ${s.name} of VM ${vm.name}`).catch(async (err: unknown) => {
+      if (!(await snapshotGone(session, vm.ref, s.ref))) throw err; // gone: its deltas are consolidated before the backup
+    });
   }
 }
 
@@ -88,6 +92,8 @@ async function removeOurSnapshot(session: VsphereSession, vm: VmRef, snapshot: M
       return;
     } catch (err) {
       last = err;
+      // A removal that failed while consolidating has still taken the snapshot out: done (the deltas are consolidated next).
+      if (await snapshotGone(session, vm.ref, snapshot).catch(() => false)) return;
       await new Promise((r) => setTimeout(r, SNAPSHOT_REMOVAL_BACKOFF_MS * attempt));
     }
   }
@@ -105,8 +111,7 @@ export async function prepareVmBackup(session: VsphereSession, selector: string,
 
   if (boolAt(props.get('config'), 'changeTrackingEnabled') !== true) {
     if (opts.enableCbt) {
-      emit({ type: 'step', message: `enabling changed-block tracking on VM ${vm.name}` });
-      await enableChangeTracking(session, vm.ref, vm.name);
+      await turnOnChangeTracking(session, vm, props.get('snapshot'), emit);
     } else {
       warn(`changed-block tracking is off on VM ${vm.name}: every backup reads whole disks (turn it on with --enable-cbt)`);
     }
@@ -123,6 +128,8 @@ export async function beginVmBackup(session: VsphereSession, openDisk: OpenDisk,
   const vm: VmRef = { ref: new MoRef('VirtualMachine', target.id), name: target.name };
   const warn = (message: string) => emit({ type: 'warning', message });
   const snapName = `${SNAPSHOT_PREFIX}${opts.id}`;
+  await activateChangeTracking(session, vm, opts.excludeDisks, emit);
+  await consolidateIfNeeded(session, vm, 'an earlier snapshot removal', emit);
   emit({ type: 'step', message: `creating snapshot ${snapName} of VM ${vm.name}` });
   let snapshot: MoRef;
   try {
@@ -143,6 +150,7 @@ export async function beginVmBackup(session: VsphereSession, openDisk: OpenDisk,
     for (const s of sources) await s.close().catch(() => {});
     emit({ type: 'step', message: `removing snapshot ${snapName} of VM ${vm.name}` });
     await removeOurSnapshot(session, vm, snapshot, snapName);
+    await consolidateIfNeeded(session, vm, `removing snapshot ${snapName}`, emit);
   };
   try {
     await failpoint('vm:snapshot-taken');

@@ -1,16 +1,27 @@
-/** A VM as a dry run sees it: its current disks, CBT, and the vmbkp snapshots a killed run left, by reading only. */
+/**
+ * A VM as a dry run sees it, by reading only: its current disks, CBT (and whether
+ * --enable-cbt could turn it on), the vmbkp snapshots a killed run left, and whether its
+ * disks need consolidating first.
+ */
 import { retrieveOne } from '../../vsphere/property-collector.js';
 import type { VsphereSession } from '../../vsphere/session.js';
 import { disksOf, snapshotsOf, unsnapshottable } from '../../vsphere/vm.js';
 import { MoRef, boolAt } from '../../vsphere/xml.js';
 import type { MachineSurvey, PlannedDisk } from '../machine-provider.js';
 import { SNAPSHOT_PREFIX, setNameForVm } from './backup-vm.js';
+import { cannotEnableWhy, userSnapshots } from './change-tracking.js';
 
 export async function surveyVm(session: VsphereSession, vm: { readonly name: string; readonly id: string },
   opts: { readonly enableCbt: boolean; readonly excludeDisks: readonly number[] }): Promise<MachineSurvey> {
-  const props = await retrieveOne(session, new MoRef('VirtualMachine', vm.id), ['config', 'snapshot']);
+  const props = await retrieveOne(session, new MoRef('VirtualMachine', vm.id), ['config', 'snapshot', 'runtime']);
   const config = props.get('config');
   const cbtOn = boolAt(config, 'changeTrackingEnabled') === true;
+  const notes: string[] = [];
+  const cbtRefused = !cbtOn && opts.enableCbt ? cannotEnableWhy(vm.name, userSnapshots(props.get('snapshot'))) : undefined;
+  if (cbtRefused) notes.push(`changed-block tracking would not be enabled: ${cbtRefused}; a later run enables it once the VM has none`);
+  if (boolAt(props.get('runtime'), 'consolidationNeeded') === true) {
+    notes.push('would first consolidate the disks (a snapshot removal left delta disks that no snapshot uses)');
+  }
   const disks = disksOf(config).map((disk): PlannedDisk => {
     const base = { name: String(disk.key), key: disk.key, label: disk.label, capacity: disk.capacity };
     if (opts.excludeDisks.includes(disk.key)) return { ...base, skipped: 'excluded by the recipe' };
@@ -19,8 +30,8 @@ export async function surveyVm(session: VsphereSession, vm: { readonly name: str
   });
   return {
     name: vm.name, id: vm.id, set: setNameForVm(vm.name),
-    changeTracking: cbtOn ? 'on' : opts.enableCbt ? 'would be enabled' : 'off',
+    changeTracking: cbtOn ? 'on' : opts.enableCbt && !cbtRefused ? 'would be enabled' : 'off',
     orphans: snapshotsOf(props.get('snapshot')).filter((s) => s.name.startsWith(SNAPSHOT_PREFIX)).map((s) => s.name),
-    disks,
+    disks, ...(notes.length > 0 ? { notes } : {}),
   };
 }
