@@ -24,12 +24,12 @@ export interface LabInfo {
 
 export interface LabDisk {
   key: number; label: string; controllerKey: number; unitNumber: number; thin: boolean; fileName: string; capacity: number; changeId: string;
-  path: string; extentPath: string;
+  path: string; extentPath: string; chain: string[];
 }
 export interface LabController { key: number; type: string; busNumber: number }
 export interface LabNic { key: number; type: string; network: string; macAddress: string; addressType: string }
 export interface LabVm {
-  name: string; moref: string; powerState: string; cbt: boolean; uuid: string; dir: string;
+  name: string; moref: string; powerState: string; cbt: boolean; cbtPending: boolean; consolidationNeeded: boolean; uuid: string; dir: string;
   controllers: LabController[]; nics: LabNic[]; disks: LabDisk[]; snapshots: { moref: string; name: string }[];
 }
 export interface LabStats {

@@ -111,6 +111,8 @@ export async function prepareVmBackup(session: VsphereSession, selector: string,
 
   if (boolAt(props.get('config'), 'changeTrackingEnabled') !== true) {
     if (opts.enableCbt) {
+      // Not on leftover deltas either: a powered-off VM starts tracking on the disks it runs on.
+      await consolidateIfNeeded(session, vm, 'an earlier snapshot removal', emit);
       await turnOnChangeTracking(session, vm, props.get('snapshot'), emit);
     } else {
       warn(`changed-block tracking is off on VM ${vm.name}: every backup reads whole disks (turn it on with --enable-cbt)`);
@@ -128,8 +130,9 @@ export async function beginVmBackup(session: VsphereSession, openDisk: OpenDisk,
   const vm: VmRef = { ref: new MoRef('VirtualMachine', target.id), name: target.name };
   const warn = (message: string) => emit({ type: 'warning', message });
   const snapName = `${SNAPSHOT_PREFIX}${opts.id}`;
-  await activateChangeTracking(session, vm, opts.excludeDisks, emit);
+  // Consolidated first: CBT activated while the VM runs on a delta would not know the data under it.
   await consolidateIfNeeded(session, vm, 'an earlier snapshot removal', emit);
+  await activateChangeTracking(session, vm, opts.excludeDisks, emit);
   emit({ type: 'step', message: `creating snapshot ${snapName} of VM ${vm.name}` });
   let snapshot: MoRef;
   try {

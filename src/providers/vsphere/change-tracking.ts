@@ -19,6 +19,7 @@ import {
 } from '../../vsphere/vm.js';
 import { type MoRef, type XmlNode, boolAt, textAt } from '../../vsphere/xml.js';
 import type { ProviderEvent } from '../machine-provider.js';
+import { consolidateIfNeeded } from './consolidation.js';
 
 /** The VM's snapshots that are not vmbkp's: the user's, which vmbkp never removes. */
 export function userSnapshots(snapshotProp: XmlNode | undefined): SnapshotInfo[] {
@@ -89,6 +90,7 @@ export async function activateChangeTracking(session: VsphereSession, vm: VmRef,
       throw new IoError(`${describeCause(err)}; the next vmbkp run on this VM removes it`, { cause: err });
     }
   }
+  await consolidateIfNeeded(session, vm, `removing snapshot ${name}`, emit);
   const still = untrackedDisks((await retrieveOne(session, vm.ref, ['config'])).get('config'), excludeDisks);
   if (still.length > 0) {
     emit({ type: 'warning', message: `changed-block tracking is on for VM ${vm.name} but disks ${still.join(', ')} report no change id after a snapshot: this backup reads them whole` });
