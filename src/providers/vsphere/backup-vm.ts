@@ -100,7 +100,10 @@ async function removeOurSnapshot(session: VsphereSession, vm: VmRef, snapshot: M
   throw new IoError(`removing snapshot ${name} of VM ${vm.name} failed: ${describeCause(last)}; the next vmbkp run on this VM removes it`, { cause: last });
 }
 
-/** Finds the VM (a name or moref), removes the snapshots killed runs left, turns CBT on when asked (or warns that it is off). */
+/**
+ * Finds the VM (a name or moref), removes the snapshots killed runs left, turns CBT on when
+ * asked and the VM has no snapshots of its own (or warns that it is off).
+ */
 export async function prepareVmBackup(session: VsphereSession, selector: string, opts: { readonly enableCbt: boolean },
   emit: (e: ProviderEvent) => void): Promise<MachineToBackUp> {
   const warn = (message: string) => emit({ type: 'warning', message });
@@ -122,7 +125,8 @@ export async function prepareVmBackup(session: VsphereSession, selector: string,
 }
 
 /**
- * Takes the snapshot `vmbkp-<generation id>` and opens the disks it froze through the
+ * Consolidates leftover deltas and activates CBT waiting for a stun (change-tracking.ts),
+ * takes the snapshot `vmbkp-<generation id>` and opens the disks it froze through the
  * transport. A failure after the snapshot exists closes what was opened and removes it.
  */
 export async function beginVmBackup(session: VsphereSession, openDisk: OpenDisk, target: MachineToBackUp, opts: BeginBackupOptions,
