@@ -95,6 +95,7 @@ type LabVM struct {
 	snaps   []*LabSnapshot // oldest first: the lab keeps snapshots a linear chain
 	cbtOn   bool
 	sid     int32
+	tools   string // VMware Tools in the guest (tools.go); "" is running
 }
 
 // Lock and Unlock make the simulator's registry use lk as this VM's object
@@ -312,6 +313,7 @@ func (vm *LabVM) publish() {
 			types.PropertyChange{Name: "rootSnapshot", Val: []types.ManagedObjectReference{vm.snaps[0].Self}})
 	}
 	simulator.Map.Update(vm, changes)
+	vm.publishGuest()
 }
 
 // layouts rebuilds layout and layoutEx from the files in the VM directory
