@@ -40,7 +40,8 @@ export function summarize(m: GenerationManifest): string {
     d.name, d.mode, bytes(d.size), bytes(d.stats.bytesRead), bytes(d.stats.bytesStored), duration(d.stats.durationMs), rate(d.stats.bytesRead, d.stats.durationMs),
   ]);
   const notes = m.disks.filter((d) => d.note).map((d) => `  ${d.name}: ${d.note}`);
-  return [`set ${m.set} generation ${m.generation} (${m.mode})`, table(['disk', 'mode', 'size', 'read', 'stored', 'time', 'rate'], rows), ...notes].join('\n');
+  const consistency = generationSummary(m).consistency;
+  return [`set ${m.set} generation ${m.generation} (${m.mode}${consistency ? `, ${consistency}` : ''})`, table(['disk', 'mode', 'size', 'read', 'stored', 'time', 'rate'], rows), ...notes].join('\n');
 }
 
 export function register(program: Command): void {
@@ -54,7 +55,7 @@ export function register(program: Command): void {
     .option('--compression-level <n>', 'zstd level, 1–19 (default 1)')
     .option('--vm <name|moref>', 'with --vcenter: a VM to back up (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--transport <kind>', 'with --vcenter: https (datastore, needs nothing from VMware) or vddk (nbdkit vddk plugin)', 'https')
-    .option('--quiesce', 'with --vcenter: quiesce the guest file systems (VMware Tools) for the snapshot')
+    .option('--quiesce [required]', 'with --vcenter: quiesce the guest file systems (VMware Tools) for the snapshot; a VM that could not be quiesced is backed up crash-consistent with a warning, or with --quiesce=required not at all')
     .option('--memory', "with --vcenter: include the VM's memory in the snapshot")
     .option('--enable-cbt', 'with --vcenter: turn changed-block tracking on where it is off')
     .option('--vddk-libdir <dir>', "with --transport vddk: where VMware's VDDK is unpacked")

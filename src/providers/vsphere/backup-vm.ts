@@ -15,10 +15,11 @@ import { retrieveOne } from '../../vsphere/property-collector.js';
 import type { VsphereSession } from '../../vsphere/session.js';
 import { backupSnapshotDescription, snapshotOwner } from '../../vsphere/snapshot-owner.js';
 import {
-  type VirtualDiskInfo, createSnapshot, disksOf, enableChangeTracking, removeSnapshot, snapshotsOf, unsnapshottable,
+  type VirtualDiskInfo, disksOf, enableChangeTracking, removeSnapshot, snapshotsOf, unsnapshottable,
 } from '../../vsphere/vm.js';
 import { MoRef, type XmlNode, boolAt, textAt } from '../../vsphere/xml.js';
-import type { BeginBackupOptions, MachineBackup, MachineToBackUp, ProviderEvent } from '../machine-provider.js';
+import type { BeginBackupOptions, Consistency, MachineBackup, MachineToBackUp, ProviderEvent } from '../machine-provider.js';
+import { takeBackupSnapshot } from './consistency.js';
 
 export const SNAPSHOT_PREFIX = 'vmbkp-';
 
@@ -33,6 +34,8 @@ export interface VsphereMachine {
   /** vCenter's instance UUID of the VM (`config.instanceUuid`): a recreated or cloned VM of the same name has another. */
   readonly instanceUuid?: string;
   readonly snapshot: string;
+  /** How consistent the snapshot's disks are (consistency.ts); absent in generations made before it was recorded. */
+  readonly consistency?: Consistency;
   readonly changeTracking: boolean;
   readonly disks: readonly {
     readonly name: string; readonly key: number; readonly label: string; readonly fileName: string;
@@ -125,10 +128,11 @@ export async function beginVmBackup(session: VsphereSession, openDisk: OpenDisk,
   const snapName = `${SNAPSHOT_PREFIX}${opts.id}`;
   emit({ type: 'step', message: `creating snapshot ${snapName} of VM ${vm.name}` });
   let snapshot: MoRef;
+  let consistency: Consistency;
   try {
-    snapshot = await createSnapshot(session, vm.ref, vm.name, snapName, {
+    ({ snapshot, consistency } = await takeBackupSnapshot(session, vm, snapName, {
       description: backupSnapshotDescription(), memory: opts.memory, quiesce: opts.quiesce,
-    });
+    }, warn));
   } catch (err) {
     // A failed task may still have left the snapshot: look for it by name.
     const after = await retrieveOne(session, vm.ref, ['snapshot']).catch(() => undefined);
@@ -168,7 +172,7 @@ export async function beginVmBackup(session: VsphereSession, openDisk: OpenDisk,
     }
     const record: VsphereMachine = {
       kind: 'vsphere-vm', vcenter: session.host, moref: vm.ref.value, name: vm.name,
-      ...(instanceUuid ? { instanceUuid } : {}), snapshot: snapName,
+      ...(instanceUuid ? { instanceUuid } : {}), snapshot: snapName, consistency,
       changeTracking: boolAt(config, 'changeTrackingEnabled') === true,
       disks: machineDisks, config: config ?? '', ovf: ovfDescriptor(config),
     };
