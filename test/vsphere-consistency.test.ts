@@ -6,6 +6,8 @@
  * --quiesce=required; `list` shows the consistency and the VM's instance UUID.
  */
 import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { generationSummary } from '../src/app/generation-summary.js';
 import type { GenerationManifest } from '../src/repository/generation.js';
@@ -79,7 +81,7 @@ describe('backup consistency, against the lab', () => {
     await tools(NO_TOOLS, 'notInstalled');
     const r = await backup(NO_TOOLS, '--quiesce');
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, /VM lab-vm-2: snapshot vmbkp-\S+ is not quiesced \(VMware Tools are not running in it \(toolsNotInstalled\)\): this backup is crash-consistent/);
+    assert.match(r.stderr, /snapshot vmbkp-\S+ of VM lab-vm-2 is not quiesced \(VMware Tools are not running in it \(toolsNotInstalled\)\): this backup is crash-consistent/);
     assert.match(r.stdout, /\(auto, crash\)/);
     const g = await newest(NO_TOOLS);
     assert.equal(g?.generation, 1);
@@ -95,7 +97,7 @@ describe('backup consistency, against the lab', () => {
       const r = await backup(NO_TOOLS, '--quiesce=required');
       assert.equal(r.code, 1, r.stderr);
       const expected = state === 'notInstalled' ? 'toolsNotInstalled' : 'toolsNotRunning';
-      assert.match(r.stderr, new RegExp(`VM lab-vm-2: snapshot vmbkp-\\S+ is not quiesced \\(VMware Tools are not running in it \\(${expected}\\)\\), and quiescing is required: not backed up`));
+      assert.match(r.stderr, new RegExp(`snapshot vmbkp-\\S+ of VM lab-vm-2 is not quiesced \\(VMware Tools are not running in it \\(${expected}\\)\\), and quiescing is required: not backed up`));
       assert.equal((await generations(NO_TOOLS)).length, before, 'no generation was made');
       assert.deepEqual(await lab.vmbkpSnapshots(NO_TOOLS), [], 'the snapshot was removed');
     }
@@ -117,7 +119,7 @@ describe('backup consistency, against the lab', () => {
     await lab.fault('quiesce', { vm: WITH_TOOLS });
     const strict = await backup(WITH_TOOLS, '--quiesce=required');
     assert.equal(strict.code, 1, strict.stderr);
-    assert.match(strict.stderr, /VM lab-vm-1 could not be quiesced, and quiescing is required: not backed up \(creating snapshot vmbkp-\S+ of VM lab-vm-1 failed: ApplicationQuiesceFault: /);
+    assert.match(strict.stderr, /VM lab-vm-1 could not be quiesced \(creating snapshot vmbkp-\S+ of VM lab-vm-1 failed: ApplicationQuiesceFault: An error occurred while saving the snapshot: Failed to quiesce the virtual machine\.\), and quiescing is required: not backed up/);
     assert.equal((await generations(WITH_TOOLS)).length, count);
     assert.deepEqual(await lab.vmbkpSnapshots(WITH_TOOLS), []);
   });
@@ -128,6 +130,24 @@ describe('backup consistency, against the lab', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.doesNotMatch(r.stderr, /quiesc/);
     assert.equal((await newest(OTHER))?.consistency, 'powered-off');
+  });
+
+  it('a recipe with quiesce: required fails the VM without Tools and backs up the other (exit 3)', async () => {
+    await tools(NO_TOOLS, 'notInstalled');
+    if ((await lab.vm(OTHER)).powerState !== 'poweredOn') await lab.power(OTHER, 'on');
+    const before = (await generations(NO_TOOLS)).length;
+    const file = path.join(fixture!.dir, 'quiesce-required.yaml');
+    await fs.writeFile(file, [
+      'version: 1', 'kind: backup', 'connection:', `  vcenter: ${lab.info.url}`, `  user: ${lab.info.user}`, `  passwordFile: ${pw}`,
+      `  thumbprint: "${lab.info.thumbprintSha256}"`, `repository: ${repo}`, 'targets:', `  vms: [${NO_TOOLS}, ${OTHER}]`,
+      'policy:', '  quiesce: required', '',
+    ].join('\n'));
+    const r = await vmbkp(['run', file]);
+    assert.equal(r.code, 3, r.stderr);
+    assert.match(r.stderr + r.stdout, /snapshot vmbkp-\S+ of VM lab-vm-2 is not quiesced \(VMware Tools are not running in it \(toolsNotInstalled\)\), and quiescing is required: not backed up/);
+    assert.equal((await generations(NO_TOOLS)).length, before);
+    assert.equal((await newest(OTHER))?.consistency, 'quiesced');
+    assert.deepEqual(await lab.vmbkpSnapshots(NO_TOOLS), []);
   });
 
   it('--quiesce takes no value but "required"', async () => {

@@ -50,7 +50,7 @@ export async function takeBackupSnapshot(session: VsphereSession, vm: VmRef, nam
   } catch (err) {
     if (opts.quiesce === false || !isQuiesceFailure(err)) throw err;
     if (opts.quiesce === 'required') {
-      throw new IoError(`VM ${vm.name} could not be quiesced, and ${policyName(opts.quiesce)}: not backed up (${describeCause(err)})`, { cause: err });
+      throw new IoError(`VM ${vm.name} could not be quiesced (${describeCause(err)}), and ${policyName(opts.quiesce)}: not backed up`, { cause: err });
     }
     failedQuiesce = err;
     warn(`VM ${vm.name} could not be quiesced (${describeCause(err)}): taking a crash-consistent snapshot instead`);
@@ -68,9 +68,9 @@ export async function takeBackupSnapshot(session: VsphereSession, vm: VmRef, nam
       : node === undefined ? 'its snapshot tree does not show it' : 'vSphere did not quiesce it';
     if (opts.quiesce === 'required') {
       // The caller removes the snapshot when this throws (see beginVmBackup).
-      throw new IoError(`VM ${vm.name}: snapshot ${name} is not quiesced (${why}), and ${policyName(opts.quiesce)}: not backed up`);
+      throw new IoError(`snapshot ${name} of VM ${vm.name} is not quiesced (${why}), and ${policyName(opts.quiesce)}: not backed up`);
     }
-    warn(`VM ${vm.name}: snapshot ${name} is not quiesced (${why}): this backup is crash-consistent`);
+    warn(`snapshot ${name} of VM ${vm.name} is not quiesced (${why}): this backup is crash-consistent`);
   }
   return { snapshot, consistency };
 }
