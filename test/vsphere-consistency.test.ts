@@ -56,7 +56,6 @@ describe('backup consistency, against the lab', () => {
     const r = await backup(WITH_TOOLS, '--quiesce');
     assert.equal(r.code, 0, r.stderr);
     assert.doesNotMatch(r.stderr, /quiesc/, 'no warning about quiescing');
-    assert.match(r.stdout, /set lab-vm-1 generation 1 \(auto, quiesced\)/);
     const uuid = await instanceUuid(WITH_TOOLS);
     const g = await newest(WITH_TOOLS);
     assert.equal(g?.consistency, 'quiesced');
@@ -82,7 +81,6 @@ describe('backup consistency, against the lab', () => {
     const r = await backup(NO_TOOLS, '--quiesce');
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /snapshot vmbkp-\S+ of VM lab-vm-2 is not quiesced \(VMware Tools are not running in it \(toolsNotInstalled\)\): this backup is crash-consistent/);
-    assert.match(r.stdout, /\(auto, crash\)/);
     const g = await newest(NO_TOOLS);
     assert.equal(g?.generation, 1);
     assert.equal(g?.consistency, 'crash');

@@ -40,8 +40,7 @@ export function summarize(m: GenerationManifest): string {
     d.name, d.mode, bytes(d.size), bytes(d.stats.bytesRead), bytes(d.stats.bytesStored), duration(d.stats.durationMs), rate(d.stats.bytesRead, d.stats.durationMs),
   ]);
   const notes = m.disks.filter((d) => d.note).map((d) => `  ${d.name}: ${d.note}`);
-  const consistency = generationSummary(m).consistency;
-  return [`set ${m.set} generation ${m.generation} (${m.mode}${consistency ? `, ${consistency}` : ''})`, table(['disk', 'mode', 'size', 'read', 'stored', 'time', 'rate'], rows), ...notes].join('\n');
+  return [`set ${m.set} generation ${m.generation} (${m.mode})`, table(['disk', 'mode', 'size', 'read', 'stored', 'time', 'rate'], rows), ...notes].join('\n');
 }
 
 export function register(program: Command): void {
