@@ -36,6 +36,7 @@ func init() {
 		{"GET", "/vms", "VMs with disks, CBT and snapshots", listVMs},
 		{"GET", "/vms/{vm}", "one VM", getVM},
 		{"POST", "/vms/{vm}/power", "?state=on|off: power the VM on or off", powerVM},
+		{"POST", "/vms/{vm}/tools", "?state=running|notRunning|notInstalled: VMware Tools in the guest", setTools},
 		{"POST", "/vms/{vm}/disks/{key}/write", "?offset=N, body = bytes: a guest write", diskWrite},
 		{"POST", "/vms/{vm}/disks/{key}/zero", "?offset=N&length=M: a guest write of zeros", diskZero},
 		{"GET", "/vms/{vm}/disks/{key}/sha256", "[?snapshot=MOREF]: SHA-256 of the current or a snapshot's view", diskHash},
@@ -149,6 +150,7 @@ type vmJSON struct {
 	Name        string           `json:"name"`
 	Moref       string           `json:"moref"`
 	PowerState  string           `json:"powerState"`
+	Tools       string           `json:"tools"` // running, notRunning or notInstalled (running only counts while powered on)
 	CBT         bool             `json:"cbt"`
 	UUID        string           `json:"uuid"`
 	Dir         string           `json:"dir"` // host path of the VM's directory
@@ -166,7 +168,7 @@ type vmJSON struct {
 func (vm *LabVM) describe() vmJSON {
 	vm.Lock()
 	defer vm.Unlock()
-	out := vmJSON{Name: vm.Name, Moref: vm.Self.Value, PowerState: string(vm.Runtime.PowerState), CBT: vm.cbtOn,
+	out := vmJSON{Name: vm.Name, Moref: vm.Self.Value, PowerState: string(vm.Runtime.PowerState), Tools: vm.toolsState(), CBT: vm.cbtOn,
 		CBTPending: vm.cbtPending, ConsolidationNeeded: vm.consolidationNeeded(),
 		UUID: vm.Config.Uuid, Dir: vm.dir(), Controllers: []controllerJSON{}, NICs: []nicJSON{}, Disks: []diskJSON{}, Snapshots: []snapshotJSON{}}
 	for _, dev := range vm.Config.Hardware.Device {
@@ -252,6 +254,24 @@ func powerVM(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
 		fail(w, http.StatusBadRequest, "powering %s %s: %v", vm.Name, r.URL.Query().Get("state"), err)
 		return
 	}
+	reply(w, vm.describe())
+}
+
+func setTools(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
+	vm := lab.vm(p["vm"])
+	if vm == nil {
+		fail(w, http.StatusNotFound, "no VM named %q", p["vm"])
+		return
+	}
+	state := r.URL.Query().Get("state")
+	if !validToolsState(state) {
+		fail(w, http.StatusBadRequest, "state must be running, notRunning or notInstalled")
+		return
+	}
+	vm.Lock()
+	vm.tools = state
+	vm.publishGuest()
+	vm.Unlock()
 	reply(w, vm.describe())
 }
 

@@ -14,6 +14,7 @@ const (
 	faultCreateSnapshot = "create-snapshot"
 	faultRemoveSnapshot = "remove-snapshot"
 	faultConsolidate    = "consolidate-disks"
+	faultQuiesce        = "quiesce"
 	faultQueryChanged   = "query-changed"
 	faultDatastoreRead  = "datastore-read"
 	faultDatastoreFull  = "datastore-full"
@@ -27,6 +28,7 @@ var faultKinds = map[string]string{
 	faultCreateSnapshot: "CreateSnapshot_Task's task fails (with ?leave=1 after the snapshot was made)",
 	faultRemoveSnapshot: "RemoveSnapshot_Task/RemoveAllSnapshots_Task's task fails (with ?consolidate=fail after taking the snapshots out of the tree, their deltas left: consolidation needed)",
 	faultConsolidate:    "ConsolidateVMDisks_Task's task fails, nothing merged",
+	faultQuiesce:        "a quiesced CreateSnapshot_Task of a VM whose Tools run fails with ApplicationQuiesceFault, no snapshot made",
 	faultQueryChanged:   "QueryChangedDiskAreas returns a FileFault",
 	faultDatastoreRead:  "a GET under /folder has its connection dropped after ?after=BYTES body bytes",
 	faultDatastoreFlip:  "the next PUT of a disk's flat extent stores the byte at offset ?after=BYTES flipped, and answers as if all went well",

@@ -50,6 +50,12 @@ func (vm *LabVM) CreateSnapshotTask(ctx *simulator.Context, req *types.CreateSna
 			}
 			return nil, &taskFault{&types.GenericVmConfigFault{Reason: injected("CreateSnapshot_Task")}, injected("CreateSnapshot_Task")}
 		}
+		// Only a quiesce that would really happen can fail; vSphere rolls the snapshot back.
+		if req.Quiesce && vm.toolsRunNow() {
+			if _, ok := vm.lab.faults.take(faultQuiesce, vm.Name); ok {
+				return nil, quiesceFault()
+			}
+		}
 		s, err := vm.createSnapshot(req)
 		if err != nil {
 			return nil, &taskFault{&types.FileFault{File: vm.dsPath("")}, fmt.Sprintf("An error occurred while taking a snapshot: %s", err)}
@@ -68,7 +74,7 @@ func (vm *LabVM) createSnapshot(req *types.CreateSnapshot_Task) (*LabSnapshot, e
 		id:          vm.sid,
 		created:     time.Now(),
 		state:       vm.Runtime.PowerState,
-		quiesced:    req.Quiesce,
+		quiesced:    req.Quiesce && vm.toolsRunNow(), // ignored without Tools or power (tools.go)
 		tops:        map[int32]*layer{},
 		changeIDs:   map[int32]string{},
 		vmsn:        fmt.Sprintf("%s-Snapshot%d.vmsn", vm.Name, vm.sid),

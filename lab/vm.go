@@ -101,6 +101,7 @@ type LabVM struct {
 	// consolidation), as the VDDK programming guide says, and until then the
 	// disks carry no changeId.
 	cbtPending bool
+	tools      string // VMware Tools in the guest (tools.go); "" is running
 }
 
 // Lock and Unlock make the simulator's registry use lk as this VM's object
@@ -319,6 +320,7 @@ func (vm *LabVM) publish() {
 			types.PropertyChange{Name: "rootSnapshot", Val: []types.ManagedObjectReference{vm.snaps[0].Self}})
 	}
 	simulator.Map.Update(vm, changes)
+	vm.publishGuest()
 }
 
 // layouts rebuilds layout and layoutEx from the files in the VM directory

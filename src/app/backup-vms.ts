@@ -8,7 +8,7 @@ import { type BatchEvent, type BatchReport, type BatchRequest, type BatchTarget,
 import type { RequestedMode } from '../repository/generation.js';
 import type { Targets } from '../recipe/index.js';
 import { resolveTargets } from '../recipe/resolve-targets.js';
-import type { MachineInventory } from '../providers/machine-provider.js';
+import type { MachineInventory, QuiescePolicy } from '../providers/machine-provider.js';
 import { VsphereProvider } from '../providers/vsphere/provider.js';
 import { type Transport, type VddkSettings, snapshotDiskOpener } from '../providers/vsphere/transport.js';
 import type { VcenterJob } from './vcenter.js';
@@ -18,7 +18,7 @@ export type { BatchEvent, BatchReport, BatchTarget, VmResult } from '../jobs/bac
 /** How each VM is backed up. */
 export interface VmBackupPolicy {
   readonly mode: RequestedMode;
-  readonly quiesce: boolean;
+  readonly quiesce: QuiescePolicy;
   readonly memory: boolean;
   readonly enableCbt: boolean;
   readonly compressionLevel?: number | undefined;

@@ -1,8 +1,10 @@
 /** How generations are shown: the manifest without its index piece digests. */
+import { machineSummary } from '../providers/machine-summary.js';
 import type { GenerationManifest } from '../repository/generation.js';
 
 /** A generation as list and backup print it: everything but the index piece digests. */
 export function generationSummary(m: GenerationManifest) {
+  const machine = machineSummary(m.machine);
   return {
     set: m.set,
     generation: m.generation,
@@ -10,6 +12,9 @@ export function generationSummary(m: GenerationManifest) {
     started: m.started,
     finished: m.finished,
     mode: m.mode,
+    // A VM backup's consistency (crash, quiesced, powered-off) and the machine it was made of; absent for older generations and plain disks.
+    ...(machine?.consistency ? { consistency: machine.consistency } : {}),
+    ...(machine ? { machine: machine.machine } : {}),
     disks: m.disks.map((d) => ({
       name: d.name, size: d.size, mode: d.mode, source: d.source,
       ...(d.note ? { note: d.note } : {}),

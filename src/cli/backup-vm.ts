@@ -5,6 +5,7 @@ import { storageReport } from '../app/repository.js';
 import { isTransport, startVcenterJob, vcenterConnection } from '../app/vcenter.js';
 import { PartialFailureError, UsageError, describeCause, errorRecord } from '../errors.js';
 import type { GenerationManifest, RequestedMode } from '../repository/generation.js';
+import type { QuiescePolicy } from '../providers/machine-provider.js';
 import { type GlobalOptions, Output, openRepository } from './context.js';
 import { progressSink } from './progress.js';
 import { type VcenterOptions, vcenterLogin } from './vcenter.js';
@@ -12,11 +13,18 @@ import { type VcenterOptions, vcenterLogin } from './vcenter.js';
 export interface VmBackupOptions extends GlobalOptions, VcenterOptions {
   vm: string[];
   transport: string;
-  quiesce?: boolean;
+  /** true (bare --quiesce) or the value given (--quiesce=required). */
+  quiesce?: boolean | string;
   memory?: boolean;
   enableCbt?: boolean;
   vddkLibdir?: string;
   vddkTransports?: string;
+}
+
+function quiescePolicy(q: boolean | string | undefined): QuiescePolicy {
+  if (q === undefined || typeof q === 'boolean') return !!q;
+  if (q === 'required') return q;
+  throw new UsageError(`--quiesce ${JSON.stringify(q)} is invalid: give --quiesce alone, or --quiesce=required`);
 }
 
 /** What this command shows of each VM: the generation it made, or what the backup threw. */
@@ -38,7 +46,7 @@ export async function runVmBackups(opts: VmBackupOptions, mode: RequestedMode, l
     report = await backupVms({
       job, vms: { kind: 'named', vms: opts.vm },
       policy: {
-        mode, quiesce: !!opts.quiesce, memory: !!opts.memory, enableCbt: !!opts.enableCbt, compressionLevel: level,
+        mode, quiesce: quiescePolicy(opts.quiesce), memory: !!opts.memory, enableCbt: !!opts.enableCbt, compressionLevel: level,
         transport, vddk: { libdir: opts.vddkLibdir, transports: opts.vddkTransports },
       },
       onEvent: (b) => {

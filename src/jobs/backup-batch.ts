@@ -12,7 +12,7 @@ import { gc } from '../repository/gc.js';
 import { prune } from '../repository/prune.js';
 import type { Repository } from '../repository/repository.js';
 import type { RetentionPolicy } from '../repository/retention.js';
-import type { BackupProvider, MachineInventory, MachineTarget } from '../providers/machine-provider.js';
+import type { BackupProvider, MachineInventory, MachineTarget, QuiescePolicy } from '../providers/machine-provider.js';
 import { Semaphore, mapConcurrently } from '../concurrency.js';
 import { type MachineBackupEvent, backupMachine } from './backup-machine.js';
 import { type HookCommand, type HookRun, hookError, hookFailed, runHook } from './hooks.js';
@@ -34,7 +34,7 @@ export interface BatchRequest {
   readonly provider: BatchProvider;
   readonly targets: readonly BatchTarget[];
   readonly mode: RequestedMode;
-  readonly quiesce: boolean;
+  readonly quiesce: QuiescePolicy;
   readonly memory: boolean;
   readonly enableCbt: boolean;
   readonly compressionLevel?: number;

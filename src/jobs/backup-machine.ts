@@ -9,7 +9,7 @@ import { IoError, describeCause } from '../errors.js';
 import type { GenerationManifest, RequestedMode } from '../repository/generation.js';
 import type { Repository } from '../repository/repository.js';
 import type { Semaphore } from '../concurrency.js';
-import type { BackupProvider, MachineToBackUp } from '../providers/machine-provider.js';
+import type { BackupProvider, MachineToBackUp, QuiescePolicy } from '../providers/machine-provider.js';
 import { type BackupEvent, backupSet } from './backup-set.js';
 
 export type MachineBackupEvent = BackupEvent | { type: 'step'; message: string };
@@ -20,7 +20,7 @@ export interface MachineBackupRequest {
   /** The machine: a name or the provider's id. */
   readonly machine: string;
   readonly mode: RequestedMode;
-  readonly quiesce?: boolean;
+  readonly quiesce?: QuiescePolicy;
   readonly memory?: boolean;
   readonly enableCbt?: boolean;
   readonly compressionLevel?: number;

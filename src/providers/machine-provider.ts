@@ -27,10 +27,29 @@ export type MachineTarget =
  */
 export interface MachineRecord {
   readonly kind: string;
+  /** The hypervisor's id of this machine instance (vSphere's instance UUID): a recreated machine of the same name has another. */
+  readonly instanceUuid?: string;
+  /** How consistent the frozen disks are (absent in generations made before it was recorded). */
+  readonly consistency?: Consistency;
   readonly disks: readonly {
     readonly name: string; readonly key: number; readonly label: string; readonly capacity: number; readonly skipped?: string;
   }[];
 }
+
+/**
+ * How consistent a backup's disks are: `quiesced` (the guest flushed and froze its file
+ * systems — and, with VSS, its applications — for the snapshot), `crash` (as if the power
+ * had been cut: the guest's journals and databases recover as after a crash), or
+ * `powered-off` (the machine was off: its disks at rest, as its last shutdown left them).
+ */
+export type Consistency = 'quiesced' | 'crash' | 'powered-off';
+
+/**
+ * Whether to quiesce the guest for the backup: `false` no, `true` ask (a backup that
+ * could not be quiesced is kept, crash-consistent, with a warning), `'required'` ask and
+ * fail the machine's backup when it could not be quiesced.
+ */
+export type QuiescePolicy = boolean | 'required';
 
 /** What a provider reports while it works: steps for logs, warnings for the user. */
 export type ProviderEvent = { type: 'step'; message: string } | { type: 'warning'; message: string };
@@ -49,7 +68,7 @@ export interface BeginBackupOptions {
   /** The generation's id: a provider names what it freezes after it, so a later run finds it. */
   readonly id: string;
   readonly memory: boolean;
-  readonly quiesce: boolean;
+  readonly quiesce: QuiescePolicy;
   /** Disks not to back up (device keys), recorded as skipped. */
   readonly excludeDisks: readonly number[];
   /**

@@ -49,7 +49,8 @@ export const retentionSchema = z.strictObject({
 
 export const backupPolicySchema = z.strictObject({
   mode: z.enum(['auto', 'full', 'diff', 'incr']).default('auto'),
-  quiesce: z.boolean().default(false),
+  quiesce: z.union([z.boolean(), z.literal('required')], { error: (iss) => `must be true, false or "required" (got ${show(iss.input)})` }).default(false)
+    .describe('quiesce the guest file systems (VMware Tools): true warns when a VM could not be quiesced and keeps its crash-consistent backup, "required" fails that VM'),
   memory: z.boolean().default(false),
   enableCbt: z.boolean().default(false).describe('turn on changed-block tracking where it is off'),
   transport: z.enum(['https', 'vddk']).default('https'),

@@ -65,6 +65,10 @@ export interface SnapshotInfo {
   readonly name: string;
   readonly created: string | undefined;
   readonly description: string | undefined;
+  /** Whether vSphere really quiesced the guest for it (a request it could not honour leaves this false). */
+  readonly quiesced: boolean | undefined;
+  /** The VM's power state when it was taken: poweredOn, poweredOff or suspended. */
+  readonly state: string | undefined;
 }
 
 /** Every snapshot in a VM's `snapshot` property, parents before children. */
@@ -73,7 +77,12 @@ export function snapshotsOf(snapshotProp: XmlNode | undefined): SnapshotInfo[] {
   const walk = (nodes: XmlNode[]) => {
     for (const n of nodes) {
       const ref = moRefOf(child(n, 'snapshot'));
-      if (ref) out.push({ ref, name: textAt(n, 'name') ?? '', created: textAt(n, 'createTime'), description: textAt(n, 'description') });
+      if (ref) {
+        out.push({
+          ref, name: textAt(n, 'name') ?? '', created: textAt(n, 'createTime'), description: textAt(n, 'description'),
+          quiesced: boolAt(n, 'quiesced'), state: textAt(n, 'state'),
+        });
+      }
       walk(children(n, 'childSnapshotList'));
     }
   };

@@ -54,7 +54,7 @@ export function register(program: Command): void {
     .option('--compression-level <n>', 'zstd level, 1–19 (default 1)')
     .option('--vm <name|moref>', 'with --vcenter: a VM to back up (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--transport <kind>', 'with --vcenter: https (datastore, needs nothing from VMware) or vddk (nbdkit vddk plugin)', 'https')
-    .option('--quiesce', 'with --vcenter: quiesce the guest file systems (VMware Tools) for the snapshot')
+    .option('--quiesce [required]', 'with --vcenter: quiesce the guest file systems (VMware Tools) for the snapshot; a VM that could not be quiesced is backed up crash-consistent with a warning, or with --quiesce=required not at all')
     .option('--memory', "with --vcenter: include the VM's memory in the snapshot")
     .option('--enable-cbt', 'with --vcenter: turn changed-block tracking on where it is off')
     .option('--vddk-libdir <dir>', "with --transport vddk: where VMware's VDDK is unpacked")

@@ -23,10 +23,10 @@ export function register(program: Command): void {
       for (const [, gens] of sets) {
         for (const g of gens) {
           for (const d of g.disks) {
-            rows.push([g.set, String(g.generation), g.started.replace('T', ' ').slice(0, 19), g.mode, d.name, d.mode, bytes(d.size), bytes(d.bytesRead), bytes(d.bytesStored), duration(d.durationMs)]);
+            rows.push([g.set, String(g.generation), g.started.replace('T', ' ').slice(0, 19), g.mode, g.consistency ?? '-', g.machine?.instanceUuid ?? '-', d.name, d.mode, bytes(d.size), bytes(d.bytesRead), bytes(d.bytesStored), duration(d.durationMs)]);
           }
         }
       }
-      out.result(json, rows.length === 0 ? 'no generations' : table(['set', 'gen', 'started (UTC)', 'mode', 'disk', 'disk mode', 'size', 'read', 'stored', 'time'], rows));
+      out.result(json, rows.length === 0 ? 'no generations' : table(['set', 'gen', 'started (UTC)', 'mode', 'consistency', 'instance UUID', 'disk', 'disk mode', 'size', 'read', 'stored', 'time'], rows));
     });
 }

@@ -15,12 +15,13 @@ import { retrieveOne } from '../../vsphere/property-collector.js';
 import type { VsphereSession } from '../../vsphere/session.js';
 import { SNAPSHOT_PREFIX, backupSnapshotDescription, snapshotOwner } from '../../vsphere/snapshot-owner.js';
 import {
-  type VirtualDiskInfo, createSnapshot, disksOf, removeSnapshot, snapshotGone, snapshotsOf, unsnapshottable,
+  type VirtualDiskInfo, disksOf, removeSnapshot, snapshotGone, snapshotsOf, unsnapshottable,
 } from '../../vsphere/vm.js';
 import { MoRef, type XmlNode, boolAt, textAt } from '../../vsphere/xml.js';
-import type { BeginBackupOptions, MachineBackup, MachineToBackUp, ProviderEvent } from '../machine-provider.js';
+import type { BeginBackupOptions, Consistency, MachineBackup, MachineToBackUp, ProviderEvent } from '../machine-provider.js';
 import { activateChangeTracking, turnOnChangeTracking } from './change-tracking.js';
 import { consolidateIfNeeded } from './consolidation.js';
+import { takeBackupSnapshot } from './consistency.js';
 
 export { SNAPSHOT_PREFIX };
 
@@ -35,6 +36,8 @@ export interface VsphereMachine {
   /** vCenter's instance UUID of the VM (`config.instanceUuid`): a recreated or cloned VM of the same name has another. */
   readonly instanceUuid?: string;
   readonly snapshot: string;
+  /** How consistent the snapshot's disks are (consistency.ts); absent in generations made before it was recorded. */
+  readonly consistency?: Consistency;
   readonly changeTracking: boolean;
   readonly disks: readonly {
     readonly name: string; readonly key: number; readonly label: string; readonly fileName: string;
@@ -139,10 +142,11 @@ export async function beginVmBackup(session: VsphereSession, openDisk: OpenDisk,
   await activateChangeTracking(session, vm, opts.excludeDisks, emit);
   emit({ type: 'step', message: `creating snapshot ${snapName} of VM ${vm.name}` });
   let snapshot: MoRef;
+  let consistency: Consistency;
   try {
-    snapshot = await createSnapshot(session, vm.ref, vm.name, snapName, {
+    ({ snapshot, consistency } = await takeBackupSnapshot(session, vm, snapName, {
       description: backupSnapshotDescription(), memory: opts.memory, quiesce: opts.quiesce,
-    });
+    }, warn));
   } catch (err) {
     // A failed task may still have left the snapshot: look for it by name.
     const after = await retrieveOne(session, vm.ref, ['snapshot']).catch(() => undefined);
@@ -183,7 +187,7 @@ export async function beginVmBackup(session: VsphereSession, openDisk: OpenDisk,
     }
     const record: VsphereMachine = {
       kind: 'vsphere-vm', vcenter: session.host, moref: vm.ref.value, name: vm.name,
-      ...(instanceUuid ? { instanceUuid } : {}), snapshot: snapName,
+      ...(instanceUuid ? { instanceUuid } : {}), snapshot: snapName, consistency,
       changeTracking: boolAt(config, 'changeTrackingEnabled') === true,
       disks: machineDisks, config: config ?? '', ovf: ovfDescriptor(config),
     };
