@@ -78,13 +78,7 @@ func (vm *LabVM) publishGuest() {
 	})
 }
 
-// Powering on or off starts or stops the guest's Tools.
-func (vm *LabVM) PowerOnVMTask(ctx *simulator.Context, req *types.PowerOnVM_Task) soap.HasFault {
-	res := vm.VirtualMachine.PowerOnVMTask(ctx, req)
-	vm.publishGuest()
-	return res
-}
-
+// Powering on or off starts or stops the guest's Tools (PowerOnVMTask is in vm.go).
 func (vm *LabVM) PowerOffVMTask(ctx *simulator.Context, req *types.PowerOffVM_Task) soap.HasFault {
 	res := vm.VirtualMachine.PowerOffVMTask(ctx, req)
 	vm.publishGuest()

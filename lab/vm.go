@@ -539,10 +539,12 @@ func (vm *LabVM) stunned(running func(*disk) *layer) {
 	}
 }
 
-// PowerOnVMTask is the simulator's; powering on is a stun-unstun cycle.
+// PowerOnVMTask is the simulator's; powering on is a stun-unstun cycle, and
+// starts the guest's Tools (tools.go).
 func (vm *LabVM) PowerOnVMTask(ctx *simulator.Context, req *types.PowerOnVM_Task) soap.HasFault {
 	was := vm.Runtime.PowerState
 	res := vm.VirtualMachine.PowerOnVMTask(ctx, req)
+	vm.publishGuest()
 	if was != types.VirtualMachinePowerStatePoweredOn && vm.Runtime.PowerState == types.VirtualMachinePowerStatePoweredOn {
 		vm.stunned(func(d *disk) *layer { return d.top })
 		vm.publish()
