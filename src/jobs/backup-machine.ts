@@ -63,6 +63,7 @@ export async function backupMachine(req: MachineBackupRequest): Promise<MachineB
         ...(req.compressionLevel !== undefined ? { compressionLevel: req.compressionLevel } : {}),
         ...(req.workers !== undefined ? { workers: req.workers } : {}),
         ...(req.diskConcurrency !== undefined ? { diskConcurrency: req.diskConcurrency } : {}),
+        ...(frozen.beforeCommit ? { beforeCommit: () => frozen.beforeCommit!() } : {}),
         onEvent: (e) => {
           if (e.type === 'disk-start' && e.note && hadGenerations) warn(`VM ${target.name} disk ${e.disk}: ${e.mode} backup, ${e.note}`);
           emit(e);

@@ -50,6 +50,8 @@ export interface BackupSetRequest {
   readonly id?: string;
   /** Fall back from an explicit incr or diff instead of refusing (see chooseMode). */
   readonly lenient?: boolean;
+  /** Asked after the data is durable, right before the commit: throws to commit nothing (MachineBackup.beforeCommit). */
+  readonly beforeCommit?: () => Promise<void>;
   readonly onEvent?: (e: BackupEvent) => void;
 }
 
@@ -146,6 +148,7 @@ export async function backupSet(req: BackupSetRequest): Promise<GenerationManife
 
     await writer.flush();
     await failpoint('backup:before-commit');
+    await req.beforeCommit?.();
     const manifest: GenerationManifest = {
       version: 1,
       set,

@@ -15,6 +15,9 @@ import { retrieveOne } from '../../vsphere/property-collector.js';
 import type { VsphereSession } from '../../vsphere/session.js';
 import { backupSnapshotDescription, snapshotOwner } from '../../vsphere/snapshot-owner.js';
 import {
+  formatAge, lastSignOfLife, orphanAgeMs, serverTime, snapshotGoneError, snapshotStillThere, startHeartbeat,
+} from './snapshot-heartbeat.js';
+import {
   type VirtualDiskInfo, createSnapshot, disksOf, enableChangeTracking, removeSnapshot, snapshotsOf, unsnapshottable,
 } from '../../vsphere/vm.js';
 import { MoRef, type XmlNode, boolAt, textAt } from '../../vsphere/xml.js';
@@ -52,16 +55,34 @@ export function setNameForVm(name: string): string {
 }
 
 /**
- * Removes vmbkp snapshots left by killed runs; refuses when a live run on this host owns
- * one (its pid runs with the recorded start time). Another host's snapshots are removed.
+ * Removes vmbkp snapshots left by killed runs; refuses when a live run owns one. On this
+ * host a run is live when its pid runs with the recorded start time; another host's run
+ * (whose pid this host cannot see) is live while its snapshot shows a sign of life — a
+ * heartbeat, or its creation — younger than the orphan age (snapshot-heartbeat.ts).
  */
 async function removeOrphans(session: VsphereSession, vm: VmRef, snapshotProp: XmlNode | undefined, warn: (m: string) => void): Promise<void> {
+  let now: Date | undefined;
   for (const s of snapshotsOf(snapshotProp).filter((x) => x.name.startsWith(SNAPSHOT_PREFIX)).reverse()) {
     const owner = snapshotOwner(s.description);
-    if (owner && !isThisProcess(owner) && ownerState(owner) === 'alive') {
+    // This very process's (a batch's earlier removal that failed) is an orphan too.
+    const state = !owner ? 'unknown' : isThisProcess(owner) ? 'dead' : ownerState(owner);
+    if (owner && state === 'alive') {
       throw new InputError(`VM ${vm.name} is being backed up by vmbkp process ${owner.pid} on this host (snapshot ${s.name})`);
     }
-    warn(`removing snapshot ${s.name} of VM ${vm.name}, left by an earlier run`);
+    if (state === 'unknown') {
+      now ??= await serverTime(session);
+      const sign = lastSignOfLife(s);
+      const age = sign ? now.getTime() - sign.getTime() : Infinity;
+      if (age < orphanAgeMs()) {
+        const who = owner ? `vmbkp process ${owner.pid} on host ${owner.host}` : 'another vmbkp run';
+        throw new InputError(`VM ${vm.name} is being backed up by ${who} (snapshot ${s.name}, last sign of life ${formatAge(age)} ago; `
+          + `taken for an orphan after ${formatAge(orphanAgeMs())} without one)`);
+      }
+      warn(`removing snapshot ${s.name} of VM ${vm.name}, left by an earlier run`
+        + (owner ? ` of host ${owner.host}` : '') + (sign ? ` (no sign of life for ${formatAge(age)})` : ''));
+    } else {
+      warn(`removing snapshot ${s.name} of VM ${vm.name}, left by an earlier run`);
+    }
     await removeSnapshot(session, s.ref, `removing snapshot ${s.name} of VM ${vm.name}`);
   }
 }
@@ -125,9 +146,10 @@ export async function beginVmBackup(session: VsphereSession, openDisk: OpenDisk,
   const snapName = `${SNAPSHOT_PREFIX}${opts.id}`;
   emit({ type: 'step', message: `creating snapshot ${snapName} of VM ${vm.name}` });
   let snapshot: MoRef;
+  const description = backupSnapshotDescription();
   try {
     snapshot = await createSnapshot(session, vm.ref, vm.name, snapName, {
-      description: backupSnapshotDescription(), memory: opts.memory, quiesce: opts.quiesce,
+      description, memory: opts.memory, quiesce: opts.quiesce,
     });
   } catch (err) {
     // A failed task may still have left the snapshot: look for it by name.
@@ -139,10 +161,19 @@ export async function beginVmBackup(session: VsphereSession, openDisk: OpenDisk,
   }
 
   const sources: DiskSource[] = [];
+  const heartbeat = startHeartbeat(session, vm, snapshot, snapName, description, warn);
+  let gone = false; // removed under us: nothing to remove
   const end = async () => {
+    await heartbeat.stop();
     for (const s of sources) await s.close().catch(() => {});
+    if (gone) return;
     emit({ type: 'step', message: `removing snapshot ${snapName} of VM ${vm.name}` });
     await removeOurSnapshot(session, vm, snapshot, snapName);
+  };
+  const beforeCommit = async () => {
+    if (await snapshotStillThere(session, vm, snapshot, snapName)) return;
+    gone = true;
+    throw snapshotGoneError(vm, snapshot, snapName);
   };
   try {
     await failpoint('vm:snapshot-taken');
@@ -172,7 +203,7 @@ export async function beginVmBackup(session: VsphereSession, openDisk: OpenDisk,
       changeTracking: boolAt(config, 'changeTrackingEnabled') === true,
       disks: machineDisks, config: config ?? '', ovf: ovfDescriptor(config),
     };
-    return { disks, record, end };
+    return { disks, record, end, beforeCommit };
   } catch (err) {
     try {
       await end();
