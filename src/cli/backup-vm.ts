@@ -23,7 +23,7 @@ export interface VmBackupOptions extends GlobalOptions, VcenterOptions {
 interface Shown { readonly vm: string; readonly manifest?: GenerationManifest; readonly error?: unknown }
 
 export async function runVmBackups(opts: VmBackupOptions, mode: RequestedMode, level: number | undefined,
-  summarize: (m: GenerationManifest) => string): Promise<void> {
+  summarize: (m: GenerationManifest) => string, diffEvery?: number): Promise<void> {
   const out = new Output(!!opts.json);
   if (opts.vm.length === 0) throw new UsageError('--vm is required with --vcenter');
   const transport = opts.transport;
@@ -38,7 +38,7 @@ export async function runVmBackups(opts: VmBackupOptions, mode: RequestedMode, l
     report = await backupVms({
       job, vms: { kind: 'named', vms: opts.vm },
       policy: {
-        mode, quiesce: !!opts.quiesce, memory: !!opts.memory, enableCbt: !!opts.enableCbt, compressionLevel: level,
+        mode, quiesce: !!opts.quiesce, memory: !!opts.memory, enableCbt: !!opts.enableCbt, compressionLevel: level, diffEvery,
         transport, vddk: { libdir: opts.vddkLibdir, transports: opts.vddkTransports },
       },
       onEvent: (b) => {
