@@ -165,6 +165,11 @@ func (d *diskAccess) disksOpen(vm string) int {
 func (d *diskAccess) setGate(files int, wait time.Duration) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	// Transfers held by the old gate go on now (they see the gate changed).
+	if d.changed != nil {
+		close(d.changed)
+	}
+	d.changed = make(chan struct{})
 	if files < 2 {
 		d.gate = nil
 		return

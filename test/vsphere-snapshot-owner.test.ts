@@ -159,4 +159,31 @@ describe('snapshots of other hosts\' runs, against the lab', () => {
     }
     assert.deepEqual(await lab.vmbkpSnapshots(VM1), []);
   });
+
+  it('a snapshot removed while the backup reads its disk (consolidated into the file being read) makes it fail: no generation is committed', async () => {
+    const gens = await generations(VM1);
+    await lab.resetStats();
+    // The backup's first read of the disk file is held until the test lets it go.
+    await lab.gateFolder(2, 600_000);
+    const a = startVmbkp(backupArgs(VM1), asHost('host-a'));
+    try {
+      while ((await lab.stats()).maxDisksReadAtOnce < 1) {
+        if (a.child.exitCode !== null) assert.fail(`the backup ended before reading: ${(await a.done).stderr}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const [snap] = await snapshotsNow(VM1);
+      assert.ok(snap && snap.name.startsWith('vmbkp-'));
+      // The guest writes after the snapshot; removing it merges that into the base the backup reads.
+      await lab.write(VM1, 2000, 2 * MiB, Buffer.alloc(64 * 1024, 0x5a));
+      await removeSnapshot(session, snap.ref, `removing ${snap.name}`);
+      await lab.ungateFolder();
+      const r = await a.done;
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`snapshot ${snap.name} \\(${snap.ref.value}\\) of VM ${VM1} was removed while the backup read it .*no generation is committed`));
+      assert.deepEqual(await generations(VM1), gens, 'no generation was committed');
+    } finally {
+      await lab.ungateFolder();
+      await a.done.catch(() => {});
+    }
+  });
 });
