@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { sha256File, vmbkp } from './helpers.js';
@@ -103,5 +104,22 @@ describe('--diff-every: a periodic full read finds what CBT lost', () => {
     await lab.write(VM, DISK, 6 * MiB, randomBytes(64 * KiB));
     assert.equal(disk((await backup(periodic, '--diff-every', '3')).json).mode, 'incr');
     assert.equal(disk((await backup(periodic, '--diff-every', '1')).json).cbtMissedBytes, 0);
+
+    // A recipe's policy.diffEvery does the same, and its JSON report carries the finding.
+    await lab.fault('cbt-lose', { vm: VM, times: 1 });
+    await lab.write(VM, DISK, 7 * MiB, randomBytes(64 * KiB));
+    const file = path.join(dir, 'recipe.yaml');
+    const report = path.join(dir, 'report.json');
+    await fs.writeFile(file, [
+      'version: 1', 'kind: backup', 'connection:', `  vcenter: ${lab.info.url}`, `  user: ${lab.info.user}`, `  passwordFile: ${pw}`,
+      `  thumbprint: "${lab.info.thumbprintSha256}"`, `repository: ${periodic}`, 'report:', `  json: ${report}`,
+      'targets:', `  vms: [${VM}]`, 'policy:', '  diffEvery: 1',
+    ].join('\n'));
+    const run = await vmbkp(['run', file]);
+    assert.equal(run.code, 0, run.stderr);
+    const vm = (JSON.parse(await fs.readFile(report, 'utf8')) as VmBackupJson).vms[0]!;
+    assert.deepEqual(vm.disks!.map((d) => [d.mode, d.cbtMissedBytes]), [['diff', 64 * KiB]]);
+    assert.ok(vm.warnings.some((w) => /the periodic full read found 65536 bytes changed/.test(w)), vm.warnings.join('\n'));
+    assert.equal(await restoredSha(periodic, 7), await lab.sha256(VM, DISK));
   });
 });

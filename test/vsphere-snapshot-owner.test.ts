@@ -5,7 +5,8 @@
  * running backup writes into the description, or its creation. A fresh one is refused,
  * never removed; a stale one is an orphan and removed. And a snapshot removed under a
  * running backup (by hand, or an older vmbkp elsewhere) makes that backup fail: no
- * generation is committed.
+ * generation is committed — also when it goes while the disk is being read, where the lab
+ * (as vSphere) consolidates into the very file read and the reads still succeed.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
