@@ -115,6 +115,12 @@ describe('--diff-every: a periodic full read finds what CBT lost', () => {
       `  thumbprint: "${lab.info.thumbprintSha256}"`, `repository: ${periodic}`, 'report:', `  json: ${report}`,
       'targets:', `  vms: [${VM}]`, 'policy:', '  diffEvery: 1',
     ].join('\n'));
+    // The dry run predicts it.
+    const dry = await vmbkp(['run', file, '--dry-run', '--json']);
+    assert.equal(dry.code, 0, dry.stderr);
+    const planned = (JSON.parse(dry.stdout) as { vms: { disks: { mode: string; why?: string }[] }[] }).vms[0]!.disks[0]!;
+    assert.equal(planned.mode, 'diff');
+    assert.match(planned.why ?? '', /periodic full read \(--diff-every 1\)/);
     const run = await vmbkp(['run', file]);
     assert.equal(run.code, 0, run.stderr);
     const vm = (JSON.parse(await fs.readFile(report, 'utf8')) as VmBackupJson).vms[0]!;

@@ -9,6 +9,8 @@
  * (as vSphere) consolidates into the very file read and the reads still succeed.
  */
 import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startVmbkp, vmbkp } from './helpers.js';
 import { type Lab, type LabRepository, startLabRepository } from './lab.js';
@@ -49,6 +51,18 @@ describe('snapshots of other hosts\' runs, against the lab', () => {
     assert.equal(r.code, 0, r.stderr);
     const json = JSON.parse(r.stdout) as { sets: { name: string; generations: { generation: number }[] }[] };
     return json.sets.find((s) => s.name === set)?.generations.map((g) => g.generation) ?? [];
+  }
+
+  /** The snapshots a dry run says the backup would remove first (as host B). */
+  async function dryRunOrphans(vm: string): Promise<string[]> {
+    const file = path.join(fixture!.dir, `dry-run-${vm}.yaml`);
+    await fs.writeFile(file, [
+      'version: 1', 'kind: backup', 'connection:', `  vcenter: ${lab.info.url}`, `  user: ${lab.info.user}`, `  passwordFile: ${pw}`,
+      `  thumbprint: "${lab.info.thumbprintSha256}"`, `repository: ${repo}`, 'targets:', `  vms: [${vm}]`,
+    ].join('\n'));
+    const r = await vmbkp(['run', file, '--dry-run', '--json'], asHost('host-b'));
+    assert.equal(r.code, 0, r.stderr);
+    return (JSON.parse(r.stdout) as { vms: { orphanSnapshots: string[] }[] }).vms[0]!.orphanSnapshots;
   }
 
   async function removeAll(vm: string): Promise<void> {
@@ -105,6 +119,7 @@ describe('snapshots of other hosts\' runs, against the lab', () => {
     await createSnapshot(session, vm.ref, VM1, 'vmbkp-stale', {
       description: backupSnapshotDescription({ host: 'host-gone', pid: 4242, start: '123', boot: 'b0a7' }, old, old),
     });
+    assert.deepEqual(await dryRunOrphans(VM1), ['vmbkp-stale']);
     const r = await vmbkp(backupArgs(VM1), asHost('host-b'));
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /removing snapshot vmbkp-stale of VM lab-vm-1, left by an earlier run of host host-gone \(no sign of life for 2 h 0 min\)/);
@@ -120,6 +135,7 @@ describe('snapshots of other hosts\' runs, against the lab', () => {
       ];
       for (const description of descriptions) {
         await createSnapshot(session, vm.ref, VM1, 'vmbkp-fresh', { description });
+        assert.deepEqual(await dryRunOrphans(VM1), [], 'the dry run does not call it an orphan either');
         const gens = await generations(VM1);
         const r = await vmbkp(backupArgs(VM1), asHost('host-b'));
         assert.equal(r.code, 2, r.stderr);

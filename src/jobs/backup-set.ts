@@ -73,6 +73,18 @@ function incrsSinceFullRead(prev: DiskRecord): number | undefined {
   return prev.incrsSinceFullRead ?? (prev.mode === 'incr' ? undefined : 0);
 }
 
+/**
+ * With --diff-every N, whether a disk that could be an incr is due for a full read (a diff):
+ * the note saying so, or undefined. Shared with the dry run's prediction.
+ */
+export function periodicFullRead(prev: DiskRecord | undefined, diffEvery: number | undefined): string | undefined {
+  if (diffEvery === undefined || !prev) return undefined;
+  const n = incrsSinceFullRead(prev);
+  if (n !== undefined && n + 1 < diffEvery) return undefined;
+  return `periodic full read (--diff-every ${diffEvery}): ${n === undefined ? 'incr backups since the last full read unknown' : `${n} incr backups since the last full read`}; `
+    + 'changes checked against what the change tracking reported';
+}
+
 /** The counter a new record of the disk carries. */
 function nextIncrCount(mode: DiskRecord['mode'], prev: DiskRecord | undefined): number | undefined {
   if (mode !== 'incr') return 0;
@@ -115,13 +127,11 @@ async function planDisk(repo: Repository, set: string, previous: GenerationManif
 
   let choice = chooseMode(what, { requested, previousUsable: previousWhy === undefined, previousWhy, changesKnown: changed !== undefined, changesWhy, lenient });
   let checkChanges: readonly Extent[] | undefined;
-  if (choice.mode === 'incr' && diffEvery !== undefined && prevRecord) {
-    const n = incrsSinceFullRead(prevRecord);
-    if (n === undefined || n + 1 >= diffEvery) {
-      // The reported changes are still asked for (above) and kept: the diff checks them.
-      checkChanges = changed;
-      choice = { mode: 'diff', note: `periodic full read (--diff-every ${diffEvery}): ${n === undefined ? 'incr backups since the last full read unknown' : `${n} incr backups since the last full read`}; changes checked against what the change tracking reported` };
-    }
+  const periodic = choice.mode === 'incr' ? periodicFullRead(prevRecord, diffEvery) : undefined;
+  if (periodic !== undefined) {
+    // The reported changes are still asked for (above) and kept: the diff checks them.
+    checkChanges = changed;
+    choice = { mode: 'diff', note: periodic };
   }
   const previousIndex = choice.mode !== 'full' && prevRecord
     ? await loadDiskIndex(repo, prevRecord, `reading the index of ${what} generation ${previous!.generation}`)

@@ -6,17 +6,15 @@
  */
 import { InputError, IoError, describeCause } from '../../errors.js';
 import { failpoint } from '../../failpoints.js';
-import { isThisProcess, ownerState } from '../../process-identity.js';
 import type { DiskSource } from '../../sources/types.js';
 import type { SnapshotDisk } from '../../sources/vsphere.js';
 import { type VmRef, findVm } from '../../vsphere/inventory.js';
 import { ovfDescriptor } from '../../vsphere/ovf.js';
 import { retrieveOne } from '../../vsphere/property-collector.js';
 import type { VsphereSession } from '../../vsphere/session.js';
-import { backupSnapshotDescription, snapshotOwner } from '../../vsphere/snapshot-owner.js';
-import {
-  formatAge, lastSignOfLife, orphanAgeMs, serverTime, snapshotGoneError, snapshotStillThere, startHeartbeat,
-} from './snapshot-heartbeat.js';
+import { backupSnapshotDescription } from '../../vsphere/snapshot-owner.js';
+import { snapshotGoneError, snapshotStillThere, startHeartbeat } from './snapshot-heartbeat.js';
+import { judgeVmbkpSnapshot, vcenterClock } from './snapshot-orphans.js';
 import {
   type VirtualDiskInfo, createSnapshot, disksOf, enableChangeTracking, removeSnapshot, snapshotsOf, unsnapshottable,
 } from '../../vsphere/vm.js';
@@ -54,35 +52,13 @@ export function setNameForVm(name: string): string {
   return s === '' ? '_' : s;
 }
 
-/**
- * Removes vmbkp snapshots left by killed runs; refuses when a live run owns one. On this
- * host a run is live when its pid runs with the recorded start time; another host's run
- * (whose pid this host cannot see) is live while its snapshot shows a sign of life — a
- * heartbeat, or its creation — younger than the orphan age (snapshot-heartbeat.ts).
- */
+/** Removes vmbkp snapshots left by killed runs; refuses when a live run owns one (snapshot-orphans.ts). */
 async function removeOrphans(session: VsphereSession, vm: VmRef, snapshotProp: XmlNode | undefined, warn: (m: string) => void): Promise<void> {
-  let now: Date | undefined;
+  const clock = vcenterClock(session);
   for (const s of snapshotsOf(snapshotProp).filter((x) => x.name.startsWith(SNAPSHOT_PREFIX)).reverse()) {
-    const owner = snapshotOwner(s.description);
-    // This very process's (a batch's earlier removal that failed) is an orphan too.
-    const state = !owner ? 'unknown' : isThisProcess(owner) ? 'dead' : ownerState(owner);
-    if (owner && state === 'alive') {
-      throw new InputError(`VM ${vm.name} is being backed up by vmbkp process ${owner.pid} on this host (snapshot ${s.name})`);
-    }
-    if (state === 'unknown') {
-      now ??= await serverTime(session);
-      const sign = lastSignOfLife(s);
-      const age = sign ? now.getTime() - sign.getTime() : Infinity;
-      if (age < orphanAgeMs()) {
-        const who = owner ? `vmbkp process ${owner.pid} on host ${owner.host}` : 'another vmbkp run';
-        throw new InputError(`VM ${vm.name} is being backed up by ${who} (snapshot ${s.name}, last sign of life ${formatAge(age)} ago; `
-          + `taken for an orphan after ${formatAge(orphanAgeMs())} without one)`);
-      }
-      warn(`removing snapshot ${s.name} of VM ${vm.name}, left by an earlier run`
-        + (owner ? ` of host ${owner.host}` : '') + (sign ? ` (no sign of life for ${formatAge(age)})` : ''));
-    } else {
-      warn(`removing snapshot ${s.name} of VM ${vm.name}, left by an earlier run`);
-    }
+    const verdict = await judgeVmbkpSnapshot(vm.name, s, clock);
+    if (!verdict.orphan) throw new InputError(verdict.refusal);
+    warn(`removing snapshot ${s.name} of VM ${vm.name}, left by an earlier run${verdict.detail}`);
     await removeSnapshot(session, s.ref, `removing snapshot ${s.name} of VM ${vm.name}`);
   }
 }

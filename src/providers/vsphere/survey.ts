@@ -5,6 +5,7 @@ import { disksOf, snapshotsOf, unsnapshottable } from '../../vsphere/vm.js';
 import { MoRef, boolAt } from '../../vsphere/xml.js';
 import type { MachineSurvey, PlannedDisk } from '../machine-provider.js';
 import { SNAPSHOT_PREFIX, setNameForVm } from './backup-vm.js';
+import { judgeVmbkpSnapshot, vcenterClock } from './snapshot-orphans.js';
 
 export async function surveyVm(session: VsphereSession, vm: { readonly name: string; readonly id: string },
   opts: { readonly enableCbt: boolean; readonly excludeDisks: readonly number[] }): Promise<MachineSurvey> {
@@ -17,10 +18,16 @@ export async function surveyVm(session: VsphereSession, vm: { readonly name: str
     const skip = unsnapshottable(disk);
     return skip ? { ...base, skipped: skip } : base;
   });
+  // Judged as the backup judges them: a live run's snapshot is no orphan.
+  const clock = vcenterClock(session);
+  const orphans: string[] = [];
+  for (const s of snapshotsOf(props.get('snapshot')).filter((x) => x.name.startsWith(SNAPSHOT_PREFIX))) {
+    if ((await judgeVmbkpSnapshot(vm.name, s, clock)).orphan) orphans.push(s.name);
+  }
   return {
     name: vm.name, id: vm.id, set: setNameForVm(vm.name),
     changeTracking: cbtOn ? 'on' : opts.enableCbt ? 'would be enabled' : 'off',
-    orphans: snapshotsOf(props.get('snapshot')).filter((s) => s.name.startsWith(SNAPSHOT_PREFIX)).map((s) => s.name),
+    orphans,
     disks,
   };
 }
