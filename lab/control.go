@@ -348,7 +348,7 @@ func diskWrite(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
 		fail(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	d.cbt.record(off, int64(len(data)), d.capacity)
+	recordWrite(lab, vm, d, off, int64(len(data)))
 	reply(w, map[string]int64{"offset": off, "length": int64(len(data))})
 }
 
@@ -372,8 +372,19 @@ func diskZero(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
 		fail(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	d.cbt.record(off, n, d.capacity)
+	recordWrite(lab, vm, d, off, n)
 	reply(w, map[string]int64{"offset": off, "length": n})
+}
+
+// recordWrite logs a guest write for change tracking, unless a cbt-lose
+// fault makes tracking miss it: the data changed, CBT does not say so, as in
+// VMware KB 2090639 (QueryChangedDiskAreas API returns incorrect sectors) and
+// KB 317933 (changed blocks lost around snapshot consolidation).
+func recordWrite(lab *Lab, vm *LabVM, d *disk, off, n int64) {
+	if _, lost := lab.faults.take(faultCBTLose, vm.Name); lost {
+		return
+	}
+	d.cbt.record(off, n, d.capacity)
 }
 
 // viewTop resolves ?snapshot= to the frozen layer; call with the lock held.

@@ -19,6 +19,7 @@ const (
 	faultDatastoreRead  = "datastore-read"
 	faultDatastoreFull  = "datastore-full"
 	faultDatastoreFlip  = "datastore-corrupt"
+	faultCBTLose        = "cbt-lose"
 
 	duringWrite  = "write"  // datastore-full: a PUT under /folder fails
 	duringCreate = "create" // datastore-full: CreateVM_Task fails
@@ -32,6 +33,7 @@ var faultKinds = map[string]string{
 	faultQueryChanged:   "QueryChangedDiskAreas returns a FileFault",
 	faultDatastoreRead:  "a GET under /folder has its connection dropped after ?after=BYTES body bytes",
 	faultDatastoreFlip:  "the next PUT of a disk's flat extent stores the byte at offset ?after=BYTES flipped, and answers as if all went well",
+	faultCBTLose:        "the next guest write or zero through the control endpoint changes the disk but is not recorded by change tracking (VMware KB 2090639)",
 	faultDatastoreFull:  "the datastore is full: a PUT under /folder fails with HTTP 500 after ?after=BYTES body bytes were stored, or with ?during=create CreateVM_Task fails with NoDiskSpace",
 }
 
@@ -171,6 +173,11 @@ func (d *diskAccess) disksOpen(vm string) int {
 func (d *diskAccess) setGate(files int, wait time.Duration) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	// Transfers held by the old gate go on now (they see the gate changed).
+	if d.changed != nil {
+		close(d.changed)
+	}
+	d.changed = make(chan struct{})
 	if files < 2 {
 		d.gate = nil
 		return

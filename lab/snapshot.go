@@ -344,3 +344,22 @@ func notSupported(what string) func() (types.AnyType, *taskFault) {
 		return nil, &taskFault{&types.NotSupported{}, "lab: " + what + " is not supported"}
 	}
 }
+
+// RenameSnapshot changes a snapshot's name or description (an empty or absent
+// one stays as it was), as vSphere's VirtualMachineSnapshot.RenameSnapshot
+// does. vmbkp refreshes its snapshot's description with it while a backup
+// runs. A removed snapshot is no longer registered, so the call faults with
+// ManagedObjectNotFound before it gets here.
+func (s *LabSnapshot) RenameSnapshot(ctx *simulator.Context, req *types.RenameSnapshot) soap.HasFault {
+	vm := s.vm
+	if req.Name != "" && req.Name != s.name {
+		vm.lab.stats.snapshotRemoved(s.name)
+		vm.lab.stats.snapshotAdded(req.Name)
+		s.name = req.Name
+	}
+	if req.Description != "" {
+		s.description = req.Description
+	}
+	vm.publish()
+	return &methods.RenameSnapshotBody{Res: &types.RenameSnapshotResponse{}}
+}

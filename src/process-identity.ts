@@ -50,6 +50,16 @@ function readBootId(): string | undefined {
   }
 }
 
+/**
+ * This host's name as owners record it. VMBKP_TEST_HOST replaces it — for tests only: it
+ * lets one machine play two hosts (two vmbkp processes that cannot see each other's pids).
+ * Never set it in production: two real hosts with one name would judge each other's
+ * live processes by pid.
+ */
+export function localHost(): string {
+  return process.env['VMBKP_TEST_HOST'] || hostname();
+}
+
 let self: ProcessIdentity | undefined;
 let boot: string | undefined | null = null;
 
@@ -60,10 +70,10 @@ function currentBoot(): string | undefined {
 
 /** This process. The host name is read each time: it is what other processes compare. */
 export function thisProcess(): ProcessIdentity {
-  if (!self || self.host !== hostname()) {
+  if (!self || self.host !== localHost()) {
     const start = processStart(process.pid);
     const b = currentBoot();
-    self = { host: hostname(), pid: process.pid, ...(start !== undefined ? { start } : {}), ...(b !== undefined ? { boot: b } : {}) };
+    self = { host: localHost(), pid: process.pid, ...(start !== undefined ? { start } : {}), ...(b !== undefined ? { boot: b } : {}) };
   }
   return self;
 }
@@ -89,7 +99,7 @@ function pidExists(pid: number): boolean {
 
 /** Judges an owner: see OwnerState. What the owner does not record, or /proc cannot tell, is not held against it. */
 export function ownerState(owner: ProcessIdentity): OwnerState {
-  if (owner.host !== hostname()) return 'unknown';
+  if (owner.host !== localHost()) return 'unknown';
   const nowBoot = currentBoot();
   if (owner.boot !== undefined && nowBoot !== undefined && owner.boot !== nowBoot) return 'dead';
   if (!pidExists(owner.pid)) return 'dead';

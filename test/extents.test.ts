@@ -3,6 +3,8 @@ import { describe, it } from 'node:test';
 import { InputError } from '../src/errors.js';
 import { checkExtents, chunkRanges, mergeExtents, parseExtentsJson, segments } from '../src/engine/extents.js';
 import { chooseMode } from '../src/jobs/choose-mode.js';
+import { unreportedChanges } from '../src/engine/backup-disk.js';
+import { DiskIndex } from '../src/repository/disk-index.js';
 
 describe('extents', () => {
   it('cover every byte with whole chunks, merged', () => {
@@ -56,5 +58,17 @@ describe('mode choice', () => {
     assert.deepEqual(chooseMode('d', { requested: 'incr', previousUsable: false, changesKnown: true, previousWhy: 'resized', lenient }), { mode: 'full', note: 'diff not possible: resized' });
     assert.deepEqual(chooseMode('d', { requested: 'diff', previousUsable: false, changesKnown: false, previousWhy: 'resized', lenient }), { mode: 'full', note: 'diff not possible: resized' });
     assert.deepEqual(chooseMode('d', { requested: 'diff', ...base, lenient }), { mode: 'diff' });
+  });
+
+  it('a full read\'s check of reported changes counts the differing chunks no change touches, in whole chunks', () => {
+    // 4 chunks of 4 KiB, the last one 1 KiB; 32-byte digests.
+    const digests = (...d: number[]) => Buffer.concat(d.map((v) => Buffer.alloc(32, v)));
+    const previous = new DiskIndex(13 * 1024, 4096, digests(1, 2, 3, 4));
+    const now = new DiskIndex(13 * 1024, 4096, digests(1, 9, 9, 9));
+    assert.equal(unreportedChanges(now, previous, []), 4096 + 4096 + 1024);
+    // A change touching chunk 1 by one byte covers it; chunks 2 and 3 stay unreported.
+    assert.equal(unreportedChanges(now, previous, [{ start: 8191, length: 1 }]), 4096 + 1024);
+    assert.equal(unreportedChanges(now, previous, [{ start: 4096, length: 9 * 1024 }]), 0);
+    assert.equal(unreportedChanges(previous, previous, []), 0);
   });
 });

@@ -13,7 +13,9 @@ import {
 } from '../src/process-identity.js';
 import { isStale } from '../src/repository/lock.js';
 import { parseRestoreMarker, restoreMarkerValue } from '../src/vsphere/restore-marker.js';
-import { backupSnapshotDescription, snapshotOwner } from '../src/vsphere/snapshot-owner.js';
+import { backupSnapshotDescription, lastHeartbeat, snapshotOwner, withoutHeartbeat } from '../src/vsphere/snapshot-owner.js';
+import { lastSignOfLife } from '../src/providers/vsphere/snapshot-heartbeat.js';
+import { MoRef } from '../src/vsphere/xml.js';
 import { tempDir, vmbkp } from './helpers.js';
 import { openTestRepository } from './repo-internals.js';
 
@@ -99,6 +101,23 @@ describe('process identity', () => {
     assert.deepEqual(parseRestoreMarker('incomplete host=b1 pid=7 started=2026-11-22T03:16:31.000Z'),
       { host: 'b1', pid: 7, started: '2026-11-22T03:16:31.000Z' });
     assert.equal(parseRestoreMarker('done'), undefined);
+  });
+
+  it('a snapshot description\'s heartbeat: written, replaced, read; without one the creation time counts', () => {
+    const me = thisProcess();
+    const started = new Date('2026-11-22T03:16:31.000Z');
+    const plain = backupSnapshotDescription(me, started);
+    const beating = backupSnapshotDescription(me, started, new Date('2026-11-22T04:00:00.000Z'));
+    assert.equal(beating, `${plain} alive=2026-11-22T04:00:00.000Z`);
+    assert.deepEqual(snapshotOwner(beating), me);
+    assert.equal(withoutHeartbeat(beating), plain);
+    assert.equal(lastHeartbeat(beating)?.toISOString(), '2026-11-22T04:00:00.000Z');
+    assert.equal(lastHeartbeat(plain), undefined);
+    assert.equal(lastHeartbeat(`${plain} alive=yesterday`), undefined);
+    const ref = new MoRef('VirtualMachineSnapshot', 'snapshot-1');
+    assert.equal(lastSignOfLife({ ref, name: 'vmbkp-x', created: '2026-11-22T03:16:32Z', description: beating, quiesced: false, state: 'poweredOn' })?.toISOString(), '2026-11-22T04:00:00.000Z');
+    assert.equal(lastSignOfLife({ ref, name: 'vmbkp-x', created: '2026-11-22T03:16:32Z', description: plain, quiesced: false, state: 'poweredOn' })?.toISOString(), '2026-11-22T03:16:32.000Z');
+    assert.equal(lastSignOfLife({ ref, name: 'vmbkp-x', created: undefined, description: plain, quiesced: false, state: 'poweredOn' }), undefined);
   });
 
   it('repository locks: a reused pid or another boot is stale; an old lock is judged by pid alone', () => {

@@ -176,6 +176,7 @@ describe('recipe: invalid', () => {
     { name: 'retention without keepLast', text: `${minimal}policy:\n  retention:\n    keepDaily: 7\n`, path: 'policy.retention.keepLast', line: 11, message: 'policy.retention.keepLast is required' },
     { name: 'bad mode', text: `${minimal}policy:\n  mode: fast\n`, path: 'policy.mode', line: 11, message: 'policy.mode: must be one of auto, full, diff, incr (got "fast")' },
     { name: 'compression level out of range', text: `${minimal}policy: { compressionLevel: 22 }\n`, path: 'policy.compressionLevel', line: 10, message: 'policy.compressionLevel: must be at most 19 (got 22)' },
+    { name: 'diffEvery 0', text: `${minimal}policy: { diffEvery: 0 }\n`, path: 'policy.diffEvery', line: 10, message: 'policy.diffEvery: must be at least 1 (got 0)' },
     { name: 'vddk settings with https', text: `${minimal}policy:\n  vddk: { libdir: /opt/vddk }\n`, path: 'policy.vddk', line: 11, message: 'policy.vddk: only applies with transport: vddk' },
     { name: 'no targets', text: edit(9, '  exclude: [a]'), path: 'targets', line: 8, message: 'targets: needs vms or folders to back up' },
     { name: 'bad glob', text: edit(9, '  vms: [web01, "[z-a]*"]'), path: 'targets.vms[1]', line: 9, message: 'targets.vms[1]: "[z-a]*" is not a valid glob: a range in [...] runs backwards' },

@@ -35,6 +35,7 @@ export interface BackupDisksRequest {
   readonly mode: RequestedMode;
   readonly disks: readonly DiskToBackUp[];
   readonly compressionLevel?: number | undefined;
+  readonly diffEvery?: number | undefined;
   readonly onEvent?: (e: BackupEvent) => void;
 }
 
@@ -56,6 +57,7 @@ export async function backupDisks(req: BackupDisksRequest): Promise<GenerationMa
     return await backupSet({
       repo: req.repo, set: req.set, mode: req.mode, disks,
       ...(req.compressionLevel !== undefined ? { compressionLevel: req.compressionLevel } : {}),
+      ...(req.diffEvery !== undefined ? { diffEvery: req.diffEvery } : {}),
       ...(req.onEvent ? { onEvent: req.onEvent } : {}),
     });
   } finally {

@@ -22,6 +22,8 @@ export interface VmBackupPolicy {
   readonly memory: boolean;
   readonly enableCbt: boolean;
   readonly compressionLevel?: number | undefined;
+  /** Every N-th backup of a disk reads it whole and reports what CBT missed. */
+  readonly diffEvery?: number | undefined;
   readonly transport: Transport;
   readonly vddk?: VddkSettings | undefined;
 }
@@ -55,6 +57,7 @@ export async function backupVms(req: BackupVmsRequest): Promise<BatchReport> {
     repo: job.repo, repoLocation: job.repo.location, provider, targets,
     mode: policy.mode, quiesce: policy.quiesce, memory: policy.memory, enableCbt: policy.enableCbt,
     ...(policy.compressionLevel !== undefined ? { compressionLevel: policy.compressionLevel } : {}),
+    ...(policy.diffEvery !== undefined ? { diffEvery: policy.diffEvery } : {}),
     concurrency: req.concurrency ?? ONE_AT_A_TIME,
     ...(req.bandwidth !== undefined ? { bandwidth: req.bandwidth } : {}),
     hooks: req.hooks ?? { pre: [], post: [] },

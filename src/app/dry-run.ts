@@ -36,7 +36,7 @@ export async function planBackupRecipe(job: VcenterJob, recipePath: string, reci
     try {
       const id = t.id ?? (await findVm(job.session, t.name)).ref.value;
       vms.push(await planMachineBackup(provider, job.repo, { name: t.name, id }, {
-        mode: recipe.policy.mode, enableCbt: recipe.policy.enableCbt, excludeDisks: t.excludeDisks,
+        mode: recipe.policy.mode, enableCbt: recipe.policy.enableCbt, excludeDisks: t.excludeDisks, diffEvery: recipe.policy.diffEvery,
       }));
     } catch (err) {
       vms.push({ vm: t.name, error: describeCause(err) });

@@ -18,6 +18,7 @@ export function generationSummary(m: GenerationManifest) {
     disks: m.disks.map((d) => ({
       name: d.name, size: d.size, mode: d.mode, source: d.source,
       ...(d.note ? { note: d.note } : {}),
+      ...(d.cbtMissedBytes !== undefined ? { cbtMissedBytes: d.cbtMissedBytes } : {}),
       bytesRead: d.stats.bytesRead, bytesStored: d.stats.bytesStored, durationMs: d.stats.durationMs,
       chunks: d.stats.chunks, chunksZero: d.stats.chunksZero, chunksStored: d.stats.chunksStored,
     })),

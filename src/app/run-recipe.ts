@@ -80,7 +80,7 @@ export async function runBackupRecipe(job: VcenterJob, recipePath: string, recip
     job, vms: { kind: 'recipe', targets: recipe.targets },
     policy: {
       mode: policy.mode, quiesce: policy.quiesce, memory: policy.memory, enableCbt: policy.enableCbt,
-      compressionLevel: policy.compressionLevel, transport: policy.transport, vddk: policy.vddk,
+      compressionLevel: policy.compressionLevel, diffEvery: policy.diffEvery, transport: policy.transport, vddk: policy.vddk,
     },
     concurrency, hooks,
     ...(recipe.bandwidth !== undefined ? { bandwidth: recipe.bandwidth } : {}),

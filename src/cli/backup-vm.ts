@@ -31,7 +31,7 @@ function quiescePolicy(q: boolean | string | undefined): QuiescePolicy {
 interface Shown { readonly vm: string; readonly manifest?: GenerationManifest; readonly error?: unknown }
 
 export async function runVmBackups(opts: VmBackupOptions, mode: RequestedMode, level: number | undefined,
-  summarize: (m: GenerationManifest) => string): Promise<void> {
+  summarize: (m: GenerationManifest) => string, diffEvery?: number): Promise<void> {
   const out = new Output(!!opts.json);
   if (opts.vm.length === 0) throw new UsageError('--vm is required with --vcenter');
   const transport = opts.transport;
@@ -46,7 +46,7 @@ export async function runVmBackups(opts: VmBackupOptions, mode: RequestedMode, l
     report = await backupVms({
       job, vms: { kind: 'named', vms: opts.vm },
       policy: {
-        mode, quiesce: quiescePolicy(opts.quiesce), memory: !!opts.memory, enableCbt: !!opts.enableCbt, compressionLevel: level,
+        mode, quiesce: quiescePolicy(opts.quiesce), memory: !!opts.memory, enableCbt: !!opts.enableCbt, compressionLevel: level, diffEvery,
         transport, vddk: { libdir: opts.vddkLibdir, transports: opts.vddkTransports },
       },
       onEvent: (b) => {

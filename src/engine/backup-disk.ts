@@ -41,6 +41,11 @@ export interface BackupDiskRequest {
   readonly previous?: DiskIndex;
   /** Changed extents since the previous generation; required for incr. */
   readonly changed?: readonly Extent[];
+  /**
+   * A diff only: the changes the source reported for the same interval (CBT), to check
+   * against what the full read finds — see BackupDiskResult.missedBytes.
+   */
+  readonly checkChanges?: readonly Extent[];
   /** Names the disk in messages ("disk sda of set web01"). */
   readonly what: string;
   readonly onProgress?: (p: Progress) => void;
@@ -49,6 +54,22 @@ export interface BackupDiskRequest {
 export interface BackupDiskResult {
   readonly index: DiskIndex;
   readonly stats: Omit<DiskStats, 'durationMs'>;
+  /**
+   * With `checkChanges`: bytes (whole chunks) that differ from the previous generation
+   * but lie outside every reported change — what an incr would have missed.
+   */
+  readonly missedBytes?: number;
+}
+
+/** Bytes of the chunks that differ between `index` and `previous` and that no extent of `changes` touches. */
+export function unreportedChanges(index: DiskIndex, previous: DiskIndex, changes: readonly Extent[]): number {
+  const reported = new Uint8Array(index.count);
+  for (const r of chunkRanges(changes, index.chunkSize)) reported.fill(1, r.first, Math.min(r.end, index.count));
+  let missed = 0;
+  for (let i = 0; i < index.count; i++) {
+    if (!reported[i] && !index.get(i).equals(previous.get(i))) missed += index.chunkLength(i);
+  }
+  return missed;
 }
 
 /**
@@ -164,5 +185,9 @@ export async function backupDisk(req: BackupDiskRequest): Promise<BackupDiskResu
   }
 
   for (let i = 0; i < index.count; i++) if (index.isZero(i)) stats.chunksZero++;
+  if (mode === 'diff' && previous && req.checkChanges) {
+    checkExtents(req.checkChanges, size, `changed extents of ${req.what}`);
+    return { index, stats, missedBytes: unreportedChanges(index, previous, req.checkChanges) };
+  }
   return { index, stats };
 }

@@ -38,6 +38,8 @@ export interface BatchRequest {
   readonly memory: boolean;
   readonly enableCbt: boolean;
   readonly compressionLevel?: number;
+  /** Every N-th backup of a disk reads it whole and checks CBT (backup-set.ts). */
+  readonly diffEvery?: number;
   readonly concurrency: { readonly vms: number; readonly disksPerVm: number; readonly snapshots: number };
   /** Bytes per second over all streams together. */
   readonly bandwidth?: number;
@@ -64,6 +66,8 @@ export interface VmResult {
   readonly disks?: readonly {
     readonly name: string; readonly mode: string; readonly size: number; readonly bytesRead: number;
     readonly bytesStored: number; readonly durationMs: number; readonly note?: string;
+    /** A periodic full read (--diff-every): bytes the change tracking missed. */
+    readonly cbtMissedBytes?: number;
   }[];
   readonly skippedDisks?: readonly { readonly name: string; readonly reason: string }[];
   readonly error?: { readonly code: string; readonly message: string };
@@ -137,6 +141,7 @@ async function backupOne(req: BatchRequest, target: BatchTarget, provider: Backu
         repo: req.repo, provider, machine: target.id ?? target.name, mode: req.mode,
         quiesce: req.quiesce, memory: req.memory, enableCbt: req.enableCbt,
         ...(req.compressionLevel !== undefined ? { compressionLevel: req.compressionLevel } : {}),
+        ...(req.diffEvery !== undefined ? { diffEvery: req.diffEvery } : {}),
         diskConcurrency: req.concurrency.disksPerVm, excludeDisks: target.excludeDisks, snapshotSlots: snapshots,
         onEvent: (event) => {
           if (event.type === 'warning') warnings.push(event.message);
@@ -169,6 +174,7 @@ async function backupOne(req: BatchRequest, target: BatchTarget, provider: Backu
       disks: manifest.disks.map((d) => ({
         name: d.name, mode: d.mode, size: d.size, bytesRead: d.stats.bytesRead, bytesStored: d.stats.bytesStored,
         durationMs: d.stats.durationMs, ...(d.note ? { note: d.note } : {}),
+        ...(d.cbtMissedBytes !== undefined ? { cbtMissedBytes: d.cbtMissedBytes } : {}),
       })),
       skippedDisks: skippedOf(manifest),
     } : {}),

@@ -24,6 +24,8 @@ export interface MachineBackupRequest {
   readonly memory?: boolean;
   readonly enableCbt?: boolean;
   readonly compressionLevel?: number;
+  /** Every N-th backup of a disk reads it whole and checks CBT (backup-set.ts). */
+  readonly diffEvery?: number;
   readonly workers?: number;
   /** Disks read at once (default 1). */
   readonly diskConcurrency?: number;
@@ -63,6 +65,8 @@ export async function backupMachine(req: MachineBackupRequest): Promise<MachineB
         ...(req.compressionLevel !== undefined ? { compressionLevel: req.compressionLevel } : {}),
         ...(req.workers !== undefined ? { workers: req.workers } : {}),
         ...(req.diskConcurrency !== undefined ? { diskConcurrency: req.diskConcurrency } : {}),
+        ...(req.diffEvery !== undefined ? { diffEvery: req.diffEvery } : {}),
+        ...(frozen.beforeCommit ? { beforeCommit: () => frozen.beforeCommit!() } : {}),
         onEvent: (e) => {
           if (e.type === 'disk-start' && e.note && hadGenerations) warn(`VM ${target.name} disk ${e.disk}: ${e.mode} backup, ${e.note}`);
           emit(e);

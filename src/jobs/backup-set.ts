@@ -50,6 +50,13 @@ export interface BackupSetRequest {
   readonly id?: string;
   /** Fall back from an explicit incr or diff instead of refusing (see chooseMode). */
   readonly lenient?: boolean;
+  /**
+   * Every N-th backup of a disk reads it whole (a diff) even where incr is possible, and
+   * reports what the source's changes (CBT) missed. Counted per disk (DiskRecord.incrsSinceFullRead).
+   */
+  readonly diffEvery?: number;
+  /** Asked after the data is durable, right before the commit: throws to commit nothing (MachineBackup.beforeCommit). */
+  readonly beforeCommit?: () => Promise<void>;
   readonly onEvent?: (e: BackupEvent) => void;
 }
 
@@ -57,6 +64,32 @@ interface DiskPlan {
   readonly choice: ModeChoice;
   readonly changed: readonly Extent[] | undefined;
   readonly previousIndex: DiskIndex | undefined;
+  /** A periodic full read (--diff-every): the changes the source reported, checked against the diff. */
+  readonly checkChanges?: readonly Extent[];
+}
+
+/** Incr backups since the disk was last read whole, per its previous record; undefined when unknown (an older vmbkp's incr). */
+function incrsSinceFullRead(prev: DiskRecord): number | undefined {
+  return prev.incrsSinceFullRead ?? (prev.mode === 'incr' ? undefined : 0);
+}
+
+/**
+ * With --diff-every N, whether a disk that could be an incr is due for a full read (a diff):
+ * the note saying so, or undefined. Shared with the dry run's prediction.
+ */
+export function periodicFullRead(prev: DiskRecord | undefined, diffEvery: number | undefined): string | undefined {
+  if (diffEvery === undefined || !prev) return undefined;
+  const n = incrsSinceFullRead(prev);
+  if (n !== undefined && n + 1 < diffEvery) return undefined;
+  return `periodic full read (--diff-every ${diffEvery}): ${n === undefined ? 'incr backups since the last full read unknown' : `${n} incr backups since the last full read`}; `
+    + 'changes checked against what the change tracking reported';
+}
+
+/** The counter a new record of the disk carries. */
+function nextIncrCount(mode: DiskRecord['mode'], prev: DiskRecord | undefined): number | undefined {
+  if (mode !== 'incr') return 0;
+  const n = prev ? incrsSinceFullRead(prev) : undefined;
+  return n === undefined ? undefined : n + 1;
 }
 
 /**
@@ -74,7 +107,7 @@ export function previousUnusable(set: string, previous: GenerationManifest | und
 
 /** Decides a disk's mode from the previous generation and what changed, and loads what that mode needs. */
 async function planDisk(repo: Repository, set: string, previous: GenerationManifest | undefined, disk: DiskInput,
-  requested: RequestedMode, lenient: boolean): Promise<DiskPlan> {
+  requested: RequestedMode, lenient: boolean, diffEvery: number | undefined): Promise<DiskPlan> {
   const what = `disk ${disk.name} of set ${set}`;
   const prevRecord = previous?.disks.find((d) => d.name === disk.name);
   const previousWhy = previousUnusable(set, previous, prevRecord, disk.name, disk.source.size, repo.config.chunkSize);
@@ -92,11 +125,18 @@ async function planDisk(repo: Repository, set: string, previous: GenerationManif
     changesWhy = prevRecord ? 'no changed extents given and no change token from the previous generation' : undefined;
   }
 
-  const choice = chooseMode(what, { requested, previousUsable: previousWhy === undefined, previousWhy, changesKnown: changed !== undefined, changesWhy, lenient });
+  let choice = chooseMode(what, { requested, previousUsable: previousWhy === undefined, previousWhy, changesKnown: changed !== undefined, changesWhy, lenient });
+  let checkChanges: readonly Extent[] | undefined;
+  const periodic = choice.mode === 'incr' ? periodicFullRead(prevRecord, diffEvery) : undefined;
+  if (periodic !== undefined) {
+    // The reported changes are still asked for (above) and kept: the diff checks them.
+    checkChanges = changed;
+    choice = { mode: 'diff', note: periodic };
+  }
   const previousIndex = choice.mode !== 'full' && prevRecord
     ? await loadDiskIndex(repo, prevRecord, `reading the index of ${what} generation ${previous!.generation}`)
     : undefined;
-  return { choice, changed, previousIndex };
+  return { choice, changed, previousIndex, ...(checkChanges ? { checkChanges } : {}) };
 }
 
 export async function backupSet(req: BackupSetRequest): Promise<GenerationManifest> {
@@ -116,7 +156,7 @@ export async function backupSet(req: BackupSetRequest): Promise<GenerationManife
     const started = new Date();
     const backupOne = async (disk: DiskInput): Promise<DiskRecord> => {
       const t0 = performance.now();
-      const { choice, changed, previousIndex } = await planDisk(repo, set, previous, disk, req.mode, req.lenient ?? false);
+      const { choice, changed, previousIndex, checkChanges } = await planDisk(repo, set, previous, disk, req.mode, req.lenient ?? false, req.diffEvery);
       const changeToken = await disk.source.changeToken();
       emit({ type: 'disk-start', disk: disk.name, mode: choice.mode, ...(choice.note ? { note: choice.note } : {}), bytesTotal: disk.source.size });
 
@@ -124,9 +164,15 @@ export async function backupSet(req: BackupSetRequest): Promise<GenerationManife
         repo, writer, pool, source: disk.source, ...(req.compressionLevel === undefined ? {} : { compressionLevel: req.compressionLevel }), mode: choice.mode, what: `disk ${disk.name} of set ${set}`,
         ...(previousIndex ? { previous: previousIndex } : {}),
         ...(changed ? { changed } : {}),
+        ...(checkChanges ? { checkChanges } : {}),
         onProgress: (progress) => emit({ type: 'progress', disk: disk.name, progress }),
       });
       const stored = await storeDiskIndex(repo, writer, result.index);
+      if (result.missedBytes) {
+        emit({ type: 'warning', message: `disk ${disk.name} of set ${set}: the periodic full read found ${result.missedBytes} bytes changed `
+          + `since generation ${previous!.generation} that the change tracking did not report: an incr would have missed them (they are in this generation)` });
+      }
+      const incrs = nextIncrCount(choice.mode, previous?.disks.find((d) => d.name === disk.name));
       const record: DiskRecord = {
         name: disk.name,
         size: disk.source.size,
@@ -136,6 +182,8 @@ export async function backupSet(req: BackupSetRequest): Promise<GenerationManife
         source: disk.source.description,
         ...(changeToken ? { changeToken } : {}),
         ...(choice.note ? { note: choice.note } : {}),
+        ...(incrs !== undefined ? { incrsSinceFullRead: incrs } : {}),
+        ...(result.missedBytes !== undefined ? { cbtMissedBytes: result.missedBytes } : {}),
         stats: { ...result.stats, bytesStored: result.stats.bytesStored + stored.bytesStored, durationMs: Math.round(performance.now() - t0) },
       };
       emit({ type: 'disk-done', disk: disk.name, record });
@@ -146,6 +194,7 @@ export async function backupSet(req: BackupSetRequest): Promise<GenerationManife
 
     await writer.flush();
     await failpoint('backup:before-commit');
+    await req.beforeCommit?.();
     const manifest: GenerationManifest = {
       version: 1,
       set,

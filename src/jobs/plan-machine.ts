@@ -10,7 +10,7 @@
 import type { BackupMode, RequestedMode } from '../repository/generation.js';
 import type { Repository } from '../repository/repository.js';
 import type { BackupProvider } from '../providers/machine-provider.js';
-import { previousUnusable } from './backup-set.js';
+import { periodicFullRead, previousUnusable } from './backup-set.js';
 import { chooseMode } from './choose-mode.js';
 
 export interface DiskPlan {
@@ -39,7 +39,7 @@ export interface VmPlan {
 }
 
 export async function planMachineBackup(provider: BackupProvider, repo: Repository, machine: { readonly name: string; readonly id: string }, opts: {
-  readonly mode: RequestedMode; readonly enableCbt: boolean; readonly excludeDisks: readonly number[];
+  readonly mode: RequestedMode; readonly enableCbt: boolean; readonly excludeDisks: readonly number[]; readonly diffEvery?: number | undefined;
 }): Promise<VmPlan> {
   const survey = await provider.survey(machine, { enableCbt: opts.enableCbt, excludeDisks: opts.excludeDisks });
   const cbtOn = survey.changeTracking === 'on';
@@ -55,10 +55,12 @@ export async function planMachineBackup(provider: BackupProvider, repo: Reposito
     const previousWhy = previousUnusable(set, previous, prev, disk.name, disk.capacity, repo.config.chunkSize);
     const changesWhy = !cbtOn ? 'changed-block tracking is off'
       : !prev?.changeToken ? 'the previous generation has no change id' : undefined;
-    const choice = chooseMode(`disk ${disk.key} of VM ${survey.name}`, {
+    let choice = chooseMode(`disk ${disk.key} of VM ${survey.name}`, {
       requested: opts.mode, previousUsable: previousWhy === undefined, previousWhy,
       changesKnown: changesWhy === undefined, changesWhy, lenient: true,
     });
+    const periodic = choice.mode === 'incr' ? periodicFullRead(prev, opts.diffEvery) : undefined;
+    if (periodic !== undefined) choice = { mode: 'diff', note: periodic };
     return { ...base, mode: choice.mode, ...(choice.note ? { why: choice.note } : {}) };
   });
 

@@ -90,6 +90,12 @@ export interface MachineBackup {
   readonly disks: readonly { readonly name: string; readonly source: DiskSource; readonly changesVoid?: string }[];
   readonly record: MachineRecord;
   /**
+   * Called after every disk is read and stored, right before the generation commits: throws
+   * when what was read can no longer be trusted (the snapshot was removed under the backup),
+   * and then no generation is committed.
+   */
+  beforeCommit?(): Promise<void>;
+  /**
    * Closes the disks and releases what begin froze (removes the snapshot): after success
    * and after failure. Throws when the release failed; the next run cleans it up.
    */

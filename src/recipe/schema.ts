@@ -59,6 +59,7 @@ export const backupPolicySchema = z.strictObject({
     transports: text.optional().describe('VDDK transport modes, e.g. hotadd:nbdssl'),
   }).optional(),
   compressionLevel: count(1).max(19).optional().describe('zstd level'),
+  diffEvery: count(1).optional().describe('every N-th backup of a disk reads it whole (a diff, even where incr is possible) and reports changes CBT missed'),
   retention: retentionSchema.optional().describe('prune each VM\'s set after its backup'),
 }).refine((p) => p.vddk === undefined || p.transport === 'vddk', { path: ['vddk'], error: 'only applies with transport: vddk' }).meta({
   if: { required: ['vddk'] },

@@ -40,6 +40,17 @@ const DiskRecord = z.object({
   changeToken: z.string().optional(),
   /** Why a requested mode was not used ("no previous generation", …). */
   note: z.string().optional(),
+  /**
+   * Backups of this disk in incr mode since the last one that read it whole (full or diff):
+   * 0 after a full read. Counts toward --diff-every; absent where unknown (an older vmbkp).
+   */
+  incrsSinceFullRead: z.number().int().nonnegative().optional(),
+  /**
+   * A diff that also asked the source for its changes (--diff-every): bytes of the chunks
+   * that differ from the previous generation outside every reported change, i.e. what the
+   * change tracking missed (0 when it missed nothing).
+   */
+  cbtMissedBytes: z.number().int().nonnegative().optional(),
   stats: DiskStats,
 }).strict();
 export type DiskRecord = z.infer<typeof DiskRecord>;

@@ -17,6 +17,7 @@ interface BackupOptions extends GlobalOptions, VmBackupOptions {
   changed: string[];
   changedBitmap: string[];
   compressionLevel?: string;
+  diffEvery?: string;
 }
 
 /** Splits "NAME=VALUE" arguments; names a flag in the error. */
@@ -52,6 +53,7 @@ export function register(program: Command): void {
     .option('--changed <disk=extents.json>', 'changed extents of a disk since the previous generation (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--changed-bitmap <disk=name>', 'take changed extents from the QEMU dirty bitmap NAME of an NBD disk (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--compression-level <n>', 'zstd level, 1–19 (default 1)')
+    .option('--diff-every <n>', 'every N-th backup of a disk reads it whole (a diff) even where incr is possible, and warns of changes the change tracking missed')
     .option('--vm <name|moref>', 'with --vcenter: a VM to back up (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--transport <kind>', 'with --vcenter: https (datastore, needs nothing from VMware) or vddk (nbdkit vddk plugin)', 'https')
     .option('--quiesce [required]', 'with --vcenter: quiesce the guest file systems (VMware Tools) for the snapshot; a VM that could not be quiesced is backed up crash-consistent with a warning, or with --quiesce=required not at all')
@@ -69,9 +71,14 @@ export function register(program: Command): void {
       level = Number(opts.compressionLevel);
       if (!Number.isInteger(level) || level < 1 || level > 19) throw new UsageError(`--compression-level must be 1–19, got ${opts.compressionLevel}`);
     }
+    let diffEvery: number | undefined;
+    if (opts.diffEvery !== undefined) {
+      diffEvery = Number(opts.diffEvery);
+      if (!Number.isInteger(diffEvery) || diffEvery < 1) throw new UsageError(`--diff-every must be a whole number from 1, got ${opts.diffEvery}`);
+    }
     if (opts.vcenter !== undefined) {
       if (diskArgs.length > 0 || opts.set !== undefined) throw new UsageError('a VM backup (--vcenter) takes no disk arguments and no --set: the set is named after the VM');
-      await runVmBackups(opts, mode.data, level, summarize);
+      await runVmBackups(opts, mode.data, level, summarize, diffEvery);
       return;
     }
     if (opts.vm.length > 0) throw new UsageError('--vm needs --vcenter');
@@ -95,7 +102,7 @@ export function register(program: Command): void {
     const repo = await openRepository(opts);
     const progress = progressSink(out.json);
     const manifest = await backupDisks({
-      repo, set: setName, mode: mode.data, compressionLevel: level,
+      repo, set: setName, mode: mode.data, compressionLevel: level, diffEvery,
       disks: specs.map(([name, uri]) => ({ name, uri, changed: changed.get(name), bitmap: bitmaps.get(name) })),
       onEvent: (e) => {
         if (e.type === 'disk-start') progress.start(`${e.disk} (${e.mode})`, e.bytesTotal);

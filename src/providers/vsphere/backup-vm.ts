@@ -6,14 +6,15 @@
  */
 import { InputError, IoError, describeCause } from '../../errors.js';
 import { failpoint } from '../../failpoints.js';
-import { isThisProcess, ownerState } from '../../process-identity.js';
 import type { DiskSource } from '../../sources/types.js';
 import type { SnapshotDisk } from '../../sources/vsphere.js';
 import { type VmRef, findVm } from '../../vsphere/inventory.js';
 import { ovfDescriptor } from '../../vsphere/ovf.js';
 import { retrieveOne } from '../../vsphere/property-collector.js';
 import type { VsphereSession } from '../../vsphere/session.js';
-import { SNAPSHOT_PREFIX, backupSnapshotDescription, snapshotOwner } from '../../vsphere/snapshot-owner.js';
+import { SNAPSHOT_PREFIX, backupSnapshotDescription, } from '../../vsphere/snapshot-owner.js';
+import { snapshotGoneError, snapshotStillThere, startHeartbeat } from './snapshot-heartbeat.js';
+import { judgeVmbkpSnapshot, vcenterClock } from './snapshot-orphans.js';
 import {
   type VirtualDiskInfo, disksOf, removeSnapshot, snapshotGone, snapshotsOf, unsnapshottable,
 } from '../../vsphere/vm.js';
@@ -56,17 +57,13 @@ export function setNameForVm(name: string): string {
   return s === '' ? '_' : s;
 }
 
-/**
- * Removes vmbkp snapshots left by killed runs; refuses when a live run on this host owns
- * one (its pid runs with the recorded start time). Another host's snapshots are removed.
- */
+/** Removes vmbkp snapshots left by killed runs; refuses when a live run owns one (snapshot-orphans.ts). */
 async function removeOrphans(session: VsphereSession, vm: VmRef, snapshotProp: XmlNode | undefined, warn: (m: string) => void): Promise<void> {
+  const clock = vcenterClock(session);
   for (const s of snapshotsOf(snapshotProp).filter((x) => x.name.startsWith(SNAPSHOT_PREFIX)).reverse()) {
-    const owner = snapshotOwner(s.description);
-    if (owner && !isThisProcess(owner) && ownerState(owner) === 'alive') {
-      throw new InputError(`VM ${vm.name} is being backed up by vmbkp process ${owner.pid} on this host (snapshot ${s.name})`);
-    }
-    warn(`removing snapshot ${s.name} of VM ${vm.name}, left by an earlier run`);
+    const verdict = await judgeVmbkpSnapshot(vm.name, s, clock);
+    if (!verdict.orphan) throw new InputError(verdict.refusal);
+    warn(`removing snapshot ${s.name} of VM ${vm.name}, left by an earlier run${verdict.detail}`);
     await removeSnapshot(session, s.ref, `removing snapshot ${s.name} of VM ${vm.name}`).catch(async (err: unknown) => {
       if (!(await snapshotGone(session, vm.ref, s.ref))) throw err; // gone: its deltas are consolidated before the backup
     });
@@ -143,9 +140,10 @@ export async function beginVmBackup(session: VsphereSession, openDisk: OpenDisk,
   emit({ type: 'step', message: `creating snapshot ${snapName} of VM ${vm.name}` });
   let snapshot: MoRef;
   let consistency: Consistency;
+  const description = backupSnapshotDescription();
   try {
     ({ snapshot, consistency } = await takeBackupSnapshot(session, vm, snapName, {
-      description: backupSnapshotDescription(), memory: opts.memory, quiesce: opts.quiesce,
+      description, memory: opts.memory, quiesce: opts.quiesce,
     }, warn));
   } catch (err) {
     // A failed task may still have left the snapshot: look for it by name.
@@ -157,11 +155,20 @@ export async function beginVmBackup(session: VsphereSession, openDisk: OpenDisk,
   }
 
   const sources: DiskSource[] = [];
+  const heartbeat = startHeartbeat(session, vm, snapshot, snapName, description, warn);
+  let gone = false; // removed under us: nothing to remove
   const end = async () => {
+    await heartbeat.stop();
     for (const s of sources) await s.close().catch(() => {});
+    if (gone) return;
     emit({ type: 'step', message: `removing snapshot ${snapName} of VM ${vm.name}` });
     await removeOurSnapshot(session, vm, snapshot, snapName);
     await consolidateIfNeeded(session, vm, `removing snapshot ${snapName}`, emit);
+  };
+  const beforeCommit = async () => {
+    if (await snapshotStillThere(session, vm, snapshot, snapName)) return;
+    gone = true;
+    throw snapshotGoneError(vm, snapshot, snapName);
   };
   try {
     await failpoint('vm:snapshot-taken');
@@ -191,7 +198,7 @@ export async function beginVmBackup(session: VsphereSession, openDisk: OpenDisk,
       changeTracking: boolAt(config, 'changeTrackingEnabled') === true,
       disks: machineDisks, config: config ?? '', ovf: ovfDescriptor(config),
     };
-    return { disks, record, end };
+    return { disks, record, end, beforeCommit };
   } catch (err) {
     try {
       await end();

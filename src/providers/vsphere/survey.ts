@@ -10,6 +10,7 @@ import { MoRef, boolAt } from '../../vsphere/xml.js';
 import type { MachineSurvey, PlannedDisk } from '../machine-provider.js';
 import { SNAPSHOT_PREFIX, setNameForVm } from './backup-vm.js';
 import { cannotEnableWhy, userSnapshots } from './change-tracking.js';
+import { judgeVmbkpSnapshot, vcenterClock } from './snapshot-orphans.js';
 
 export async function surveyVm(session: VsphereSession, vm: { readonly name: string; readonly id: string },
   opts: { readonly enableCbt: boolean; readonly excludeDisks: readonly number[] }): Promise<MachineSurvey> {
@@ -28,10 +29,16 @@ export async function surveyVm(session: VsphereSession, vm: { readonly name: str
     const skip = unsnapshottable(disk);
     return skip ? { ...base, skipped: skip } : base;
   });
+  // Judged as the backup judges them: a live run's snapshot is no orphan.
+  const clock = vcenterClock(session);
+  const orphans: string[] = [];
+  for (const s of snapshotsOf(props.get('snapshot')).filter((x) => x.name.startsWith(SNAPSHOT_PREFIX))) {
+    if ((await judgeVmbkpSnapshot(vm.name, s, clock)).orphan) orphans.push(s.name);
+  }
   return {
     name: vm.name, id: vm.id, set: setNameForVm(vm.name),
     changeTracking: cbtOn ? 'on' : opts.enableCbt && !cbtRefused ? 'would be enabled' : 'off',
-    orphans: snapshotsOf(props.get('snapshot')).filter((s) => s.name.startsWith(SNAPSHOT_PREFIX)).map((s) => s.name),
+    orphans,
     disks, ...(notes.length > 0 ? { notes } : {}),
   };
 }
