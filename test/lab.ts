@@ -29,8 +29,10 @@ export interface LabDisk {
 export interface LabController { key: number; type: string; busNumber: number }
 export interface LabNic { key: number; type: string; network: string; macAddress: string; addressType: string }
 export interface LabVm {
-  name: string; moref: string; powerState: string; cbt: boolean; uuid: string; dir: string;
-  controllers: LabController[]; nics: LabNic[]; disks: LabDisk[]; snapshots: { moref: string; name: string }[];
+  name: string; moref: string; powerState: string; cbt: boolean; uuid: string; instanceUuid: string; dir: string;
+  controllers: LabController[]; nics: LabNic[]; disks: LabDisk[]; snapshots: { moref: string; name: string; parent: string }[];
+  /** The snapshot the running point descends from, or "". */
+  currentSnapshot: string;
 }
 export interface LabStats {
   snapshotsNow: number; vmbkpSnapshotsNow: number; maxVmbkpSnapshots: number; folderBytesServed: number; folderBytesStored: number;

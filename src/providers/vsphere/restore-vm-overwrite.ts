@@ -9,6 +9,7 @@ import type { MachineUnderRestore } from '../machine-provider.js';
 import type { RestoreContext, RestoreOutcome } from './restore-vm-context.js';
 import { disksToRestore, restoredDisks } from './restore-vm-disks.js';
 import { powerOnIfAsked } from './restore-vm-finish.js';
+import { voidChangeHistory } from './change-trust.js';
 
 /**
  * --overwrite onto an existing VM: powered off, no snapshots, the same disks (count and
@@ -36,6 +37,9 @@ export async function overwriteVm(ctx: RestoreContext, vm: VmRef): Promise<Machi
     throw new InputError(`restoring ${gen} over VM ${vm.name} refused: its disks (${sizes(current.map((d) => d.capacity))} bytes) are not the backup's (${sizes(plans.map((p) => p.stored.capacity))} bytes)`);
   }
   const dcPath = await datacenterPathOf(req.session, vm.ref);
+  // The uploads bypass the VM, so its change tracking need not see them: no backup may
+  // take changes since an earlier generation as the truth about these disks.
+  await voidChangeHistory(req.session, vm, props.get('config'), (message) => ctx.emit({ type: 'step', message }));
   return {
     disks: disksToRestore(ctx, vm, current, dcPath),
     complete: async () => {},
