@@ -9,6 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { sha256File, vmbkp } from './helpers.js';
@@ -61,6 +62,20 @@ describe('change tracking that cannot be trusted, against the lab', () => {
 
   async function write(vm: string, offset: number, length = 64 * 1024): Promise<void> {
     await lab.write(vm, KEY, offset, randomBytes(length));
+  }
+
+  /** What `run --dry-run` predicts for the disk of `vm`. */
+  async function dryRun(vm: string): Promise<{ mode?: string; why?: string }> {
+    const file = path.join(dir, `dry-run-${vm}-${Date.now()}.yaml`);
+    await fs.writeFile(file, [
+      'version: 1', 'kind: backup', 'connection:', `  vcenter: ${lab.info.url}`, `  user: ${lab.info.user}`,
+      `  passwordFile: ${pw}`, `  thumbprint: "${lab.info.thumbprintSha256}"`, `repository: ${repo}`,
+      'targets:', `  vms: ["${vm}"]`,
+    ].join('\n'));
+    const r = await vmbkp(['run', file, '--dry-run', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const plan = JSON.parse(r.stdout) as { vms: { disks: { key: number; mode?: string; why?: string }[] }[] };
+    return plan.vms[0]!.disks.find((d) => d.key === KEY)!;
   }
 
   const changeSession = async (vm: string) => (await lab.vm(vm)).disks[0]!.changeId.split('/')[0];
@@ -122,6 +137,7 @@ describe('change tracking that cannot be trusted, against the lab', () => {
     assert.equal(g2.mode, 'incr', g2.note);
     const sha2 = await lab.sha256(vm, KEY);
 
+    assert.equal((await dryRun(vm)).mode, 'incr');
     await revert(snap, `reverting ${vm} to before-upgrade`);
     const reverted = await lab.vm(vm);
     assert.equal(reverted.powerState, 'poweredOn', 'a snapshot with memory reverts to running');
@@ -131,6 +147,9 @@ describe('change tracking that cannot be trusted, against the lab', () => {
     // More writes than generation 2 saw after the snapshot: the sequence passes generation 2's
     // change id again, which vSphere then accepts and answers for the wrong history.
     for (const mib of [3, 4, 5, 6]) await write(vm, mib * MiB);
+    const predicted = await dryRun(vm);
+    assert.equal(predicted.mode, 'diff', 'the dry run sees the revert too');
+    assert.match(predicted.why ?? '', /the VM was reverted to a snapshot/);
     const g3 = await backupVddk(vm);
     assert.equal(g3.mode, 'diff');
     assert.match(g3.note, /the VM was reverted to a snapshot, or its configuration replaced, since generation 2/);
