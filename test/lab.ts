@@ -25,6 +25,8 @@ export interface LabInfo {
 export interface LabDisk {
   key: number; label: string; controllerKey: number; unitNumber: number; thin: boolean; fileName: string; capacity: number; changeId: string;
   path: string; extentPath: string;
+  /** Descriptor names of the running chain, base first. */
+  chain: string[];
 }
 export interface LabController { key: number; type: string; busNumber: number }
 export interface LabNic { key: number; type: string; network: string; macAddress: string; addressType: string }

@@ -17,9 +17,10 @@ import { type Lab, type LabRepository, startLabRepository } from './lab.js';
 import { installVddkStandin } from './vddk-standin.js';
 import { findVm } from '../src/vsphere/inventory.js';
 import { taskOf, waitForTask } from '../src/vsphere/task.js';
+import { retrieveOne } from '../src/vsphere/property-collector.js';
 import { createSnapshot, removeSnapshot } from '../src/vsphere/vm.js';
 import type { VsphereSession } from '../src/vsphere/session.js';
-import type { MoRef } from '../src/vsphere/xml.js';
+import { type MoRef, children, textAt } from '../src/vsphere/xml.js';
 
 const MiB = 1024 * 1024;
 const KEY = 2000;
@@ -163,6 +164,60 @@ describe('change tracking that cannot be trusted, against the lab', () => {
     const g4 = await backupVddk(vm);
     assert.equal(g4.mode, 'incr', g4.note);
     assert.equal(await restoredSha(vm, 4), await lab.sha256(vm, KEY));
+  });
+
+  it('the lab branches the snapshot tree on a revert; a revert to a point after the last backup keeps incr, exactly', async () => {
+    // lab-vm-1, backed up by the first test (CBT on, its mark current).
+    const vm = 'lab-vm-1';
+    const ref = (await findVm(session, vm)).ref;
+    const backupVddk = (extra: string[] = []) => backup(vm, ['--transport', 'vddk', ...extra], vddk);
+    const before = await backupVddk();
+    assert.equal(before.mode, 'incr', before.note);
+
+    await write(vm, 1 * MiB);
+    const s1 = await createSnapshot(session, ref, vm, 's1', { memory: true });
+    const sha1 = await lab.sha256(vm, KEY, s1.value);
+    await write(vm, 2 * MiB);
+    const s2 = await createSnapshot(session, ref, vm, 's2', { memory: true });
+    const sha2 = await lab.sha256(vm, KEY, s2.value);
+    await write(vm, 3 * MiB);
+
+    await revert(s1, `reverting ${vm} to s1`);
+    assert.equal(await lab.sha256(vm, KEY), sha1);
+    await write(vm, 4 * MiB, 200 * 1024);
+    const s3 = await createSnapshot(session, ref, vm, 's3', { memory: true });
+    const sha3 = await lab.sha256(vm, KEY, s3.value);
+    await write(vm, 5 * MiB);
+    const now = await lab.sha256(vm, KEY);
+
+    // s2 and s3 are both children of s1, as vCenter shows the tree.
+    const info = await lab.vm(vm);
+    assert.deepEqual(info.snapshots.map((s) => [s.name, s.parent]), [['s1', ''], ['s2', s1.value], ['s3', s1.value]]);
+    assert.equal(info.currentSnapshot, s3.value);
+    const tree = (await retrieveOne(session, ref, ['snapshot'])).get('snapshot');
+    const roots = children(tree, 'rootSnapshotList');
+    assert.equal(roots.length, 1);
+    assert.deepEqual(children(roots[0], 'childSnapshotList').map((c) => textAt(c, 'name')), ['s2', 's3']);
+
+    // s1 was taken after the last backup: the changes since it are still the truth (the
+    // discarded branch's writes are forgotten with it), so the backup stays an incr.
+    const g = await backupVddk();
+    assert.equal(g.mode, 'incr', g.note);
+    assert.equal(await restoredSha(vm, g.generation), now);
+
+    // Removing s1, a branch point, keeps every view; so does removing the rest, down to the base disk.
+    await removeSnapshot(session, s1, 'removing s1');
+    assert.deepEqual([await lab.sha256(vm, KEY, s2.value), await lab.sha256(vm, KEY, s3.value), await lab.sha256(vm, KEY)], [sha2, sha3, now]);
+    await removeSnapshot(session, s2, 'removing s2');
+    assert.deepEqual([await lab.sha256(vm, KEY, s3.value), await lab.sha256(vm, KEY)], [sha3, now]);
+    await removeSnapshot(session, s3, 'removing s3');
+    const after = await lab.vm(vm);
+    assert.equal(await lab.sha256(vm, KEY), now);
+    assert.deepEqual(after.disks[0]!.chain, [`${vm}.vmdk`]);
+    assert.deepEqual((await fs.readdir(after.dir)).filter((f) => /-\d{6}/.test(f)), [], 'no delta file is left');
+
+    const none = await session.call('RevertToCurrentSnapshot_Task', ref, {}).then((res) => waitForTask(session, taskOf(res), { what: 'reverting without snapshots' })).then(() => undefined, (err: unknown) => err);
+    assert.match(String(none), /NotFound|has no current snapshot/);
   });
 
   it('the same name, another instance UUID: diff, with a warning naming both UUIDs', async () => {
