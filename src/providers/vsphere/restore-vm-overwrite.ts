@@ -13,8 +13,9 @@ import { voidChangeHistory } from './change-trust.js';
 
 /**
  * --overwrite onto an existing VM: powered off, no snapshots, the same disks (count and
- * capacities, in device order). A failure while they are written leaves the VM as it is,
- * with a note saying its disks are partly overwritten.
+ * capacities, in device order). Before anything is written its backup marks go and its
+ * change tracking is reset (change-trust.ts). A failure while the disks are written
+ * leaves the VM as it is, with a note saying its disks are partly overwritten.
  */
 export async function overwriteVm(ctx: RestoreContext, vm: VmRef): Promise<MachineUnderRestore<RestoreOutcome>> {
   const { req, gen, plans } = ctx;
