@@ -62,6 +62,23 @@ func (c *cbt) issue() string {
 	return fmt.Sprintf("%s/%d", c.prefix, c.seq)
 }
 
+// rewind returns the session to sequence seq, for a revert to a snapshot
+// taken there: the writes after it are forgotten with the branch they were
+// on and the next write reuses seq+1. ChangeIds handed out on that branch
+// stay accepted and now name points of another history: the worst case of
+// VMware's KB "Reverting to a pre-existing snapshot under specific conditions
+// can cause incremental backups based on CBT to become inconsistent".
+func (c *cbt) rewind(seq uint64) {
+	var kept []cbtWrite
+	for _, w := range c.log {
+		if w.seq <= seq {
+			kept = append(kept, w)
+		}
+	}
+	c.log, c.seq = kept, seq
+	c.current = c.issue()
+}
+
 func (c *cbt) record(off, n, capacity int64) {
 	if !c.enabled() || n <= 0 {
 		return

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vmware/govmomi/object"
+	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/types"
 )
 
@@ -37,6 +38,7 @@ func init() {
 		{"GET", "/vms/{vm}", "one VM", getVM},
 		{"POST", "/vms/{vm}/power", "?state=on|off: power the VM on or off", powerVM},
 		{"POST", "/vms/{vm}/tools", "?state=running|notRunning|notInstalled: VMware Tools in the guest", setTools},
+		{"POST", "/vms/{vm}/instance-uuid", "[?uuid=U]: give the VM another instance UUID (default: a random one), keeping everything else", setInstanceUUID},
 		{"POST", "/vms/{vm}/disks/{key}/write", "?offset=N, body = bytes: a guest write", diskWrite},
 		{"POST", "/vms/{vm}/disks/{key}/zero", "?offset=N&length=M: a guest write of zeros", diskZero},
 		{"GET", "/vms/{vm}/disks/{key}/sha256", "[?snapshot=MOREF]: SHA-256 of the current or a snapshot's view", diskHash},
@@ -127,8 +129,9 @@ type diskJSON struct {
 }
 
 type snapshotJSON struct {
-	Moref string `json:"moref"`
-	Name  string `json:"name"`
+	Moref  string `json:"moref"`
+	Name   string `json:"name"`
+	Parent string `json:"parent"` // the parent snapshot's moref, "" for a root
 }
 
 // controllerJSON is a storage controller (SCSI, SATA, NVMe, IDE).
@@ -147,17 +150,19 @@ type nicJSON struct {
 }
 
 type vmJSON struct {
-	Name        string           `json:"name"`
-	Moref       string           `json:"moref"`
-	PowerState  string           `json:"powerState"`
-	Tools       string           `json:"tools"` // running, notRunning or notInstalled (running only counts while powered on)
-	CBT         bool             `json:"cbt"`
-	UUID        string           `json:"uuid"`
-	Dir         string           `json:"dir"` // host path of the VM's directory
-	Controllers []controllerJSON `json:"controllers"`
-	NICs        []nicJSON        `json:"nics"`
-	Disks       []diskJSON       `json:"disks"`
-	Snapshots   []snapshotJSON   `json:"snapshots"`
+	Name            string           `json:"name"`
+	Moref           string           `json:"moref"`
+	PowerState      string           `json:"powerState"`
+	Tools           string           `json:"tools"` // running, notRunning or notInstalled (running only counts while powered on)
+	CBT             bool             `json:"cbt"`
+	UUID            string           `json:"uuid"`
+	InstanceUUID    string           `json:"instanceUuid"`
+	CurrentSnapshot string           `json:"currentSnapshot"` // moref of the snapshot the running point descends from, or ""
+	Dir             string           `json:"dir"`             // host path of the VM's directory
+	Controllers     []controllerJSON `json:"controllers"`
+	NICs            []nicJSON        `json:"nics"`
+	Disks           []diskJSON       `json:"disks"`
+	Snapshots       []snapshotJSON   `json:"snapshots"`
 
 	// CBTPending: CBT is on in the config, waiting for a stun-unstun cycle.
 	CBTPending bool `json:"cbtPending"`
@@ -170,7 +175,7 @@ func (vm *LabVM) describe() vmJSON {
 	defer vm.Unlock()
 	out := vmJSON{Name: vm.Name, Moref: vm.Self.Value, PowerState: string(vm.Runtime.PowerState), Tools: vm.toolsState(), CBT: vm.cbtOn,
 		CBTPending: vm.cbtPending, ConsolidationNeeded: vm.consolidationNeeded(),
-		UUID: vm.Config.Uuid, Dir: vm.dir(), Controllers: []controllerJSON{}, NICs: []nicJSON{}, Disks: []diskJSON{}, Snapshots: []snapshotJSON{}}
+		UUID: vm.Config.Uuid, InstanceUUID: vm.Config.InstanceUuid, Dir: vm.dir(), Controllers: []controllerJSON{}, NICs: []nicJSON{}, Disks: []diskJSON{}, Snapshots: []snapshotJSON{}}
 	for _, dev := range vm.Config.Hardware.Device {
 		typ := reflect.TypeOf(dev).Elem().Name()
 		switch x := dev.(type) {
@@ -206,7 +211,14 @@ func (vm *LabVM) describe() vmJSON {
 		})
 	}
 	for _, s := range vm.snaps {
-		out.Snapshots = append(out.Snapshots, snapshotJSON{Moref: s.Self.Value, Name: s.name})
+		j := snapshotJSON{Moref: s.Self.Value, Name: s.name}
+		if s.parent != nil {
+			j.Parent = s.parent.Self.Value
+		}
+		out.Snapshots = append(out.Snapshots, j)
+	}
+	if vm.current != nil {
+		out.CurrentSnapshot = vm.current.Self.Value
 	}
 	return out
 }
@@ -271,6 +283,30 @@ func setTools(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
 	vm.Lock()
 	vm.tools = state
 	vm.publishGuest()
+	vm.Unlock()
+	reply(w, vm.describe())
+}
+
+// setInstanceUUID models the VM's files registered anew (a copy of its directory,
+// another vCenter): vCenter's VM has another instance UUID, and the advanced
+// settings and disks the files carry.
+func setInstanceUUID(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
+	vm := lab.vm(p["vm"])
+	if vm == nil {
+		fail(w, http.StatusNotFound, "no VM named %q", p["vm"])
+		return
+	}
+	id := r.URL.Query().Get("uuid")
+	if id == "" {
+		id = randomUUID()
+	}
+	vm.Lock()
+	vm.Config.InstanceUuid = id
+	vm.Summary.Config.InstanceUuid = id
+	simulator.Map.Update(vm, []types.PropertyChange{
+		{Name: "config.instanceUuid", Val: id},
+		{Name: "summary.config.instanceUuid", Val: id},
+	})
 	vm.Unlock()
 	reply(w, vm.describe())
 }

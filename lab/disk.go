@@ -610,6 +610,14 @@ func diskUUID() string {
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
+// randomUUID makes a random RFC 4122 UUID, "5003a1b2-…", as vCenter's instance UUIDs are.
+func randomUUID() string {
+	h := []byte(randHex(16))
+	h[12] = '4'
+	h[16] = "89ab"[h[16]%4]
+	return fmt.Sprintf("%s-%s-%s-%s-%s", h[:8], h[8:12], h[12:16], h[16:20], h[20:])
+}
+
 // spacedUUID turns "6000C29…" into the descriptor's "60 00 c2 9…" form.
 func spacedUUID(u string) string {
 	u = strings.ToLower(strings.ReplaceAll(u, "-", ""))

@@ -104,6 +104,11 @@ func (lab *Lab) createVMFromSpec(ctx *simulator.Context, f *simulator.Folder, re
 			fmt.Sprintf("Insufficient disk space on datastore '%s'.", lab.dsName)}
 	}
 	assignKeys(spec.DeviceChange)
+	if spec.InstanceUuid == "" {
+		// vCenter gives every new VM a unique instance UUID; the simulator derives one from
+		// the .vmx path, which a VM made again under the same name would share.
+		spec.InstanceUuid = randomUUID()
+	}
 
 	res := f.CreateVMTask(ctx, req).(*methods.CreateVM_TaskBody)
 	task := simulator.Map.Get(res.Res.Returnval).(*simulator.Task)

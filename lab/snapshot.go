@@ -5,8 +5,12 @@ package main
 // its frozen point is merged down into it, so every other view (the guest's
 // and the remaining snapshots') stays byte for byte what it was.
 //
-// The lab keeps snapshots a linear chain (no revert, so no branches):
-// snapshot i froze layer i of each disk, the running layer is the last one.
+// Snapshots form a tree, as in vSphere: reverting to a snapshot discards the
+// running delta and starts a new one on the snapshot's frozen layer, so that
+// layer may get a second child (a branch), and a snapshot taken afterwards
+// is a sibling of the older children. A frozen layer with two children
+// cannot be merged into either: removing its snapshot leaves it in place,
+// shared by both branches, until one branch is gone (see consolidate).
 
 import (
 	"fmt"
@@ -36,6 +40,9 @@ type LabSnapshot struct {
 	tops        map[int32]*layer // frozen layer per disk key
 	changeIDs   map[int32]string // changeId per disk key at snapshot time
 	vmsn, vmem  string           // file names in the VM directory
+	parent      *LabSnapshot     // nil for a root
+	cbtOn       bool             // change tracking at snapshot time
+	extraConfig []types.BaseOptionValue
 }
 
 // Lock and Unlock share the VM's lock (see LabVM.Lock).
@@ -78,6 +85,9 @@ func (vm *LabVM) createSnapshot(req *types.CreateSnapshot_Task) (*LabSnapshot, e
 		tops:        map[int32]*layer{},
 		changeIDs:   map[int32]string{},
 		vmsn:        fmt.Sprintf("%s-Snapshot%d.vmsn", vm.Name, vm.sid),
+		parent:      vm.current,
+		cbtOn:       vm.cbtOn,
+		extraConfig: append([]types.BaseOptionValue(nil), vm.Config.ExtraConfig...),
 	}
 	if req.Memory && vm.Runtime.PowerState == types.VirtualMachinePowerStatePoweredOn {
 		s.vmem = fmt.Sprintf("%s-Snapshot%d.vmem", vm.Name, vm.sid)
@@ -114,18 +124,30 @@ func (vm *LabVM) createSnapshot(req *types.CreateSnapshot_Task) (*LabSnapshot, e
 	s.Self.Type = "VirtualMachineSnapshot" // the registry names it snapshot-N
 	s.Vm = vm.Self
 	s.Config = *vm.Config
+	s.Config.ExtraConfig = s.extraConfig
 	simulator.Map.Put(s)
 	vm.snaps = append(vm.snaps, s)
+	vm.current = s
 	vm.lab.stats.snapshotAdded(s.name)
 	vm.publish()
 	return s, nil
 }
 
-func (vm *LabVM) snapshotInfo() *types.VirtualMachineSnapshotInfo {
-	var children []types.VirtualMachineSnapshotTree
-	for i := len(vm.snaps) - 1; i >= 0; i-- {
-		s := vm.snaps[i]
-		children = []types.VirtualMachineSnapshotTree{{
+// children lists the snapshots whose parent is s (nil: the roots), oldest first.
+func (vm *LabVM) children(s *LabSnapshot) []*LabSnapshot {
+	var out []*LabSnapshot
+	for _, o := range vm.snaps {
+		if o.parent == s {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func (vm *LabVM) snapshotTree(parent *LabSnapshot) []types.VirtualMachineSnapshotTree {
+	var out []types.VirtualMachineSnapshotTree
+	for _, s := range vm.children(parent) {
+		out = append(out, types.VirtualMachineSnapshotTree{
 			Snapshot:          s.Self,
 			Vm:                vm.Self,
 			Name:              s.name,
@@ -134,79 +156,142 @@ func (vm *LabVM) snapshotInfo() *types.VirtualMachineSnapshotInfo {
 			CreateTime:        s.created,
 			State:             s.state,
 			Quiesced:          s.quiesced,
-			ChildSnapshotList: children,
+			ChildSnapshotList: vm.snapshotTree(s),
 			ReplaySupported:   types.NewBool(false),
-		}}
+		})
 	}
-	current := vm.snaps[len(vm.snaps)-1].Self
-	return &types.VirtualMachineSnapshotInfo{CurrentSnapshot: &current, RootSnapshotList: children}
+	return out
 }
 
-// removeSnapshot consolidates one snapshot away. Call publish afterwards.
-func (vm *LabVM) removeSnapshot(s *LabSnapshot) error {
-	for _, d := range vm.disks {
-		frozen := s.tops[d.key]
-		child := childOf(d, frozen)
-		if child == nil {
-			return fmt.Errorf("%s: no delta above %s", d.label, frozen.name)
+func (vm *LabVM) snapshotInfo() *types.VirtualMachineSnapshotInfo {
+	info := &types.VirtualMachineSnapshotInfo{RootSnapshotList: vm.snapshotTree(nil)}
+	if vm.current != nil {
+		current := vm.current.Self
+		info.CurrentSnapshot = &current
+	}
+	return info
+}
+
+// layers is every layer of d that the running point or a snapshot needs.
+func (vm *LabVM) layers(d *disk) map[*layer]bool {
+	out := map[*layer]bool{}
+	for _, l := range chain(d.top) {
+		out[l] = true
+	}
+	for _, s := range vm.snaps {
+		for _, l := range chain(s.tops[d.key]) {
+			out[l] = true
 		}
-		if err := vm.collapse(d, child, frozen); err != nil {
+	}
+	return out
+}
+
+// consolidate tidies d's layers after the running point or a snapshot let go
+// of some (before: the layers needed until then). A layer that neither the
+// running point nor a snapshot freezes, and that has exactly one child, gets
+// that child merged into it (the views through the child stay the same);
+// layers nobody needs any more are deleted. A layer with two children (a
+// branch point) stays.
+func (vm *LabVM) consolidate(d *disk, before map[*layer]bool) error {
+	for {
+		// Leftovers of a failed consolidation wait for ConsolidateVMDisks_Task.
+		owned := map[*layer]bool{d.top: true}
+		for l := range vm.leftovers {
+			owned[l] = true
+		}
+		for _, s := range vm.snaps {
+			owned[s.tops[d.key]] = true
+		}
+		now := vm.layers(d)
+		kids := map[*layer][]*layer{}
+		for l := range now {
+			if l.parent != nil {
+				kids[l.parent] = append(kids[l.parent], l)
+			}
+		}
+		// Lowest first: deltas fold into the base, as ESXi consolidates.
+		var target *layer
+		for _, l := range chain(d.top) {
+			if !owned[l] && len(kids[l]) == 1 && target == nil {
+				target = l
+			}
+		}
+		for l := range now {
+			if target == nil && !owned[l] && len(kids[l]) == 1 {
+				target = l
+			}
+		}
+		if target == nil {
+			break
+		}
+		child := kids[target][0]
+		if err := d.mergeInto(child, target); err != nil {
+			return fmt.Errorf("consolidating %s into %s: %w", child.name, target.name, err)
+		}
+		// Whatever pointed at the merged delta now points at its parent.
+		if d.top == child {
+			d.top = target
+		}
+		for _, o := range vm.snaps {
+			if o.tops[d.key] == child {
+				o.tops[d.key] = target
+			}
+		}
+		for l := range now {
+			if l.parent == child {
+				l.parent = target
+				_ = d.writeDescriptor(l)
+			}
+		}
+		_ = d.writeDescriptor(target)
+		before[child] = true
+	}
+	now := vm.layers(d)
+	for l := range before {
+		if !now[l] {
+			l.destroy()
+		}
+	}
+	return nil
+}
+
+// removeSnapshot takes one snapshot out of the tree (its children move up
+// to its parent, as in vSphere) and consolidates. Call publish afterwards.
+func (vm *LabVM) removeSnapshot(s *LabSnapshot) error {
+	before := map[int32]map[*layer]bool{}
+	for _, d := range vm.disks {
+		before[d.key] = vm.layers(d)
+	}
+	vm.dropSnapshot(s)
+	for _, d := range vm.disks {
+		if err := vm.consolidate(d, before[d.key]); err != nil {
 			return err
 		}
 	}
-	vm.dropSnapshot(s)
-	return nil
-}
-
-// childOf is the layer of d's chain whose parent is l, or nil.
-func childOf(d *disk, l *layer) *layer {
-	for x := d.top; x != nil; x = x.parent {
-		if x.parent == l {
-			return x
-		}
-	}
-	return nil
-}
-
-// collapse merges child into its parent: whatever pointed at child (the running
-// point, snapshots, a delta above) then points at parent, which shows what
-// child showed.
-func (vm *LabVM) collapse(d *disk, child, parent *layer) error {
-	if err := d.mergeInto(child, parent); err != nil {
-		return fmt.Errorf("consolidating %s into %s: %w", child.name, parent.name, err)
-	}
-	if d.top == child {
-		d.top = parent
-	}
-	for _, o := range vm.snaps {
-		if o.tops[d.key] == child {
-			o.tops[d.key] = parent
-		}
-	}
-	for l := d.top; l != nil; l = l.parent {
-		if l.parent == child {
-			l.parent = parent
-			_ = d.writeDescriptor(l)
-		}
-	}
-	child.destroy()
-	_ = d.writeDescriptor(parent)
 	return nil
 }
 
 // dropSnapshot takes s out of the tree and its files away, leaving the disk
-// layers as they are (removeSnapshot merged them first; a failed
-// consolidation leaves them).
+// layers as they are: removeSnapshot consolidates next, a failed
+// consolidation (removeSnapshots with leave) does not.
 func (vm *LabVM) dropSnapshot(s *LabSnapshot) {
-	for _, f := range []string{s.vmsn, s.vmem} {
-		if f != "" {
-			_ = os.Remove(filepath.Join(vm.dir(), f))
+	for _, o := range vm.snaps {
+		if o.parent == s {
+			o.parent = s.parent
 		}
+	}
+	if vm.current == s {
+		vm.current = s.parent
 	}
 	for i, o := range vm.snaps {
 		if o == s {
 			vm.snaps = append(vm.snaps[:i:i], vm.snaps[i+1:]...)
 			break
+		}
+	}
+	for _, f := range []string{s.vmsn, s.vmem} {
+		if f != "" {
+			_ = os.Remove(filepath.Join(vm.dir(), f))
 		}
 	}
 	simulator.Map.Remove(s.Self)
@@ -222,6 +307,12 @@ func (vm *LabVM) removeSnapshots(list []*LabSnapshot, leave bool) *taskFault {
 	defer vm.stunned(func(d *disk) *layer { return d.top })
 	for _, s := range list {
 		if leave {
+			if vm.leftovers == nil {
+				vm.leftovers = map[*layer]bool{}
+			}
+			for _, d := range vm.disks {
+				vm.leftovers[s.tops[d.key]] = true
+			}
 			vm.dropSnapshot(s)
 			continue
 		}
@@ -235,33 +326,20 @@ func (vm *LabVM) removeSnapshots(list []*LabSnapshot, leave bool) *taskFault {
 	return nil
 }
 
-// leftover is a layer of d's chain below the running one that no snapshot
-// froze: a delta a failed consolidation left. Nil when there is none.
-func (vm *LabVM) leftover(d *disk) *layer {
-	for l := d.top.parent; l != nil; l = l.parent {
-		frozen := false
-		for _, s := range vm.snaps {
-			if s.tops[d.key] == l {
-				frozen = true
-			}
-		}
-		if !frozen {
-			return l
-		}
-	}
-	return nil
-}
-
+// consolidationNeeded: a failed consolidation left deltas that no snapshot
+// needs any more (runtime.consolidationNeeded).
 func (vm *LabVM) consolidationNeeded() bool {
 	for _, d := range vm.disks {
-		if vm.leftover(d) != nil {
-			return true
+		for l := range vm.layers(d) {
+			if vm.leftovers[l] {
+				return true
+			}
 		}
 	}
 	return false
 }
 
-// ConsolidateVMDisksTask merges every leftover delta into its parent, so the
+// ConsolidateVMDisksTask merges the leftover deltas into their parents, so the
 // chains are again one layer per snapshot plus the running one. It is a stun.
 func (vm *LabVM) ConsolidateVMDisksTask(ctx *simulator.Context, req *types.ConsolidateVMDisks_Task) soap.HasFault {
 	ref := runTask(vm, vm, "consolidateVMDisksTask", func() (types.AnyType, *taskFault) {
@@ -270,11 +348,10 @@ func (vm *LabVM) ConsolidateVMDisksTask(ctx *simulator.Context, req *types.Conso
 		}
 		defer vm.publish()
 		defer vm.stunned(func(d *disk) *layer { return d.top })
+		vm.leftovers = map[*layer]bool{}
 		for _, d := range vm.disks {
-			for l := vm.leftover(d); l != nil; l = vm.leftover(d) {
-				if err := vm.collapse(d, childOf(d, l), l); err != nil {
-					return nil, &taskFault{&types.FileFault{File: vm.dsPath("")}, fmt.Sprintf("An error occurred while consolidating disks: %s", err)}
-				}
+			if err := vm.consolidate(d, vm.layers(d)); err != nil {
+				return nil, &taskFault{&types.FileFault{File: vm.dsPath("")}, fmt.Sprintf("An error occurred while consolidating disks: %s", err)}
 			}
 		}
 		return nil, nil
@@ -282,16 +359,27 @@ func (vm *LabVM) ConsolidateVMDisksTask(ctx *simulator.Context, req *types.Conso
 	return &methods.ConsolidateVMDisks_TaskBody{Res: &types.ConsolidateVMDisks_TaskResponse{Returnval: ref}}
 }
 
+// subtree is s and its descendants, newest first (children before parents).
+func (vm *LabVM) subtree(s *LabSnapshot) []*LabSnapshot {
+	in := map[*LabSnapshot]bool{s: true}
+	for _, o := range vm.snaps { // oldest first: a parent is seen before its children
+		if o.parent != nil && in[o.parent] {
+			in[o] = true
+		}
+	}
+	var out []*LabSnapshot
+	for j := len(vm.snaps) - 1; j >= 0; j-- {
+		if in[vm.snaps[j]] {
+			out = append(out, vm.snaps[j])
+		}
+	}
+	return out
+}
+
 func (s *LabSnapshot) RemoveSnapshotTask(ctx *simulator.Context, req *types.RemoveSnapshot_Task) soap.HasFault {
 	vm := s.vm
 	ref := runTask(s, s.vm, "removeSnapshotTask", func() (types.AnyType, *taskFault) {
-		i := -1
-		for j, o := range vm.snaps {
-			if o == s {
-				i = j
-			}
-		}
-		if i < 0 {
+		if vm.snapshot(s.Self) == nil {
 			return nil, &taskFault{&types.ManagedObjectNotFound{Obj: s.Self}, "The object has already been deleted or has not been completely created"}
 		}
 		rule, ok := vm.lab.faults.take(faultRemoveSnapshot, vm.Name)
@@ -300,10 +388,7 @@ func (s *LabSnapshot) RemoveSnapshotTask(ctx *simulator.Context, req *types.Remo
 		}
 		list := []*LabSnapshot{s}
 		if req.RemoveChildren {
-			list = nil
-			for j := len(vm.snaps) - 1; j >= i; j-- {
-				list = append(list, vm.snaps[j])
-			}
+			list = vm.subtree(s)
 		}
 		return nil, vm.removeSnapshots(list, ok)
 	})
@@ -328,21 +413,79 @@ func (vm *LabVM) RemoveAllSnapshotsTask(ctx *simulator.Context, req *types.Remov
 	return &methods.RemoveAllSnapshots_TaskBody{Res: &types.RemoveAllSnapshots_TaskResponse{Returnval: ref}}
 }
 
-// Reverting would branch the snapshot tree, which the lab does not model.
+// RevertToSnapshotTask makes the snapshot's point the running one again:
+// each disk's running delta is discarded and a new one starts on the
+// snapshot's frozen layer; the VM's advanced settings, change tracking and
+// power state are the snapshot's (a snapshot without memory of a running VM
+// reverts to powered off, as in vSphere).
 func (s *LabSnapshot) RevertToSnapshotTask(ctx *simulator.Context, req *types.RevertToSnapshot_Task) soap.HasFault {
-	ref := runTask(s, s.vm, "revertToSnapshotTask", notSupported("reverting to a snapshot"))
+	vm := s.vm
+	ref := runTask(s, vm, "revertToSnapshotTask", func() (types.AnyType, *taskFault) {
+		if vm.snapshot(s.Self) == nil {
+			return nil, &taskFault{&types.ManagedObjectNotFound{Obj: s.Self}, "The object has already been deleted or has not been completely created"}
+		}
+		return nil, vm.revertTo(s, req.SuppressPowerOn != nil && *req.SuppressPowerOn)
+	})
 	return &methods.RevertToSnapshot_TaskBody{Res: &types.RevertToSnapshot_TaskResponse{Returnval: ref}}
 }
 
 func (vm *LabVM) RevertToCurrentSnapshotTask(ctx *simulator.Context, req *types.RevertToCurrentSnapshot_Task) soap.HasFault {
-	ref := runTask(vm, vm, "revertToCurrentSnapshotTask", notSupported("reverting to a snapshot"))
+	ref := runTask(vm, vm, "revertToCurrentSnapshotTask", func() (types.AnyType, *taskFault) {
+		if vm.current == nil {
+			return nil, &taskFault{&types.NotFound{}, fmt.Sprintf("%s has no current snapshot", vm.Name)}
+		}
+		return nil, vm.revertTo(vm.current, req.SuppressPowerOn != nil && *req.SuppressPowerOn)
+	})
 	return &methods.RevertToCurrentSnapshot_TaskBody{Res: &types.RevertToCurrentSnapshot_TaskResponse{Returnval: ref}}
 }
 
-func notSupported(what string) func() (types.AnyType, *taskFault) {
-	return func() (types.AnyType, *taskFault) {
-		return nil, &taskFault{&types.NotSupported{}, "lab: " + what + " is not supported"}
+func (vm *LabVM) revertTo(s *LabSnapshot, suppressPowerOn bool) *taskFault {
+	defer vm.publish()
+	fault := func(err error) *taskFault {
+		return &taskFault{&types.FileFault{File: vm.dsPath("")}, fmt.Sprintf("An error occurred while reverting to snapshot %s: %s", s.name, err)}
 	}
+	for _, d := range vm.disks {
+		before := vm.layers(d)
+		d.top = s.tops[d.key]
+		if err := vm.consolidate(d, before); err != nil { // drops the old running delta
+			return fault(err)
+		}
+		if _, err := d.pushDelta(); err != nil {
+			return fault(err)
+		}
+	}
+	vm.current = s
+	vm.Config.ExtraConfig = append([]types.BaseOptionValue(nil), s.extraConfig...)
+
+	// Change tracking goes back with the disks: within the same tracking
+	// session the sequence returns to the snapshot's point, so later writes
+	// reuse numbers handed out on the discarded branch (see cbt.rewind).
+	vm.cbtOn = s.cbtOn
+	vm.cbtPending = false // the revert is a stun; tracking is as the snapshot had it
+	for _, d := range vm.disks {
+		prefix, seq, perr := parseChangeID(s.changeIDs[d.key])
+		switch {
+		case !s.cbtOn:
+			d.cbt.reset(false)
+		case perr == nil && prefix == d.cbt.prefix:
+			d.cbt.rewind(seq)
+		default:
+			d.cbt.reset(true)
+		}
+	}
+
+	state := types.VirtualMachinePowerStatePoweredOff
+	if s.state == types.VirtualMachinePowerStatePoweredOn && s.vmem != "" && !suppressPowerOn {
+		state = types.VirtualMachinePowerStatePoweredOn
+	}
+	vm.Runtime.PowerState = state
+	vm.Summary.Runtime.PowerState = state
+	simulator.Map.Update(vm, []types.PropertyChange{
+		{Name: "runtime.powerState", Val: state},
+		{Name: "summary.runtime.powerState", Val: state},
+		{Name: "config.extraConfig", Val: vm.Config.ExtraConfig},
+	})
+	return nil
 }
 
 // RenameSnapshot changes a snapshot's name or description (an empty or absent

@@ -3,9 +3,8 @@ package main
 // Uploads: PUT under /folder, as vCenter's datastore file access takes
 // them. A PUT replaces a whole file. The flat extent of a lab disk is
 // written through the disk (zero grains become holes, so an uploaded disk
-// stays sparse; CBT is reset, as ESXi does for a disk changed outside the
-// VM); the disk's VM must be powered off and the disk must have no
-// snapshots. Any other file is written beside and renamed into place.
+// stays sparse; CBT neither records nor notices it, the worst case); the
+// disk's VM must be powered off and the disk must have no snapshots. Any other file is written beside and renamed into place.
 
 import (
 	"fmt"
@@ -25,7 +24,7 @@ func (lab *Lab) diskFile(hostPath string) (*LabVM, *disk, bool) {
 	for _, vm := range lab.allVMs() {
 		vm.Lock()
 		for _, d := range vm.disks {
-			for _, l := range chain(d.top) {
+			for l := range vm.layers(d) {
 				if l.extentPath() == hostPath || l.descriptorPath() == hostPath {
 					writable := l == d.top && l.flat && l.extentPath() == hostPath
 					vm.Unlock()
@@ -125,7 +124,8 @@ func (lab *Lab) putDisk(w http.ResponseWriter, r *http.Request, rel string, vm *
 	vm.Lock()
 	d.top.cid = randCID() // the content changed
 	_ = d.writeDescriptor(d.top)
-	d.startTracking(vm.tracking(), d.top)
+	// CBT is left as it was: nothing says ESXi notices a write that bypasses the VM, so the
+	// worst case is modelled — the upload is not tracked and old changeIds stay valid.
 	vm.publish()
 	vm.Unlock()
 	w.WriteHeader(http.StatusOK)

@@ -92,7 +92,8 @@ type LabVM struct {
 	lk      sync.Mutex
 	dirName string // the VM's directory on the datastore ("lab-vm-1", or what CreateVM_Task chose)
 	disks   []*disk
-	snaps   []*LabSnapshot // oldest first: the lab keeps snapshots a linear chain
+	snaps   []*LabSnapshot // oldest first; each knows its parent (the tree)
+	current *LabSnapshot   // the snapshot the running point descends from
 	cbtOn   bool
 	sid     int32
 
@@ -101,7 +102,11 @@ type LabVM struct {
 	// consolidation), as the VDDK programming guide says, and until then the
 	// disks carry no changeId.
 	cbtPending bool
-	tools      string // VMware Tools in the guest (tools.go); "" is running
+
+	// leftovers: layers a failed consolidation left (the removed snapshots'
+	// deltas), kept until ConsolidateVMDisks_Task: runtime.consolidationNeeded.
+	leftovers map[*layer]bool
+	tools     string // VMware Tools in the guest (tools.go); "" is running
 }
 
 // Lock and Unlock make the simulator's registry use lk as this VM's object
@@ -288,10 +293,10 @@ func (vm *LabVM) devices(top func(*disk) (*layer, string)) []types.BaseVirtualDe
 // publish pushes the lab's state (disk chains, CBT, snapshot tree, file
 // layout) into the VM's and its snapshots' properties. Call with the lock held.
 func (vm *LabVM) publish() {
-	for i, s := range vm.snaps {
+	for _, s := range vm.snaps {
 		s.ChildSnapshot = nil
-		if i+1 < len(vm.snaps) {
-			s.ChildSnapshot = []types.ManagedObjectReference{vm.snaps[i+1].Self}
+		for _, c := range vm.children(s) {
+			s.ChildSnapshot = append(s.ChildSnapshot, c.Self)
 		}
 		s.Config.Hardware.Device = vm.devices(func(d *disk) (*layer, string) { return s.tops[d.key], s.changeIDs[d.key] })
 		simulator.Map.Update(s, []types.PropertyChange{
@@ -315,9 +320,13 @@ func (vm *LabVM) publish() {
 			types.PropertyChange{Name: "snapshot", Val: nil},
 			types.PropertyChange{Name: "rootSnapshot", Val: nil})
 	} else {
+		var roots []types.ManagedObjectReference
+		for _, r := range vm.children(nil) {
+			roots = append(roots, r.Self)
+		}
 		changes = append(changes,
 			types.PropertyChange{Name: "snapshot", Val: vm.snapshotInfo()},
-			types.PropertyChange{Name: "rootSnapshot", Val: []types.ManagedObjectReference{vm.snaps[0].Self}})
+			types.PropertyChange{Name: "rootSnapshot", Val: roots})
 	}
 	simulator.Map.Update(vm, changes)
 	vm.publishGuest()
@@ -568,7 +577,7 @@ func (vm *LabVM) DestroyTask(ctx *simulator.Context, req *types.Destroy_Task) so
 				"The attempted operation cannot be performed in the current state (Powered on)."}
 		}
 		for _, d := range vm.disks {
-			for _, l := range chain(d.top) {
+			for l := range vm.layers(d) {
 				l.destroy()
 			}
 		}
@@ -576,7 +585,7 @@ func (vm *LabVM) DestroyTask(ctx *simulator.Context, req *types.Destroy_Task) so
 			simulator.Map.Remove(s.Self)
 			vm.lab.stats.snapshotRemoved(s.name)
 		}
-		vm.disks, vm.snaps = nil, nil
+		vm.disks, vm.snaps, vm.current = nil, nil, nil
 		res := vm.VirtualMachine.DestroyTask(ctx, req).(*methods.Destroy_TaskBody)
 		task := simulator.Map.Get(res.Res.Returnval).(*simulator.Task)
 		if e := task.Info.Error; e != nil {

@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 
 const UNIT = [
   'aead',
+  'change-trust-unit',
   'cli',
   'corruption',
   'disk-image',

@@ -24,13 +24,18 @@ export interface LabInfo {
 
 export interface LabDisk {
   key: number; label: string; controllerKey: number; unitNumber: number; thin: boolean; fileName: string; capacity: number; changeId: string;
-  path: string; extentPath: string; chain: string[];
+  path: string; extentPath: string;
+  /** Descriptor names of the running chain, base first. */
+  chain: string[];
 }
 export interface LabController { key: number; type: string; busNumber: number }
 export interface LabNic { key: number; type: string; network: string; macAddress: string; addressType: string }
 export interface LabVm {
-  name: string; moref: string; powerState: string; cbt: boolean; cbtPending: boolean; consolidationNeeded: boolean; uuid: string; dir: string;
-  controllers: LabController[]; nics: LabNic[]; disks: LabDisk[]; snapshots: { moref: string; name: string }[];
+  name: string; moref: string; powerState: string; tools: string; cbt: boolean; cbtPending: boolean; consolidationNeeded: boolean;
+  uuid: string; instanceUuid: string; dir: string;
+  controllers: LabController[]; nics: LabNic[]; disks: LabDisk[]; snapshots: { moref: string; name: string; parent: string }[];
+  /** The snapshot the running point descends from, or "". */
+  currentSnapshot: string;
 }
 export interface LabStats {
   snapshotsNow: number; vmbkpSnapshotsNow: number; maxVmbkpSnapshots: number; folderBytesServed: number; folderBytesStored: number;

@@ -3,7 +3,7 @@
  * first in PATH, it checks the arguments vmbkp gives the vddk plugin (server, user,
  * password=+FILE holding the password, SHA-1 thumbprint, vm=moref=, file=, and for reads
  * --readonly and snapshot=; for writes no --readonly), logs them, then serves the lab's
- * flat file with the real `nbdkit file`.
+ * flat file with the real `nbdkit file` (a snapshot's delta: a copy of the snapshot's view).
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -33,7 +33,25 @@ if (!/^moref=vm-\\d+$/.test(p.vm)) fail('vm=' + p.vm);
 if (reading && !/^snapshot-\\d+$/.test(p.snapshot)) fail('snapshot=' + p.snapshot);
 const m = /^\\[(.+)\\] (.+)\\.vmdk$/.exec(p.file);
 if (!m) fail('file=' + p.file);
-console.log(sock + ' ' + process.env.STANDIN_DSDIR + '/' + m[2] + '-flat.vmdk');
+const flat = process.env.STANDIN_DSDIR + '/' + m[2] + '-flat.vmdk';
+if (!reading || fs.existsSync(flat)) {
+  console.log(sock + ' ' + flat);
+} else {
+  // A snapshot above another is a delta, which VDDK reads through its chain: serve the
+  // snapshot's view as the lab's control endpoint gives it, copied to a file.
+  (async () => {
+    const vms = await (await fetch(process.env.STANDIN_CONTROL + '/vms')).json();
+    const vm = vms.find((v) => 'moref=' + v.moref === p.vm);
+    const name = m[2].slice(m[2].lastIndexOf('/') + 1) + '.vmdk';
+    const disk = vm && vm.disks.find((d) => d.chain.includes(name));
+    if (!disk) fail('no disk of ' + p.vm + ' has ' + name + ' in its chain');
+    const res = await fetch(process.env.STANDIN_CONTROL + '/vms/' + vm.name + '/disks/' + disk.key + '/read?snapshot=' + p.snapshot);
+    if (!res.ok) fail('reading the view of ' + p.snapshot + ': HTTP ' + res.status);
+    const view = sock + '.view';
+    fs.writeFileSync(view, Buffer.from(await res.arrayBuffer()));
+    console.log(sock + ' ' + view);
+  })();
+}
 `;
 
 const STANDIN = `#!/bin/bash
@@ -63,6 +81,7 @@ export async function installVddkStandin(dir: string, name: string, lab: Lab, mo
       PATH: `${bin}:${process.env['PATH']}`, STANDIN_CHECK: check, STANDIN_LOG: log, STANDIN_MODE: mode,
       STANDIN_READONLY: mode === 'read' ? '--readonly' : '',
       STANDIN_PASSWORD: lab.info.password, STANDIN_THUMBPRINT: lab.info.thumbprint, STANDIN_DSDIR: lab.info.datastoreDir,
+      STANDIN_CONTROL: lab.info.control,
     },
     calls: async () => (await fs.readFile(log, 'utf8').catch(() => '')).trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as string[]),
   };

@@ -5,11 +5,12 @@
  *
  * The prediction matches what the backup would choose, except that whether the
  * hypervisor still accepts the previous change id is known only by asking it against a
- * snapshot: a disk predicted as incr may fall back to diff.
+ * snapshot: a disk predicted as incr may fall back to diff. Change data the provider
+ * already distrusts (a reverted or replaced machine) predicts diff.
  */
 import type { BackupMode, RequestedMode } from '../repository/generation.js';
 import type { Repository } from '../repository/repository.js';
-import type { BackupProvider } from '../providers/machine-provider.js';
+import type { BackupProvider, MachineInventory } from '../providers/machine-provider.js';
 import { periodicFullRead, previousUnusable } from './backup-set.js';
 import { chooseMode } from './choose-mode.js';
 
@@ -38,15 +39,18 @@ export interface VmPlan {
   readonly notes?: readonly string[];
 }
 
-export async function planMachineBackup(provider: BackupProvider, repo: Repository, machine: { readonly name: string; readonly id: string }, opts: {
+export async function planMachineBackup(provider: BackupProvider & Pick<MachineInventory, 'setName'>, repo: Repository, machine: { readonly name: string; readonly id: string }, opts: {
   readonly mode: RequestedMode; readonly enableCbt: boolean; readonly excludeDisks: readonly number[]; readonly diffEvery?: number | undefined;
 }): Promise<VmPlan> {
-  const survey = await provider.survey(machine, { enableCbt: opts.enableCbt, excludeDisks: opts.excludeDisks });
-  const cbtOn = survey.changeTracking === 'on';
-  const set = survey.set;
+  // The set is named after the machine: its newest generation is what the provider compares the machine with.
+  const set = provider.setName(machine.name);
   const generations = await repo.listGenerations(set);
   const latest = generations[generations.length - 1];
   const previous = latest ? await repo.readGeneration(set, latest.generation) : undefined;
+  const survey = await provider.survey(machine, {
+    enableCbt: opts.enableCbt, excludeDisks: opts.excludeDisks, previous, repositoryId: repo.config.id,
+  });
+  const cbtOn = survey.changeTracking === 'on';
 
   const disks = survey.disks.map((disk): DiskPlan => {
     const base = { key: disk.key, label: disk.label, capacity: disk.capacity };
@@ -54,7 +58,7 @@ export async function planMachineBackup(provider: BackupProvider, repo: Reposito
     const prev = previous?.disks.find((d) => d.name === disk.name);
     const previousWhy = previousUnusable(set, previous, prev, disk.name, disk.capacity, repo.config.chunkSize);
     const changesWhy = !cbtOn ? 'changed-block tracking is off'
-      : !prev?.changeToken ? 'the previous generation has no change id' : undefined;
+      : !prev?.changeToken ? 'the previous generation has no change id' : disk.changesVoid;
     let choice = chooseMode(`disk ${disk.key} of VM ${survey.name}`, {
       requested: opts.mode, previousUsable: previousWhy === undefined, previousWhy,
       changesKnown: changesWhy === undefined, changesWhy, lenient: true,

@@ -109,6 +109,17 @@ export interface PlannedDisk {
   readonly label: string;
   readonly capacity: number;
   readonly skipped?: string;
+  /** Why the hypervisor's change data since the previous generation cannot be trusted (see MachineBackup). */
+  readonly changesVoid?: string;
+}
+
+/** What a dry run's survey is told: the disks to leave out, and what the backup would compare the machine with. */
+export interface SurveyOptions {
+  readonly enableCbt: boolean;
+  readonly excludeDisks: readonly number[];
+  /** The set's newest generation, if any. */
+  readonly previous?: GenerationManifest | undefined;
+  readonly repositoryId?: string | undefined;
 }
 
 /** A machine as a dry run sees it, from reading only. */
@@ -157,7 +168,7 @@ export interface BackupProvider {
   /** Freezes the machine (a snapshot) and opens its disks; on failure nothing stays frozen. */
   beginBackup(machine: MachineToBackUp, opts: BeginBackupOptions, emit: (e: ProviderEvent) => void): Promise<MachineBackup>;
   /** A dry run's view of a machine: its disks and change tracking, by reading only. */
-  survey(machine: { readonly name: string; readonly id: string }, opts: { readonly enableCbt: boolean; readonly excludeDisks: readonly number[] }): Promise<MachineSurvey>;
+  survey(machine: { readonly name: string; readonly id: string }, opts: SurveyOptions): Promise<MachineSurvey>;
 }
 
 export type MachineRestoreEvent =

@@ -23,6 +23,7 @@ import type { BeginBackupOptions, Consistency, MachineBackup, MachineToBackUp, P
 import { activateChangeTracking, turnOnChangeTracking } from './change-tracking.js';
 import { consolidateIfNeeded } from './consolidation.js';
 import { takeBackupSnapshot } from './consistency.js';
+import { assessChangeTrust, leaveBackupMark } from './change-trust.js';
 
 export { SNAPSHOT_PREFIX };
 
@@ -174,8 +175,13 @@ export async function beginVmBackup(session: VsphereSession, openDisk: OpenDisk,
     await failpoint('vm:snapshot-taken');
     const config = (await retrieveOne(session, snapshot, ['config'])).get('config');
     const instanceUuid = textAt(config, 'instanceUuid');
+    // Judged on the snapshot's configuration, then the mark is left on the VM: a snapshot
+    // with the new mark is then always one taken after this backup's.
+    const trust = assessChangeTrust({ vmName: vm.name, set: target.set, id: opts.id, config, previous: opts.previous, repositoryId: opts.repositoryId });
+    trust.warnings.forEach(warn);
+    await leaveBackupMark(session, vm, trust, warn);
     const machineDisks: VsphereMachine['disks'][number][] = [];
-    const disks: { name: string; source: DiskSource }[] = [];
+    const disks: { name: string; source: DiskSource; changesVoid?: string }[] = [];
     for (const disk of disksOf(config)) {
       if (opts.excludeDisks.includes(disk.key)) {
         machineDisks.push(machineDisk(disk, 'excluded by the recipe'));
@@ -189,7 +195,8 @@ export async function beginVmBackup(session: VsphereSession, openDisk: OpenDisk,
       }
       const source = await openDisk({ session, vm, snapshot, disk });
       sources.push(source);
-      disks.push({ name: String(disk.key), source });
+      const changesVoid = trust.diskVoid(disk);
+      disks.push({ name: String(disk.key), source, ...(changesVoid !== undefined ? { changesVoid } : {}) });
       machineDisks.push(machineDisk(disk));
     }
     const record: VsphereMachine = {

@@ -7,6 +7,7 @@ import { listVms, vmsInFolder } from '../../vsphere/inventory.js';
 import type { VsphereSession } from '../../vsphere/session.js';
 import type {
   BeginBackupOptions, MachineBackup, MachineProvider, MachineRestoreContext, MachineSurvey, MachineToBackUp, MachineUnderRestore, ProviderEvent,
+  SurveyOptions,
 } from '../machine-provider.js';
 import { type OpenDisk, type VsphereMachine, beginVmBackup, prepareVmBackup, setNameForVm } from './backup-vm.js';
 import { type RestoreOutcome, type VmRestoreTransport, type VsphereRestoreRequest, prepareVmRestore } from './restore-vm.js';
@@ -51,7 +52,7 @@ export class VsphereProvider implements MachineProvider<VsphereRestoreRequest, R
     return beginVmBackup(this.session, openDisk, machine, opts, emit);
   }
 
-  survey(machine: { readonly name: string; readonly id: string }, opts: { readonly enableCbt: boolean; readonly excludeDisks: readonly number[] }): Promise<MachineSurvey> {
+  survey(machine: { readonly name: string; readonly id: string }, opts: SurveyOptions): Promise<MachineSurvey> {
     return surveyVm(this.session, machine, opts);
   }
 

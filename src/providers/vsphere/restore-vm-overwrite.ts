@@ -9,11 +9,13 @@ import type { MachineUnderRestore } from '../machine-provider.js';
 import type { RestoreContext, RestoreOutcome } from './restore-vm-context.js';
 import { disksToRestore, restoredDisks } from './restore-vm-disks.js';
 import { powerOnIfAsked } from './restore-vm-finish.js';
+import { voidChangeHistory } from './change-trust.js';
 
 /**
  * --overwrite onto an existing VM: powered off, no snapshots, the same disks (count and
- * capacities, in device order). A failure while they are written leaves the VM as it is,
- * with a note saying its disks are partly overwritten.
+ * capacities, in device order). Before anything is written its backup marks go and its
+ * change tracking is reset (change-trust.ts). A failure while the disks are written
+ * leaves the VM as it is, with a note saying its disks are partly overwritten.
  */
 export async function overwriteVm(ctx: RestoreContext, vm: VmRef): Promise<MachineUnderRestore<RestoreOutcome>> {
   const { req, gen, plans } = ctx;
@@ -36,6 +38,9 @@ export async function overwriteVm(ctx: RestoreContext, vm: VmRef): Promise<Machi
     throw new InputError(`restoring ${gen} over VM ${vm.name} refused: its disks (${sizes(current.map((d) => d.capacity))} bytes) are not the backup's (${sizes(plans.map((p) => p.stored.capacity))} bytes)`);
   }
   const dcPath = await datacenterPathOf(req.session, vm.ref);
+  // The uploads bypass the VM, so its change tracking need not see them: no backup may
+  // take changes since an earlier generation as the truth about these disks.
+  await voidChangeHistory(req.session, vm, props.get('config'), (message) => ctx.emit({ type: 'step', message }));
   return {
     disks: disksToRestore(ctx, vm, current, dcPath),
     complete: async () => {},
