@@ -92,6 +92,7 @@ export class EarlyResponseError extends IoError {
 export function httpUpload(agent: https.Agent, req: { url: URL; length: number; headers?: Record<string, string>; timeoutMs?: number }): HttpUpload {
   const r = https.request(req.url, { method: 'PUT', agent, headers: { ...req.headers, 'content-length': req.length } });
   let ended = false;
+  let sent = 0;
   let failure: unknown;
   let early: HttpResponse | undefined;
   const wakers = new Set<() => void>();
@@ -122,12 +123,14 @@ export function httpUpload(agent: https.Agent, req: { url: URL; length: number; 
   r.on('drain', wake);
 
   const check = () => {
-    if (early) throw new EarlyResponseError(early, req.url);
+    // Once every byte is handed over, an answer is the answer, even if it came before 'drain' did.
+    if (early && sent < req.length) throw new EarlyResponseError(early, req.url);
     if (failure !== undefined) throw failure;
   };
   return {
     async write(data) {
       check();
+      sent += data.length;
       if (r.write(data)) return;
       await new Promise<void>((resolve) => wakers.add(resolve));
       check();
