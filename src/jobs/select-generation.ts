@@ -1,8 +1,9 @@
 /**
  * Generation selectors, as the user types them after --generation: a number, `latest`,
  * `latest~N` (N before the newest), a date or date-time (the newest generation started at
- * or before it; local time unless a zone is given; a bare date means the end of that day),
- * or a prefix of the generation's id (4 or more hex digits). Parsing is separate from
+ * or before it; local time unless a zone is given),
+ * or a prefix of the generation's id (4 or more hex digits). A date or date-time means its
+ * last moment: 2026-11-20 is the end of that day, 2026-11-20T14:00 is 14:00:59.999. Parsing is separate from
  * choosing, so both are tested without a repository.
  */
 import { InputError, NotFoundError } from '../errors.js';
@@ -54,7 +55,8 @@ export function isGenerationSelector(text: string): boolean {
 function parseInstant(m: RegExpExecArray, invalid: (why?: string) => Error): Date {
   const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
   const bare = m[4] === undefined;
-  const [h, mi, s, ms] = bare ? [23, 59, 59, 999] : [Number(m[4]), Number(m[5]), Number(m[6] ?? 0), 0];
+  // The last moment of what was written: a generation that started within that day, minute or second is "at or before" it.
+  const [h, mi, s, ms] = bare ? [23, 59, 59, 999] : [Number(m[4]), Number(m[5]), m[6] === undefined ? 59 : Number(m[6]), 999];
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 59) throw invalid('no such date or time');
   // Day-of-month past the month's end rolls over in Date: check it against a UTC date of the same fields.
   const check = new Date(Date.UTC(y, mo - 1, d));
