@@ -23,6 +23,7 @@ const UNIT = [
   'disk-image',
   'encryption-unit',
   's3-unit',
+  'select-generation',
   'commit-lock',
   'export-backend',
   'extents',

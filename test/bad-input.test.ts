@@ -167,7 +167,7 @@ describe('bad input', () => {
     await refused(repo, restore('nosuch', '1', 'sda'), 2, /set nosuch has no generation 1$/);
     await refused(repo, restore('vm', '7', 'sda'), 2, /set vm has no generation 7$/);
     await refused(repo, restore('vm', 'latest', 'sdb'), 2, /set vm generation 1 has no disk sdb \(it has: sda\)$/);
-    await refused(repo, restore('vm', 'first', 'sda'), 2, /generation "first" is invalid: give a number or "latest"$/);
+    await refused(repo, restore('vm', 'first', 'sda'), 2, /generation "first" is invalid: give a number, latest, latest~N, a date or date-time \(.*\) or 4 or more hex digits of a generation id$/);
     await refused(repo, restore('../vm', 'latest', 'sda'), 2, /set name "\.\.\/vm" is invalid/);
     assert.equal(existsSync(target), false);
   });

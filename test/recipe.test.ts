@@ -205,7 +205,7 @@ describe('recipe: invalid', () => {
     },
     {
       name: 'restore: generation', text: `version: 1\nkind: restore\nconnection: { vcenter: vc, user: u, passwordEnv: P }\nrepository: /r\nrestores:\n  - set: a\n    name: b\n    generation: newest\n`,
-      path: 'restores[0].generation', line: 8, message: 'restores[0].generation: must be a generation number or "latest"',
+      path: 'restores[0].generation', line: 8, message: 'restores[0].generation: must be a generation number, "latest", "latest~N", a date or date-time, or an id prefix',
     },
   ];
 

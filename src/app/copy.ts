@@ -6,7 +6,8 @@
 import { type CopyReport, type CopyRequest, copyGenerations } from '../jobs/copy-generations.js';
 
 export type { CopyEvent, CopyReport, CopyRequest, GenerationCopy } from '../jobs/copy-generations.js';
-export { checkCopyPair } from '../jobs/copy-generations.js';
+export { checkCopyPair, selectsInOneSet } from '../jobs/copy-generations.js';
+export { parseGenerationSelector } from '../jobs/select-generation.js';
 
 export function copyRepository(req: CopyRequest): Promise<CopyReport> {
   return copyGenerations(req);

@@ -14,7 +14,7 @@
  * written, and gc removes otherwise — and stops the copy: generations committed before it
  * stay, and those after it wait, so that the order is kept.
  */
-import { NotFoundError, InputError, RepositoryDamagedError, UsageError } from '../errors.js';
+import { NotFoundError, RepositoryDamagedError, UsageError } from '../errors.js';
 import { failpoint } from '../failpoints.js';
 import type { Progress } from '../engine/backup-disk.js';
 import { type CopyCounters, addCounters, copyDisk, zeroCounters } from '../engine/copy-disk.js';
@@ -25,6 +25,7 @@ import { checkSetName } from '../repository/layout.js';
 import { RepositoryLock } from '../repository/lock.js';
 import type { PoolLease, Repository } from '../repository/repository.js';
 import { commitAsNext } from './commit-generation.js';
+import { type GenerationSelector, chooseGeneration, parseGenerationSelector } from './select-generation.js';
 
 export type { CopyCounters } from '../engine/copy-disk.js';
 
@@ -69,7 +70,7 @@ export interface CopyRequest {
   readonly to: Repository;
   /** The sets to copy; every set of the source when absent or empty. */
   readonly sets?: readonly string[] | undefined;
-  /** A generation number or `latest` (of each set); every generation when absent. */
+  /** A generation selector (select-generation.ts): `latest`, `latest~N` and dates pick in each set; every generation when absent. */
   readonly generation?: string | undefined;
   /** Says what would be copied, reading manifests only: no lock, no chunk, nothing written. */
   readonly dryRun?: boolean | undefined;
@@ -77,14 +78,9 @@ export interface CopyRequest {
   readonly onEvent?: ((e: CopyEvent) => void) | undefined;
 }
 
-/** What the chosen generation option means. */
-type Which = { all: true } | { latest: true } | { number: number };
-
-function parseWhich(g: string | undefined): Which {
-  if (g === undefined) return { all: true };
-  if (g === 'latest') return { latest: true };
-  if (!/^[1-9]\d{0,8}$/.test(g)) throw new InputError(`generation ${JSON.stringify(g)} is invalid: give a number or "latest"`);
-  return { number: Number(g) };
+/** Whether a selector names a generation of one set only (numbers and ids differ between sets). */
+export function selectsInOneSet(sel: GenerationSelector): boolean {
+  return sel.kind === 'number' || sel.kind === 'id';
 }
 
 /** Refuses pairs a copy cannot serve: one repository twice, or two chunk sizes (chunks are not cut again). */
@@ -105,7 +101,7 @@ export async function copyGenerations(req: CopyRequest): Promise<CopyReport> {
   const emit = req.onEvent ?? (() => {});
   const warn = (message: string) => emit({ type: 'warning', message });
   checkCopyPair(from, to);
-  const which = parseWhich(req.generation);
+  const which = req.generation === undefined ? undefined : { text: req.generation, sel: parseGenerationSelector(req.generation) };
   const named = [...new Set(req.sets ?? [])];
   named.forEach(checkSetName);
   const dryRun = req.dryRun ?? false;
@@ -162,15 +158,18 @@ class CopyJob {
     this.emit({ type: 'generation-done', generation: g });
   }
 
-  async copySet(set: string, numbers: readonly number[], which: Which, dryRun: boolean): Promise<void> {
+  async copySet(set: string, numbers: readonly number[], which: { text: string; sel: GenerationSelector } | undefined, dryRun: boolean): Promise<void> {
     const { from, to } = this;
     const source: GenerationManifest[] = [];
     for (const n of numbers) source.push(await from.readGeneration(set, n));
     let selected = source;
-    if ('latest' in which) selected = source.slice(-1);
-    if ('number' in which) {
-      selected = source.filter((m) => m.generation === which.number);
-      if (selected.length === 0) throw new NotFoundError(`set ${set} has no generation ${which.number} in ${from.location}`);
+    if (which?.sel.kind === 'number') {
+      const n = which.sel.generation;
+      selected = source.filter((m) => m.generation === n);
+      if (selected.length === 0) throw new NotFoundError(`set ${set} has no generation ${n} in ${from.location}`);
+    } else if (which) {
+      const chosen = chooseGeneration(set, which.text, which.sel, source);
+      selected = source.filter((m) => m.generation === chosen.generation);
     }
     // The destination's generations of the set, by id; kept up to date as this copy commits.
     const there = new Map<string, number>();

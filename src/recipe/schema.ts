@@ -5,6 +5,7 @@
  * which is generated from these schemas (see json-schema.ts).
  */
 import { z } from 'zod';
+import { isGenerationSelector } from '../jobs/select-generation.js';
 import { checkSetName } from '../repository/layout.js';
 import type { RetentionPolicy } from '../repository/retention.js';
 import { connectionSchema } from '../providers/vsphere/recipe-connection.js';
@@ -153,9 +154,12 @@ export const backupRecipeSchema = z.strictObject({
   report: reportSchema.prefault({}),
 });
 
+const GENERATION_ERROR = 'must be a generation number, "latest", "latest~N", a date or date-time, or an id prefix';
+
 export const restoreSchema = z.strictObject({
   set: text,
-  generation: z.union([count(1), z.literal('latest')], { error: 'must be a generation number or "latest"' }),
+  generation: z.union([count(1), z.string().refine(isGenerationSelector, { error: GENERATION_ERROR })], { error: GENERATION_ERROR })
+    .describe('a generation number, latest, latest~N, a date or date-time (2026-11-20, 2026-11-20T14:00, optionally with Z or +01:00), or 4 or more hex digits of the generation id'),
   name: text.describe('the name of the restored VM'),
   datastore: text.optional(),
   host: text.optional(),

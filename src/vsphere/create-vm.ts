@@ -63,6 +63,14 @@ export function storageControllers(config: XmlNode | undefined): StoredControlle
   });
 }
 
+/** How vSphere names a storage controller's bus in a disk's position ("scsi0:1"): by its type. */
+export function busKind(type: string): 'scsi' | 'sata' | 'nvme' | 'ide' | undefined {
+  if (SCSI.has(type)) return 'scsi';
+  if (type === 'VirtualAHCIController') return 'sata';
+  if (type === 'VirtualNVMEController') return 'nvme';
+  return type === IDE ? 'ide' : undefined;
+}
+
 /** The network adapters of a stored configuration, in device order. */
 export function ethernetCards(config: XmlNode | undefined): StoredNic[] {
   return devices(config).flatMap((d) => {

@@ -1,6 +1,6 @@
 /** `vmbkp copy --from-repo SRC --repo DEST`: generations the destination lacks, copied into it (off-site copies). */
 import type { Command } from 'commander';
-import { checkCopyPair, copyRepository } from '../../app/copy.js';
+import { checkCopyPair, copyRepository, parseGenerationSelector, selectsInOneSet } from '../../app/copy.js';
 import { storageReport } from '../../app/repository.js';
 import { UsageError } from '../../errors.js';
 import { type FromRepoOptions, type GlobalOptions, Output, fromRepoPath, openRepository, openSourceRepository, repoPath } from '../context.js';
@@ -19,15 +19,15 @@ export function register(program: Command): void {
     .option('--from-repo <repo>', 'the repository to copy from: a directory or s3:https://HOST[:PORT]/BUCKET[/PREFIX] (or set VMBKP_FROM_REPO)')
     .option('--from-repo-password-file <file>', 'file holding its password (first line); or set VMBKP_FROM_REPO_PASSWORD_FILE or VMBKP_FROM_REPO_PASSWORD_COMMAND')
     .option('--set <name>', 'a set to copy (repeatable; default: every set)', (v: string, prev: string[]) => [...prev, v], [] as string[])
-    .option('--generation <n>', 'only this generation of the set (needs one --set), or latest: the newest of each set')
+    .option('--generation <g>', 'only this generation: a number or id prefix (needs one --set), or latest, latest~N, a date: picked in each set')
     .option('--dry-run', 'show what would be copied, reading no chunk and writing nothing')
     .action(async (opts: CopyOptions) => {
       const out = new Output(!!opts.json);
       const fromPath = fromRepoPath(opts);
       const toPath = repoPath(opts);
       if (fromPath === toPath) throw new UsageError(`copying from ${fromPath} to itself refused: give another repository with --repo (the destination) or --from-repo (the source)`);
-      if (opts.generation !== undefined && opts.generation !== 'latest' && opts.set.length !== 1) {
-        throw new UsageError(`--generation ${opts.generation} needs exactly one --set (numbers differ between sets); --generation latest takes the newest of each set`);
+      if (opts.generation !== undefined && selectsInOneSet(parseGenerationSelector(opts.generation)) && opts.set.length !== 1) {
+        throw new UsageError(`--generation ${opts.generation} needs exactly one --set (numbers and ids differ between sets); latest, latest~N and dates pick in each set`);
       }
       const from = await openSourceRepository(opts);
       const to = await openRepository(opts);

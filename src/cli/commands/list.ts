@@ -3,6 +3,11 @@ import { type GlobalOptions, Output, openRepository } from '../context.js';
 import { bytes, duration, table } from '../format.js';
 import { generationSummary } from '../../app/generation-summary.js';
 
+/** A VM disk's label and bus position beside its key ("Hard disk 1, scsi0:0"); "-" for a plain disk. */
+function diskWhere(d: { label?: string; bus?: string }): string {
+  return [d.label, d.bus].filter((x) => x !== undefined).join(', ') || '-';
+}
+
 export function register(program: Command): void {
   program.command('list')
     .description('list sets and their generations')
@@ -23,10 +28,10 @@ export function register(program: Command): void {
       for (const [, gens] of sets) {
         for (const g of gens) {
           for (const d of g.disks) {
-            rows.push([g.set, String(g.generation), g.started.replace('T', ' ').slice(0, 19), g.mode, g.consistency ?? '-', g.machine?.instanceUuid ?? '-', d.name, d.mode, bytes(d.size), bytes(d.bytesRead), bytes(d.bytesStored), duration(d.durationMs)]);
+            rows.push([g.set, String(g.generation), g.started.replace('T', ' ').slice(0, 19), g.mode, g.consistency ?? '-', g.machine?.instanceUuid ?? '-', d.name, diskWhere(d), d.mode, bytes(d.size), bytes(d.bytesRead), bytes(d.bytesStored), duration(d.durationMs)]);
           }
         }
       }
-      out.result(json, rows.length === 0 ? 'no generations' : table(['set', 'gen', 'started (UTC)', 'mode', 'consistency', 'instance UUID', 'disk', 'disk mode', 'size', 'read', 'stored', 'time'], rows));
+      out.result(json, rows.length === 0 ? 'no generations' : table(['set', 'gen', 'started (UTC)', 'mode', 'consistency', 'instance UUID', 'disk', 'label', 'disk mode', 'size', 'read', 'stored', 'time'], rows));
     });
 }
