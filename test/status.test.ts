@@ -13,6 +13,9 @@ import { after, before, describe, it } from 'node:test';
 import { flipByte, listFiles, makeImage, mutateImage, oneLine, startVmbkp, tempDir, treeSize, vmbkp, vmbkpJson } from './helpers.js';
 import { startLabRepository } from './lab.js';
 import { openTestRepository, packEntries } from './repo-internals.js';
+import { objectList, s3Env, s3Repo } from './s3-repo.js';
+import { s3Bucket, startS3 } from './s3-server.js';
+import { readLocks } from '../src/repository/lock.js';
 
 const MiB = 1024 * 1024;
 
@@ -159,6 +162,9 @@ describe('vmbkp status and show of file: backups', () => {
       assert.equal(l.pid, backup.pid);
       assert.equal(l.stale, false);
       assert.ok(Date.parse(l.since!) >= started - 1000 && Date.parse(l.since!) <= Date.now(), `since ${l.since}`);
+      // The lock object itself records when it was taken, apart from its refresh time.
+      const [stored] = await readLocks(await openTestRepository(repo));
+      assert.equal(stored?.record?.since, l.since);
       const text = await vmbkp(['status', '--repo', repo]);
       assert.match(text.stdout, new RegExp(`^  shared by backup of paused \\(pid ${backup.pid} on ${hostname()}\\) since `, 'm'));
     } finally {
@@ -275,6 +281,40 @@ describe('vmbkp show of a VM generation', () => {
       assert.match(text.stdout, new RegExp(`^nic +.* on ${vm.nics[0]!.network}, ${vm.nics[0]!.macAddress}$`, 'm'));
     } finally {
       await fixture.stop();
+    }
+  });
+});
+
+describe('vmbkp status of a repository on S3', () => {
+  it('sums the bucket\'s objects through the listing and reads the records there', async () => {
+    const server = await startS3();
+    const { dir, cleanup } = await tempDir('vmbkp-status-s3-');
+    try {
+      const client = server.client();
+      const env = s3Env(server);
+      const bucket = await s3Bucket(client, 'status');
+      const repo = s3Repo(server.info.endpoint, bucket, 'r');
+      await makeImage(path.join(dir, 'a.img'), '3M', 711);
+      for (const args of [['init', '--repo', repo], ['backup', '--repo', repo, '--set', 'vm', `sda=file:${path.join(dir, 'a.img')}`], ['verify', '--repo', repo]]) {
+        const r = await vmbkp(args, { env });
+        assert.equal(r.code, 0, `${args[0]}: ${r.stderr}`);
+      }
+      const r = await vmbkp(['status', '--repo', repo, '--json'], { env });
+      assert.equal(r.code, 0, r.stderr);
+      const s = JSON.parse(r.stdout) as StatusJson;
+      const objects = (await objectList(client, bucket, 'r/')).map((l) => l.split(' '));
+      assert.equal(s.repository.kind, 's3');
+      assert.equal(s.repository.encrypted, true);
+      assert.equal(s.storage.objects, objects.length);
+      assert.equal(s.storage.bytes, objects.reduce((n, [, size]) => n + Number(size), 0));
+      assert.equal(s.data.packs, objects.filter(([key]) => key!.startsWith('r/data/')).length);
+      assert.ok(s.data.packs > 0);
+      assert.deepEqual(s.sets.map((x) => [x.name, x.generations, x.failedVerify]), [['vm', 1, []]]);
+      assert.equal(s.verify?.ok, true);
+      assert.equal(s.logicalBytes, 3 * MiB);
+    } finally {
+      await server.stop();
+      await cleanup();
     }
   });
 });
