@@ -260,8 +260,9 @@ describe('crash safety with SIGKILL', () => {
         assert.deepEqual([...again.remove].sort((a, b) => a - b), [1, 2, 3, 4, 5].filter((g) => g !== removed));
         assert.deepEqual(await generations(repo, 'vm'), [6, 7]);
         assert.deepEqual(await generations(repo, 'db'), [1]);
-        // Identical to a prune that was never interrupted.
-        assert.deepEqual(await treeDigest(repo), await treeDigest(pruned));
+        // Identical to a prune that was never interrupted (but for the record the verify above left for `status`).
+        const withoutRecords = async (r: string) => new Map([...await treeDigest(r)].filter(([k]) => !k.startsWith('records/')));
+        assert.deepEqual(await withoutRecords(repo), await withoutRecords(pruned));
 
         const gcResult = await vmbkpJson<GcJson>(['gc', '--repo', repo]);
         assert.ok(gcResult.blobsRemoved > 0);

@@ -13,6 +13,7 @@ import { register as registerMaintenance } from './commands/maintenance.js';
 import { register as registerRestore } from './commands/restore.js';
 import { register as registerRun } from './commands/run.js';
 import { register as registerServe } from './commands/serve.js';
+import { register as registerStatus } from './commands/status.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 
 export function buildProgram(): Command {
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerRun(program);
   registerCopy(program);
   registerKey(program);
+  registerStatus(program);
   // Every command takes the repository and --json; options may come before or after arguments.
   // A command with subcommands (key) passes them to each subcommand.
   const leaves = (cmds: readonly Command[]): Command[] => cmds.flatMap((c) => (c.commands.length > 0 ? leaves(c.commands) : [c]));

@@ -22,6 +22,7 @@ import type { BlobLocation, IndexedPack } from './index-file.js';
 import { readIndexFile, writeIndexFile } from './index-files.js';
 import { DATA_PREFIX, packIdFromName, packName } from './layout.js';
 import { RepositoryLock } from './lock.js';
+import { writeRecord } from './records.js';
 import { PACK_TARGET_SIZE, putPack } from './pack-writer.js';
 import type { Repository } from './repository.js';
 import { decodeChecked, readPackRange } from './blob-read.js';
@@ -49,7 +50,11 @@ export async function gc(req: GcRequest): Promise<GcResult> {
   try {
     // Credentials that may not delete (an append-only user) are refused before anything is written.
     await req.repo.backend.checkDeletable?.();
-    return await run(req.repo);
+    const result = await run(req.repo);
+    // For `vmbkp status`; a gc that did its work but could not say so is still a gc that worked.
+    await writeRecord(req.repo, { kind: 'gc', time: new Date().toISOString(), packsRemoved: result.packsRemoved, bytesFreed: result.bytesFreed })
+      .catch((err: unknown) => req.onWarning?.(`this gc was not recorded in ${req.repo.location} (vmbkp status will not show it): ${(err as Error).message}`));
+    return result;
   } catch (err) {
     await lock.releaseAfterFailure();
     throw err;

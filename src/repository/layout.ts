@@ -14,6 +14,8 @@ export const INDEX_PREFIX = 'index/';
 export const GENERATIONS_PREFIX = 'generations/';
 export const LOCKS_PREFIX = 'locks/';
 export const KEYS_PREFIX = 'keys/';
+/** Maintenance records (records.ts): the last verify and gc. */
+export const RECORDS_PREFIX = 'records/';
 
 export function keyName(idHex: string): string {
   return `${KEYS_PREFIX}${idHex}`;

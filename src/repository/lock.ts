@@ -52,6 +52,8 @@ const LockRecord = z.object({
   /** The boot the process runs in, so a pid and start time of an earlier boot are not taken for it either. */
   boot: z.string().optional(),
   time: z.string(),
+  /** When the holder took the lock; `time` moves with each refresh. Absent in locks of older versions. */
+  since: z.string().optional(),
 });
 export type LockRecord = z.infer<typeof LockRecord>;
 
@@ -151,6 +153,7 @@ export class RepositoryLock {
       ...(me.start !== undefined ? { pidStart: me.start } : {}), ...(me.boot !== undefined ? { boot: me.boot } : {}),
       time: new Date().toISOString(),
     };
+    record.since = record.time;
     const lock = new RepositoryLock(space, record, `${LOCKS_PREFIX}${randomUUID()}.json`);
     await lock.write();
     try {

@@ -9,6 +9,7 @@ import { sha256, toHex } from './digest.js';
 import type { BlobLocation } from './index-file.js';
 import { DATA_PREFIX, packIdFromName } from './layout.js';
 import { RepositoryLock } from './lock.js';
+import { writeRecord } from './records.js';
 import type { Repository } from './repository.js';
 import { type DiskRef, describeRef, walkDisks } from './references.js';
 
@@ -39,12 +40,33 @@ export async function verify(req: VerifyRequest): Promise<VerifyReport> {
   const { repo } = req;
   const lock = await RepositoryLock.acquire(repo, 'shared', 'verify', req.onWarning);
   try {
-    return await run(req);
+    const report = await run(req);
+    await record(repo, req, report);
+    return report;
   } catch (err) {
     await lock.releaseAfterFailure();
     throw err;
   } finally {
     await lock.release();
+  }
+}
+
+/**
+ * Leaves what this verify found for `vmbkp status` (records.ts). Not being able to write it
+ * (read-only credentials) does not fail the verify: it only goes unrecorded.
+ */
+async function record(repo: Repository, req: VerifyRequest, report: VerifyReport): Promise<void> {
+  const failed = new Map<string, { set: string; generation: number }>();
+  for (const p of report.problems) {
+    if (p.set !== undefined && p.generation !== undefined) failed.set(`${p.set}/${p.generation}`, { set: p.set, generation: p.generation });
+  }
+  try {
+    await writeRecord(repo, {
+      kind: 'verify', time: new Date().toISOString(), readData: req.readData, ok: report.problems.length === 0,
+      generations: report.generations, problems: report.problems.length, failed: [...failed.values()],
+    });
+  } catch (err) {
+    req.onWarning?.(`the result of this verify was not recorded in ${repo.location} (vmbkp status will not show it): ${(err as Error).message}`);
   }
 }
 

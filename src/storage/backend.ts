@@ -50,6 +50,12 @@ export interface PutOptions {
   readonly sha256?: string;
 }
 
+/** An object of a listing with its size in bytes. */
+export interface ListedObject {
+  readonly name: string;
+  readonly size: number;
+}
+
 export interface StorageBackend {
   /** Human-readable location, for messages. */
   readonly location: string;
@@ -72,6 +78,12 @@ export interface StorageBackend {
    * "data/00/x", and the name of an object lists nothing.
    */
   list(prefix: string): Promise<string[]>;
+  /**
+   * The same listing with each object's size, where the store gives sizes with a listing
+   * (S3's ListObjectsV2 does) or a stat is cheap (a local directory): `vmbkp status` sums a
+   * repository without a request per object. Without it, listObjectSizes stats each name.
+   */
+  listSizes?(prefix: string): Promise<ListedObject[]>;
   /** Removes an object; removing a missing object is not an error. */
   remove(name: string): Promise<void>;
   /** Removes leftovers of interrupted puts: those of processes that are gone, and any older than the given age. Returns how many. */
@@ -93,4 +105,15 @@ const NAME = /^(?:[A-Za-z0-9_][A-Za-z0-9._-]*\/)*[A-Za-z0-9_][A-Za-z0-9._-]*$/;
 /** Object names are plain relative paths: no "..", no leading dot, no empty parts. */
 export function checkObjectName(name: string): void {
   if (!NAME.test(name) || name.length > 512) throw new TypeError(`invalid object name: ${JSON.stringify(name)}`);
+}
+
+/** Every object under a folder with its size: the backend's own sized listing, else a stat per object (gone meanwhile: left out). */
+export async function listObjectSizes(backend: StorageBackend, prefix: string): Promise<ListedObject[]> {
+  if (backend.listSizes) return backend.listSizes(prefix);
+  const out: ListedObject[] = [];
+  for (const name of await backend.list(prefix)) {
+    const st = await backend.stat(name);
+    if (st) out.push({ name, size: st.size });
+  }
+  return out;
 }

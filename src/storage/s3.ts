@@ -15,7 +15,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { AlreadyExistsError, AuthError, IoError, NotFoundError, UsageError, describeCause } from '../errors.js';
-import { type ByteRange, type ObjectLockPolicy, type ObjectStat, type PutOptions, type StorageBackend, type StorageCounters, checkObjectName } from './backend.js';
+import { type ByteRange, type ListedObject, type ObjectLockPolicy, type ObjectStat, type PutOptions, type StorageBackend, type StorageCounters, checkObjectName } from './backend.js';
 import { type S3Location, parseS3Location } from './s3-location.js';
 import { RetryCounter, type RetryPolicy, withRetries } from './retry.js';
 import { describeS3Error, s3ErrorCode, s3Retryable } from './s3-errors.js';
@@ -247,17 +247,22 @@ export class S3Backend implements StorageBackend {
   }
 
   async list(prefix: string): Promise<string[]> {
+    return (await this.listSizes(prefix)).map((o) => o.name);
+  }
+
+  /** ListObjectsV2 answers each key's size: a sized listing costs what a plain one does. */
+  async listSizes(prefix: string): Promise<ListedObject[]> {
     const folder = prefix.replace(/\/+$/, '');
     if (folder !== '') checkObjectName(folder);
     const Prefix = this.where.prefix + (folder === '' ? '' : `${folder}/`);
-    const out: string[] = [];
+    const out: ListedObject[] = [];
     let ContinuationToken: string | undefined;
     try {
       do {
         const res = await this.retry(() => this.client.send(new ListObjectsV2Command({
           Bucket: this.where.bucket, Prefix, ...(ContinuationToken ? { ContinuationToken } : {}),
         })));
-        for (const o of res.Contents ?? []) if (o.Key) out.push(o.Key.slice(this.where.prefix.length));
+        for (const o of res.Contents ?? []) if (o.Key) out.push({ name: o.Key.slice(this.where.prefix.length), size: Number(o.Size ?? 0) });
         ContinuationToken = res.IsTruncated ? res.NextContinuationToken : undefined;
       } while (ContinuationToken);
     } catch (err) {
