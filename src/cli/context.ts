@@ -2,6 +2,7 @@
 import { openRepository as openRepositoryAt } from '../app/repository.js';
 import { UsageError } from '../errors.js';
 import type { Repository } from '../repository/repository.js';
+import { bytes } from './format.js';
 import * as log from './log.js';
 import { type FromRepoPasswordOptions, type RepoPasswordOptions, existingPassword, fromRepoPassword } from './repo-password.js';
 
@@ -32,7 +33,7 @@ export async function openRepository(opts: GlobalOptions): Promise<Repository> {
   if (!repo.encrypted && opts.repoPasswordFile !== undefined) {
     log.warn(`repository ${repo.location} is not encrypted, yet a repository password was given: its backups are stored in plaintext`);
   }
-  log.step(`opened repository ${repo.location} (${repo.encrypted ? 'encrypted' : 'plaintext'}, chunk size ${repo.config.chunkSize} B)`);
+  log.step(`opened repository ${repo.location} (${repo.encrypted ? 'encrypted' : 'plaintext'}, chunk size ${bytes(repo.config.chunkSize)})`);
   return repo;
 }
 
@@ -54,7 +55,7 @@ export async function openSourceRepository(opts: FromRepoOptions): Promise<Repos
   if (!repo.encrypted && opts.fromRepoPasswordFile !== undefined) {
     log.warn(`source repository ${repo.location} is not encrypted, yet a password was given for it (--from-repo-password-file)`);
   }
-  log.step(`opened source repository ${repo.location} (${repo.encrypted ? 'encrypted' : 'plaintext'}, chunk size ${repo.config.chunkSize} B)`);
+  log.step(`opened source repository ${repo.location} (${repo.encrypted ? 'encrypted' : 'plaintext'}, chunk size ${bytes(repo.config.chunkSize)})`);
   return repo;
 }
 

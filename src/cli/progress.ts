@@ -74,3 +74,24 @@ export function combinedProgress(sink: ProgressSink, label: string): CombinedPro
     },
   };
 }
+
+/** A step of a long maintenance command, counted in things (verify, gc, prune report these). */
+export interface CountStep {
+  readonly step: string;
+  readonly unit: string;
+  readonly done: number;
+  readonly total: number;
+}
+
+/** Shows count progress: a new bar each time the step changes; steps with nothing to count show none. */
+export function countProgress(sink: ProgressSink, command: string): (p: CountStep) => void {
+  let current: string | undefined;
+  return (p) => {
+    if (p.total === 0) return;
+    if (p.step !== current) {
+      current = p.step;
+      sink.start(`${command}: ${p.step}`, p.total, p.unit);
+    }
+    sink.update(p.done, p.total);
+  };
+}
