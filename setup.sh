@@ -12,6 +12,7 @@ PACKAGES=(
   restic borgbackup time    # benchmark peers and peak-RSS measurement (npm run bench)
   nbdkit qemu-utils openssl # real NBD servers (nbdkit, qemu-nbd with dirty bitmaps), certificates for NBD TLS tests
   libnbd-bin                # nbdinfo / nbdcopy, independent NBD clients used by tests
+  zsh                       # the zsh completion script is parsed and loaded by zsh (completion.test)
   golang-go golang-github-vmware-govmomi-dev  # the vSphere lab: govmomi's simulator, built offline in GOPATH mode
   ceph-mon ceph-osd radosgw ceph-common       # a real S3 server for the tests and benchmarks (npm run s3)
 )

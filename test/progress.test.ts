@@ -44,6 +44,35 @@ describe('progress', () => {
     assert.match(r.screen, /restore sda \[[=-]*\] \d+% .*ETA /);
   });
 
+  it('a terminal shows counted progress for verify, gc and prune; --quiet shows none', async () => {
+    // Set p: two generations of different data, so that prune removes one and gc its packs.
+    const other = path.join(dir, 'other.img');
+    await makeImage(other, '8M', 9);
+    for (const img of [other, image]) assert.equal((await vmbkp(['backup', '--repo', repo, '--set', 'p', `sda=file:${img}`])).code, 0);
+    const v = await onTerminal(['verify', '--read-data', '--repo', repo]);
+    assert.equal(v.code, 0, v.screen);
+    assert.match(v.screen, /verify: reading packs \[[=-]*\] \d+% \| \d+ \/ [1-9]\d* packs \| ETA /);
+    assert.match(v.screen, /verify: checking generations \[[=-]*\] \d+% \| \d+ \/ [1-9]\d* generations/);
+    assert.match(v.screen, /no problems found/);
+    const p = await onTerminal(['prune', '--repo', repo, '--set', 'p', '--keep-last', '1']);
+    assert.equal(p.code, 0, p.screen);
+    assert.match(p.screen, /prune: reading generations \[[=-]*\] \d+% \| \d+ \/ [1-9]\d* generations/);
+    assert.match(p.screen, /prune: removing generations \[[=-]*\] \d+% \| \d+ \/ [1-9]\d* generations/);
+    const g = await onTerminal(['gc', '--repo', repo]);
+    assert.equal(g.code, 0, g.screen);
+    assert.match(g.screen, /gc: reading generations \[[=-]*\] \d+% \| \d+ \/ 2 generations/);
+    assert.match(g.screen, /gc: removing packs \[[=-]*\] \d+% \| \d+ \/ [1-9]\d* packs/);
+    const quiet = await onTerminal(['verify', '--read-data', '--quiet', '--repo', repo]);
+    assert.equal(quiet.code, 0, quiet.screen);
+    assert.doesNotMatch(quiet.screen, /ETA|%/);
+    assert.match(quiet.screen, /no problems found/);
+    // Without a terminal (cron): the result alone.
+    const cron = await vmbkp(['verify', '--read-data', '--repo', repo], { env: { CI: '' } });
+    assert.equal(cron.code, 0, cron.stderr);
+    assert.equal(cron.stderr, '');
+    assert.doesNotMatch(cron.stdout, /ETA|%/);
+  });
+
   it('without a terminal only the result is printed; under --json only JSON', async () => {
     const env = { CI: '' };
     const plain = await vmbkp(['backup', '--repo', repo, '--set', 'vm', `sda=file:${image}`], { env });

@@ -52,7 +52,10 @@ export async function runVmBackups(opts: VmBackupOptions, mode: RequestedMode, l
       onEvent: (b) => {
         if (b.type === 'vm-event') {
           const e = b.event;
-          if (e.type === 'disk-start') progress.start(`${b.vm} ${e.disk} (${e.mode})`, e.bytesTotal);
+          if (e.type === 'disk-start') {
+            out.step(`VM ${b.vm} disk ${e.disk}: ${e.mode} backup${e.note ? ` (${e.note})` : ''}`);
+            progress.start(`${b.vm} ${e.disk} (${e.mode})`, e.bytesTotal);
+          }
           else if (e.type === 'progress') progress.update(e.progress.bytesDone, e.progress.bytesTotal);
           else if (e.type === 'disk-done') progress.stop();
           else if (e.type === 'warning') { progress.stop(); out.warn(e.message); }

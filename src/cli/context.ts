@@ -2,6 +2,8 @@
 import { openRepository as openRepositoryAt } from '../app/repository.js';
 import { UsageError } from '../errors.js';
 import type { Repository } from '../repository/repository.js';
+import { bytes } from './format.js';
+import * as log from './log.js';
 import { type FromRepoPasswordOptions, type RepoPasswordOptions, existingPassword, fromRepoPassword } from './repo-password.js';
 
 /** A flag's value as a whole number ≥ 0; anything else is a usage error naming the flag. */
@@ -29,8 +31,9 @@ export async function openRepository(opts: GlobalOptions): Promise<Repository> {
   // backups in it, Repository.open refuses). The environment's password is not warned
   // about: one environment may serve plaintext and encrypted repositories alike.
   if (!repo.encrypted && opts.repoPasswordFile !== undefined) {
-    process.stderr.write(`vmbkp: warning: repository ${repo.location} is not encrypted, yet a repository password was given: its backups are stored in plaintext\n`);
+    log.warn(`repository ${repo.location} is not encrypted, yet a repository password was given: its backups are stored in plaintext`);
   }
+  log.step(`opened repository ${repo.location} (${repo.encrypted ? 'encrypted' : 'plaintext'}, chunk size ${bytes(repo.config.chunkSize)})`);
   return repo;
 }
 
@@ -50,16 +53,31 @@ export async function openSourceRepository(opts: FromRepoOptions): Promise<Repos
   const location = fromRepoPath(opts);
   const repo = await openRepositoryAt(location, { password: fromRepoPassword(opts, location) });
   if (!repo.encrypted && opts.fromRepoPasswordFile !== undefined) {
-    process.stderr.write(`vmbkp: warning: source repository ${repo.location} is not encrypted, yet a password was given for it (--from-repo-password-file)\n`);
+    log.warn(`source repository ${repo.location} is not encrypted, yet a password was given for it (--from-repo-password-file)`);
   }
+  log.step(`opened source repository ${repo.location} (${repo.encrypted ? 'encrypted' : 'plaintext'}, chunk size ${bytes(repo.config.chunkSize)})`);
   return repo;
+}
+
+/**
+ * Commands whose human result only reports what they did: under --quiet it is not printed
+ * (a cron job stays silent unless something fails); --json, a dry run and the commands that
+ * exist to show something (list, key list, …) print theirs whatever the verbosity.
+ */
+const REPORTS = new Set(['init', 'backup', 'restore', 'copy', 'prune', 'gc', 'unlock', 'run', 'key add', 'key remove', 'key passwd', 'key export']);
+let reportOnly = false;
+
+/** Set once the command is known (main.ts): its path ("key add") and whether it is a dry run. */
+export function setCommand(path: string, dryRun: boolean): void {
+  reportOnly = REPORTS.has(path) && !dryRun;
 }
 
 export class Output {
   constructor(readonly json: boolean) {}
 
-  /** Prints the command's result: JSON under --json, else the human text. */
+  /** Prints the command's result: JSON under --json, else the human text (unless --quiet and only a report). */
   result(value: unknown, human: string): void {
+    if (!this.json && reportOnly && log.getVerbosity() === 'quiet') return;
     process.stdout.write(this.json ? JSON.stringify(value, null, 2) + '\n' : human + (human.endsWith('\n') || human === '' ? '' : '\n'));
   }
 
@@ -68,10 +86,15 @@ export class Output {
     const c = repo.backend.counters?.();
     if (!c || c.retries === 0) return;
     const causes = Object.entries(c.retriesByCause).map(([cause, n]) => `${cause} ${n}`).join(', ');
-    process.stderr.write(`vmbkp: ${c.retries} request${c.retries === 1 ? '' : 's'} to ${repo.location} retried (${causes})\n`);
+    log.notice(`${c.retries} request${c.retries === 1 ? '' : 's'} to ${repo.location} retried (${causes})`);
   }
 
   warn(message: string): void {
-    process.stderr.write(`vmbkp: warning: ${message}\n`);
+    log.warn(message);
+  }
+
+  /** A step of the run, shown under --verbose. */
+  step(message: string): void {
+    log.step(message);
   }
 }

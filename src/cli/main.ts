@@ -3,8 +3,9 @@
  * and an exit code from exit-codes.ts.
  */
 import { Command, CommanderError } from 'commander';
-import { VmbkpError, describeCause } from '../errors.js';
+import { UsageError, VmbkpError, describeCause } from '../errors.js';
 import { register as registerBackup } from './commands/backup.js';
+import { register as registerCompletion } from './commands/completion.js';
 import { register as registerCopy } from './commands/copy.js';
 import { register as registerInit } from './commands/init.js';
 import { register as registerKey } from './commands/key.js';
@@ -14,15 +15,28 @@ import { register as registerRestore } from './commands/restore.js';
 import { register as registerRun } from './commands/run.js';
 import { register as registerServe } from './commands/serve.js';
 import { register as registerStatus } from './commands/status.js';
+import { setCommand } from './context.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
+import { setVerbosity } from './log.js';
 
 export function buildProgram(): Command {
   const program = new Command('vmbkp')
     .description('online backup and restore of vSphere VMs and disk images: deduplicated, compressed, every generation a synthetic full')
     .version('0.1.0')
+    .option('-q, --quiet', 'print only errors on stderr, and of what a command did only its --json result')
+    .option('-v, --verbose', 'also print the steps of a command and their details on stderr')
     .showSuggestionAfterError(true)
+    .configureHelp({ showGlobalOptions: true })
     .exitOverride()
-    .configureOutput({ outputError: () => {} });
+    .configureOutput({ outputError: () => {} })
+    .hook('preAction', (_, action) => {
+      const o = action.optsWithGlobals<{ quiet?: boolean; verbose?: boolean; dryRun?: boolean }>();
+      if (o.quiet && o.verbose) throw new UsageError('--quiet and --verbose exclude each other');
+      setVerbosity(o.quiet ? 'quiet' : o.verbose ? 'verbose' : 'normal');
+      const path: string[] = [];
+      for (let c: Command | null = action; c && c !== program; c = c.parent) path.unshift(c.name());
+      setCommand(path.join(' '), !!o.dryRun);
+    });
   registerInit(program);
   registerBackup(program);
   registerList(program);
@@ -37,13 +51,19 @@ export function buildProgram(): Command {
   // A command with subcommands (key) passes them to each subcommand.
   const leaves = (cmds: readonly Command[]): Command[] => cmds.flatMap((c) => (c.commands.length > 0 ? leaves(c.commands) : [c]));
   for (const group of program.commands.filter((c) => c.commands.length > 0)) group.exitOverride().configureOutput({ outputError: () => {} });
+  // A command that declared one of them itself (run: a hidden --repo it refuses with a reason) keeps its own.
+  const shared = (cmd: Command, flags: string, description: string) => {
+    if (!cmd.options.some((o) => o.long === flags.split(' ')[0])) cmd.option(flags, description);
+  };
   for (const cmd of leaves(program.commands)) {
-    cmd.option('--repo <dir>', 'repository: a directory or s3:https://HOST[:PORT]/BUCKET[/PREFIX] (or set VMBKP_REPO)')
-      .option('--repo-password-file <file>', 'file holding the repository password (first line); or set VMBKP_REPO_PASSWORD_FILE or VMBKP_REPO_PASSWORD_COMMAND')
-      .option('--json', 'print the result as JSON, and nothing else on stdout')
-      .exitOverride()
-      .configureOutput({ outputError: () => {} });
+    shared(cmd, '--repo <dir>', 'repository: a directory or s3:https://HOST[:PORT]/BUCKET[/PREFIX] (or set VMBKP_REPO)');
+    shared(cmd, '--repo-password-file <file>', 'file holding the repository password (first line); or set VMBKP_REPO_PASSWORD_FILE or VMBKP_REPO_PASSWORD_COMMAND');
+    shared(cmd, '--json', 'print the result as JSON, and nothing else on stdout');
+    cmd.exitOverride().configureOutput({ outputError: () => {} });
   }
+  // After the loop: completion takes no repository.
+  registerCompletion(program);
+  program.commands.at(-1)!.exitOverride().configureOutput({ outputError: () => {} });
   return program;
 }
 

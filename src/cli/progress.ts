@@ -1,12 +1,15 @@
 /**
- * Progress on a terminal: bytes, rate and ETA on stderr. Silent under --json, without a
- * terminal (cron, CI) or when CI is set, so that only the result is printed.
+ * Progress on a terminal: bytes, rate and ETA on stderr (or counts: packs, generations).
+ * Silent under --json or --quiet, without a terminal (cron, CI) or when CI is set, so that
+ * only the result is printed.
  */
 import { SingleBar } from 'cli-progress';
 import { bytes } from './format.js';
+import { getVerbosity } from './log.js';
 
 export interface ProgressSink {
-  start(label: string, total: number): void;
+  /** A bar over `total` bytes, or over `total` things named by `unit` ("packs"). */
+  start(label: string, total: number, unit?: string): void;
   update(done: number, total: number): void;
   stop(): void;
 }
@@ -14,15 +17,18 @@ export interface ProgressSink {
 const silent: ProgressSink = { start() {}, update() {}, stop() {} };
 
 export function progressSink(json: boolean): ProgressSink {
-  if (json || !process.stderr.isTTY || process.env['CI']) return silent;
+  if (json || getVerbosity() === 'quiet' || !process.stderr.isTTY || process.env['CI']) return silent;
   let bar: SingleBar | undefined;
   let t0 = 0;
+  let counting = false;
   return {
-    start(label, total) {
+    start(label, total, unit) {
       bar?.stop();
       t0 = Date.now();
+      counting = unit !== undefined;
       bar = new SingleBar({
-        format: `${label} [{bar}] {percentage}% | {doneB} / {totalB} | {rateB}/s | ETA {eta_formatted}`,
+        format: counting ? `${label} [{bar}] {percentage}% | {value} / {total} ${unit} | ETA {eta_formatted}`
+          : `${label} [{bar}] {percentage}% | {doneB} / {totalB} | {rateB}/s | ETA {eta_formatted}`,
         stream: process.stderr, hideCursor: true, etaBuffer: 20, fps: 5,
       });
       bar.start(total, 0, { doneB: bytes(0), totalB: bytes(total), rateB: bytes(0) });
@@ -30,7 +36,7 @@ export function progressSink(json: boolean): ProgressSink {
     update(done, total) {
       const secs = Math.max(0.001, (Date.now() - t0) / 1000);
       bar?.setTotal(total);
-      bar?.update(done, { doneB: bytes(done), totalB: bytes(total), rateB: bytes(done / secs) });
+      bar?.update(done, counting ? {} : { doneB: bytes(done), totalB: bytes(total), rateB: bytes(done / secs) });
     },
     stop() {
       bar?.stop();
@@ -66,5 +72,26 @@ export function combinedProgress(sink: ProgressSink, label: string): CombinedPro
       p.done = done;
       show();
     },
+  };
+}
+
+/** A step of a long maintenance command, counted in things (verify, gc, prune report these). */
+export interface CountStep {
+  readonly step: string;
+  readonly unit: string;
+  readonly done: number;
+  readonly total: number;
+}
+
+/** Shows count progress: a new bar each time the step changes; steps with nothing to count show none. */
+export function countProgress(sink: ProgressSink, command: string): (p: CountStep) => void {
+  let current: string | undefined;
+  return (p) => {
+    if (p.total === 0) return;
+    if (p.step !== current) {
+      current = p.step;
+      sink.start(`${command}: ${p.step}`, p.total, p.unit);
+    }
+    sink.update(p.done, p.total);
   };
 }

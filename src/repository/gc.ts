@@ -17,6 +17,7 @@
 import { RepositoryDamagedError } from '../errors.js';
 import { failpoint } from '../failpoints.js';
 import { ABANDONED_UPLOAD_AGE_MS } from '../storage/backend.js';
+import type { OnCountProgress } from './count-progress.js';
 import { toHex } from './digest.js';
 import type { BlobLocation, IndexedPack } from './index-file.js';
 import { readIndexFile, writeIndexFile } from './index-files.js';
@@ -43,6 +44,7 @@ export interface GcResult {
 export interface GcRequest {
   readonly repo: Repository;
   readonly onWarning?: (message: string) => void;
+  readonly onProgress?: OnCountProgress;
 }
 
 export async function gc(req: GcRequest): Promise<GcResult> {
@@ -50,7 +52,7 @@ export async function gc(req: GcRequest): Promise<GcResult> {
   try {
     // Credentials that may not delete (an append-only user) are refused before anything is written.
     await req.repo.backend.checkDeletable?.();
-    const result = await run(req.repo);
+    const result = await run(req.repo, req.onProgress);
     // For `vmbkp status`; a gc that did its work but could not say so is still a gc that worked.
     await writeRecord(req.repo, { kind: 'gc', time: new Date().toISOString(), packsRemoved: result.packsRemoved, bytesFreed: result.bytesFreed })
       .catch((err: unknown) => req.onWarning?.(`this gc was not recorded in ${req.repo.location} (vmbkp status will not show it): ${(err as Error).message}`));
@@ -67,12 +69,13 @@ function entryOf(hex: string, loc: BlobLocation): PackEntry {
   return { digest: Buffer.from(hex, 'hex'), type: loc.type, compression: loc.compression, offset: loc.offset, length: loc.length, rawLength: loc.rawLength };
 }
 
-async function run(repo: Repository): Promise<GcResult> {
+async function run(repo: Repository, onProgress: OnCountProgress | undefined): Promise<GcResult> {
   const { backend } = repo;
   await repo.loadIndex();
 
   const referenced = new Set<string>();
   await walkDisks(repo, {
+    progress: (done, total) => onProgress?.({ step: 'reading generations', unit: 'generations', done, total }),
     disk(ref, record, index) {
       for (const p of record.index) referenced.add(p);
       for (let i = 0; i < index.count; i++) {
@@ -163,7 +166,9 @@ async function run(repo: Repository): Promise<GcResult> {
     written.push({ id: p.id, entries: p.entries });
     current = new PackBuilder(builder.buffer, repo.objects);
   };
+  let repacked = 0;
   for (const [id, blobs] of copies) {
+    onProgress?.({ step: 'repacking', unit: 'packs', done: repacked++, total: copies.size });
     const raw = await readPackRange(backend, id, 'gc');
     for (const [hex, e] of blobs) {
       const data = raw.subarray(e.offset, e.offset + e.length);
@@ -173,6 +178,7 @@ async function run(repo: Repository): Promise<GcResult> {
     }
   }
   await flushBuilder();
+  if (copies.size > 0) onProgress?.({ step: 'repacking', unit: 'packs', done: repacked, total: copies.size });
   // A pack written now may be byte-identical to one that was to go (left by an interrupted gc): it stays.
   const writtenIds = new Set(written.map((p) => p.id));
   const drop = ids.filter((id) => !kept.has(id) && !writtenIds.has(id));
@@ -189,7 +195,11 @@ async function run(repo: Repository): Promise<GcResult> {
     for (const name of oldIndexes) if (name !== newIndex && !lockedIndexes.has(name)) await backend.remove(name);
     await failpoint('gc:indexes-removed');
     // 5. Data nothing points at any more.
-    for (const id of drop) await backend.remove(packName(id));
+    for (const [i, id] of drop.entries()) {
+      onProgress?.({ step: 'removing packs', unit: 'packs', done: i, total: drop.length });
+      await backend.remove(packName(id));
+    }
+    if (drop.length > 0) onProgress?.({ step: 'removing packs', unit: 'packs', done: drop.length, total: drop.length });
   }
   const bytesFreed = drop.reduce((n, id) => n + (packSizes.get(id) ?? 0), 0) - writtenBytes;
   const uploadsSwept = await backend.sweep(ABANDONED_UPLOAD_AGE_MS);

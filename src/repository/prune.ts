@@ -6,6 +6,7 @@
  */
 import { UsageError } from '../errors.js';
 import { failpoint } from '../failpoints.js';
+import type { OnCountProgress } from './count-progress.js';
 import { RepositoryLock } from './lock.js';
 import type { Repository } from './repository.js';
 import { type Calendar, type RetentionDecision, type RetentionPolicy, applyRetention } from './retention.js';
@@ -17,6 +18,7 @@ export interface PruneRequest {
   readonly dryRun: boolean;
   readonly calendar?: Calendar;
   readonly onWarning?: (message: string) => void;
+  readonly onProgress?: OnCountProgress;
 }
 
 export interface PruneResult extends RetentionDecision {
@@ -41,9 +43,11 @@ export async function prune(req: PruneRequest): Promise<PruneResult> {
     const refs = await req.repo.listGenerations(req.set);
     const dated = [];
     for (const r of refs) {
+      req.onProgress?.({ step: 'reading generations', unit: 'generations', done: dated.length, total: refs.length });
       const m = await req.repo.readGeneration(r.set, r.generation);
       dated.push({ generation: r.generation, time: new Date(m.started) });
     }
+    if (refs.length > 0) req.onProgress?.({ step: 'reading generations', unit: 'generations', done: refs.length, total: refs.length });
     const decision = applyRetention(dated, req.policy, req.calendar);
     const locked: { generation: number; until: string }[] = [];
     const remove: number[] = [];
@@ -55,10 +59,12 @@ export async function prune(req: PruneRequest): Promise<PruneResult> {
     // Credentials that may not delete (an append-only user) are refused before anything is removed.
     if (!req.dryRun && remove.length > 0) await req.repo.backend.checkDeletable?.();
     if (!req.dryRun) {
-      for (const g of remove) {
+      for (const [i, g] of remove.entries()) {
+        req.onProgress?.({ step: 'removing generations', unit: 'generations', done: i, total: remove.length });
         await req.repo.removeGeneration({ set: req.set, generation: g });
         await failpoint('prune:removed-one');
       }
+      if (remove.length > 0) req.onProgress?.({ step: 'removing generations', unit: 'generations', done: remove.length, total: remove.length });
     }
     return { ...decision, remove, locked, set: req.set, dryRun: req.dryRun };
   } catch (err) {

@@ -19,10 +19,15 @@ export interface WalkVisitor {
   disk(ref: DiskRef, record: DiskRecord, index: DiskIndex, manifest: GenerationManifest): void;
   /** A generation or disk index that could not be read; without it the walk throws. */
   damaged?(where: Partial<DiskRef>, err: VmbkpError): void;
+  /** After each generation: how many of them were walked. */
+  progress?(done: number, total: number): void;
 }
 
 export async function walkDisks(repo: Repository, visitor: WalkVisitor, refs?: GenerationRef[]): Promise<void> {
-  for (const ref of refs ?? await repo.listGenerations()) {
+  const all = refs ?? await repo.listGenerations();
+  let done = 0;
+  for (const ref of all) {
+    visitor.progress?.(done++, all.length);
     let manifest: GenerationManifest;
     try {
       manifest = await repo.readGeneration(ref.set, ref.generation);
@@ -44,6 +49,7 @@ export async function walkDisks(repo: Repository, visitor: WalkVisitor, refs?: G
       visitor.disk(where, record, index, manifest);
     }
   }
+  visitor.progress?.(done, all.length);
 }
 
 /**

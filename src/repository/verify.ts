@@ -6,6 +6,7 @@
  */
 import { decodeChecked, readPackRange } from './blob-read.js';
 import { sha256, toHex } from './digest.js';
+import type { OnCountProgress } from './count-progress.js';
 import type { BlobLocation } from './index-file.js';
 import { DATA_PREFIX, packIdFromName } from './layout.js';
 import { RepositoryLock } from './lock.js';
@@ -32,7 +33,7 @@ export interface VerifyReport {
 export interface VerifyRequest {
   readonly repo: Repository;
   readonly readData: boolean;
-  readonly onProgress?: (p: { packsDone: number; packsTotal: number }) => void;
+  readonly onProgress?: OnCountProgress;
   readonly onWarning?: (message: string) => void;
 }
 
@@ -102,6 +103,7 @@ async function run(req: VerifyRequest): Promise<VerifyReport> {
   let bytesRead = 0;
   if (req.readData) {
     let packsDone = 0;
+    req.onProgress?.({ step: 'reading packs', unit: 'packs', done: 0, total: byPack.size });
     for (const [pack, entries] of byPack) {
       const raw = await readPackRange(repo.backend, pack, 'verify');
       bytesRead += raw.length;
@@ -118,7 +120,7 @@ async function run(req: VerifyRequest): Promise<VerifyReport> {
       if (blobsOk && sha256(raw).toString('hex') !== pack) {
         problems.push({ message: `pack ${pack}: content does not match its name (its trailer is damaged; the blobs it holds are intact)` });
       }
-      req.onProgress?.({ packsDone: ++packsDone, packsTotal: byPack.size });
+      req.onProgress?.({ step: 'reading packs', unit: 'packs', done: ++packsDone, total: byPack.size });
     }
   }
 
@@ -127,6 +129,7 @@ async function run(req: VerifyRequest): Promise<VerifyReport> {
   let referencesComplete = true;
   const seenGen = new Set<string>();
   await walkDisks(repo, {
+    progress: (done, total) => req.onProgress?.({ step: 'checking generations', unit: 'generations', done, total }),
     disk(ref, record, index) {
       disks++;
       seenGen.add(`${ref.set}/${ref.generation}`);

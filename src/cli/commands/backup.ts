@@ -105,10 +105,14 @@ export function register(program: Command): void {
       repo, set: setName, mode: mode.data, compressionLevel: level, diffEvery,
       disks: specs.map(([name, uri]) => ({ name, uri, changed: changed.get(name), bitmap: bitmaps.get(name) })),
       onEvent: (e) => {
-        if (e.type === 'disk-start') progress.start(`${e.disk} (${e.mode})`, e.bytesTotal);
-        else if (e.type === 'progress') progress.update(e.progress.bytesDone, e.progress.bytesTotal);
-        else if (e.type === 'disk-done') progress.stop();
-        else if (e.type === 'warning') out.warn(e.message);
+        if (e.type === 'disk-start') {
+          out.step(`disk ${e.disk}: ${e.mode} backup of ${bytes(e.bytesTotal)}${e.note ? ` (${e.note})` : ''}`);
+          progress.start(`${e.disk} (${e.mode})`, e.bytesTotal);
+        } else if (e.type === 'progress') progress.update(e.progress.bytesDone, e.progress.bytesTotal);
+        else if (e.type === 'disk-done') {
+          progress.stop();
+          out.step(`disk ${e.disk}: ${bytes(e.record.stats.bytesRead)} read, ${bytes(e.record.stats.bytesStored)} stored in ${duration(e.record.stats.durationMs)}`);
+        } else if (e.type === 'warning') out.warn(e.message);
       },
     });
     progress.stop();

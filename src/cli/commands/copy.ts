@@ -55,6 +55,7 @@ export function register(program: Command): void {
             case 'generation-done':
               progress.stop();
               started = false;
+              out.step(`set ${e.generation.set} generation ${e.generation.from}: ${e.generation.status}${e.generation.status === 'copied' ? ` as generation ${e.generation.to}` : ''}`);
               break;
             case 'warning':
               out.warn(e.message);

@@ -5,6 +5,17 @@ import { RepositoryDamagedError } from '../../errors.js';
 import { gc, prune, unlock, verify } from '../../app/maintenance.js';
 import { type GlobalOptions, Output, openRepository, wholeNumber } from '../context.js';
 import { bytes } from '../format.js';
+import { type CountStep, type ProgressSink, countProgress, progressSink } from '../progress.js';
+
+/** Count progress on a terminal, and each step once under --verbose. */
+function maintenanceProgress(out: Output, progress: ProgressSink, command: string): (p: CountStep) => void {
+  const bar = countProgress(progress, command);
+  let step: string | undefined;
+  return (p) => {
+    if (p.step !== step) { step = p.step; out.step(`${command}: ${p.step} (${p.total} ${p.unit})`); }
+    bar(p);
+  };
+}
 
 export function register(program: Command): void {
   program.command('verify')
@@ -13,7 +24,9 @@ export function register(program: Command): void {
     .action(async (opts: GlobalOptions & { readData?: boolean }) => {
       const out = new Output(!!opts.json);
       const repo = await openRepository(opts);
-      const report = await verify({ repo, readData: !!opts.readData, onWarning: (m) => out.warn(m) });
+      const progress = progressSink(out.json);
+      const report = await verify({ repo, readData: !!opts.readData, onWarning: (m) => { progress.stop(); out.warn(m); }, onProgress: maintenanceProgress(out, progress, 'verify') });
+      progress.stop();
       const ok = report.problems.length === 0;
       const human = [
         `${report.generations} generations, ${report.disks} disks, ${report.packs} packs, ${report.blobs} blobs${opts.readData ? `, ${bytes(report.bytesRead)} read and re-hashed` : ''}`,
@@ -47,7 +60,9 @@ export function register(program: Command): void {
         ...(opts.keepMonthly !== undefined ? { monthly: wholeNumber(opts.keepMonthly, '--keep-monthly') } : {}),
       };
       const repo = await openRepository(opts);
-      const r = await prune({ repo, set: opts.set, policy, dryRun: !!opts.dryRun, onWarning: (m) => out.warn(m) });
+      const progress = progressSink(out.json);
+      const r = await prune({ repo, set: opts.set, policy, dryRun: !!opts.dryRun, onWarning: (m) => { progress.stop(); out.warn(m); }, onProgress: maintenanceProgress(out, progress, 'prune') });
+      progress.stop();
       const human = [
         ...r.keep.map((k) => `keep   ${r.set} generation ${k.generation} (${k.reasons.join(', ')})`),
         ...r.remove.map((g) => `${r.dryRun ? 'would remove' : 'remove'} ${r.set} generation ${g}`),
@@ -62,7 +77,9 @@ export function register(program: Command): void {
     .action(async (opts: GlobalOptions) => {
       const out = new Output(!!opts.json);
       const repo = await openRepository(opts);
-      const r = await gc({ repo, onWarning: (m) => out.warn(m) });
+      const progress = progressSink(out.json);
+      const r = await gc({ repo, onWarning: (m) => { progress.stop(); out.warn(m); }, onProgress: maintenanceProgress(out, progress, 'gc') });
+      progress.stop();
       out.result(r, `removed ${r.packsRemoved} packs, repacked ${r.packsRepacked}, dropped ${r.blobsRemoved} blobs, freed ${bytes(r.bytesFreed)}`
         + (r.uploadsSwept ? `, cleared ${r.uploadsSwept} interrupted uploads` : '')
         + (r.locked ? `\n${r.locked.packs} packs (${bytes(r.locked.bytes)}) holding unreferenced data stay locked; all of them can go after ${r.locked.until}` : ''));

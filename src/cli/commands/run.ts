@@ -1,5 +1,5 @@
 /** `vmbkp run RECIPE.yaml [--dry-run]`: a whole batch of VM backups or restores from one recipe file. */
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { UsageError } from '../../errors.js';
 import { readRepositoryPassword, recipePasswordSource } from '../../app/repository-password.js';
 import { loadRecipe } from '../../app/run-recipe.js';
@@ -19,6 +19,8 @@ export function register(program: Command): void {
     .description('run a recipe: back up (or restore) every VM it names, within its limits')
     .argument('<recipe>', 'recipe file (YAML; see schema/recipe.schema.json)')
     .option('--dry-run', 'show what would be done (for backups: each disk\'s mode), changing nothing')
+    // Not in --help: the recipe names the repository; given anyway, it is refused with that reason.
+    .addOption(new Option('--repo <dir>').hideHelp())
     .action(async (recipePath: string, opts: RunOptions) => {
       const out = new Output(!!opts.json);
       if (opts.repo !== undefined) throw new UsageError('run takes the repository from the recipe, not from --repo');
