@@ -48,8 +48,11 @@ export interface DiskRestorePlan {
   readonly disk: string;
   /** The disk's size: the size the target gets. */
   readonly size: number;
-  /** The bytes of data the restore would write (the rest of the disk is zeros, left as holes). */
-  readonly bytesToWrite: number;
+  /**
+   * The most the restore writes: the chunks that hold data (all-zero chunks stay holes).
+   * Runs of zeros inside them are skipped on a fresh file, so it may write less.
+   */
+  readonly bytesToWriteAtMost: number;
   readonly target: {
     readonly uri: string;
     readonly kind: 'file' | 'qcow2' | 'nbd';
@@ -72,7 +75,7 @@ export async function planDiskRestore(req: Pick<DiskRestoreRequest, 'repo' | 'se
   const record = findDisk(manifest, req.disk);
   await req.repo.loadIndex();
   const index = await loadDiskIndex(req.repo, record, `planning the restore of set ${manifest.set} generation ${manifest.generation} disk ${record.name}`);
-  const base = { dryRun: true as const, set: manifest.set, generation: manifest.generation, disk: record.name, size: record.size, bytesToWrite: dataBytes(index) };
+  const base = { dryRun: true as const, set: manifest.set, generation: manifest.generation, disk: record.name, size: record.size, bytesToWriteAtMost: dataBytes(index) };
   if (isNbdUri(req.to)) return { ...base, target: { uri: req.to, kind: 'nbd', overwritten: true } };
   const qcow2 = req.to.startsWith('qcow2:');
   const file = qcow2 ? req.to.slice('qcow2:'.length) : filePath(req.to);

@@ -64,7 +64,7 @@ export function register(program: Command): void {
       const state = t.kind === 'nbd' ? 'an NBD export, written in place (not contacted in a dry run)'
         : !t.exists ? 'does not exist: it would be created' : t.overwritten ? `exists (${bytes(t.currentSize ?? 0)}): it would be replaced` : 'exists: the restore would be refused';
       out.result(plan, [`dry run, nothing was changed: set ${plan.set} generation ${plan.generation} disk ${plan.disk} (${bytes(plan.size)}) would be written to ${t.uri}: `
-        + `${bytes(plan.bytesToWrite)} of data, the rest left as zeros`, `target ${state}`].join('\n'));
+        + `at most ${bytes(plan.bytesToWriteAtMost)} of data, the rest left as zeros`, `target ${state}`].join('\n'));
       if (plan.refused) throw new AlreadyExistsError(plan.refused);
       return;
     }
