@@ -261,7 +261,7 @@ describe('--dry-run of the vCenter commands, against the lab', () => {
 
     const missing = await vmbkp(['backup', '--repo', repo, ...lab.vcenterArgs(pw), '--vm', 'no-such-vm', '--dry-run']);
     assert.equal(missing.code, 2, missing.stderr);
-    assert.match(oneLine(missing.stderr), /^vmbkp: error: VM no-such-vm does not exist/);
+    assert.match(oneLine(missing.stderr), /^vmbkp: error: VM "no-such-vm" does not exist/);
   });
 
   interface RestorePlanJson { vm: string; action: string; existing?: string; datastore?: string; disks: { name: string; capacity: number; bytesToWrite: number }[];
