@@ -203,10 +203,10 @@ describe('--dry-run of the repository commands', () => {
       await holder.stderrMatching(/failpoint prune:locked: paused/);
       locks = (await unchanged<{ locks: LockJson[] }>([repo], ['unlock', '--repo', repo, '--list'])).locks;
       assert.equal(locks.length, 1);
-      assert.deepEqual([locks[0]!.kind, locks[0]!.operation, locks[0]!.pid, locks[0]!.stale], ['exclusive', 'prune of a and gc', holder.pid, false]);
+      assert.deepEqual([locks[0]!.kind, locks[0]!.operation, locks[0]!.pid, locks[0]!.stale], ['exclusive', 'prune of a', holder.pid, false]);
       assert.ok(locks[0]!.since && locks[0]!.host);
       const list = ok(await vmbkp(['unlock', '--repo', repo, '--list']), 'list text');
-      assert.match(list.stdout, new RegExp(`exclusive +prune of a and gc +pid ${holder.pid} on \\S+ +\\S+ +live`));
+      assert.match(list.stdout, new RegExp(`exclusive +prune of a +pid ${holder.pid} on \\S+ +\\S+ +live`));
       // A live lock is not stale: neither unlock nor its dry run would remove it.
       assert.deepEqual((await unchanged<{ removed: string[] }>([repo], ['unlock', '--repo', repo, '--dry-run'])).removed, []);
     } finally {

@@ -41,7 +41,8 @@ export async function pruneSets(req: PruneSetsRequest): Promise<PruneSetsResult>
   };
   if (req.dryRun) return run();
   const what = req.sets.length === 1 ? `prune of ${req.sets[0]!.set}` : `prune of ${req.sets.length} sets`;
-  const lock = await RepositoryLock.acquire(req.repo, 'exclusive', req.gc ? `${what} and gc` : what, req.onWarning);
+  // Named as a prune alone has always been (scripts and messages know "prune of SET"); its gc runs under it.
+  const lock = await RepositoryLock.acquire(req.repo, 'exclusive', what, req.onWarning);
   try {
     return await run();
   } catch (err) {
