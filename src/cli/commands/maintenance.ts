@@ -64,7 +64,7 @@ export function register(program: Command): void {
         ]),
         ...chosen.unmanaged.map((s) => `left alone ${s}: no retention policy for it`),
         dryRun ? `dry run: would remove ${removed} generations; nothing was changed` : `${removed} generations removed`,
-        r.gc ? gcText(r.gc) : opts.gc ? 'gc not run: no generation removed' : 'gc not run (--no-gc): run vmbkp gc to reclaim the data of removed generations',
+        r.gc ? gcText(r.gc) : opts.gc ? (dryRun ? 'gc would not run: no generation would be removed' : 'gc not run: no generation removed') : 'gc not run (--no-gc): run vmbkp gc to reclaim the data of removed generations',
       ].filter((l) => l !== '').join('\n');
       // One set: its prune result as before, with gc beside it; --all: every set's.
       const gcPart = r.gc ? { gc: r.gc } : {};
