@@ -109,7 +109,7 @@ describe('crash safety with SIGKILL', () => {
 
       pruned = path.join(imgDir, `pruned-${kind}`);
       await fs.cp(sevenGenerations, pruned, { recursive: true });
-      const p = await vmbkp(['prune', '--repo', pruned, '--set', 'vm', '--keep-last', '2']);
+      const p = await vmbkp(['prune', '--repo', pruned, '--set', 'vm', '--keep-last', '2', '--no-gc']);
       assert.equal(p.code, 0, p.stderr);
       assert.deepEqual(await generations(pruned, 'vm'), [6, 7]);
 
@@ -240,7 +240,7 @@ describe('crash safety with SIGKILL', () => {
       try {
         const repo = path.join(dir, 'repo');
         await fs.cp(sevenGenerations, repo, { recursive: true });
-        const { pid } = await killedAt('prune:removed-one', ['prune', '--repo', repo, '--set', 'vm', '--keep-last', '2']);
+        const { pid } = await killedAt('prune:removed-one', ['prune', '--repo', repo, '--set', 'vm', '--keep-last', '2', '--no-gc']);
 
         const left = await generations(repo, 'vm');
         assert.equal(left.length, 6, `exactly one generation was removed before the kill: ${left}`);
@@ -256,7 +256,7 @@ describe('crash safety with SIGKILL', () => {
         assert.deepEqual(await listFiles(path.join(repo, 'locks')), []);
 
         // Running the prune again finishes the job.
-        const again = await vmbkpJson<PruneJson>(['prune', '--repo', repo, '--set', 'vm', '--keep-last', '2']);
+        const again = await vmbkpJson<PruneJson>(['prune', '--repo', repo, '--set', 'vm', '--keep-last', '2', '--no-gc']);
         assert.deepEqual([...again.remove].sort((a, b) => a - b), [1, 2, 3, 4, 5].filter((g) => g !== removed));
         assert.deepEqual(await generations(repo, 'vm'), [6, 7]);
         assert.deepEqual(await generations(repo, 'db'), [1]);

@@ -3,10 +3,13 @@ import { readFile } from 'node:fs/promises';
 import { InputError, describeCause } from '../errors.js';
 import { parseExtentsJson } from '../engine/extents.js';
 import { type BackupEvent, type DiskInput, backupSet } from '../jobs/backup-set.js';
+import { type SetBackupPlan, planSetBackup } from '../jobs/plan-disks.js';
 import type { GenerationManifest, RequestedMode } from '../repository/generation.js';
 import type { Repository } from '../repository/repository.js';
 import { openSource, openSourceWithBitmap } from '../sources/open.js';
 import type { DiskSource, Extent } from '../sources/types.js';
+
+export type { SetBackupPlan } from '../jobs/plan-disks.js';
 
 /** A disk's changed extents since the previous generation, from a JSON file (`--changed DISK=FILE`). */
 export async function readChangedExtents(disk: string, file: string): Promise<Extent[]> {
@@ -40,10 +43,24 @@ export interface BackupDisksRequest {
 }
 
 export async function backupDisks(req: BackupDisksRequest): Promise<GenerationManifest> {
+  return withSources(req.disks, (disks) => backupSet({
+    repo: req.repo, set: req.set, mode: req.mode, disks,
+    ...(req.compressionLevel !== undefined ? { compressionLevel: req.compressionLevel } : {}),
+    ...(req.diffEvery !== undefined ? { diffEvery: req.diffEvery } : {}),
+    ...(req.onEvent ? { onEvent: req.onEvent } : {}),
+  }));
+}
+
+/** `backup … --dry-run`: each disk's mode and the bytes it would read; the sources are opened to read only. */
+export function planDiskBackup(req: Omit<BackupDisksRequest, 'compressionLevel' | 'onEvent'>): Promise<SetBackupPlan> {
+  return withSources(req.disks, (disks) => planSetBackup({ repo: req.repo, set: req.set, mode: req.mode, disks, diffEvery: req.diffEvery }));
+}
+
+async function withSources<T>(given: readonly DiskToBackUp[], use: (disks: DiskInput[]) => Promise<T>): Promise<T> {
   const sources: DiskSource[] = [];
   try {
     const disks: DiskInput[] = [];
-    for (const d of req.disks) {
+    for (const d of given) {
       if (d.bitmap === undefined) {
         const source = await openSource(d.uri);
         sources.push(source);
@@ -54,12 +71,7 @@ export async function backupDisks(req: BackupDisksRequest): Promise<GenerationMa
       sources.push(source);
       disks.push({ name: d.name, source, changedSince: token });
     }
-    return await backupSet({
-      repo: req.repo, set: req.set, mode: req.mode, disks,
-      ...(req.compressionLevel !== undefined ? { compressionLevel: req.compressionLevel } : {}),
-      ...(req.diffEvery !== undefined ? { diffEvery: req.diffEvery } : {}),
-      ...(req.onEvent ? { onEvent: req.onEvent } : {}),
-    });
+    return await use(disks);
   } finally {
     for (const s of sources) await s.close().catch(() => {});
   }

@@ -3,7 +3,8 @@
  * only (the inventory, the VMs' configuration, the repository's generations). No lock, no
  * snapshot, no change to any VM.
  */
-import { describeCause } from '../errors.js';
+import { PartialFailureError, describeCause } from '../errors.js';
+import type { RequestedMode } from '../repository/generation.js';
 import { type VmPlan, planMachineBackup } from '../jobs/plan-machine.js';
 import { VsphereProvider } from '../providers/vsphere/provider.js';
 import { resolveGeneration } from '../jobs/resolve.js';
@@ -47,6 +48,30 @@ export async function planBackupRecipe(job: VcenterJob, recipePath: string, reci
     vms,
     ...(bad.length > 0 ? { failure: runFailure(recipePath, vms.length, bad.map((p) => ({ name: p.vm, cause: p.error })), 'targets', 'cannot be backed up') } : {}),
   };
+}
+
+/** `backup --vcenter … --vm NAME --dry-run`: each VM as named, planned like a recipe's targets. */
+export async function planVmBackups(job: VcenterJob, names: readonly string[], opts: {
+  readonly mode: RequestedMode; readonly enableCbt: boolean; readonly diffEvery?: number | undefined;
+}): Promise<BackupDryRun> {
+  const provider = new VsphereProvider(job.session);
+  const vms: (VmPlan | UnplannedVm)[] = [];
+  const errors: unknown[] = [];
+  for (const name of names) {
+    try {
+      const vm = await findVm(job.session, name);
+      vms.push(await planMachineBackup(provider, job.repo, { name: vm.name, id: vm.ref.value }, { ...opts, excludeDisks: [] }));
+    } catch (err) {
+      vms.push({ vm: name, error: describeCause(err) });
+      errors.push(err);
+    }
+  }
+  const bad = vms.filter((p): p is UnplannedVm => 'error' in p);
+  if (bad.length === 0) return { vms };
+  // The error the backup itself would end with: the one VM's (all failed), or a partial failure.
+  const failure = bad.length === names.length ? (errors[0] instanceof Error ? errors[0] : new Error(bad[0]!.error))
+    : new PartialFailureError(`${bad.length} of ${names.length} VMs cannot be backed up: ${bad.map((b) => b.vm).join(', ')}`);
+  return { vms, failure };
 }
 
 /** What --dry-run says of each restore: the generation it would use, and whether the name is free. */

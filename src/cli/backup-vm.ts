@@ -2,12 +2,15 @@
 import { type BatchReport, backupVms } from '../app/backup-vms.js';
 import { generationSummary } from '../app/generation-summary.js';
 import { storageReport } from '../app/repository.js';
-import { isTransport, startVcenterJob, vcenterConnection } from '../app/vcenter.js';
+import { type VmPlan, planVmBackups } from '../app/dry-run.js';
+import { type VcenterJob, isTransport, startVcenterJob, vcenterConnection } from '../app/vcenter.js';
 import { PartialFailureError, UsageError, describeCause, errorRecord } from '../errors.js';
 import type { GenerationManifest, RequestedMode } from '../repository/generation.js';
 import type { QuiescePolicy } from '../providers/machine-provider.js';
 import { type GlobalOptions, Output, openRepository } from './context.js';
+import { bytes } from './format.js';
 import { progressSink } from './progress.js';
+import { backupPlanTable } from './run-backup.js';
 import { type VcenterOptions, vcenterLogin } from './vcenter.js';
 
 export interface VmBackupOptions extends GlobalOptions, VcenterOptions {
@@ -19,12 +22,27 @@ export interface VmBackupOptions extends GlobalOptions, VcenterOptions {
   enableCbt?: boolean;
   vddkLibdir?: string;
   vddkTransports?: string;
+  dryRun?: boolean;
 }
 
 function quiescePolicy(q: boolean | string | undefined): QuiescePolicy {
   if (q === undefined || typeof q === 'boolean') return !!q;
   if (q === 'required') return q;
   throw new UsageError(`--quiesce ${JSON.stringify(q)} is invalid: give --quiesce alone, or --quiesce=required`);
+}
+
+/**
+ * --dry-run: each VM's disks, the mode each would get and their capacity (the most the
+ * backup reads: what is allocated is known only from a snapshot). Read-only calls only.
+ */
+async function showVmBackupPlan(job: VcenterJob, opts: VmBackupOptions, mode: RequestedMode, diffEvery: number | undefined, out: Output): Promise<void> {
+  const plan = await planVmBackups(job, opts.vm, { mode, enableCbt: !!opts.enableCbt, diffEvery });
+  const planned = plan.vms.filter((p): p is VmPlan => !('error' in p));
+  const capacity = planned.reduce((n, p) => n + p.disks.filter((d) => !d.skipped).reduce((m, d) => m + d.capacity, 0), 0);
+  out.result({ dryRun: true, vms: plan.vms, bytesToReadAtMost: capacity },
+    [`dry run, nothing was changed: ${planned.length} of ${plan.vms.length} VMs would be backed up, reading at most ${bytes(capacity)} (their disks' capacity)`, '',
+      backupPlanTable(plan.vms)].join('\n'));
+  if (plan.failure) throw plan.failure;
 }
 
 /** What this command shows of each VM: the generation it made, or what the backup threw. */
@@ -38,6 +56,14 @@ export async function runVmBackups(opts: VmBackupOptions, mode: RequestedMode, l
   if (!isTransport(transport)) throw new UsageError(`--transport ${JSON.stringify(transport)} is invalid: use https or vddk`);
   const connection = await vcenterConnection(vcenterLogin(opts));
   const job = await startVcenterJob(connection, await openRepository(opts));
+  if (opts.dryRun) {
+    try {
+      await showVmBackupPlan(job, opts, mode, diffEvery, out);
+    } finally {
+      await job.close();
+    }
+    return;
+  }
   // The batch's report lists the VMs in the order given; the events bring what this command shows of each.
   const done = new Map<string, Shown[]>();
   let report: BatchReport;

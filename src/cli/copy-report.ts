@@ -12,8 +12,9 @@ export function copySummary(r: CopyReport): string {
     const planned = r.generations.filter((g) => g.status === 'planned');
     const sets = new Set(planned.map((g) => g.set)).size;
     return [
-      ...planned.map((g) => `would copy set ${g.set} generation ${g.from} as generation ${g.to}`),
-      `dry run: would copy ${plural(planned.length, 'generation')} of ${plural(sets, 'set')} (${r.present} skipped, already there); nothing was read or written`,
+      ...planned.map((g) => `would copy set ${g.set} generation ${g.from} as generation ${g.to}: ${plural(g.chunksSent, 'chunk')}, ${bytes(g.bytesSent)}`),
+      `dry run: would copy ${plural(planned.length, 'generation')} of ${plural(sets, 'set')} (${r.present} skipped, already there), `
+        + `sending ${r.predicted === 'at most' ? 'at most ' : ''}${plural(r.chunksSent, 'chunk')} and ${bytes(r.bytesSent)}; no chunk was read and nothing written`,
     ].join('\n');
   }
   const sets = new Set(r.generations.filter((g) => g.status === 'copied').map((g) => g.set)).size;

@@ -1,7 +1,7 @@
 /** `vmbkp restore --vcenter … --set VM --name NEW`: a VM backup restored as a VM. */
-import { type VmRestoreResult, restoreVmRun } from '../app/restore-vm.js';
+import { type VmRestorePlan, type VmRestoreResult, planVmRestoreRun, restoreVmRun } from '../app/restore-vm.js';
 import { isTransport, startVcenterJob, vcenterConnection } from '../app/vcenter.js';
-import { UsageError } from '../errors.js';
+import { InputError, UsageError } from '../errors.js';
 import { splitAssignment } from './commands/backup.js';
 import { type GlobalOptions, Output, openRepository, wholeNumber } from './context.js';
 import { bytes, duration, rate, table } from './format.js';
@@ -25,6 +25,7 @@ export interface VmRestoreOptions extends GlobalOptions, VcenterOptions {
   vddkLibdir?: string;
   vddkTransports?: string;
   disksAtOnce?: string;
+  dryRun?: boolean;
 }
 
 export function restoreSummary(r: VmRestoreResult): string {
@@ -36,6 +37,19 @@ export function restoreSummary(r: VmRestoreResult): string {
       d.name, String(d.key), d.fileName, bytes(d.size), bytes(d.bytesWritten), `${duration(d.writeMs)} (${rate(d.size, d.writeMs)})`, duration(d.verifyMs),
     ])),
     `every disk read back and checked against the generation's digests; ${bytes(total)} in ${duration(r.durationMs)} (${rate(total, r.durationMs)})`,
+  ].join('\n');
+}
+
+function planSummary(p: VmRestorePlan & { set: string; generation: number }, powerOn: boolean): string {
+  const where = p.action === 'overwrite' ? `over the disks of the existing VM ${p.vm} (${p.existing})`
+    : `as a new VM ${p.vm}${p.datastore ? ` on datastore ${p.datastore}` : ''}${p.host ? `, host ${p.host}` : ''}${p.folder ? `, folder ${p.folder}` : ''}`;
+  return [
+    `dry run, nothing was changed: set ${p.set} generation ${p.generation} would be restored ${where}, writing ${bytes(p.bytesToWrite)}${powerOn ? ', then powered on' : ''}`,
+    ...(p.existing && p.action === 'create' ? [`a VM named ${p.vm} exists (${p.existing})`] : []),
+    ...p.removesUnfinished.map((m) => `would first remove ${m}: an unfinished restore whose process is gone`),
+    table(['disk', 'label', 'capacity', 'write'], p.disks.map((d) => [d.name, d.label, bytes(d.capacity), bytes(d.bytesToWrite)])),
+    ...(p.networks.length ? [table(['NIC', 'network', 'restored on'], p.networks.map((n) => [n.nic, n.from, n.to]))] : []),
+    ...(p.refused ? [`refused: ${p.refused}`] : []),
   ].join('\n');
 }
 
@@ -55,6 +69,22 @@ export async function runVmRestore(opts: VmRestoreOptions): Promise<void> {
   const name = opts.name;
   const connection = await vcenterConnection(vcenterLogin(opts));
   const job = await startVcenterJob(connection, await openRepository(opts));
+  const spec = {
+    set: opts.set, generation: opts.generation, name,
+    datastore: opts.datastore, host: opts.host, folder: opts.folder, resourcePool: opts.resourcePool,
+    network: opts.network.length > 0 ? network : undefined,
+    powerOn: !!opts.powerOn, keepIdentity: !!opts.keepIdentity, overwrite: !!opts.overwrite,
+  };
+  if (opts.dryRun) {
+    try {
+      const plan = await planVmRestoreRun(job, spec, transport);
+      out.result(plan, planSummary(plan, !!opts.powerOn));
+      if (plan.refused) throw new InputError(`the restore would be refused: ${plan.refused}`);
+    } finally {
+      await job.close();
+    }
+    return;
+  }
   const sink = progressSink(out.json);
   const progress = disksAtOnce > 1 ? combinedProgress(sink, `${opts.name} disks`) : undefined;
   // A first Ctrl-C (or SIGTERM) stops the restore cleanly: an incomplete new VM is destroyed. A second one kills.
@@ -65,12 +95,7 @@ export async function runVmRestore(opts: VmRestoreOptions): Promise<void> {
   try {
     const result = await restoreVmRun({
       job, transport, vddk: { libdir: opts.vddkLibdir, transports: opts.vddkTransports }, disksAtOnce, signal: stop.signal,
-      spec: {
-        set: opts.set, generation: opts.generation, name,
-        datastore: opts.datastore, host: opts.host, folder: opts.folder, resourcePool: opts.resourcePool,
-        network: opts.network.length > 0 ? network : undefined,
-        powerOn: !!opts.powerOn, keepIdentity: !!opts.keepIdentity, overwrite: !!opts.overwrite,
-      },
+      spec,
       onEvent: (e) => {
         if (e.type === 'warning') { sink.stop(); out.warn(e.message); } else if (progress) {
           // Disks in parallel: one bar over every disk's current phase.

@@ -46,6 +46,12 @@ export function reportText(recipeName: string, r: BatchReport & { readonly copy?
 }
 
 function planText(recipeName: string, plans: readonly (VmPlan | UnplannedVm)[]): string {
+  const vms = plans.filter((p) => !('error' in p)).length;
+  return [`recipe ${recipeName} (dry run, nothing was changed): ${vms} VMs would be backed up`, '', backupPlanTable(plans)].join('\n');
+}
+
+/** Each VM's disks and modes, and what else the backup would do (`run --dry-run`, `backup --vcenter --dry-run`). */
+export function backupPlanTable(plans: readonly (VmPlan | UnplannedVm)[]): string {
   const rows: string[][] = [];
   for (const p of plans) {
     if ('error' in p) {
@@ -59,9 +65,7 @@ function planText(recipeName: string, plans: readonly (VmPlan | UnplannedVm)[]):
     if (p.orphanSnapshots.length > 0) rows.push([p.vm, '', '', '', `would first remove snapshots ${p.orphanSnapshots.join(', ')}`]);
     for (const note of p.notes ?? []) rows.push([p.vm, '', '', '', note]);
   }
-  const vms = plans.filter((p) => !('error' in p)).length;
-  return [`recipe ${recipeName} (dry run, nothing was changed): ${vms} VMs would be backed up`, '',
-    table(['VM', 'generation', 'disk', 'mode', 'note'], rows)].join('\n');
+  return table(['VM', 'generation', 'disk', 'mode', 'note'], rows);
 }
 
 export async function runBackupRecipe(recipePath: string, recipe: BackupRecipe, dryRunOnly: boolean, out: Output,

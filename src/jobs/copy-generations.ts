@@ -21,6 +21,7 @@ import { type CopyCounters, addCounters, copyDisk, zeroCounters } from '../engin
 import { type BlobCompatibility, blobCompatibility } from '../repository/compatibility.js';
 import { type DiskIndex, loadDiskIndex, storeDiskIndex } from '../repository/disk-index.js';
 import type { DiskRecord, GenerationManifest } from '../repository/generation.js';
+import { toHex } from '../repository/digest.js';
 import { checkSetName } from '../repository/layout.js';
 import { RepositoryLock } from '../repository/lock.js';
 import type { PoolLease, Repository } from '../repository/repository.js';
@@ -54,6 +55,13 @@ export interface CopyReport extends CopyCounters {
   readonly present: number;
   /** Both use the same chunk ids (plaintext both, or one master key): chunks the destination has were not read. */
   readonly sameIds: boolean;
+  /**
+   * A dry run's chunksSent and bytesSent: `exact` when both use the same chunk ids (the
+   * destination's index says which it lacks), else `at most` (every chunk of the
+   * generations, as the source stores them: which the destination has is known only by
+   * reading them).
+   */
+  readonly predicted?: 'exact' | 'at most';
   readonly durationMs: number;
 }
 
@@ -118,10 +126,9 @@ export async function copyGenerations(req: CopyRequest): Promise<CopyReport> {
     for (const r of await from.listGenerations()) bySet.set(r.set, [...(bySet.get(r.set) ?? []), r.generation]);
     for (const s of named) if (!bySet.has(s)) throw new NotFoundError(`set ${s} has no generations in ${from.location}`);
     const sets = named.length > 0 ? named : [...bySet.keys()];
-    if (!dryRun) {
-      await from.loadIndex();
-      await to.loadIndex();
-    }
+    // Read only: a dry run needs them too, to say which chunks the destination lacks.
+    await from.loadIndex();
+    await to.loadIndex();
     for (const set of sets) await job.copySet(set, bySet.get(set)!, which, dryRun);
   } finally {
     await job.close();
@@ -133,7 +140,8 @@ export async function copyGenerations(req: CopyRequest): Promise<CopyReport> {
     generations: results,
     copied: results.filter((r) => r.status === 'copied').length,
     present: results.filter((r) => r.status === 'present').length,
-    ...job.counters, sameIds: job.compat.sameIds, durationMs: Math.round(performance.now() - t0),
+    ...job.counters, sameIds: job.compat.sameIds,
+    ...(dryRun ? { predicted: job.compat.sameIds ? 'exact' as const : 'at most' as const } : {}), durationMs: Math.round(performance.now() - t0),
   };
 }
 
@@ -141,6 +149,8 @@ export async function copyGenerations(req: CopyRequest): Promise<CopyReport> {
 class CopyJob {
   readonly results: GenerationCopy[] = [];
   readonly counters = zeroCounters();
+  /** A dry run's: blobs an earlier planned generation sends. */
+  private readonly planned = new Set<string>();
   private fromPool: PoolLease | undefined;
   private toPool: PoolLease | undefined;
 
@@ -193,7 +203,7 @@ class CopyJob {
         continue;
       }
       if (dryRun) {
-        this.done({ ...record, to: ++planned, status: 'planned', ...zeroCounters() });
+        this.done({ ...record, to: ++planned, status: 'planned', ...(await this.predict(m)) });
         continue;
       }
       // The newest earlier generation both hold: where a chunk's destination id can be looked up by position.
@@ -215,6 +225,33 @@ class CopyJob {
       latest = Math.max(latest, commit.generation);
       this.done({ ...record, to: commit.generation, status: 'copied', ...copied.counters });
     }
+  }
+
+  /**
+   * What copying `m` would send, for a dry run: the blobs (chunks, and index pieces in
+   * bytesSent) the destination lacks and no earlier planned generation sends, at their
+   * size in the source. Reads the disks' indexes only.
+   */
+  private async predict(m: GenerationManifest): Promise<CopyCounters> {
+    const c = zeroCounters();
+    /** The bytes a blob adds: 0 when an earlier one of this plan sends it, undefined when the destination has it. */
+    const sends = (hex: string): number | undefined => {
+      if (this.compat.sameIds && this.to.lookup(hex)) return undefined;
+      if (this.planned.has(hex)) return 0;
+      this.planned.add(hex);
+      return this.from.lookup(hex)?.length ?? 0;
+    };
+    for (const d of m.disks) {
+      const index = await loadDiskIndex(this.from, d, `planning the copy of set ${m.set} generation ${m.generation} disk ${d.name}`);
+      for (let i = 0; i < index.count; i++) {
+        if (index.isZero(i)) continue;
+        const n = sends(toHex(index.get(i)));
+        if (n === undefined) c.chunksPresent++;
+        else if (n > 0) { c.chunksSent++; c.bytesSent += n; }
+      }
+      for (const piece of d.index) c.bytesSent += sends(piece) ?? 0;
+    }
+    return c;
   }
 
   /** Copies every disk of `m`, makes it durable and findable in the destination; returns the disks' records for its manifest. */

@@ -25,7 +25,7 @@ import { DATA_PREFIX, packIdFromName, packName } from './layout.js';
 import { RepositoryLock } from './lock.js';
 import { writeRecord } from './records.js';
 import { PACK_TARGET_SIZE, putPack } from './pack-writer.js';
-import type { Repository } from './repository.js';
+import type { GenerationRef, Repository } from './repository.js';
 import { decodeChecked, readPackRange } from './blob-read.js';
 import { describeRef, walkDisks } from './references.js';
 import { type PackEntry, PackBuilder } from './pack.js';
@@ -36,27 +36,39 @@ export interface GcResult {
   readonly packsWritten: number;
   readonly blobsRemoved: number;
   readonly bytesFreed: number;
+  /** Leftovers of interrupted uploads cleared (a dry run clears and counts none). */
   readonly uploadsSwept: number;
+  /** Nothing was written or removed: the figures are what gc would do. */
+  readonly dryRun: boolean;
   /** Dead data that an object lock keeps for now: packs holding some, their bytes, and when the last of them unlocks. */
   readonly locked?: { readonly packs: number; readonly bytes: number; readonly until: string };
 }
 
 export interface GcRequest {
   readonly repo: Repository;
+  /**
+   * Say what gc would free, writing and removing nothing and taking no lock (a lock is a
+   * write): the same decisions, with repacked packs sized but not built from their data.
+   */
+  readonly dryRun?: boolean | undefined;
   readonly onWarning?: (message: string) => void;
   readonly onProgress?: OnCountProgress;
 }
 
+export interface GcPlanOptions {
+  readonly dryRun: boolean;
+  readonly onProgress?: OnCountProgress | undefined;
+  readonly onWarning?: ((message: string) => void) | undefined;
+  /** Generations to count as gone already (what a prune's dry run would remove). */
+  readonly without?: readonly GenerationRef[] | undefined;
+}
+
 export async function gc(req: GcRequest): Promise<GcResult> {
+  const opts: GcPlanOptions = { dryRun: !!req.dryRun, onProgress: req.onProgress, onWarning: req.onWarning };
+  if (req.dryRun) return gcUnderLock(req.repo, opts);
   const lock = await RepositoryLock.acquire(req.repo, 'exclusive', 'gc', req.onWarning);
   try {
-    // Credentials that may not delete (an append-only user) are refused before anything is written.
-    await req.repo.backend.checkDeletable?.();
-    const result = await run(req.repo, req.onProgress);
-    // For `vmbkp status`; a gc that did its work but could not say so is still a gc that worked.
-    await writeRecord(req.repo, { kind: 'gc', time: new Date().toISOString(), packsRemoved: result.packsRemoved, bytesFreed: result.bytesFreed })
-      .catch((err: unknown) => req.onWarning?.(`this gc was not recorded in ${req.repo.location} (vmbkp status will not show it): ${(err as Error).message}`));
-    return result;
+    return await gcUnderLock(req.repo, opts);
   } catch (err) {
     await lock.releaseAfterFailure();
     throw err;
@@ -65,13 +77,29 @@ export async function gc(req: GcRequest): Promise<GcResult> {
   }
 }
 
+/** gc for a caller that holds the exclusive lock already (prune then gc), or a dry run (no lock). */
+export async function gcUnderLock(repo: Repository, opts: GcPlanOptions): Promise<GcResult> {
+  // Credentials that may not delete (an append-only user) are refused before anything is written.
+  if (!opts.dryRun) await repo.backend.checkDeletable?.();
+  const result = await run(repo, opts);
+  if (opts.dryRun) return result;
+  // For `vmbkp status`; a gc that did its work but could not say so is still a gc that worked.
+  await writeRecord(repo, { kind: 'gc', time: new Date().toISOString(), packsRemoved: result.packsRemoved, bytesFreed: result.bytesFreed })
+    .catch((err: unknown) => opts.onWarning?.(`this gc was not recorded in ${repo.location} (vmbkp status will not show it): ${(err as Error).message}`));
+  return result;
+}
+
 function entryOf(hex: string, loc: BlobLocation): PackEntry {
   return { digest: Buffer.from(hex, 'hex'), type: loc.type, compression: loc.compression, offset: loc.offset, length: loc.length, rawLength: loc.rawLength };
 }
 
-async function run(repo: Repository, onProgress: OnCountProgress | undefined): Promise<GcResult> {
+async function run(repo: Repository, opts: GcPlanOptions): Promise<GcResult> {
+  const { onProgress } = opts;
   const { backend } = repo;
+  const { dryRun } = opts;
   await repo.loadIndex();
+  const gone = new Set((opts.without ?? []).map((r) => `${r.set}\0${r.generation}`));
+  const refs = gone.size > 0 ? (await repo.listGenerations()).filter((r) => !gone.has(`${r.set}\0${r.generation}`)) : undefined;
 
   const referenced = new Set<string>();
   await walkDisks(repo, {
@@ -87,7 +115,7 @@ async function run(repo: Repository, onProgress: OnCountProgress | undefined): P
         referenced.add(hex);
       }
     },
-  });
+  }, refs);
 
   // What each existing pack holds, from every index file (a blob may be indexed in several packs).
   const packSizes = new Map<string, number>();
@@ -161,7 +189,7 @@ async function run(repo: Repository, onProgress: OnCountProgress | undefined): P
   const flushBuilder = async () => {
     if (current.count === 0) return;
     const p = current.finish();
-    await putPack(backend, p);
+    if (!dryRun) await putPack(backend, p);
     writtenBytes += p.size;
     written.push({ id: p.id, entries: p.entries });
     current = new PackBuilder(builder.buffer, repo.objects);
@@ -169,10 +197,11 @@ async function run(repo: Repository, onProgress: OnCountProgress | undefined): P
   let repacked = 0;
   for (const [id, blobs] of copies) {
     onProgress?.({ step: 'repacking', unit: 'packs', done: repacked++, total: copies.size });
-    const raw = await readPackRange(backend, id, 'gc');
+    // A dry run packs zeros of each blob's length: the new packs' sizes, without reading a byte.
+    const raw = dryRun ? Buffer.alloc(blobs.reduce((n, [, e]) => Math.max(n, e.offset + e.length), 0)) : await readPackRange(backend, id, 'gc');
     for (const [hex, e] of blobs) {
       const data = raw.subarray(e.offset, e.offset + e.length);
-      decodeChecked(repo.codec, data, { digest: hex, loc: { pack: id, ...e } }, 'gc');
+      if (!dryRun) decodeChecked(repo.codec, data, { digest: hex, loc: { pack: id, ...e } }, 'gc');
       if (!current.fitsWithTrailer(data.length)) await flushBuilder();
       current.add(e.digest, e.type, e.compression, e.rawLength, data);
     }
@@ -180,7 +209,7 @@ async function run(repo: Repository, onProgress: OnCountProgress | undefined): P
   await flushBuilder();
   if (copies.size > 0) onProgress?.({ step: 'repacking', unit: 'packs', done: repacked, total: copies.size });
   // A pack written now may be byte-identical to one that was to go (left by an interrupted gc): it stays.
-  const writtenIds = new Set(written.map((p) => p.id));
+  const writtenIds = new Set(dryRun ? [] : written.map((p) => p.id));
   const drop = ids.filter((id) => !kept.has(id) && !writtenIds.has(id));
   await failpoint('gc:packs-written');
 
@@ -188,7 +217,7 @@ async function run(repo: Repository, onProgress: OnCountProgress | undefined): P
   const oldIndexes = repo.indexFileNames();
   // Locked index files stay whatever gc does: rewriting the others into one is only worth it when they are several.
   const nothingToDo = drop.length === 0 && written.length === 0 && oldIndexes.filter((n) => !lockedIndexes.has(n)).length <= 1;
-  if (!nothingToDo) {
+  if (!nothingToDo && !dryRun) {
     const live = [...keep, ...written];
     const newIndex = live.length > 0 ? await writeIndexFile(backend, repo.objects, live) : undefined;
     await failpoint('gc:index-written');
@@ -202,9 +231,9 @@ async function run(repo: Repository, onProgress: OnCountProgress | undefined): P
     if (drop.length > 0) onProgress?.({ step: 'removing packs', unit: 'packs', done: drop.length, total: drop.length });
   }
   const bytesFreed = drop.reduce((n, id) => n + (packSizes.get(id) ?? 0), 0) - writtenBytes;
-  const uploadsSwept = await backend.sweep(ABANDONED_UPLOAD_AGE_MS);
+  const uploadsSwept = dryRun ? 0 : await backend.sweep(ABANDONED_UPLOAD_AGE_MS);
   return {
-    packsRemoved: drop.length, packsRepacked: copies.size, packsWritten: written.length, blobsRemoved, bytesFreed: Math.max(0, bytesFreed), uploadsSwept,
+    packsRemoved: drop.length, packsRepacked: copies.size, packsWritten: written.length, blobsRemoved, bytesFreed: Math.max(0, bytesFreed), uploadsSwept, dryRun,
     ...(lockedDead.packs > 0 ? { locked: { ...lockedDead, until: new Date(lockedDead.until).toISOString() } } : {}),
   };
 }

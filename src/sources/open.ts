@@ -9,7 +9,8 @@ import { NbdSource, NbdTarget, dirtyBitmapContext } from './nbd.js';
 import { Qcow2Target } from './qcow2.js';
 import type { DiskSource, DiskTarget } from './types.js';
 
-function filePath(uri: string): string | undefined {
+/** The path of a `file:` URI or a plain path; undefined for any other scheme. */
+export function filePath(uri: string): string | undefined {
   if (uri.startsWith('file://')) return decodeURIComponent(new URL(uri).pathname);
   if (uri.startsWith('file:')) return uri.slice('file:'.length);
   if (!/^[a-z][a-z0-9+.-]*:/i.test(uri)) return uri;

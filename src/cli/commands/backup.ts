@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { backupDisks, readChangedExtents } from '../../app/backup-disks.js';
+import { backupDisks, planDiskBackup, readChangedExtents } from '../../app/backup-disks.js';
 import { generationSummary } from '../../app/generation-summary.js';
 import { storageReport } from '../../app/repository.js';
 import { UsageError } from '../../errors.js';
@@ -60,7 +60,8 @@ export function register(program: Command): void {
     .option('--memory', "with --vcenter: include the VM's memory in the snapshot")
     .option('--enable-cbt', 'with --vcenter: turn changed-block tracking on where it is off')
     .option('--vddk-libdir <dir>', "with --transport vddk: where VMware's VDDK is unpacked")
-    .option('--vddk-transports <modes>', 'with --transport vddk: VDDK transport modes, e.g. hotadd:nbdssl');
+    .option('--vddk-transports <modes>', 'with --transport vddk: VDDK transport modes, e.g. hotadd:nbdssl')
+    .option('--dry-run', 'show each disk and the mode it would get (and the bytes it would read), changing nothing: no snapshot, no lock, nothing written');
   addVcenterOptions(cmd);
   cmd.action(async (diskArgs: string[], opts: BackupOptions) => {
     const out = new Output(!!opts.json);
@@ -100,10 +101,17 @@ export function register(program: Command): void {
     }
 
     const repo = await openRepository(opts);
+    const disks = specs.map(([name, uri]) => ({ name, uri, changed: changed.get(name), bitmap: bitmaps.get(name) }));
+    if (opts.dryRun) {
+      const plan = await planDiskBackup({ repo, set: setName, mode: mode.data, diffEvery, disks });
+      out.result(plan, [`dry run, nothing was changed: set ${plan.set} generation ${plan.generation} would be backed up, reading ${bytes(plan.bytesToRead)}`,
+        table(['disk', 'mode', 'size', 'read', 'source', 'note'], plan.disks.map((d) => [d.disk, d.mode, bytes(d.size), bytes(d.bytesToRead), d.source, d.why ?? '']))].join('\n'));
+      return;
+    }
     const progress = progressSink(out.json);
     const manifest = await backupDisks({
       repo, set: setName, mode: mode.data, compressionLevel: level, diffEvery,
-      disks: specs.map(([name, uri]) => ({ name, uri, changed: changed.get(name), bitmap: bitmaps.get(name) })),
+      disks,
       onEvent: (e) => {
         if (e.type === 'disk-start') {
           out.step(`disk ${e.disk}: ${e.mode} backup of ${bytes(e.bytesTotal)}${e.note ? ` (${e.note})` : ''}`);

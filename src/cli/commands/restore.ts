@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { storageReport } from '../../app/repository.js';
-import { UsageError } from '../../errors.js';
-import { restoreDiskTo } from '../../app/restore-disk.js';
+import { AlreadyExistsError, UsageError } from '../../errors.js';
+import { planDiskRestore, restoreDiskTo } from '../../app/restore-disk.js';
 import { type GlobalOptions, Output, openRepository } from '../context.js';
 import { bytes, duration, rate } from '../format.js';
 import { progressSink } from '../progress.js';
@@ -41,7 +41,8 @@ export function register(program: Command): void {
     .option('--transport <kind>', 'with --vcenter: https (datastore upload) or vddk (nbdkit vddk plugin)', 'https')
     .option('--vddk-libdir <dir>', "with --transport vddk: where VMware's VDDK is unpacked")
     .option('--vddk-transports <modes>', 'with --transport vddk: VDDK transport modes, e.g. hotadd:nbdssl')
-    .option('--disks-at-once <n>', 'with --vcenter: disks written and checked at once (default 1)');
+    .option('--disks-at-once <n>', 'with --vcenter: disks written and checked at once (default 1)')
+    .option('--dry-run', 'show what would be written where (and whether a target exists and would be overwritten), changing nothing');
   addVcenterOptions(cmd);
   cmd.action(async (opts: RestoreOptions) => {
     if (opts.vcenter !== undefined) {
@@ -57,6 +58,16 @@ export function register(program: Command): void {
 
     const out = new Output(!!opts.json);
     const repo = await openRepository(opts);
+    if (opts.dryRun) {
+      const plan = await planDiskRestore({ repo, set: opts.set, generation: opts.generation, disk: opts.disk, to: opts.to, overwrite: !!opts.overwrite });
+      const t = plan.target;
+      const state = t.kind === 'nbd' ? 'an NBD export, written in place (not contacted in a dry run)'
+        : !t.exists ? 'does not exist: it would be created' : t.overwritten ? `exists (${bytes(t.currentSize ?? 0)}): it would be replaced` : 'exists: the restore would be refused';
+      out.result(plan, [`dry run, nothing was changed: set ${plan.set} generation ${plan.generation} disk ${plan.disk} (${bytes(plan.size)}) would be written to ${t.uri}: `
+        + `at most ${bytes(plan.bytesToWriteAtMost)} of data, the rest left as zeros`, `target ${state}`].join('\n'));
+      if (plan.refused) throw new AlreadyExistsError(plan.refused);
+      return;
+    }
     const progress = progressSink(out.json);
     const disk = opts.disk;
     const result = await restoreDiskTo({

@@ -4,10 +4,11 @@ import { type StoredNic, ethernetCards } from '../../vsphere/create-vm.js';
 import { type NetworkInfo, listNetworks, nicBacking } from '../../vsphere/network.js';
 import type { Placement } from '../../vsphere/placement.js';
 import type { Typed } from '../../vsphere/xml.js';
-import type { RestoreContext } from './restore-vm-context.js';
+import type { RestoreContext, VmRestoreRequest } from './restore-vm-context.js';
 
 /** Each NIC's backing: mapped by --network, else on the network of the same name (or port group key). */
-export async function mapNetworks(ctx: RestoreContext, place: Placement): Promise<{ nic: StoredNic; backing: Typed }[]> {
+export async function mapNetworks(ctx: Pick<RestoreContext, 'gen' | 'machine'> & { readonly req: Pick<VmRestoreRequest, 'session' | 'network'> },
+  place: Placement): Promise<{ nic: StoredNic; backing: Typed; network: string }[]> {
   const { req, gen } = ctx;
   const nics = ethernetCards(ctx.machine.config);
   const nets = await listNetworks(req.session, place.datacenter.networkFolder);
@@ -34,6 +35,6 @@ export async function mapNetworks(ctx: RestoreContext, place: Placement): Promis
         throw new NotFoundError(`network ${JSON.stringify(nic.network)} of ${nic.label} does not exist in datacenter ${place.datacenter.name} (it has: ${have()}): map it with --network ${JSON.stringify(`${nic.network}=NEW`)}`);
       }
     }
-    return { nic, backing: nicBacking(net) };
+    return { nic, backing: nicBacking(net), network: net.name };
   });
 }
