@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { VmbkpError, describeCause } from '../errors.js';
 import { register as registerBackup } from './commands/backup.js';
+import { register as registerConfig } from './commands/config.js';
 import { register as registerCopy } from './commands/copy.js';
 import { register as registerInit } from './commands/init.js';
 import { register as registerKey } from './commands/key.js';
@@ -13,6 +14,7 @@ import { register as registerMaintenance } from './commands/maintenance.js';
 import { register as registerRestore } from './commands/restore.js';
 import { register as registerRun } from './commands/run.js';
 import { register as registerServe } from './commands/serve.js';
+import { setConfigFlag } from './context.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 
 export function buildProgram(): Command {
@@ -20,6 +22,9 @@ export function buildProgram(): Command {
     .description('online backup and restore of vSphere VMs and disk images: deduplicated, compressed, every generation a synthetic full')
     .version('0.1.0')
     .showSuggestionAfterError(true)
+    .option('--config <file>', 'the config file of named vCenters and repositories (or set VMBKP_CONFIG; default ~/.config/vmbkp/config.yaml, then /etc/vmbkp/config.yaml)')
+    // A global option, before or after the command: read once, here, for every command.
+    .hook('preAction', (self) => setConfigFlag(self.opts<{ config?: string }>().config))
     .exitOverride()
     .configureOutput({ outputError: () => {} });
   registerInit(program);
@@ -31,12 +36,13 @@ export function buildProgram(): Command {
   registerRun(program);
   registerCopy(program);
   registerKey(program);
+  registerConfig(program);
   // Every command takes the repository and --json; options may come before or after arguments.
   // A command with subcommands (key) passes them to each subcommand.
   const leaves = (cmds: readonly Command[]): Command[] => cmds.flatMap((c) => (c.commands.length > 0 ? leaves(c.commands) : [c]));
   for (const group of program.commands.filter((c) => c.commands.length > 0)) group.exitOverride().configureOutput({ outputError: () => {} });
   for (const cmd of leaves(program.commands)) {
-    cmd.option('--repo <dir>', 'repository: a directory or s3:https://HOST[:PORT]/BUCKET[/PREFIX] (or set VMBKP_REPO)')
+    cmd.option('--repo <dir|name>', 'repository: a directory, s3:https://HOST[:PORT]/BUCKET[/PREFIX], or the name of one in the config file (or set VMBKP_REPO, or defaults.repository)')
       .option('--repo-password-file <file>', 'file holding the repository password (first line); or set VMBKP_REPO_PASSWORD_FILE or VMBKP_REPO_PASSWORD_COMMAND')
       .option('--json', 'print the result as JSON, and nothing else on stdout')
       .exitOverride()

@@ -23,8 +23,8 @@ export function register(program: Command): void {
     .option('--dry-run', 'show what would be copied, reading no chunk and writing nothing')
     .action(async (opts: CopyOptions) => {
       const out = new Output(!!opts.json);
-      const fromPath = fromRepoPath(opts);
-      const toPath = repoPath(opts);
+      const fromPath = await fromRepoPath(opts);
+      const toPath = await repoPath(opts);
       if (fromPath === toPath) throw new UsageError(`copying from ${fromPath} to itself refused: give another repository with --repo (the destination) or --from-repo (the source)`);
       if (opts.generation !== undefined && opts.generation !== 'latest' && opts.set.length !== 1) {
         throw new UsageError(`--generation ${opts.generation} needs exactly one --set (numbers differ between sets); --generation latest takes the newest of each set`);

@@ -4,7 +4,7 @@ import { UsageError } from '../../errors.js';
 import { readRepositoryPassword, recipePasswordSource } from '../../app/repository-password.js';
 import { loadRecipe } from '../../app/run-recipe.js';
 import { Output } from '../context.js';
-import { type RepoPasswordOptions, existingPassword } from '../repo-password.js';
+import { type RepoPasswordOptions, commandLinePasswordSource, existingPassword } from '../repo-password.js';
 import { runBackupRecipe } from '../run-backup.js';
 import { runRestoreRecipe } from '../run-restore.js';
 
@@ -25,12 +25,12 @@ export function register(program: Command): void {
       const recipe = await loadRecipe(recipePath);
       // The recipe's own password source, else the one any command uses; asked only for an encrypted repository.
       const source = recipePasswordSource(recipePath, recipe.repository);
-      const password = source ? () => readRepositoryPassword(source) : existingPassword(opts) ?? (() => Promise.reject(new UsageError(
+      const password = source ? () => readRepositoryPassword(source) : existingPassword(commandLinePasswordSource(opts)) ?? (() => Promise.reject(new UsageError(
         `repository ${recipe.repository.path} is encrypted: give its password in recipe ${recipePath} (repository.passwordFile, passwordEnv or passwordCommand), `
         + 'or with --repo-password-file FILE, VMBKP_REPO_PASSWORD_FILE or VMBKP_REPO_PASSWORD_COMMAND')));
       // The copy's destination: its own source in the recipe (copy.to), else the same ones.
       const copyTo = recipe.kind === 'backup' ? recipe.copy?.to.path : undefined;
-      const copyPassword = copyTo === undefined ? undefined : existingPassword(opts) ?? (() => Promise.reject(new UsageError(
+      const copyPassword = copyTo === undefined ? undefined : existingPassword(commandLinePasswordSource(opts)) ?? (() => Promise.reject(new UsageError(
         `repository ${copyTo} is encrypted: give its password in recipe ${recipePath} (copy.to.passwordFile, passwordEnv or passwordCommand), `
         + 'or with --repo-password-file FILE, VMBKP_REPO_PASSWORD_FILE or VMBKP_REPO_PASSWORD_COMMAND')));
       if (recipe.kind === 'backup') await runBackupRecipe(recipePath, recipe, !!opts.dryRun, out, password, copyPassword);
