@@ -21,9 +21,9 @@ export function isProfileName(value: string): boolean {
   return PROFILE_NAME.test(value);
 }
 
-const profileName = z.string().regex(PROFILE_NAME, {
-  error: (iss) => `${show(iss.input)} is not a profile name: letters, digits, "-" and "_" only (a name never holds ":", "/" or ".", which mark a URL or path)`,
-});
+const NOT_A_NAME = 'letters, digits, "-" and "_" only (a name never holds ":", "/" or ".", which mark a URL or path)';
+
+const profileName = z.string().regex(PROFILE_NAME, { error: (iss) => `${show(iss.input)} is not a profile name: ${NOT_A_NAME}` });
 
 /** A string is run by /bin/sh; a list is a program and its arguments, run without a shell. */
 const passwordCommand = z.union([text, z.array(text).min(1)], { error: 'must be a command string (run by /bin/sh) or a list of a program and its arguments (run without a shell)' });
@@ -57,13 +57,19 @@ export const repositoryProfileSchema = z.strictObject({
 });
 
 export const configSchema = z.strictObject({
-  vcenters: z.record(profileName, vcenterProfileSchema).default({}),
-  repositories: z.record(profileName, repositoryProfileSchema).default({}),
+  // Names are checked below, not by the records' key schema: an issue there would lose its message.
+  vcenters: z.record(z.string(), vcenterProfileSchema).default({}),
+  repositories: z.record(z.string(), repositoryProfileSchema).default({}),
   defaults: z.strictObject({
     vcenter: profileName.optional().describe('the vCenter of a command that names none'),
     repository: profileName.optional().describe('the repository of a command that names none'),
   }).default({}),
 }).superRefine((c, ctx) => {
+  for (const kind of ['vcenters', 'repositories'] as const) {
+    for (const name of Object.keys(c[kind])) {
+      if (!isProfileName(name)) ctx.addIssue({ code: 'custom', path: [kind, name], message: `${JSON.stringify(name)} is not a profile name: ${NOT_A_NAME}` });
+    }
+  }
   for (const [key, names] of [['vcenter', c.vcenters], ['repository', c.repositories]] as const) {
     const name = c.defaults[key];
     if (name !== undefined && !Object.hasOwn(names, name)) {
