@@ -128,6 +128,26 @@ describe('config file: named vCenters and repositories', () => {
     });
   });
 
+  describe('recipes name the same profiles', () => {
+    it('connection: lab and repository: main run a backup recipe', async () => {
+      const recipe = path.join(dir, 'recipe.yaml');
+      await fs.writeFile(recipe, ['version: 1', 'kind: backup', 'connection: lab', 'repository: main', 'targets:', `  vms: [${VM}]`, ''].join('\n'));
+      const r = await cli(['run', recipe, '--json']);
+      ok(r, 'run');
+      const report = JSON.parse(r.stdout) as { repository: string; vms: { vm: string; ok: boolean }[] };
+      assert.equal(report.repository, repo);
+      assert.deepEqual(report.vms.map((v) => [v.vm, v.ok]), [[VM, true]]);
+    });
+
+    it('a name the config file lacks: the error names it and the profiles there are', async () => {
+      const recipe = path.join(dir, 'recipe-unknown.yaml');
+      await fs.writeFile(recipe, ['version: 1', 'kind: backup', 'connection: prod', 'repository: main', 'targets:', `  vms: [${VM}]`, ''].join('\n'));
+      const r = await cli(['run', recipe]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /^vmbkp: error: connection of recipe \S+ "prod": config \S+ has no vCenter named "prod" \(it has lab\)/);
+    });
+  });
+
   describe('precedence: flags beat environment variables beat the profile', () => {
     it('VMBKP_REPO overrides defaults.repository (here: a directory without a repository)', async () => {
       const empty = path.join(dir, 'empty');

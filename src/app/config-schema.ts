@@ -7,19 +7,11 @@
 import { z } from 'zod';
 import { THUMBPRINT, vcenter as vcenterUrl } from '../providers/vsphere/recipe-connection.js';
 import { show } from '../recipe/issues.js';
+import { PROFILE_NAME, isProfileName } from '../recipe/profile-name.js';
 
 const text = z.string().min(1);
 
-/**
- * A profile's name: a bare word, so that a name can never be mistaken for a URL, host or
- * path (those always hold ":", "/" or "."). See isProfileName.
- */
-export const PROFILE_NAME = /^[A-Za-z0-9_-]+$/;
-
-/** True when a --vcenter/--repo value (or VMBKP_VCENTER, VMBKP_REPO, a recipe's field) names a profile. */
-export function isProfileName(value: string): boolean {
-  return PROFILE_NAME.test(value);
-}
+export { PROFILE_NAME, isProfileName };
 
 const NOT_A_NAME = 'letters, digits, "-" and "_" only (a name never holds ":", "/" or ".", which mark a URL or path)';
 

@@ -27,6 +27,8 @@ export type TrustSetting =
 /** The vCenter options as the command line has them. */
 export interface VcenterFlags {
   readonly vcenter?: string | undefined;
+  /** Where `vcenter` was given, for messages (default "--vcenter"; a recipe's "connection of recipe F"). */
+  readonly given?: string;
   readonly user?: string | undefined;
   readonly passwordFile?: string | undefined;
   readonly thumbprint?: string | undefined;
@@ -83,8 +85,8 @@ function profile<T>(config: LoadedConfig, kind: 'vcenters' | 'repositories', nam
 }
 
 /** The selector of a vCenter: --vcenter, else VMBKP_VCENTER, else defaults.vcenter; undefined when none is set. */
-export function vcenterSelector(config: LoadedConfig, flag: string | undefined, env: Env = process.env): Setting<string> | undefined {
-  if (flag !== undefined) return { value: flag, from: '--vcenter' };
+export function vcenterSelector(config: LoadedConfig, flag: string | undefined, env: Env = process.env, given = '--vcenter'): Setting<string> | undefined {
+  if (flag !== undefined) return { value: flag, from: given };
   const e = envValue(env, VCENTER_ENV.vcenter);
   if (e !== undefined) return { value: e, from: VCENTER_ENV.vcenter };
   const d = config.data.defaults.vcenter;
@@ -110,7 +112,7 @@ function oneTrust(candidates: [TrustSetting | undefined, string][]): Setting<Tru
  * names one. `env` is undefined for a recipe's profile, which environment variables do not change.
  */
 export function vcenterSettings(config: LoadedConfig, flags: VcenterFlags, env: Env | undefined = process.env): VcenterSettings | undefined {
-  const selector = vcenterSelector(config, flags.vcenter, env ?? {});
+  const selector = vcenterSelector(config, flags.vcenter, env ?? {}, flags.given);
   if (!selector) return undefined;
   const name = isProfileName(selector.value) ? selector.value : undefined;
   const p = name !== undefined ? profile<VcenterProfile>(config, 'vcenters', name, selector.from) : undefined;
@@ -170,6 +172,8 @@ export function vcenterLoginOf(s: VcenterSettings): VcenterLogin {
 /** The repository options as the command line has them (--repo, --repo-password-file; or --from-repo, --from-repo-password-file). */
 export interface RepositoryFlags {
   readonly repo?: string | undefined;
+  /** Where `repo` was given, for messages (default the flag). */
+  readonly given?: string;
   readonly passwordFile?: string | undefined;
 }
 
@@ -189,7 +193,7 @@ export function repositorySettings(config: LoadedConfig, flags: RepositoryFlags,
   const flag = which === 'VMBKP_REPO' ? '--repo' : '--from-repo';
   const e = envValue(env, which);
   const d = which === 'VMBKP_REPO' ? config.data.defaults.repository : undefined;
-  const selector = flags.repo !== undefined ? { value: flags.repo, from: flag } : e !== undefined ? { value: e, from: which }
+  const selector = flags.repo !== undefined ? { value: flags.repo, from: flags.given ?? flag } : e !== undefined ? { value: e, from: which }
     : d !== undefined ? { value: d, from: inFile(config, 'defaults.repository') } : undefined;
   if (!selector) return undefined;
   const name = isProfileName(selector.value) ? selector.value : undefined;
