@@ -128,6 +128,32 @@ describe('config file: named vCenters and repositories', () => {
     });
   });
 
+  describe('copy between two named repositories', () => {
+    it('init --repo offsite, copy --from-repo main --repo offsite: both by name, each with its profile\'s password', async () => {
+      const two = path.join(dir, 'two-repositories.yaml');
+      const offsite = path.join(dir, 'offsite');
+      const offsitePassword = path.join(dir, 'offsite-password');
+      await fs.writeFile(offsitePassword, 'another password\n');
+      await fs.writeFile(two, [
+        (await fs.readFile(config, 'utf8')).replace('defaults:', [
+          '  offsite:', `    path: ${offsite}`, `    passwordCommand: [cat, ${offsitePassword}]`, 'defaults:',
+        ].join('\n')),
+      ].join(''));
+      const run = (args: string[]) => vmbkp(['--config', two, ...args], { env: { VMBKP_REPO_PASSWORD_FILE: undefined, VMBKP_CONFIG: undefined } });
+      ok(await run(['init', '--repo', 'offsite']), 'init --repo offsite');
+      const copied = await run(['copy', '--from-repo', 'main', '--repo', 'offsite', '--json']);
+      ok(copied, 'copy');
+      const list = await run(['list', '--repo', 'offsite', '--json']);
+      ok(list, 'list --repo offsite');
+      const l = JSON.parse(list.stdout) as { repository: string; sets: { name: string; generations: unknown[] }[] };
+      assert.equal(l.repository, offsite);
+      assert.deepEqual(l.sets.map((x) => [x.name, x.generations.length]), [[VM, 2]]);
+      // The offsite profile's password is not the main one's: opening it with that one fails.
+      const wrong = await vmbkp(['--config', two, 'list', '--repo', 'offsite'], { env: { VMBKP_REPO_PASSWORD_FILE: REPO_PASSWORD_FILE } });
+      assert.equal(wrong.code, 8, wrong.stderr);
+    });
+  });
+
   describe('recipes name the same profiles', () => {
     it('connection: lab and repository: main run a backup recipe', async () => {
       const recipe = path.join(dir, 'recipe.yaml');

@@ -16,7 +16,7 @@ interface CopyOptions extends GlobalOptions, FromRepoOptions {
 export function register(program: Command): void {
   program.command('copy')
     .description('copy the generations another repository (--from-repo) has and this one (--repo) lacks: only missing chunks are sent')
-    .option('--from-repo <repo>', 'the repository to copy from: a directory or s3:https://HOST[:PORT]/BUCKET[/PREFIX] (or set VMBKP_FROM_REPO)')
+    .option('--from-repo <repo>', 'the repository to copy from: a directory, s3:https://HOST[:PORT]/BUCKET[/PREFIX] or the name of one in the config file (or set VMBKP_FROM_REPO)')
     .option('--from-repo-password-file <file>', 'file holding its password (first line); or set VMBKP_FROM_REPO_PASSWORD_FILE or VMBKP_FROM_REPO_PASSWORD_COMMAND')
     .option('--set <name>', 'a set to copy (repeatable; default: every set)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--generation <n>', 'only this generation of the set (needs one --set), or latest: the newest of each set')
