@@ -92,6 +92,7 @@ describe('config file: named vCenters and repositories', () => {
   });
 
   describe('without any connection flag', () => {
+    /** What the lab disk held at each backup, oldest first: two generations, so that selectors (latest~1) have a choice. */
     const frozen: string[] = [];
 
     it('init, backup --vcenter lab --vm, a guest write, backup --vm (the default vCenter): the repository and password come from the profile', async () => {
