@@ -209,7 +209,7 @@ describe('bad input', () => {
     const env = { VMBKP_REPO: undefined };
     for (const args of [['list'], ['init'], ['verify'], ['backup', '--set', 'vm', `sda=file:${disk}`]]) {
       const r = await run(process.execPath, [CLI, ...args], { env, cwd });
-      assertRefused(r, 2, /no repository given: pass --repo DIR \(or s3:URL\) or set VMBKP_REPO$/);
+      assertRefused(r, 2, /no repository given: pass --repo DIR \(or s3:URL, or the name of a repository in the config file\), set VMBKP_REPO, or set defaults\.repository in the config file$/);
     }
     assert.deepEqual(await snapshot(cwd), before);
     const ok = await run(process.execPath, [CLI, 'list', '--json'], { env: { VMBKP_REPO: template }, cwd });

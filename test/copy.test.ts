@@ -407,7 +407,7 @@ describe('vmbkp copy', () => {
 
     const cases: [string, () => Promise<RunResult>, RegExp][] = [
       ['no --from-repo', () => vmbkp(['copy', '--repo', target], { env: FROM }),
-        /^vmbkp: error: no source repository given: pass --from-repo DIR \(or s3:URL\) or set VMBKP_FROM_REPO$/],
+        /^vmbkp: error: no source repository given: pass --from-repo DIR \(or s3:URL, or the name of a repository in the config file\) or set VMBKP_FROM_REPO$/],
       ['the destination as its own source', () => copy(target, target),
         /^vmbkp: error: copying from \S+ to itself refused/],
       ['the same repository by another path', () => copy(`${target}/.`, target),

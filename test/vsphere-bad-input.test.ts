@@ -72,7 +72,7 @@ describe('VM backup: bad input', () => {
 
   it('missing password file and missing options: exit 2', async () => {
     await fails(['--vcenter', lab.info.url, '--user', 'u', '--password-file', path.join(dir, 'nope'), '--vm', 'x'], 2, /^vmbkp: error: reading password file .*nope failed: ENOENT/);
-    await fails(['--vcenter', lab.info.url, '--user', 'u', '--vm', 'x'], 2, /^vmbkp: error: --password-file is required with --vcenter$/);
+    await fails(['--vcenter', lab.info.url, '--user', 'u', '--vm', 'x'], 2, /^vmbkp: error: no password for vCenter https:\/\/127\.0\.0\.1:\d+\/sdk: give --password-file, VMBKP_VCENTER_PASSWORD_FILE or VMBKP_VCENTER_PASSWORD_COMMAND$/);
     await fails(['--vcenter', lab.info.url, '--user', 'u', '--password-file', pw, '--insecure', '--thumbprint', lab.info.thumbprint, '--vm', 'x'], 2, /exclude each other/);
   });
 

@@ -3,39 +3,19 @@
  * store). Never an argument: arguments are visible to every user of the host. Messages
  * name the source, never the password.
  */
-import { spawn } from 'node:child_process';
-import { InputError, describeCause } from '../errors.js';
 import type { RecipeRepository } from '../recipe/index.js';
-import { firstLine, readPasswordEnv, readPasswordFile } from '../recipe/password.js';
+import { readPasswordEnv, readPasswordFile } from '../recipe/password.js';
+import { type SecretCommand, runSecretCommand } from './secret-command.js';
 
 export type RepositoryPasswordSource =
   | { readonly kind: 'file'; readonly file: string; readonly what: string }
-  | { readonly kind: 'command'; readonly command: string; readonly what: string }
+  | { readonly kind: 'command'; readonly command: SecretCommand; readonly what: string }
   | { readonly kind: 'env'; readonly variable: string; readonly what: string };
-
-/** Runs `command` with /bin/sh; its stdout's first line is the password, its stderr goes to ours. */
-function fromCommand(command: string, what: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('/bin/sh', ['-c', command], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const out: Buffer[] = [];
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.on('error', (err) => reject(new InputError(`running the repository password command (${what}) failed: ${describeCause(err)}`, { cause: err })));
-    child.on('close', (code, signal) => {
-      if (code !== 0) {
-        reject(new InputError(`the repository password command (${what}) failed: ${signal ? `killed by ${signal}` : `exit code ${code}`}`));
-        return;
-      }
-      const password = firstLine(Buffer.concat(out).toString('utf8'));
-      if (password === '') reject(new InputError(`the repository password command (${what}) gave an empty repository password`));
-      else resolve(password);
-    });
-  });
-}
 
 export async function readRepositoryPassword(source: RepositoryPasswordSource, env: Readonly<Record<string, string | undefined>> = process.env): Promise<string> {
   switch (source.kind) {
     case 'file': return readPasswordFile(source.file, `the repository password file ${source.file} (${source.what})`);
-    case 'command': return fromCommand(source.command, source.what);
+    case 'command': return runSecretCommand(source.command, `the repository password command (${source.what})`, 'repository password');
     case 'env': return readPasswordEnv(source.variable, source.what, env);
   }
 }

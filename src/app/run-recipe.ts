@@ -84,7 +84,7 @@ export async function runBackupRecipe(job: VcenterJob, recipePath: string, recip
     },
     concurrency, hooks,
     ...(recipe.bandwidth !== undefined ? { bandwidth: recipe.bandwidth } : {}),
-    secretEnv: [recipe.connection.passwordEnv, recipe.repository.passwordEnv, recipe.copy?.to.passwordEnv].filter((v) => v !== undefined),
+    secretEnv: [typeof recipe.connection === 'string' ? undefined : recipe.connection.passwordEnv, recipe.repository.passwordEnv, recipe.copy?.to.passwordEnv].filter((v) => v !== undefined),
     ...(policy.retention ? { retention: policy.retention } : {}),
     ...(onEvent ? { onEvent } : {}),
   });

@@ -1,7 +1,10 @@
-/** What every command shares: the repository option, output, warnings. */
+/** What every command shares: the config file, the repository option, output, warnings. */
 import { openRepository as openRepositoryAt } from '../app/repository.js';
 import { UsageError } from '../errors.js';
 import type { Repository } from '../repository/repository.js';
+import { type LoadedConfig, loadConfig } from '../app/config-file.js';
+import type { RepositoryPasswordSource } from '../app/repository-password.js';
+import { type RepositorySettings, repositorySettings } from '../app/settings.js';
 import { bytes } from './format.js';
 import * as log from './log.js';
 import { type FromRepoPasswordOptions, type RepoPasswordOptions, existingPassword, fromRepoPassword } from './repo-password.js';
@@ -17,15 +20,41 @@ export interface GlobalOptions extends RepoPasswordOptions {
   json?: boolean;
 }
 
-export function repoPath(opts: GlobalOptions): string {
-  const r = opts.repo ?? process.env['VMBKP_REPO'];
-  if (!r) throw new UsageError('no repository given: pass --repo DIR (or s3:URL) or set VMBKP_REPO');
+/** --config, set once per run by main (a global option, given before or after the command). */
+let configFlag: string | undefined;
+let config: Promise<LoadedConfig> | undefined;
+
+export function setConfigFlag(file: string | undefined): void {
+  configFlag = file;
+  config = undefined;
+}
+
+/** The config file in effect (read once per run). */
+export function loadedConfig(): Promise<LoadedConfig> {
+  config ??= loadConfig(configFlag);
+  return config;
+}
+
+/** The repository a command works on: --repo, VMBKP_REPO or defaults.repository, a profile's or a path. */
+export async function repoSettings(opts: GlobalOptions): Promise<RepositorySettings> {
+  const r = repositorySettings(await loadedConfig(), { repo: opts.repo, passwordFile: opts.repoPasswordFile });
+  if (!r) throw new UsageError('no repository given: pass --repo DIR (or s3:URL, or the name of a repository in the config file), set VMBKP_REPO, or set defaults.repository in the config file');
   return r;
 }
 
+export async function repoPath(opts: GlobalOptions): Promise<string> {
+  return (await repoSettings(opts)).location.value;
+}
+
+/** The password of the repository `opts` names (init: of the new one), from its sources or a prompt. */
+export async function repoPasswordSource(opts: GlobalOptions): Promise<RepositoryPasswordSource | undefined> {
+  return (await repoSettings(opts)).password;
+}
+
 export async function openRepository(opts: GlobalOptions): Promise<Repository> {
-  const password = existingPassword(opts);
-  const repo = await openRepositoryAt(repoPath(opts), password ? { password } : {});
+  const settings = await repoSettings(opts);
+  const password = existingPassword(settings.password);
+  const repo = await openRepositoryAt(settings.location.value, password ? { password } : {});
   // A password given on the command line for a plaintext repository: either the wrong
   // repository, or one whose config and keys someone replaced before its first backup (with
   // backups in it, Repository.open refuses). The environment's password is not warned
@@ -37,21 +66,26 @@ export async function openRepository(opts: GlobalOptions): Promise<Repository> {
   return repo;
 }
 
-/** The repository a copy reads (`copy`, `init --from-repo`): --from-repo, else VMBKP_FROM_REPO. */
+/** The repository a copy reads (`copy`, `init --from-repo`): --from-repo, else VMBKP_FROM_REPO; a profile's or a path. */
 export interface FromRepoOptions extends FromRepoPasswordOptions {
   fromRepo?: string;
 }
 
-export function fromRepoPath(opts: FromRepoOptions): string {
-  const r = opts.fromRepo ?? process.env['VMBKP_FROM_REPO'];
-  if (!r) throw new UsageError('no source repository given: pass --from-repo DIR (or s3:URL) or set VMBKP_FROM_REPO');
+async function fromRepoSettings(opts: FromRepoOptions): Promise<RepositorySettings> {
+  const r = repositorySettings(await loadedConfig(), { repo: opts.fromRepo, passwordFile: opts.fromRepoPasswordFile }, 'VMBKP_FROM_REPO');
+  if (!r) throw new UsageError('no source repository given: pass --from-repo DIR (or s3:URL, or the name of a repository in the config file) or set VMBKP_FROM_REPO');
   return r;
+}
+
+export async function fromRepoPath(opts: FromRepoOptions): Promise<string> {
+  return (await fromRepoSettings(opts)).location.value;
 }
 
 /** Opens the source of a copy with its own password (see fromRepoPassword). */
 export async function openSourceRepository(opts: FromRepoOptions): Promise<Repository> {
-  const location = fromRepoPath(opts);
-  const repo = await openRepositoryAt(location, { password: fromRepoPassword(opts, location) });
+  const settings = await fromRepoSettings(opts);
+  const location = settings.location.value;
+  const repo = await openRepositoryAt(location, { password: fromRepoPassword(settings.password, location) });
   if (!repo.encrypted && opts.fromRepoPasswordFile !== undefined) {
     log.warn(`source repository ${repo.location} is not encrypted, yet a password was given for it (--from-repo-password-file)`);
   }

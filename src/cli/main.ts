@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { UsageError, VmbkpError, describeCause } from '../errors.js';
 import { register as registerBackup } from './commands/backup.js';
 import { register as registerCompletion } from './commands/completion.js';
+import { register as registerConfig } from './commands/config.js';
 import { register as registerCopy } from './commands/copy.js';
 import { register as registerInit } from './commands/init.js';
 import { register as registerKey } from './commands/key.js';
@@ -15,7 +16,7 @@ import { register as registerRestore } from './commands/restore.js';
 import { register as registerRun } from './commands/run.js';
 import { register as registerServe } from './commands/serve.js';
 import { register as registerStatus } from './commands/status.js';
-import { setCommand } from './context.js';
+import { setCommand, setConfigFlag } from './context.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 import { setVerbosity } from './log.js';
 
@@ -27,6 +28,9 @@ export function buildProgram(): Command {
     .option('-v, --verbose', 'also print the steps of a command and their details on stderr')
     .showSuggestionAfterError(true)
     .configureHelp({ showGlobalOptions: true })
+    .option('--config <file>', 'the config file of named vCenters and repositories (or set VMBKP_CONFIG; default ~/.config/vmbkp/config.yaml, then /etc/vmbkp/config.yaml)')
+    // A global option, before or after the command: read once, here, for every command.
+    .hook('preAction', (self) => setConfigFlag(self.opts<{ config?: string }>().config))
     .exitOverride()
     .configureOutput({ outputError: () => {} })
     .hook('preAction', (_, action) => {
@@ -47,6 +51,7 @@ export function buildProgram(): Command {
   registerCopy(program);
   registerKey(program);
   registerStatus(program);
+  registerConfig(program);
   // Every command takes the repository and --json; options may come before or after arguments.
   // A command with subcommands (key) passes them to each subcommand.
   const leaves = (cmds: readonly Command[]): Command[] => cmds.flatMap((c) => (c.commands.length > 0 ? leaves(c.commands) : [c]));
@@ -56,7 +61,7 @@ export function buildProgram(): Command {
     if (!cmd.options.some((o) => o.long === flags.split(' ')[0])) cmd.option(flags, description);
   };
   for (const cmd of leaves(program.commands)) {
-    shared(cmd, '--repo <dir>', 'repository: a directory or s3:https://HOST[:PORT]/BUCKET[/PREFIX] (or set VMBKP_REPO)');
+    shared(cmd, '--repo <dir|name>', 'repository: a directory, s3:https://HOST[:PORT]/BUCKET[/PREFIX], or the name of one in the config file (or set VMBKP_REPO, or defaults.repository)');
     shared(cmd, '--repo-password-file <file>', 'file holding the repository password (first line); or set VMBKP_REPO_PASSWORD_FILE or VMBKP_REPO_PASSWORD_COMMAND');
     shared(cmd, '--json', 'print the result as JSON, and nothing else on stdout');
     cmd.exitOverride().configureOutput({ outputError: () => {} });

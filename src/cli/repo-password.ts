@@ -1,6 +1,7 @@
 /**
  * The repository password on the command line: --repo-password-file, else
- * VMBKP_REPO_PASSWORD_FILE, else VMBKP_REPO_PASSWORD_COMMAND, else a prompt on the terminal
+ * VMBKP_REPO_PASSWORD_FILE, else VMBKP_REPO_PASSWORD_COMMAND, else the repository profile's
+ * passwordFile or passwordCommand (app/settings.ts decides), else a prompt on the terminal
  * (not echoed; asked twice for a new password). Without a terminal nothing is asked. The
  * password of a new key (key add, key passwd) has sources of its own: --new-password-file,
  * VMBKP_NEW_REPO_PASSWORD_FILE.
@@ -60,14 +61,14 @@ export function promptHidden(prompt: string): Promise<string> {
   });
 }
 
-function source(opts: RepoPasswordOptions): RepositoryPasswordSource | undefined {
+/** The password source of the flag and the environment alone (a recipe's repository, which names its own). */
+export function commandLinePasswordSource(opts: RepoPasswordOptions): RepositoryPasswordSource | undefined {
   if (opts.repoPasswordFile) return { kind: 'file', file: opts.repoPasswordFile, what: '--repo-password-file' };
   return environmentPasswordSource();
 }
 
 /** How to get the password of an existing repository; asked for only if it is encrypted. */
-export function existingPassword(opts: RepoPasswordOptions): (() => Promise<string>) | undefined {
-  const s = source(opts);
+export function existingPassword(s: RepositoryPasswordSource | undefined): (() => Promise<string>) | undefined {
   if (s) return () => readRepositoryPassword(s);
   if (canPrompt()) return () => promptHidden('password of the repository: ');
   return undefined;
@@ -79,15 +80,12 @@ export interface FromRepoPasswordOptions {
 
 /**
  * The password of the repository a copy reads (`--from-repo`): --from-repo-password-file,
- * else VMBKP_FROM_REPO_PASSWORD_FILE, else VMBKP_FROM_REPO_PASSWORD_COMMAND, else a prompt on
- * the terminal. Never the destination's sources: two repositories, two passwords. Asked for
+ * else VMBKP_FROM_REPO_PASSWORD_FILE, else VMBKP_FROM_REPO_PASSWORD_COMMAND, else its
+ * profile's (the source `s`, as app/settings.ts decides), else a prompt on the terminal. Never the destination's sources: two repositories, two passwords. Asked for
  * only if the source is encrypted; without any source and without a terminal, opening an
  * encrypted one fails naming these.
  */
-export function fromRepoPassword(opts: FromRepoPasswordOptions, location: string): () => Promise<string> {
-  const s: RepositoryPasswordSource | undefined = opts.fromRepoPasswordFile
-    ? { kind: 'file', file: opts.fromRepoPasswordFile, what: '--from-repo-password-file' }
-    : environmentPasswordSource(process.env, 'VMBKP_FROM_REPO');
+export function fromRepoPassword(s: RepositoryPasswordSource | undefined, location: string): () => Promise<string> {
   if (s) return () => readRepositoryPassword(s);
   if (canPrompt()) return () => promptHidden(`password of the source repository ${location}: `);
   return () => Promise.reject(new UsageError(`source repository ${location} is encrypted: give its password with --from-repo-password-file FILE, `
@@ -112,8 +110,8 @@ function askNew(s: RepositoryPasswordSource | undefined, what: string, need: str
 }
 
 /** The password of a new repository (init): from the sources of any command's password, or asked twice. */
-export function initPassword(opts: RepoPasswordOptions): () => Promise<string> {
-  return askNew(source(opts), 'init', 'a password', 'give --repo-password-file FILE, VMBKP_REPO_PASSWORD_FILE or VMBKP_REPO_PASSWORD_COMMAND, or run it on a terminal; or choose --encryption none');
+export function initPassword(s: RepositoryPasswordSource | undefined): () => Promise<string> {
+  return askNew(s, 'init', 'a password', 'give --repo-password-file FILE, VMBKP_REPO_PASSWORD_FILE or VMBKP_REPO_PASSWORD_COMMAND, or run it on a terminal; or choose --encryption none');
 }
 
 export interface NewPasswordOptions {

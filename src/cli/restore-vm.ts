@@ -67,7 +67,7 @@ export async function runVmRestore(opts: VmRestoreOptions): Promise<void> {
   const disksAtOnce = opts.disksAtOnce === undefined ? 1 : wholeNumber(opts.disksAtOnce, '--disks-at-once');
   if (disksAtOnce < 1) throw new UsageError('--disks-at-once needs at least 1');
   const name = opts.name;
-  const connection = await vcenterConnection(vcenterLogin(opts));
+  const connection = await vcenterConnection(await vcenterLogin(opts, 'a VM restore (--name)'));
   const job = await startVcenterJob(connection, await openRepository(opts));
   const spec = {
     set: opts.set, generation: opts.generation, name,

@@ -2,7 +2,7 @@
 import type { BatchReport, VmResult } from '../app/backup-vms.js';
 import { type UnplannedVm, type VmPlan, planBackupRecipe } from '../app/dry-run.js';
 import { type CopyOutcome, runBackupRecipe as runRecipe } from '../app/run-recipe.js';
-import { openVcenterJob } from '../app/vcenter.js';
+import { type VcenterLogin, openVcenterJob } from '../app/vcenter.js';
 import type { BackupRecipe } from '../recipe/index.js';
 import type { Output } from './context.js';
 import { copySummary } from './copy-report.js';
@@ -68,9 +68,9 @@ export function backupPlanTable(plans: readonly (VmPlan | UnplannedVm)[]): strin
   return table(['VM', 'generation', 'disk', 'mode', 'note'], rows);
 }
 
-export async function runBackupRecipe(recipePath: string, recipe: BackupRecipe, dryRunOnly: boolean, out: Output,
+export async function runBackupRecipe(recipePath: string, recipe: BackupRecipe, dryRunOnly: boolean, out: Output, login: VcenterLogin,
   repositoryPassword: (() => Promise<string>) | undefined, copyPassword?: () => Promise<string>): Promise<void> {
-  const job = await openVcenterJob(recipe.connection, recipe.repository.path, repositoryPassword);
+  const job = await openVcenterJob(login, recipe.repository.path, repositoryPassword);
   try {
     if (dryRunOnly) {
       const plan = await planBackupRecipe(job, recipePath, recipe);

@@ -1,7 +1,7 @@
 /** `vmbkp run` of a restore recipe: what the run and the dry run report, shown. */
 import { planRestoreRecipe } from '../app/dry-run.js';
 import { type RestoreRunReport, runRestoreRecipe as runRecipe } from '../app/run-recipe.js';
-import { openVcenterJob } from '../app/vcenter.js';
+import { type VcenterLogin, openVcenterJob } from '../app/vcenter.js';
 import type { RestoreRecipe } from '../recipe/index.js';
 import type { Output } from './context.js';
 import { bytes, duration, table } from './format.js';
@@ -21,9 +21,9 @@ function reportText(recipePath: string, r: RestoreRunReport): string {
   return lines.join('\n');
 }
 
-export async function runRestoreRecipe(recipePath: string, recipe: RestoreRecipe, dryRunOnly: boolean, out: Output,
+export async function runRestoreRecipe(recipePath: string, recipe: RestoreRecipe, dryRunOnly: boolean, out: Output, login: VcenterLogin,
   repositoryPassword: (() => Promise<string>) | undefined): Promise<void> {
-  const job = await openVcenterJob(recipe.connection, recipe.repository.path, repositoryPassword);
+  const job = await openVcenterJob(login, recipe.repository.path, repositoryPassword);
   const stop = stopOnSignals((sig) => out.warn(`${sig}: stopping the restores; an incomplete new VM is removed`));
   try {
     if (dryRunOnly) {

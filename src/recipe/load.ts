@@ -8,13 +8,15 @@ import { LineCounter, parseDocument } from 'yaml';
 import { InputError, describeCause } from '../errors.js';
 import { type RecipeIssue, pathText, show, zodIssues } from './issues.js';
 import { lineOf } from './lines.js';
-import { type Recipe, backupRecipeSchema, restoreRecipeSchema } from './schema.js';
+import { type Recipe, backupRecipeByProfileSchema, backupRecipeSchema, restoreRecipeByProfileSchema, restoreRecipeSchema } from './schema.js';
 
 export type { RecipeIssue } from './issues.js';
 
 export type RecipeValidation = { readonly ok: true; readonly recipe: Recipe } | { readonly ok: false; readonly issues: RecipeIssue[] };
 
 const KINDS = { backup: backupRecipeSchema, restore: restoreRecipeSchema } as const;
+/** The same, with `connection: NAME` (a vCenter of the config file). */
+const BY_PROFILE = { backup: backupRecipeByProfileSchema, restore: restoreRecipeByProfileSchema } as const;
 
 function isMapping(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -44,7 +46,8 @@ export function validateRecipe(text: string): RecipeValidation {
   if (!isMapping(data)) return { ok: false, issues: [issue([], `the recipe must be a mapping of keys like version, kind, connection (got ${show(data)})`)] };
 
   const kind = data['kind'];
-  const schema = typeof kind === 'string' && Object.hasOwn(KINDS, kind) ? KINDS[kind as keyof typeof KINDS] : undefined;
+  const kinds = typeof data['connection'] === 'string' ? BY_PROFILE : KINDS;
+  const schema = typeof kind === 'string' && Object.hasOwn(kinds, kind) ? kinds[kind as keyof typeof kinds] : undefined;
   if (!schema) {
     const message = kind === undefined ? 'kind is required (backup or restore)' : `kind: must be one of backup, restore (got ${show(kind)})`;
     return { ok: false, issues: [issue(['kind'], message)] };

@@ -10,6 +10,7 @@ import { checkSetName } from '../repository/layout.js';
 import type { RetentionPolicy } from '../repository/retention.js';
 import { connectionSchema } from '../providers/vsphere/recipe-connection.js';
 import { globToRegExp } from './glob.js';
+import { PROFILE_NAME } from './profile-name.js';
 import { show } from './issues.js';
 import { RATE_PATTERN, rateProblem, tryParseRate } from './rate.js';
 
@@ -106,9 +107,9 @@ const REPOSITORY_PASSWORDS = ['passwordFile', 'passwordEnv', 'passwordCommand'] 
  * the result is the mapping.
  */
 export const repositorySchema = z.union([
-  text.describe('the repository path'),
+  text.describe('the repository path, or the name of a repository in the config file (a bare word: letters, digits, "-", "_")'),
   z.strictObject({
-    path: text.describe('the repository path'),
+    path: text.describe('the repository path, or the name of a repository in the config file (a bare word: letters, digits, "-", "_")'),
     passwordFile: text.optional().describe('a file whose first line is the password of the (encrypted) repository'),
     passwordEnv: text.optional().describe('an environment variable holding the password of the repository'),
     passwordCommand: text.optional().describe('a command run by /bin/sh whose first line of output is the password of the repository'),
@@ -187,7 +188,28 @@ export const restoreRecipeSchema = z.strictObject({
   then: { required: ['transport'], properties: { transport: { const: 'vddk' } } },
 });
 
-export const recipeSchema = z.discriminatedUnion('kind', [backupRecipeSchema, restoreRecipeSchema]);
+/**
+ * `connection: NAME`: a vCenter of the config file, resolved when the recipe runs (the
+ * profile as written; environment variables do not change a recipe's connection). A
+ * recipe names its connection one way or the other, so load.ts picks the variant by the
+ * value's type: a union would blur a mapping's own errors into "is not valid here".
+ */
+export const connectionProfileSchema = z.string().regex(PROFILE_NAME, {
+  error: (iss) => `must be the name of a vCenter in the config file (letters, digits, "-", "_") or a mapping with vcenter, user and a password source (got ${show(iss.input)})`,
+}).describe('the name of a vCenter in the config file (vmbkp config show lists them)');
+
+export const backupRecipeByProfileSchema = backupRecipeSchema.extend({ connection: connectionProfileSchema });
+// safeExtend keeps the refinements; its types want the key's type to narrow, which a name instead of a mapping does not.
+export const restoreRecipeByProfileSchema = (restoreRecipeSchema as unknown as z.ZodObject<Omit<typeof restoreRecipeSchema.shape, 'connection'>>)
+  .safeExtend({ connection: connectionProfileSchema });
+
+/** Both ways to give the connection, for the JSON Schema. */
+const eitherConnection = z.union([connectionSchema, connectionProfileSchema]);
+export const recipeSchema = z.discriminatedUnion('kind', [
+  backupRecipeSchema.extend({ connection: eitherConnection }),
+  (restoreRecipeSchema as unknown as z.ZodObject<Omit<typeof restoreRecipeSchema.shape, 'connection'>>).safeExtend({ connection: eitherConnection })
+    .meta(restoreRecipeSchema.meta() ?? {}),
+]);
 
 export type Connection = z.output<typeof connectionSchema>;
 export type RecipeRepository = z.output<typeof repositorySchema>;
@@ -198,7 +220,7 @@ export type Hook = z.output<typeof hook>;
 export type Hooks = z.output<typeof hooksSchema>;
 export type Report = z.output<typeof reportSchema>;
 export type RecipeCopy = z.output<typeof copySchema>;
-export type BackupRecipe = z.output<typeof backupRecipeSchema>;
+export type BackupRecipe = z.output<typeof backupRecipeSchema> | z.output<typeof backupRecipeByProfileSchema>;
 export type RestoreItem = z.output<typeof restoreSchema>;
-export type RestoreRecipe = z.output<typeof restoreRecipeSchema>;
-export type Recipe = z.output<typeof recipeSchema>;
+export type RestoreRecipe = z.output<typeof restoreRecipeSchema> | z.output<typeof restoreRecipeByProfileSchema>;
+export type Recipe = BackupRecipe | RestoreRecipe;

@@ -1,6 +1,7 @@
 /**
- * How vmbkp trusts a vCenter's certificate: the system CAs (default), a pinned
- * SHA-256 or SHA-1 thumbprint, or nothing at all (only with --insecure). A pinned
+ * How vmbkp trusts a vCenter's certificate: the system CAs (default), a private CA (the
+ * PEM certificates of a CA file, instead of the system's), a pinned SHA-256 or SHA-1
+ * thumbprint, or nothing at all (only with --insecure). A pinned
  * connection is handed to HTTP only after the thumbprint matched, so not one byte of
  * a request (a Login carries the password) reaches a server that is not the pinned one.
  */
@@ -12,6 +13,7 @@ import { AuthError, InputError } from '../errors.js';
 
 export type TlsPolicy =
   | { readonly kind: 'system' }
+  | { readonly kind: 'ca'; readonly ca: string; readonly caFile: string }
   | { readonly kind: 'pinned'; readonly thumbprint: string }
   | { readonly kind: 'insecure' };
 
@@ -60,6 +62,7 @@ class PinnedAgent extends https.Agent {
 export function agentFor(policy: TlsPolicy): https.Agent {
   switch (policy.kind) {
     case 'system': return new https.Agent({ keepAlive: true, maxSockets: 16 });
+    case 'ca': return new https.Agent({ keepAlive: true, maxSockets: 16, ca: policy.ca });
     case 'insecure': return new https.Agent({ keepAlive: true, maxSockets: 16, rejectUnauthorized: false });
     case 'pinned': return new PinnedAgent(normalizeThumbprint(policy.thumbprint));
   }
@@ -73,7 +76,7 @@ export function peerThumbprintSha1(url: URL, policy: TlsPolicy): Promise<string>
   return new Promise((resolve, reject) => {
     const socket = tls.connect({
       host: url.hostname, port: Number(url.port || 443), ...(isIP(url.hostname) ? {} : { servername: url.hostname }),
-      rejectUnauthorized: policy.kind === 'system',
+      rejectUnauthorized: policy.kind === 'system' || policy.kind === 'ca', ...(policy.kind === 'ca' ? { ca: policy.ca } : {}),
     });
     socket.setTimeout(30_000, () => socket.destroy(new Error('no TLS handshake within 30 s')));
     socket.once('error', reject);

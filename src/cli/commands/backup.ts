@@ -77,12 +77,12 @@ export function register(program: Command): void {
       diffEvery = Number(opts.diffEvery);
       if (!Number.isInteger(diffEvery) || diffEvery < 1) throw new UsageError(`--diff-every must be a whole number from 1, got ${opts.diffEvery}`);
     }
-    if (opts.vcenter !== undefined) {
-      if (diskArgs.length > 0 || opts.set !== undefined) throw new UsageError('a VM backup (--vcenter) takes no disk arguments and no --set: the set is named after the VM');
+    // --vm alone is a VM backup too: its vCenter may come from VMBKP_VCENTER or the config file.
+    if (opts.vcenter !== undefined || opts.vm.length > 0) {
+      if (diskArgs.length > 0 || opts.set !== undefined) throw new UsageError('a VM backup (--vcenter, --vm) takes no disk arguments and no --set: the set is named after the VM');
       await runVmBackups(opts, mode.data, level, summarize, diffEvery);
       return;
     }
-    if (opts.vm.length > 0) throw new UsageError('--vm needs --vcenter');
     if (diskArgs.length === 0) throw new UsageError('give disks as NAME=URI, or --vcenter and --vm for a VM backup');
     if (opts.set === undefined) throw new UsageError('--set is required when backing up disks');
     const setName = opts.set;

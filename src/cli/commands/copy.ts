@@ -16,15 +16,15 @@ interface CopyOptions extends GlobalOptions, FromRepoOptions {
 export function register(program: Command): void {
   program.command('copy')
     .description('copy the generations another repository (--from-repo) has and this one (--repo) lacks: only missing chunks are sent')
-    .option('--from-repo <repo>', 'the repository to copy from: a directory or s3:https://HOST[:PORT]/BUCKET[/PREFIX] (or set VMBKP_FROM_REPO)')
+    .option('--from-repo <repo>', 'the repository to copy from: a directory, s3:https://HOST[:PORT]/BUCKET[/PREFIX] or the name of one in the config file (or set VMBKP_FROM_REPO)')
     .option('--from-repo-password-file <file>', 'file holding its password (first line); or set VMBKP_FROM_REPO_PASSWORD_FILE or VMBKP_FROM_REPO_PASSWORD_COMMAND')
     .option('--set <name>', 'a set to copy (repeatable; default: every set)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--generation <g>', 'only this generation: a number or id prefix (needs one --set), or latest, latest~N, a date: picked in each set')
     .option('--dry-run', 'show what would be copied, reading no chunk and writing nothing')
     .action(async (opts: CopyOptions) => {
       const out = new Output(!!opts.json);
-      const fromPath = fromRepoPath(opts);
-      const toPath = repoPath(opts);
+      const fromPath = await fromRepoPath(opts);
+      const toPath = await repoPath(opts);
       if (fromPath === toPath) throw new UsageError(`copying from ${fromPath} to itself refused: give another repository with --repo (the destination) or --from-repo (the source)`);
       if (opts.generation !== undefined && selectsInOneSet(parseGenerationSelector(opts.generation)) && opts.set.length !== 1) {
         throw new UsageError(`--generation ${opts.generation} needs exactly one --set (numbers and ids differ between sets); latest, latest~N and dates pick in each set`);

@@ -3,7 +3,7 @@ import { UsageError } from '../../errors.js';
 import { initRepository } from '../../app/repository.js';
 import type { Repository } from '../../repository/repository.js';
 import type { ObjectLockPolicy } from '../../storage/backend.js';
-import { type FromRepoOptions, type GlobalOptions, Output, openSourceRepository, repoPath, wholeNumber } from '../context.js';
+import { type FromRepoOptions, type GlobalOptions, Output, openSourceRepository, repoPasswordSource, repoPath, wholeNumber } from '../context.js';
 import { bytes, parseSize } from '../format.js';
 import { initPassword, kdfParams } from '../repo-password.js';
 
@@ -51,12 +51,12 @@ export function register(program: Command): void {
       const encryption = opts.encryption ?? 'aes-256-gcm';
       if (!(ENCRYPTIONS as readonly string[]).includes(encryption)) throw new UsageError(`--encryption ${JSON.stringify(encryption)} is not one of: ${ENCRYPTIONS.join(', ')}`);
       const objectLock = lockPolicy(opts.lockDays, opts.lockMode);
-      const path = repoPath(opts);
+      const path = await repoPath(opts);
       const kdf = kdfParams(opts.kdfMemory);
       // The source first: a wrong password or location fails before a new password is asked.
       const from = opts.fromRepo !== undefined ? await openSourceRepository(opts) : undefined;
       if (from) chunkSize = from.config.chunkSize;
-      const password = encryption === 'none' ? undefined : await initPassword(opts)();
+      const password = encryption === 'none' ? undefined : await initPassword(await repoPasswordSource(opts))();
       const repo = await initRepository(path, {
         ...(chunkSize !== undefined ? { chunkSize } : {}),
         ...(objectLock ? { objectLock } : {}),

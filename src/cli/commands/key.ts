@@ -40,7 +40,7 @@ export function register(program: Command): void {
       const out = new Output(!!opts.json);
       const kdf = kdfParams(opts.kdfMemory);
       const password = newKeyPassword(opts, 'key add');
-      const repo = opts.masterKeyFile !== undefined ? await openWithRecoveryFile(repoPath(opts), opts.masterKeyFile) : await openRepository(opts);
+      const repo = opts.masterKeyFile !== undefined ? await openWithRecoveryFile(await repoPath(opts), opts.masterKeyFile) : await openRepository(opts);
       const added = await addRepositoryKey(repo, { password, kdf, label: opts.label });
       out.result({ repository: repo.location, added }, `added key ${keyText(added)} to repository ${repo.location}: its password opens the repository`);
     });

@@ -17,7 +17,7 @@ interface RestoreOptions extends GlobalOptions, VmRestoreOptions {
 const VM_ONLY: [keyof RestoreOptions, string][] = [
   ['name', '--name'], ['host', '--host'], ['datastore', '--datastore'], ['folder', '--folder'], ['resourcePool', '--resource-pool'],
   ['powerOn', '--power-on'], ['keepIdentity', '--keep-identity'], ['user', '--user'], ['passwordFile', '--password-file'],
-  ['thumbprint', '--thumbprint'], ['insecure', '--insecure'], ['vddkLibdir', '--vddk-libdir'], ['vddkTransports', '--vddk-transports'],
+  ['thumbprint', '--thumbprint'], ['caFile', '--ca-file'], ['insecure', '--insecure'], ['vddkLibdir', '--vddk-libdir'], ['vddkTransports', '--vddk-transports'],
   ['disksAtOnce', '--disks-at-once'],
 ];
 
@@ -45,8 +45,9 @@ export function register(program: Command): void {
     .option('--dry-run', 'show what would be written where (and whether a target exists and would be overwritten), changing nothing');
   addVcenterOptions(cmd);
   cmd.action(async (opts: RestoreOptions) => {
-    if (opts.vcenter !== undefined) {
-      if (opts.disk !== undefined || opts.to !== undefined) throw new UsageError('a VM restore (--vcenter) takes no --disk and no --to: it restores every disk into the new VM');
+    // --name alone is a VM restore too: its vCenter may come from VMBKP_VCENTER or the config file.
+    if (opts.vcenter !== undefined || opts.name !== undefined) {
+      if (opts.disk !== undefined || opts.to !== undefined) throw new UsageError('a VM restore (--vcenter, --name) takes no --disk and no --to: it restores every disk into the new VM');
       await runVmRestore(opts);
       return;
     }

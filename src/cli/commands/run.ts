@@ -3,8 +3,9 @@ import { type Command, Option } from 'commander';
 import { UsageError } from '../../errors.js';
 import { readRepositoryPassword, recipePasswordSource } from '../../app/repository-password.js';
 import { loadRecipe } from '../../app/run-recipe.js';
-import { Output } from '../context.js';
-import { type RepoPasswordOptions, existingPassword } from '../repo-password.js';
+import { resolveRecipeProfiles } from '../../app/recipe-profiles.js';
+import { Output, loadedConfig } from '../context.js';
+import { type RepoPasswordOptions, commandLinePasswordSource, existingPassword } from '../repo-password.js';
 import { runBackupRecipe } from '../run-backup.js';
 import { runRestoreRecipe } from '../run-restore.js';
 
@@ -24,18 +25,19 @@ export function register(program: Command): void {
     .action(async (recipePath: string, opts: RunOptions) => {
       const out = new Output(!!opts.json);
       if (opts.repo !== undefined) throw new UsageError('run takes the repository from the recipe, not from --repo');
-      const recipe = await loadRecipe(recipePath);
-      // The recipe's own password source, else the one any command uses; asked only for an encrypted repository.
-      const source = recipePasswordSource(recipePath, recipe.repository);
-      const password = source ? () => readRepositoryPassword(source) : existingPassword(opts) ?? (() => Promise.reject(new UsageError(
+      // Profile names (connection: NAME, a repository that is a bare word) resolved against the config file.
+      const { recipe, login, repositoryPassword, copyPassword: copyProfilePassword } = resolveRecipeProfiles(await loadRecipe(recipePath), recipePath, await loadedConfig());
+      // The recipe's own password source, else its profile's, else the one any command uses; asked only for an encrypted repository.
+      const source = recipePasswordSource(recipePath, recipe.repository) ?? repositoryPassword;
+      const password = source ? () => readRepositoryPassword(source) : existingPassword(commandLinePasswordSource(opts)) ?? (() => Promise.reject(new UsageError(
         `repository ${recipe.repository.path} is encrypted: give its password in recipe ${recipePath} (repository.passwordFile, passwordEnv or passwordCommand), `
         + 'or with --repo-password-file FILE, VMBKP_REPO_PASSWORD_FILE or VMBKP_REPO_PASSWORD_COMMAND')));
-      // The copy's destination: its own source in the recipe (copy.to), else the same ones.
+      // The copy's destination: its own source in the recipe (copy.to), else its profile's, else the same ones.
       const copyTo = recipe.kind === 'backup' ? recipe.copy?.to.path : undefined;
-      const copyPassword = copyTo === undefined ? undefined : existingPassword(opts) ?? (() => Promise.reject(new UsageError(
+      const copyPassword = copyTo === undefined ? undefined : existingPassword(copyProfilePassword ?? commandLinePasswordSource(opts)) ?? (() => Promise.reject(new UsageError(
         `repository ${copyTo} is encrypted: give its password in recipe ${recipePath} (copy.to.passwordFile, passwordEnv or passwordCommand), `
         + 'or with --repo-password-file FILE, VMBKP_REPO_PASSWORD_FILE or VMBKP_REPO_PASSWORD_COMMAND')));
-      if (recipe.kind === 'backup') await runBackupRecipe(recipePath, recipe, !!opts.dryRun, out, password, copyPassword);
-      else await runRestoreRecipe(recipePath, recipe, !!opts.dryRun, out, password);
+      if (recipe.kind === 'backup') await runBackupRecipe(recipePath, recipe, !!opts.dryRun, out, login, password, copyPassword);
+      else await runRestoreRecipe(recipePath, recipe, !!opts.dryRun, out, login, password);
     });
 }

@@ -8,10 +8,10 @@ import { z } from 'zod';
 const text = z.string().min(1);
 
 /** SHA-1 (20 bytes) or SHA-256 (32 bytes) as hex, bytes optionally separated by ":" or "-". */
-const THUMBPRINT = '^[0-9A-Fa-f]{2}(?:[:-]?[0-9A-Fa-f]{2}){19}(?:(?:[:-]?[0-9A-Fa-f]{2}){12})?$';
+export const THUMBPRINT = '^[0-9A-Fa-f]{2}(?:[:-]?[0-9A-Fa-f]{2}){19}(?:(?:[:-]?[0-9A-Fa-f]{2}){12})?$';
 
 /** A URL with another scheme than https is refused here rather than when connecting. */
-const vcenter = text.refine((s) => !/^[a-z][a-z0-9+.-]*:\/\//i.test(s) || /^https:\/\//i.test(s), {
+export const vcenter = text.refine((s) => !/^[a-z][a-z0-9+.-]*:\/\//i.test(s) || /^https:\/\//i.test(s), {
   error: (iss) => `must be an https:// URL or a host name (got ${JSON.stringify(iss.input)})`,
 });
 
