@@ -57,7 +57,7 @@ describe('shell completion', () => {
   it('completes the commands, and a command from its first letters', async () => {
     const program = buildProgram();
     assert.deepEqual(await complete(['vmbkp', 'ba']), ['backup']);
-    assert.deepEqual(await complete(['vmbkp', 'co']), ['completion', 'copy']);
+    assert.deepEqual(await complete(['vmbkp', 'co']), ['completion', 'config', 'copy']);
     assert.deepEqual(await complete(['vmbkp', '']), program.commands.map((c) => c.name()).sort());
     // Subcommands, after global options too.
     assert.deepEqual(await complete(['vmbkp', '--quiet', 'key', '']), ['add', 'export', 'list', 'passwd', 'remove']);

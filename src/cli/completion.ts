@@ -41,7 +41,8 @@ function valuesOf(long: string | undefined, placeholder: string, choices: readon
   const known = long ? VALUES[long] : undefined;
   if (known) return { kind: 'words', words: known };
   if (/^(file|recipe)$/.test(placeholder)) return { kind: 'files' };
-  if (/^(dir|repo)$/.test(placeholder)) return { kind: 'dirs' };
+  // `<dir|name>`: a directory or a config profile's name; directories are what can be listed.
+  if (/^(dir|repo)(\|name)?$/.test(placeholder)) return { kind: 'dirs' };
   return { kind: 'none' };
 }
 
