@@ -113,6 +113,16 @@ describe('config file: named vCenters and repositories', () => {
       assert.equal(await restoreSha('latest'), frozen[1]);
     });
 
+    it('restore --disk "Hard disk 1" --generation latest~1, and status: by the names people see, still without a connection flag', async () => {
+      const out = path.join(dir, 'by-label.img');
+      ok(await cli(['restore', '--set', VM, '--generation', 'latest~1', '--disk', 'Hard disk 1', '--to', `file:${out}`]), 'restore by label and selector');
+      assert.equal(await sha256File(out), frozen[0]);
+      const st = await cli(['status', '--json']);
+      ok(st, 'status');
+      const status = JSON.parse(st.stdout) as { sets: { name: string; generations: number; newest: { generation: number } }[] };
+      assert.deepEqual(status.sets.map((x) => [x.name, x.generations, x.newest.generation]), [[VM, 2, 2]]);
+    });
+
     it('list shows both generations of the set', async () => {
       const r = await cli(['list', '--json']);
       ok(r, 'list');
