@@ -372,4 +372,45 @@ describe('config file: named vCenters and repositories', () => {
       assert.match(r.stderr, /--repo "offsite": config \S+ has no repository named "offsite" \(it has main\)/);
     });
   });
+
+  describe('retention in a repository profile', () => {
+    it('prune --all without --keep-* or --recipe prunes the sets the profile\'s retention names (first matching key), and leaves the others alone', async () => {
+      const keeping = path.join(dir, 'keeping.yaml');
+      const krepo = path.join(dir, 'keeping-repo');
+      await fs.writeFile(keeping, [
+        'repositories:',
+        '  keep:',
+        `    path: ${krepo}`,
+        `    passwordFile: ${REPO_PASSWORD_FILE}`,
+        '    retention:',
+        '      web01: { keepLast: 2 }',
+        '      "web*": { keepLast: 1 }',
+        'defaults:',
+        '  repository: keep',
+        '',
+      ].join('\n'));
+      const run = (args: string[]) => vmbkp(['--config', keeping, ...args], { env: { VMBKP_REPO: undefined, VMBKP_REPO_PASSWORD_FILE: undefined, VMBKP_CONFIG: undefined } });
+      ok(await run(['init']), 'init');
+      const img = path.join(dir, 'keeping.img');
+      for (const set of ['web01', 'web02', 'db01']) {
+        for (let i = 0; i < 3; i++) {
+          await fs.writeFile(img, randomBytes(64 * 1024));
+          ok(await run(['backup', '--set', set, `sda=file:${img}`]), `backup ${set}`);
+        }
+      }
+      const r = await run(['prune', '--all', '--json']);
+      ok(r, 'prune --all');
+      const out = JSON.parse(r.stdout) as { unmanaged: string[]; policies: { set: string; from: string }[] };
+      assert.deepEqual(out.unmanaged, ['db01']);
+      assert.deepEqual(out.policies.map((p) => [p.set, p.from]), [
+        ['web01', 'config repository keep retention "web01"'], ['web02', 'config repository keep retention "web*"'],
+      ]);
+      const list = JSON.parse((await run(['list', '--json'])).stdout) as { sets: { name: string; generations: { generation: number }[] }[] };
+      assert.deepEqual(list.sets.map((x) => [x.name, x.generations.map((g) => g.generation)]), [['db01', [1, 2, 3]], ['web01', [2, 3]], ['web02', [3]]]);
+      // An explicit policy is the user's intent: the profile's retention is not mixed in.
+      const explicit = await run(['prune', '--all', '--keep-last', '3', '--dry-run', '--json']);
+      ok(explicit, 'prune --all --keep-last');
+      assert.deepEqual((JSON.parse(explicit.stdout) as { policies: { from: string }[] }).policies.map((p) => p.from), ['--keep-* options', '--keep-* options', '--keep-* options']);
+    });
+  });
 });

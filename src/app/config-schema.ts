@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { THUMBPRINT, vcenter as vcenterUrl } from '../providers/vsphere/recipe-connection.js';
 import { show } from '../recipe/issues.js';
 import { PROFILE_NAME, isProfileName } from '../recipe/profile-name.js';
+import { retentionSchema } from '../recipe/schema.js';
 
 const text = z.string().min(1);
 
@@ -42,6 +43,8 @@ export const repositoryProfileSchema = z.strictObject({
   path: text.describe('a directory, or s3:https://HOST[:PORT]/BUCKET[/PREFIX]'),
   passwordFile: text.optional().describe('a file whose first line is the password of the (encrypted) repository'),
   passwordCommand: passwordCommand.optional().describe('a command whose first line of output is the password of the repository'),
+  retention: z.record(z.string().min(1), retentionSchema).optional()
+    .describe('prune --all: a retention policy per set, keyed by set name or glob ("web*", "*"); the first key that matches, in file order, wins'),
 }).superRefine((r, ctx) => {
   if (r.passwordFile !== undefined && r.passwordCommand !== undefined) {
     ctx.addIssue({ code: 'custom', path: ['passwordCommand'], message: 'give passwordFile or passwordCommand, not both' });

@@ -6,7 +6,7 @@ export { gc } from '../repository/gc.js';
 export { prune } from '../repository/prune.js';
 export { type PruneSetsResult, pruneSets } from '../repository/prune-sets.js';
 export { verify } from '../repository/verify.js';
-export { type PrunePolicies, type SetPolicy, prunePolicies } from './prune-policies.js';
+export { type PrunePolicies, type SetPolicy, profilePolicies, prunePolicies } from './prune-policies.js';
 
 /** A lock as `unlock --list` shows it. */
 export interface LockView {

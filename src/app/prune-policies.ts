@@ -3,8 +3,8 @@
  * recipe's policy.retention for the sets of the VMs it names, or one policy for every set.
  * A set that gets none is left alone and reported, never pruned by accident.
  *
- * `policyFor` is the hook for further sources of per-set policies (a configuration file's
- * profiles): a set it answers for gets that policy before the recipe is asked.
+ * A repository profile of the config file may carry `retention` (set name or glob → policy):
+ * `profilePolicies` makes the `policyFor` of it, asked before the recipe.
  */
 import { UsageError } from '../errors.js';
 import { setNameForVm } from '../providers/vsphere/backup-vm.js';
@@ -39,6 +39,17 @@ function recipeCovers(recipe: BackupRecipe, set: string): boolean {
     : setNameForVm(pattern) === set);
 }
 
+/** The retention of a repository profile as `policyFor`: the first key (in file order) that names or globs the set. */
+export function profilePolicies(profile: string, retention: Readonly<Record<string, RetentionPolicy>>): (set: string) => SetPolicy | undefined {
+  const rules = Object.entries(retention).map(([key, policy]) => ({
+    key, policy, matches: isGlob(key) ? (set: string) => globToRegExp(key).test(set) : (set: string) => set === key,
+  }));
+  return (set) => {
+    const rule = rules.find((r) => r.matches(set));
+    return rule ? { set, policy: rule.policy, from: `config repository ${profile} retention ${JSON.stringify(rule.key)}` } : undefined;
+  };
+}
+
 export async function prunePolicies(repo: Repository, sources: PolicySources): Promise<PrunePolicies> {
   if (sources.options && sources.recipe !== undefined) {
     throw new UsageError('prune --all takes its policies from --recipe FILE or from --keep-* options, not both');
@@ -50,7 +61,7 @@ export async function prunePolicies(repo: Repository, sources: PolicySources): P
     if (!r.policy.retention) throw new UsageError(`recipe ${sources.recipe} has no policy.retention: nothing says what to keep`);
     recipe = { path: sources.recipe, recipe: r, policy: r.policy.retention };
   }
-  if (!sources.options && !recipe && !sources.policyFor) throw new UsageError('prune --all needs a policy: --recipe FILE (its policy.retention) or --keep-last N (for every set)');
+  if (!sources.options && !recipe && !sources.policyFor) throw new UsageError('prune --all needs a policy: --recipe FILE (its policy.retention), --keep-last N (for every set), or retention in the repository\'s config file profile');
   const sets = [...new Set((await repo.listGenerations()).map((g) => g.set))].sort();
   const chosen: SetPolicy[] = [];
   const unmanaged: string[] = [];

@@ -2,10 +2,10 @@
 import type { Command } from 'commander';
 import { storageReport } from '../../app/repository.js';
 import { RepositoryDamagedError, UsageError } from '../../errors.js';
-import { type LockView, gc, listLocks, prunePolicies, pruneSets, unlock, verify } from '../../app/maintenance.js';
+import { type LockView, gc, listLocks, profilePolicies, prunePolicies, pruneSets, unlock, verify } from '../../app/maintenance.js';
 import type { GcResult } from '../../repository/gc.js';
 import type { RetentionPolicy } from '../../repository/retention.js';
-import { type GlobalOptions, Output, openRepository, wholeNumber } from '../context.js';
+import { type GlobalOptions, Output, loadedConfig, openRepository, repoSettings, wholeNumber } from '../context.js';
 import { bytes, table } from '../format.js';
 import { type CountStep, type ProgressSink, countProgress, progressSink } from '../progress.js';
 
@@ -65,7 +65,7 @@ export function register(program: Command): void {
       if (!opts.all && !policy) throw new UsageError('prune --set needs --keep-last N');
       const repo = await openRepository(opts);
       const progress = progressSink(out.json);
-      const chosen = opts.all ? await prunePolicies(repo, { options: policy, recipe: opts.recipe })
+      const chosen = opts.all ? await prunePolicies(repo, { options: policy, recipe: opts.recipe, policyFor: await profileRetention(opts, !!policy || opts.recipe !== undefined) })
         : { sets: [{ set: opts.set!, policy: policy!, from: '--keep-* options' }], unmanaged: [] };
       const dryRun = !!opts.dryRun;
       const r = await pruneSets({
@@ -142,6 +142,17 @@ function keepOptions(opts: PruneOptions): RetentionPolicy | undefined {
     ...(opts.keepWeekly !== undefined ? { weekly: wholeNumber(opts.keepWeekly, '--keep-weekly') } : {}),
     ...(opts.keepMonthly !== undefined ? { monthly: wholeNumber(opts.keepMonthly, '--keep-monthly') } : {}),
   };
+}
+
+/**
+ * prune --all without --keep-* or --recipe: the `retention` of the repository's config file
+ * profile (when the repository was named by a profile, or is the default one).
+ */
+async function profileRetention(opts: GlobalOptions, explicit: boolean): Promise<((set: string) => ReturnType<ReturnType<typeof profilePolicies>>) | undefined> {
+  if (explicit) return undefined;
+  const profile = (await repoSettings(opts))?.profile;
+  const retention = profile !== undefined ? (await loadedConfig()).data.repositories[profile]?.retention : undefined;
+  return profile !== undefined && retention ? profilePolicies(profile, retention) : undefined;
 }
 
 function gcText(r: GcResult): string {
