@@ -17,18 +17,14 @@ import { disksOf, snapshotsOf } from '../../vsphere/vm.js';
 import { text, textAt } from '../../vsphere/xml.js';
 import type { MachineRestoreContext } from '../machine-provider.js';
 import { mapNetworks } from './restore-vm-networks.js';
+import type { VmRestoreRequest } from './restore-vm-context.js';
 import type { VsphereMachine } from './stored-vm.js';
 
-export interface VmRestorePlanRequest {
-  readonly name: string;
-  readonly datastore?: string | undefined;
-  readonly host?: string | undefined;
-  readonly folder?: string | undefined;
-  readonly resourcePool?: string | undefined;
-  readonly network?: Readonly<Record<string, string>> | undefined;
+/** Where the restore would put the VM, as the restore itself is asked (restore-vm-context.ts). */
+export type VmRestorePlanRequest = Pick<VmRestoreRequest, 'name' | 'datastore' | 'host' | 'folder' | 'resourcePool' | 'network'> & {
   readonly overwrite: boolean;
   readonly writesWholeDisk: boolean;
-}
+};
 
 export interface VmRestorePlan {
   readonly vm: string;
