@@ -269,12 +269,13 @@ describe('VM restore against the lab', () => {
       assert.deepEqual((await lab.vms()).map((v) => v.name).sort(), vmsBefore);
     });
 
-    it('usage: --name is required, --disk/--to do not mix with --vcenter, VM options need --vcenter', async () => {
+    it('usage: --name is required, --disk/--to do not mix with --vcenter, a VM restore needs a vCenter', async () => {
       assert.match(oneLine((await restore([])).stderr), /--name is required with --vcenter/);
       assert.match(oneLine((await restore(['--name', 'x', '--disk', '2000'])).stderr), /takes no --disk and no --to/);
       const r = await vmbkp(['restore', '--repo', repo, '--set', SRC, '--name', 'x', '--power-on']);
       assert.equal(r.code, 2);
-      assert.match(oneLine(r.stderr), /^vmbkp: error: --name, --power-on need --vcenter \(a VM restore\)$/);
+      // --name makes it a VM restore: with no vCenter named (flag, VMBKP_VCENTER or the config file's default) it says where one can come from.
+      assert.match(oneLine(r.stderr), /^vmbkp: error: a VM restore \(--name\) needs a vCenter: give --vcenter URL or NAME, set VMBKP_VCENTER, or set defaults\.vcenter in the config file$/);
     });
   });
 
