@@ -240,9 +240,8 @@ func getVM(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
 }
 
 func powerVM(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
-	vm := lab.vm(p["vm"])
+	vm := lookupVM(lab, w, p)
 	if vm == nil {
-		fail(w, http.StatusNotFound, "no VM named %q", p["vm"])
 		return
 	}
 	// Through the simulator in process (not under the VM's lock: the call takes it).
@@ -270,9 +269,8 @@ func powerVM(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
 }
 
 func setTools(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
-	vm := lab.vm(p["vm"])
+	vm := lookupVM(lab, w, p)
 	if vm == nil {
-		fail(w, http.StatusNotFound, "no VM named %q", p["vm"])
 		return
 	}
 	state := r.URL.Query().Get("state")
@@ -291,9 +289,8 @@ func setTools(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
 // another vCenter): vCenter's VM has another instance UUID, and the advanced
 // settings and disks the files carry.
 func setInstanceUUID(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
-	vm := lab.vm(p["vm"])
+	vm := lookupVM(lab, w, p)
 	if vm == nil {
-		fail(w, http.StatusNotFound, "no VM named %q", p["vm"])
 		return
 	}
 	id := r.URL.Query().Get("uuid")
@@ -311,11 +308,19 @@ func setInstanceUUID(lab *Lab, w http.ResponseWriter, r *http.Request, p params)
 	reply(w, vm.describe())
 }
 
-// lookupDisk resolves {vm} and {key}, answering 404 itself.
-func lookupDisk(lab *Lab, w http.ResponseWriter, p params) (*LabVM, *disk) {
+// lookupVM resolves {vm}, answering 404 itself.
+func lookupVM(lab *Lab, w http.ResponseWriter, p params) *LabVM {
 	vm := lab.vm(p["vm"])
 	if vm == nil {
 		fail(w, http.StatusNotFound, "no VM named %q", p["vm"])
+	}
+	return vm
+}
+
+// lookupDisk resolves {vm} and {key}, answering 404 itself.
+func lookupDisk(lab *Lab, w http.ResponseWriter, p params) (*LabVM, *disk) {
+	vm := lookupVM(lab, w, p)
+	if vm == nil {
 		return nil, nil
 	}
 	key, _ := strconv.Atoi(p["key"])

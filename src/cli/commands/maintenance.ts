@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { storageReport } from '../../app/repository.js';
 import { RepositoryDamagedError, UsageError } from '../../errors.js';
-import { type LockView, gc, listLocks, profilePolicies, prunePolicies, pruneSets, unlock, verify } from '../../app/maintenance.js';
+import { type LockView, type SetPolicy, gc, listLocks, profilePolicies, prunePolicies, pruneSets, unlock, verify } from '../../app/maintenance.js';
 import type { GcResult } from '../../repository/gc.js';
 import type { RetentionPolicy } from '../../repository/retention.js';
 import { type GlobalOptions, Output, loadedConfig, openRepository, repoSettings, wholeNumber } from '../context.js';
@@ -148,7 +148,7 @@ function keepOptions(opts: PruneOptions): RetentionPolicy | undefined {
  * prune --all without --keep-* or --recipe: the `retention` of the repository's config file
  * profile (when the repository was named by a profile, or is the default one).
  */
-async function profileRetention(opts: GlobalOptions, explicit: boolean): Promise<((set: string) => ReturnType<ReturnType<typeof profilePolicies>>) | undefined> {
+async function profileRetention(opts: GlobalOptions, explicit: boolean): Promise<((set: string) => SetPolicy | undefined) | undefined> {
   if (explicit) return undefined;
   const profile = (await repoSettings(opts))?.profile;
   const retention = profile !== undefined ? (await loadedConfig()).data.repositories[profile]?.retention : undefined;
