@@ -71,6 +71,8 @@ export class GenerationExport implements ExportBackend {
   private readonly loading = new Map<string, Promise<Buffer>>();
   /** Chunks read from the repository (not from the cache): for tests and figures. */
   chunksRead = 0;
+  /** Plain bytes of those chunks: what a reader of the export cost the repository. */
+  bytesRead = 0;
 
   private constructor(options: GenerationExportOptions) {
     this.repo = options.repo;
@@ -189,6 +191,7 @@ export class GenerationExport implements ExportBackend {
   private track(w: Wanted, loaded: Promise<Buffer>): Promise<Buffer> {
     const p = loaded.then((plain) => {
       this.chunksRead++;
+      this.bytesRead += plain.length;
       if (plain.length !== this.index.chunkLength(w.i)) {
         throw new RepositoryDamagedError(`reading ${this.what} at offset ${w.i * this.index.chunkSize}: blob ${w.hex} holds ${plain.length} bytes, the chunk has ${this.index.chunkLength(w.i)}`);
       }

@@ -46,6 +46,8 @@ export interface ServingGeneration {
   readonly export: ServedExport;
   /** The listening address as bound. */
   readonly address: ListenAddress;
+  /** Plain bytes of the chunks read from the repository so far (zero chunks and cached ones cost nothing). */
+  bytesRead(): number;
   /** Stops serving (requests in flight are answered first), drops the overlay, releases the lock. Idempotent. */
   stop(): Promise<void>;
 }
@@ -101,6 +103,7 @@ export async function serveGeneration(job: ServeGenerationJob): Promise<ServingG
         size: record.size, writable: job.writable, tls: job.tls ? { clientCertificate: job.tls.verifyPeer } : false,
       },
       address,
+      bytesRead: () => generation.bytesRead,
       stop: () => (stopping ??= unwind()),
     };
   } catch (err) {
