@@ -8,6 +8,7 @@ import { register as registerBackup } from './commands/backup.js';
 import { register as registerCompletion } from './commands/completion.js';
 import { register as registerConfig } from './commands/config.js';
 import { register as registerCopy } from './commands/copy.js';
+import { register as registerFiles } from './commands/files.js';
 import { register as registerInit } from './commands/init.js';
 import { register as registerKey } from './commands/key.js';
 import { register as registerList } from './commands/list.js';
@@ -46,6 +47,7 @@ export function buildProgram(): Command {
   registerList(program);
   registerRestore(program);
   registerServe(program);
+  registerFiles(program);
   registerMaintenance(program);
   registerRun(program);
   registerCopy(program);
