@@ -28,6 +28,7 @@ const UNIT = [
   'commit-lock',
   'export-backend',
   'extents',
+  'files-unit',
   'format',
   'help-audit',
   'helper-process',
