@@ -11,7 +11,7 @@
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
@@ -461,4 +461,17 @@ function xfsDbString(name: string): string {
   let out = '';
   for (const b of Buffer.from(name)) out += b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : `\\${b.toString(8).padStart(3, '0')}`;
   return out;
+}
+
+/**
+ * libguestfs's environment here: without vmx/svm in the CPU flags, /dev/kvm (if any) is a
+ * nested module that QEMU aborts on and libguestfs does not fall back from, so the appliance
+ * runs under TCG (as `vmbkp files` does; VMBKP_GUESTFS_TCG=1 forces it).
+ */
+export function guestfsEnv(): NodeJS.ProcessEnv {
+  let cpuinfo = '';
+  try { cpuinfo = readFileSync('/proc/cpuinfo', 'utf8'); } catch { /* not Linux: let libguestfs choose */ }
+  const hw = /^flags\s*:.*\b(vmx|svm)\b/m.test(cpuinfo);
+  if (hw && process.env['VMBKP_GUESTFS_TCG'] !== '1') return {};
+  return { LIBGUESTFS_BACKEND: 'direct', LIBGUESTFS_BACKEND_SETTINGS: 'force_tcg' };
 }
