@@ -167,11 +167,26 @@ async function tool(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv
 const sectors = (bytes: number): number => bytes / 512;
 
 async function buildExt4(img: string, info: LayoutInfo, stage: string): Promise<void> {
+  await partitionedExt4(img, stage, info.diskBytes, info.label);
+}
+
+/**
+ * A GPT disk image of `diskBytes` with one ext4 partition (from 1 MiB) holding `stage`'s
+ * tree: the benchmark's disk too (bench/files.mjs).
+ */
+export async function ext4Image(img: string, stage: string, diskBytes: number, label: string): Promise<void> {
+  await fs.rm(img, { force: true });
+  await fs.writeFile(img, '');
+  await fs.truncate(img, diskBytes);
+  await partitionedExt4(img, stage, diskBytes, label);
+}
+
+async function partitionedExt4(img: string, stage: string, diskBytes: number, label: string): Promise<void> {
   // GPT keeps a backup header in the disk's last 33 sectors: the partition ends 1 MiB short.
-  const partBytes = info.diskBytes - 2 * MiB;
+  const partBytes = diskBytes - 2 * MiB;
   await tool('sfdisk', ['-q', img], {}, `label: gpt\nlabel-id: 6E0D1A5E-1C5B-4C46-9E66-0A6B7A9E0001\nstart=${sectors(PART_START)}, size=${sectors(partBytes)}, type=L, uuid=6E0D1A5E-1C5B-4C46-9E66-0A6B7A9E0002, name=root\n`);
   // A fixed time, UUID and hash seed keep the filesystem's own metadata the same on every build.
-  await tool('mke2fs', ['-q', '-F', '-t', 'ext4', '-b', '4096', '-L', info.label, '-U', '2f0c4a36-9d1e-4d55-8e54-3c8a4b1e0a01',
+  await tool('mke2fs', ['-q', '-F', '-t', 'ext4', '-b', '4096', '-L', label, '-U', '2f0c4a36-9d1e-4d55-8e54-3c8a4b1e0a01',
     '-E', `offset=${PART_START},root_owner=0:0,hash_seed=2f0c4a36-9d1e-4d55-8e54-3c8a4b1e0a02`, '-d', stage, img, String(partBytes / 4096)],
   { E2FSPROGS_FAKE_TIME: '1767323046' });
 }
