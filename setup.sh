@@ -15,6 +15,10 @@ PACKAGES=(
   zsh                       # the zsh completion script is parsed and loaded by zsh (completion.test)
   golang-go golang-github-vmware-govmomi-dev  # the vSphere lab: govmomi's simulator, built offline in GOPATH mode
   ceph-mon ceph-osd radosgw ceph-common       # a real S3 server for the tests and benchmarks (npm run s3)
+  libguestfs-tools linux-image-amd64         # vmbkp files: guestfish/guestmount read a generation's filesystems; the appliance needs a kernel
+  fuse3                                       # vmbkp files mount (guestmount is FUSE; fusermount unmounts), ntfs-3g in the test images
+  fdisk e2fsprogs xfsprogs dosfstools mtools  # test disk images (test/fs-images.ts): sfdisk, mke2fs -d, mkfs.xfs -p + xfs_db, mkfs.fat + mcopy
+  ntfs-3g lvm2 btrfs-progs                    # NTFS (mkntfs + ntfs-3g) in the test images; LVM and btrfs in the appliance, which copies them from this machine
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -3,6 +3,7 @@
 //
 //   npm run bench -- [--size 2G] [--dir bench/out] [--keep] [--json FILE] [--tools vmbkp,restic,borg] [--plaintext-first] [--no-s3]
 //   node bench/run.mjs ...                       (after `npm run build`)
+//   npm run bench -- --files [--size 2G] ...     (vmbkp files: bench/files.mjs)
 //
 // vmbkp runs twice on the same images: on an encrypted repository (`vmbkp init` as users get
 // it: AES-256-GCM, HMAC-SHA256 chunk ids, the default scrypt parameters) and on a plaintext one
@@ -1214,6 +1215,11 @@ function evaluateTargets() {
 // ---------------------------------------------------------------------------------------------
 
 async function main() {
+  // `--files`: the file-level restore benchmark instead (bench/files.mjs, its own options).
+  if (process.argv.includes('--files')) {
+    const child = spawn(process.execPath, [path.join(here, 'files.mjs'), ...process.argv.slice(2).filter((a) => a !== '--files')], { stdio: 'inherit' });
+    return new Promise((resolve) => child.on('close', (code) => resolve(code ?? 1)));
+  }
   const opt = parseArgs(process.argv.slice(2));
   results.options = { size: opt.size, dir: opt.dir, keep: opt.keep, json: opt.json, tools: opt.tools, plaintextFirst: opt.plaintextFirst, s3: opt.s3 };
   const d = {
