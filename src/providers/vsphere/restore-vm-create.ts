@@ -21,6 +21,7 @@ import type { MachineUnderRestore } from '../machine-provider.js';
 import type { RestoreContext, RestoreOutcome } from './restore-vm-context.js';
 import { disksToRestore, matchCreatedDisks, restoredDisks } from './restore-vm-disks.js';
 import { powerOnIfAsked } from './restore-vm-finish.js';
+import { restoreNvram } from './restore-vm-nvram.js';
 import { mapNetworks } from './restore-vm-networks.js';
 
 const GiB = 1024 ** 3;
@@ -98,6 +99,7 @@ export async function createForRestore(ctx: RestoreContext): Promise<MachineUnde
     const props = await retrieveOne(session, ref, ['config']);
     const current = props.get('config');
     targets = matchCreatedDisks(ctx, config, current, vm);
+    await restoreNvram(ctx, vm, place.datacenter.path, true);
   } catch (err) {
     throw await abandon(err);
   }

@@ -1,0 +1,42 @@
+/**
+ * The VM's `.vmx` and nvram file, saved with each generation (vsphere/vm-files.ts): the
+ * nvram holds the firmware's settings (EFI boot entries, Secure Boot keys, vTPM state),
+ * which no API property carries, so an EFI VM restored without it may not boot.
+ *
+ * They are read from the VM's directory right after the backup's snapshot is taken. A
+ * snapshot keeps its own copy inside its `.vmsn`, but that format is not documented and
+ * vSphere offers no way to read the copy, so this is the nearest moment vSphere allows; the
+ * firmware rarely writes, and a write between the two is the only difference.
+ */
+import { describeCause } from '../../errors.js';
+import type { MachineFileData } from '../../repository/machine-files.js';
+import { datacenterPathOf } from '../../vsphere/datastore.js';
+import type { VmRef } from '../../vsphere/inventory.js';
+import { retrieveOne } from '../../vsphere/property-collector.js';
+import type { VsphereSession } from '../../vsphere/session.js';
+import { configFilesOf, fileNameOf, readDatastoreFile } from '../../vsphere/vm-files.js';
+
+const WHAT: Record<string, string> = { config: 'configuration file', nvram: 'nvram file (firmware settings)' };
+
+/** The VM's configuration files; one that cannot be read is left out with a warning saying what a restore then lacks. */
+export async function readVmConfigFiles(session: VsphereSession, vm: VmRef, warn: (m: string) => void): Promise<MachineFileData[]> {
+  const files = configFilesOf((await retrieveOne(session, vm.ref, ['layoutEx'])).get('layoutEx'));
+  if (!files.some((f) => f.role === 'nvram')) {
+    warn(`VM ${vm.name} has no nvram file (it has not been powered on yet): a VM restored from this backup starts with its firmware's default settings`);
+  }
+  if (files.length === 0) return [];
+  const dcPath = await datacenterPathOf(session, vm.ref);
+  const out: MachineFileData[] = [];
+  for (const f of files) {
+    const what = `reading the ${WHAT[f.role]} ${f.path} of VM ${vm.name}`;
+    try {
+      const data = await readDatastoreFile(session, dcPath, f.path, what);
+      if (data) out.push({ name: fileNameOf(f.path), role: f.role, data });
+      else warn(`${what}: the file is gone; this backup does not hold it`);
+    } catch (err) {
+      const lacks = f.role === 'nvram' ? 'a VM restored from it starts with its firmware\'s default settings' : 'it is kept for reference only';
+      warn(`${describeCause(err)}; this backup does not hold it (${lacks})`);
+    }
+  }
+  return out;
+}
