@@ -3,10 +3,10 @@
  * nvram holds the firmware's settings (EFI boot entries, Secure Boot keys, vTPM state),
  * which no API property carries, so an EFI VM restored without it may not boot.
  *
- * They are read from the VM's directory right after the backup's snapshot is taken. A
- * snapshot keeps its own copy inside its `.vmsn`, but that format is not documented and
- * vSphere offers no way to read the copy, so this is the nearest moment vSphere allows; the
- * firmware rarely writes, and a write between the two is the only difference.
+ * They are read from the VM's directory right after the backup's snapshot is taken:
+ * whatever a snapshot keeps of them lies in its `.vmsn`, a file VMware does not document
+ * and no API reads, so this is the nearest moment vSphere allows; the firmware rarely
+ * writes, and a write between the two is the only difference.
  */
 import { describeCause } from '../../errors.js';
 import type { MachineFileData } from '../../repository/machine-files.js';
