@@ -196,7 +196,8 @@ export async function backupSet(req: BackupSetRequest): Promise<GenerationManife
     const records = await mapConcurrently(req.disks, req.diskConcurrency ?? 1, backupOne);
     const files: MachineFileRef[] = [];
     for (const f of req.machineFiles ?? []) files.push((await storeMachineFile(repo, writer, f)).ref);
-    const machine = files.length > 0 && typeof req.machine === 'object' && req.machine !== null ? { ...req.machine, files } : req.machine;
+    // `files: []` says none could be saved, unlike a record of a vmbkp that saved none.
+    const machine = req.machineFiles !== undefined && typeof req.machine === 'object' && req.machine !== null ? { ...req.machine, files } : req.machine;
 
     await writer.flush();
     await failpoint('backup:before-commit');

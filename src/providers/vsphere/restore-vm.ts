@@ -50,7 +50,10 @@ export async function prepareVmRestore(session: VsphereSession, transport: VmRes
   if (existing.length > 1) throw new InputError(`VM name ${req.name} is ambiguous on ${req.session.host} (${existing.map((v) => v.ref.value).join(', ')}): --overwrite needs one VM`);
 
   const nvram = await savedNvram(job.repo, machine, gen);
-  if (!nvram) warn(`${gen} holds no nvram file (made by an older vmbkp, or of a VM never powered on): VM ${req.name} starts with its firmware's default settings`);
+  // Files saved but no nvram: the VM had not been powered on (nothing lost), or the backup warned it could not read it.
+  if (!machine.files) {
+    warn(`${gen} was made before vmbkp saved the VM's nvram file: ${existing.length === 1 ? `VM ${req.name} keeps its own` : `VM ${req.name} starts with its firmware's default settings`}`);
+  }
   const ctx: RestoreContext = { req, emit, warn, gen, machine, plans: job.disks, nvram };
   return existing.length === 1 ? overwriteVm(ctx, existing[0]!) : createForRestore(ctx);
 }

@@ -18,12 +18,13 @@ import { configFilesOf, fileNameOf, readDatastoreFile } from '../../vsphere/vm-f
 
 const WHAT: Record<string, string> = { config: 'configuration file', nvram: 'nvram file (firmware settings)' };
 
-/** The VM's configuration files; one that cannot be read is left out with a warning saying what a restore then lacks. */
+/**
+ * The VM's configuration files; one that cannot be read is left out with a warning saying
+ * what a restore then lacks. A VM never powered on has no nvram (or an empty one): nothing
+ * is lost, the firmware writes its defaults at the first power on, as it would after a restore.
+ */
 export async function readVmConfigFiles(session: VsphereSession, vm: VmRef, warn: (m: string) => void): Promise<MachineFileData[]> {
   const files = configFilesOf((await retrieveOne(session, vm.ref, ['layoutEx'])).get('layoutEx'));
-  if (!files.some((f) => f.role === 'nvram')) {
-    warn(`VM ${vm.name} has no nvram file (it has not been powered on yet): a VM restored from this backup starts with its firmware's default settings`);
-  }
   if (files.length === 0) return [];
   const dcPath = await datacenterPathOf(session, vm.ref);
   const out: MachineFileData[] = [];
@@ -31,8 +32,9 @@ export async function readVmConfigFiles(session: VsphereSession, vm: VmRef, warn
     const what = `reading the ${WHAT[f.role]} ${f.path} of VM ${vm.name}`;
     try {
       const data = await readDatastoreFile(session, dcPath, f.path, what);
-      if (data) out.push({ name: fileNameOf(f.path), role: f.role, data });
-      else warn(`${what}: the file is gone; this backup does not hold it`);
+      // An empty nvram (a VM never powered on) holds no settings: the firmware writes its defaults at the first power on.
+      if (data && (data.length > 0 || f.role !== 'nvram')) out.push({ name: fileNameOf(f.path), role: f.role, data });
+      else if (!data) warn(`${what}: the file is gone; this backup does not hold it`);
     } catch (err) {
       const lacks = f.role === 'nvram' ? 'a VM restored from it starts with its firmware\'s default settings' : 'it is kept for reference only';
       warn(`${describeCause(err)}; this backup does not hold it (${lacks})`);
