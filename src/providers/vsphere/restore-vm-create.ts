@@ -99,13 +99,16 @@ export async function createForRestore(ctx: RestoreContext): Promise<MachineUnde
     const props = await retrieveOne(session, ref, ['config']);
     const current = props.get('config');
     targets = matchCreatedDisks(ctx, config, current, vm);
-    await restoreNvram(ctx, vm, place.datacenter.path, true);
   } catch (err) {
     throw await abandon(err);
   }
   return {
     disks: disksToRestore(ctx, vm, targets, place.datacenter.path),
-    complete: () => clearRestoreMarker(session, ref, `marking VM ${req.name} as completely restored`),
+    // The firmware settings go in once the disks are written and checked, before the marker goes and the VM may power on.
+    complete: async () => {
+      await restoreNvram(ctx, vm, place.datacenter.path, true);
+      await clearRestoreMarker(session, ref, `marking VM ${req.name} as completely restored`);
+    },
     abandon,
     finish: async (written) => {
       const restored = restoredDisks(targets, written);

@@ -41,6 +41,7 @@ export async function restoreNvram(ctx: RestoreContext, vm: VmRef, dcPath: strin
     await writeDatastoreFile(session, dcPath, target, nvram.data, what);
     if (created || !existing) await setNvramFile(session, vm.ref, fileNameOf(target), `pointing VM ${vm.name} at its nvram file ${target}`);
   } catch (err) {
-    throw withNote(err, 'the VM would start with its firmware\'s default settings');
+    // Created: the job then removes the VM. Overwritten: the job says what the VM is left with.
+    throw created ? withNote(err, 'the VM would start with its firmware\'s default settings') : err;
   }
 }

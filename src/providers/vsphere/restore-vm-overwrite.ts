@@ -15,7 +15,8 @@ import { voidChangeHistory } from './change-trust.js';
 /**
  * --overwrite onto an existing VM: powered off, no snapshots, the same disks (count and
  * capacities, in device order). Before anything is written its backup marks go and its
- * change tracking is reset (change-trust.ts); its nvram is put back (restore-vm-nvram.ts). A failure while the disks are written
+ * change tracking is reset (change-trust.ts); once they are written and checked, its nvram is
+ * put back (restore-vm-nvram.ts). A failure while the disks are written
  * leaves the VM as it is, with a note saying its disks are partly overwritten.
  */
 export async function overwriteVm(ctx: RestoreContext, vm: VmRef): Promise<MachineUnderRestore<RestoreOutcome>> {
@@ -42,11 +43,17 @@ export async function overwriteVm(ctx: RestoreContext, vm: VmRef): Promise<Machi
   // The uploads bypass the VM, so its change tracking need not see them: no backup may
   // take changes since an earlier generation as the truth about these disks.
   await voidChangeHistory(req.session, vm, props.get('config'), (message) => ctx.emit({ type: 'step', message }));
-  await restoreNvram(ctx, vm, dcPath, false);
+  let disksDone = false;
   return {
     disks: disksToRestore(ctx, vm, current, dcPath),
-    complete: async () => {},
-    abandon: async (err) => withNote(err, `VM ${vm.name}'s disks are partly overwritten: restore again`),
+    // Once the disks are written and checked: a failed restore leaves the VM's own firmware settings.
+    complete: async () => {
+      disksDone = true;
+      await restoreNvram(ctx, vm, dcPath, false);
+    },
+    abandon: async (err) => withNote(err, disksDone
+      ? `VM ${vm.name}'s disks are the generation's, written and checked, but its nvram is its own: restore again`
+      : `VM ${vm.name}'s disks are partly overwritten: restore again`),
     finish: async (written) => {
       const restored = restoredDisks(current, written);
       const poweredOn = await powerOnIfAsked(ctx, vm);
