@@ -232,8 +232,8 @@ class CopyJob {
   }
 
   /**
-   * What copying `m` would send, for a dry run: the blobs (chunks, and index pieces in
-   * bytesSent) the destination lacks and no earlier planned generation sends, at their
+   * What copying `m` would send, for a dry run: the blobs (chunks, and index pieces and
+   * the machine's saved files in bytesSent) the destination lacks and no earlier planned generation sends, at their
    * size in the source. Reads the disks' indexes only.
    */
   private async predict(m: GenerationManifest): Promise<CopyCounters> {
@@ -254,6 +254,10 @@ class CopyJob {
         else if (n > 0) { c.chunksSent++; c.bytesSent += n; }
       }
       for (const piece of d.index) c.bytesSent += sends(piece) ?? 0;
+    }
+    // The machine's saved files, like index pieces: in bytesSent only.
+    for (const f of machineFileRefs(m.machine, `set ${m.set} generation ${m.generation}`)) {
+      for (const hex of f.blobs) c.bytesSent += sends(hex) ?? 0;
     }
     return c;
   }
