@@ -5,10 +5,13 @@ package main
 // add an endpoint.
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -39,6 +42,7 @@ func init() {
 		{"POST", "/vms/{vm}/power", "?state=on|off: power the VM on or off", powerVM},
 		{"POST", "/vms/{vm}/tools", "?state=running|notRunning|notInstalled: VMware Tools in the guest", setTools},
 		{"POST", "/vms/{vm}/instance-uuid", "[?uuid=U]: give the VM another instance UUID (default: a random one), keeping everything else", setInstanceUUID},
+		{"POST", "/vms/{vm}/nvram", "body = bytes: the firmware stores new settings (EFI variables, boot order) in the VM's nvram file", setNvram},
 		{"POST", "/vms/{vm}/disks/{key}/write", "?offset=N, body = bytes: a guest write", diskWrite},
 		{"POST", "/vms/{vm}/disks/{key}/zero", "?offset=N&length=M: a guest write of zeros", diskZero},
 		{"GET", "/vms/{vm}/disks/{key}/sha256", "[?snapshot=MOREF]: SHA-256 of the current or a snapshot's view", diskHash},
@@ -159,6 +163,9 @@ type vmJSON struct {
 	InstanceUUID    string           `json:"instanceUuid"`
 	CurrentSnapshot string           `json:"currentSnapshot"` // moref of the snapshot the running point descends from, or ""
 	Dir             string           `json:"dir"`             // host path of the VM's directory
+	Firmware        string           `json:"firmware"`        // bios or efi
+	Vmx             string           `json:"vmx"`             // host path of the .vmx
+	Nvram           string           `json:"nvram"`           // host path of the nvram file
 	Controllers     []controllerJSON `json:"controllers"`
 	NICs            []nicJSON        `json:"nics"`
 	Disks           []diskJSON       `json:"disks"`
@@ -175,7 +182,7 @@ func (vm *LabVM) describe() vmJSON {
 	defer vm.Unlock()
 	out := vmJSON{Name: vm.Name, Moref: vm.Self.Value, PowerState: string(vm.Runtime.PowerState), Tools: vm.toolsState(), CBT: vm.cbtOn,
 		CBTPending: vm.cbtPending, ConsolidationNeeded: vm.consolidationNeeded(),
-		UUID: vm.Config.Uuid, InstanceUUID: vm.Config.InstanceUuid, Dir: vm.dir(), Controllers: []controllerJSON{}, NICs: []nicJSON{}, Disks: []diskJSON{}, Snapshots: []snapshotJSON{}}
+		UUID: vm.Config.Uuid, InstanceUUID: vm.Config.InstanceUuid, Dir: vm.dir(), Firmware: vm.Config.Firmware, Vmx: vm.vmxPath(), Nvram: vm.nvramPath(), Controllers: []controllerJSON{}, NICs: []nicJSON{}, Disks: []diskJSON{}, Snapshots: []snapshotJSON{}}
 	for _, dev := range vm.Config.Hardware.Device {
 		typ := reflect.TypeOf(dev).Elem().Name()
 		switch x := dev.(type) {
@@ -306,6 +313,29 @@ func setInstanceUUID(lab *Lab, w http.ResponseWriter, r *http.Request, p params)
 	})
 	vm.Unlock()
 	reply(w, vm.describe())
+}
+
+// setNvram replaces the VM's nvram file, as its firmware does when the guest or the
+// setup screen changes a setting → {"size","sha256"}.
+func setNvram(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
+	vm := lookupVM(lab, w, p)
+	if vm == nil {
+		return
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil || len(body) == 0 {
+		fail(w, http.StatusBadRequest, "the body must be the new nvram contents")
+		return
+	}
+	vm.Lock()
+	err = os.WriteFile(vm.nvramPath(), body, 0o600)
+	vm.Unlock()
+	if err != nil {
+		fail(w, http.StatusInternalServerError, "writing the nvram of %s: %v", vm.Name, err)
+		return
+	}
+	sum := sha256.Sum256(body)
+	reply(w, map[string]interface{}{"size": len(body), "sha256": hex.EncodeToString(sum[:])})
 }
 
 // lookupVM resolves {vm}, answering 404 itself.

@@ -44,6 +44,7 @@ type options struct {
 	diskSize, cbtPage int64
 	dir               string
 	port, controlPort int
+	firmware          string
 }
 
 // sizeFlag accepts bytes with an optional K, M or G (binary) suffix.
@@ -78,7 +79,7 @@ func (s sizeFlag) Set(text string) error {
 }
 
 func parseFlags(args []string) (options, error) {
-	o := options{diskSize: 64 << 20, cbtPage: 16 << 20}
+	o := options{diskSize: 64 << 20, cbtPage: 16 << 20, firmware: "bios"}
 	fs := flag.NewFlagSet("vmbkp-lab", flag.ContinueOnError)
 	fs.IntVar(&o.vms, "vms", 2, "number of VMs, named lab-vm-1 … lab-vm-N")
 	fs.IntVar(&o.disks, "disks", 2, "virtual disks per VM")
@@ -88,6 +89,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.port, "port", 0, "HTTPS port of the vCenter endpoint (0: any free port)")
 	fs.IntVar(&o.controlPort, "control-port", 0, "HTTP port of the control endpoint (0: any free port)")
 	fs.Var(sizeFlag{&o.cbtPage}, "cbt-page", "most bytes one QueryChangedDiskAreas call covers")
+	fs.StringVar(&o.firmware, "firmware", o.firmware, "firmware of the VMs: bios or efi")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, err
@@ -107,6 +109,8 @@ func parseFlags(args []string) (options, error) {
 		return o, errors.New("--disk-size must be a positive multiple of 1024")
 	case o.cbtPage <= 0:
 		return o, errors.New("--cbt-page must be positive")
+	case o.firmware != "bios" && o.firmware != "efi":
+		return o, errors.New("--firmware must be bios or efi")
 	}
 	return o, nil
 }
@@ -299,7 +303,7 @@ func (lab *Lab) build(o options) (*simulator.Model, error) {
 	}
 	lab.dsRef = ds.Reference()
 
-	vo := vmOptions{disks: o.disks, nics: o.nics, diskSize: o.diskSize}
+	vo := vmOptions{disks: o.disks, nics: o.nics, diskSize: o.diskSize, firmware: o.firmware}
 	for i := 1; i <= o.vms; i++ {
 		vm, err := lab.createVM(ctx, c, folders.VmFolder, pool, host, fmt.Sprintf("lab-vm-%d", i), vo)
 		if err != nil {

@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -144,6 +145,7 @@ func (vm *LabVM) dir() string { return filepath.Join(vm.lab.dsDir, vm.dirName) }
 type vmOptions struct {
 	disks, nics int
 	diskSize    int64
+	firmware    string // bios or efi
 }
 
 // createVM creates a VM through the simulator (so inventory, events and the
@@ -165,6 +167,7 @@ func (lab *Lab) createVM(ctx context.Context, c *vim25.Client, folder *object.Fo
 		MemoryMB:     1024,
 		Files:        &types.VirtualMachineFileInfo{VmPathName: fmt.Sprintf("[%s] %s/%s.vmx", lab.dsName, name, name)},
 		DeviceChange: change,
+		Firmware:     o.firmware,
 	}
 	task, err := folder.CreateVM(ctx, spec, pool, host)
 	if err != nil {
@@ -330,6 +333,9 @@ func (vm *LabVM) publish() {
 	}
 	simulator.Map.Update(vm, changes)
 	vm.publishGuest()
+	if err := vm.writeVmx(); err != nil {
+		log.Printf("lab: writing the .vmx of %s: %v", vm.Name, err)
+	}
 }
 
 // layouts rebuilds layout and layoutEx from the files in the VM directory
@@ -555,6 +561,9 @@ func (vm *LabVM) PowerOnVMTask(ctx *simulator.Context, req *types.PowerOnVM_Task
 	res := vm.VirtualMachine.PowerOnVMTask(ctx, req)
 	vm.publishGuest()
 	if was != types.VirtualMachinePowerStatePoweredOn && vm.Runtime.PowerState == types.VirtualMachinePowerStatePoweredOn {
+		if err := vm.ensureNvram(); err != nil {
+			log.Printf("lab: writing the nvram of %s: %v", vm.Name, err)
+		}
 		vm.stunned(func(d *disk) *layer { return d.top })
 		vm.publish()
 	}

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type RunResult, sha256File, startVmbkp, tempDir, vmbkp } from './helpers.js';
+import { type RunResult, sha256File, startVmbkp, tempDir, vmbkp, vmbkpJson } from './helpers.js';
 import { Lab } from './lab.js';
 import { openTestRepository } from './repo-internals.js';
 
@@ -105,7 +105,9 @@ describe('online VM backup against the lab', () => {
       assert.ok(d.bytesRead > 0 && d.bytesRead <= chunkCoverage(changed), `disk ${key} read ${d.bytesRead} bytes, CBT reported ${chunkCoverage(changed)}`);
     }
     assert.ok(after2.queryChangedCalls > before2.queryChangedCalls, 'QueryChangedDiskAreas was asked');
-    assert.equal(after2.folderBytesServed - before2.folderBytesServed, gen2.disks.reduce((n, d) => n + d.bytesRead, 0), 'the datastore served only what incr read');
+    const saved2 = (await vmbkpJson<{ machineDetails?: { savedFiles?: { size: number }[] } }>(['show', '--repo', repo, '--set', vm, '--generation', String(gen2.generation)])).machineDetails?.savedFiles ?? [];
+    assert.equal(after2.folderBytesServed - before2.folderBytesServed, gen2.disks.reduce((n, d) => n + d.bytesRead, 0) + saved2.reduce((n, f) => n + f.size, 0),
+      'the datastore served only what incr read, and the VM\'s .vmx and nvram');
     for (const key of disks) assert.equal(await restoreSha(vm, 2, key), g2.frozen.get(key), `disk ${key} of generation 2`);
     // Generation 1 still restores to its own snapshot.
     for (const key of disks) assert.equal(await restoreSha(vm, 1, key), g1.frozen.get(key));

@@ -17,6 +17,8 @@ export function generationSummary(m: GenerationManifest) {
     // A VM backup's consistency (crash, quiesced, powered-off) and the machine it was made of; absent for older generations and plain disks.
     ...(machine?.consistency ? { consistency: machine.consistency } : {}),
     ...(machine ? { machine: machine.machine } : {}),
+    // The machine's files saved beside its disks (a VM's .vmx and nvram: roles config, nvram).
+    ...(machine?.savedFiles ? { savedFiles: machine.savedFiles } : {}),
     disks: m.disks.map((d, i) => ({
       name: d.name,
       // What vSphere calls a VM disk ("Hard disk 1") and where it sits ("scsi0:0"): --disk takes either.

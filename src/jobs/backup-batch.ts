@@ -219,6 +219,8 @@ export async function runBackupBatch(req: BatchRequest): Promise<BatchReport> {
     survey: (m, o) => req.provider.survey(m, o),
     beginBackup: async (m, o, e) => {
       const b = await req.provider.beginBackup(m, o, e);
+      // The machine's files (a VM's .vmx and nvram) came over the same link: counted, too small to limit.
+      for (const f of b.files ?? []) counter.bytes += f.data.length;
       return { ...b, disks: b.disks.map((d) => ({ ...d, source: new LimitedSource(d.source, limiter, counter) })) };
     },
   };

@@ -62,6 +62,7 @@ export async function backupMachine(req: MachineBackupRequest): Promise<MachineB
       const hadGenerations = generations.length > 0;
       manifest = await backupSet({
         repo: req.repo, set: target.set, mode: req.mode, disks: frozen.disks, machine: frozen.record, id, lenient: true,
+        ...(frozen.files ? { machineFiles: frozen.files } : {}),
         ...(req.compressionLevel !== undefined ? { compressionLevel: req.compressionLevel } : {}),
         ...(req.workers !== undefined ? { workers: req.workers } : {}),
         ...(req.diskConcurrency !== undefined ? { diskConcurrency: req.diskConcurrency } : {}),

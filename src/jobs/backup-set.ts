@@ -9,6 +9,7 @@ import { backupDisk, type Progress } from '../engine/backup-disk.js';
 import { type DiskIndex, loadDiskIndex, storeDiskIndex } from '../repository/disk-index.js';
 import type { DiskRecord, GenerationManifest, RequestedMode } from '../repository/generation.js';
 import { checkDiskName, checkSetName } from '../repository/layout.js';
+import { type MachineFileData, type MachineFileRef, storeMachineFile } from '../repository/machine-files.js';
 import { RepositoryLock } from '../repository/lock.js';
 import type { Repository } from '../repository/repository.js';
 import type { DiskSource, Extent } from '../sources/types.js';
@@ -46,6 +47,8 @@ export interface BackupSetRequest {
   /** Disks backed up at once (default 1: one after the other). */
   readonly diskConcurrency?: number;
   readonly machine?: unknown;
+  /** Files of the machine saved beside its disks (a VM's .vmx and nvram): stored as blobs, named in `machine.files`. */
+  readonly machineFiles?: readonly MachineFileData[];
   /** The generation's id (default: a new UUID); a VM backup names its snapshot after it. */
   readonly id?: string;
   /** Fall back from an explicit incr or diff instead of refusing (see chooseMode). */
@@ -191,6 +194,10 @@ export async function backupSet(req: BackupSetRequest): Promise<GenerationManife
     };
     // Records keep the order of req.disks whatever order the disks finish in.
     const records = await mapConcurrently(req.disks, req.diskConcurrency ?? 1, backupOne);
+    const files: MachineFileRef[] = [];
+    for (const f of req.machineFiles ?? []) files.push((await storeMachineFile(repo, writer, f)).ref);
+    // `files: []` says none could be saved, unlike a record of a vmbkp that saved none.
+    const machine = req.machineFiles !== undefined && typeof req.machine === 'object' && req.machine !== null ? { ...req.machine, files } : req.machine;
 
     await writer.flush();
     await failpoint('backup:before-commit');
@@ -204,7 +211,7 @@ export async function backupSet(req: BackupSetRequest): Promise<GenerationManife
       finished: new Date().toISOString(),
       mode: req.mode,
       disks: records,
-      ...(req.machine !== undefined ? { machine: req.machine } : {}),
+      ...(machine !== undefined ? { machine } : {}),
     };
     // Two backups of one set (from two hosts, say) may finish together: one at a time numbers and writes its manifest.
     await commitAsNext(repo, manifest, { onWarning: (message) => emit({ type: 'warning', message }) });

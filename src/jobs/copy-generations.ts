@@ -26,6 +26,7 @@ import { checkSetName } from '../repository/layout.js';
 import { RepositoryLock } from '../repository/lock.js';
 import type { PoolLease, Repository } from '../repository/repository.js';
 import { commitAsNext } from './commit-generation.js';
+import { type MachineFileRef, machineFileRefs, readMachineFile, storeMachineFile, withMachineFiles } from '../repository/machine-files.js';
 import { type GenerationSelector, chooseGeneration, parseGenerationSelector } from './select-generation.js';
 
 export type { CopyCounters } from '../engine/copy-disk.js';
@@ -209,7 +210,10 @@ class CopyJob {
       // The newest earlier generation both hold: where a chunk's destination id can be looked up by position.
       const base = this.compat.sameIds ? undefined : source.filter((g) => g.generation < m.generation && there.has(g.id)).pop();
       const copied = await this.copyGeneration(m, base && { from: base, to: there.get(base.id)! });
-      const manifest: GenerationManifest = { ...m, generation: latest + 1, disks: copied.disks };
+      const manifest: GenerationManifest = {
+        ...m, generation: latest + 1, disks: copied.disks,
+        ...(m.machine !== undefined ? { machine: withMachineFiles(m.machine, copied.files) } : {}),
+      };
       const commit = await commitAsNext(to, manifest, {
         onWarning: (message) => this.emit({ type: 'warning', message }),
         // Under the set's commit lock: another copy may have committed the generation meanwhile, then ours is not needed.
@@ -228,8 +232,8 @@ class CopyJob {
   }
 
   /**
-   * What copying `m` would send, for a dry run: the blobs (chunks, and index pieces in
-   * bytesSent) the destination lacks and no earlier planned generation sends, at their
+   * What copying `m` would send, for a dry run: the blobs (chunks, and index pieces and
+   * the machine's saved files in bytesSent) the destination lacks and no earlier planned generation sends, at their
    * size in the source. Reads the disks' indexes only.
    */
   private async predict(m: GenerationManifest): Promise<CopyCounters> {
@@ -251,11 +255,15 @@ class CopyJob {
       }
       for (const piece of d.index) c.bytesSent += sends(piece) ?? 0;
     }
+    // The machine's saved files, like index pieces: in bytesSent only.
+    for (const f of machineFileRefs(m.machine, `set ${m.set} generation ${m.generation}`)) {
+      for (const hex of f.blobs) c.bytesSent += sends(hex) ?? 0;
+    }
     return c;
   }
 
   /** Copies every disk of `m`, makes it durable and findable in the destination; returns the disks' records for its manifest. */
-  private async copyGeneration(m: GenerationManifest, base: { from: GenerationManifest; to: number } | undefined): Promise<{ disks: DiskRecord[]; counters: CopyCounters }> {
+  private async copyGeneration(m: GenerationManifest, base: { from: GenerationManifest; to: number } | undefined): Promise<{ disks: DiskRecord[]; files: MachineFileRef[]; counters: CopyCounters }> {
     const { from, to, compat } = this;
     this.emit({ type: 'generation-start', set: m.set, from: m.generation });
     this.fromPool ??= from.acquirePool(this.workers);
@@ -281,9 +289,17 @@ class CopyJob {
       counters.bytesSent += stored.bytesStored;
       disks.push({ ...d, index: stored.pieces });
     }
+    // The machine's saved files (a VM's .vmx and nvram), stored under the destination's ids.
+    const files: MachineFileRef[] = [];
+    for (const f of machineFileRefs(m.machine, `set ${m.set} generation ${m.generation}`)) {
+      const data = await readMachineFile(from, f, `copying set ${m.set} generation ${m.generation} file ${f.name}`);
+      const stored = await storeMachineFile(to, writer, { name: f.name, role: f.role, data });
+      counters.bytesSent += stored.bytesStored;
+      files.push(stored.ref);
+    }
     await writer.flush();
     await failpoint('copy:before-commit');
-    return { disks, counters };
+    return { disks, files, counters };
   }
 
   /** The destination's manifest of the base generation; none (a warning) when it is gone or damaged: every chunk is then read. */

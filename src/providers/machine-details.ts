@@ -17,6 +17,8 @@ export interface MachineDetails {
   readonly consistency?: string;
   /** vsphere-vm: the configuration at backup time. */
   readonly configuration?: VmConfigSummary;
+  /** The machine's files saved beside its disks (vsphere-vm: the .vmx, role config, and the nvram). */
+  readonly savedFiles?: { readonly name: string; readonly role: string; readonly size: number; readonly sha256: string }[];
   /** vsphere-vm: disks of the VM that were not backed up, and why. */
   readonly skippedDisks?: { readonly key: number; readonly label: string; readonly reason: string }[];
 }
@@ -31,6 +33,13 @@ export function machineDetails(record: unknown): MachineDetails | undefined {
   if (typeof m['changeTracking'] === 'boolean') out['changeTracking'] = m['changeTracking'];
   const config = m['config'];
   if (typeof config === 'object' && config !== null && !Array.isArray(config)) out['configuration'] = vmConfigSummary(config as XmlNode);
+  const files = Array.isArray(m['files']) ? (m['files'] as unknown[]) : [];
+  out['savedFiles'] = files.flatMap((f) => {
+    const r = (typeof f === 'object' && f !== null ? f : {}) as Record<string, unknown>;
+    return typeof r['name'] === 'string' && typeof r['role'] === 'string' && typeof r['size'] === 'number' && typeof r['sha256'] === 'string'
+      ? [{ name: r['name'], role: r['role'], size: r['size'], sha256: r['sha256'] }]
+      : [];
+  });
   const disks = Array.isArray(m['disks']) ? (m['disks'] as unknown[]) : [];
   out['skippedDisks'] = disks.flatMap((d) => {
     const r = (typeof d === 'object' && d !== null ? d : {}) as Record<string, unknown>;

@@ -9,6 +9,7 @@ import type { Progress } from '../engine/backup-disk.js';
 import type { ChunkPool } from '../repository/chunk-pool.js';
 import type { DiskIndex } from '../repository/disk-index.js';
 import type { GenerationManifest } from '../repository/generation.js';
+import type { MachineFileData } from '../repository/machine-files.js';
 import type { Repository } from '../repository/repository.js';
 import type { DiskSource, RestoreTarget } from '../sources/types.js';
 
@@ -89,6 +90,8 @@ export interface MachineBackup {
    */
   readonly disks: readonly { readonly name: string; readonly source: DiskSource; readonly changesVoid?: string }[];
   readonly record: MachineRecord;
+  /** Files of the machine the generation keeps beside its disks (a VM's .vmx and nvram), read at the freeze. */
+  readonly files?: readonly MachineFileData[];
   /**
    * Called after every disk is read and stored, right before the generation commits: throws
    * when what was read can no longer be trusted (the snapshot was removed under the backup),

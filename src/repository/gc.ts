@@ -115,6 +115,14 @@ async function run(repo: Repository, opts: GcPlanOptions): Promise<GcResult> {
         referenced.add(hex);
       }
     },
+    files(ref, files) {
+      for (const f of files) {
+        for (const hex of f.blobs) {
+          if (!repo.lookup(hex)) throw new RepositoryDamagedError(`gc refused: ${describeRef(ref)} references blob ${hex} of its saved file ${f.name}, which is missing; run vmbkp verify`);
+          referenced.add(hex);
+        }
+      }
+    },
   }, refs);
 
   // What each existing pack holds, from every index file (a blob may be indexed in several packs).

@@ -2,6 +2,7 @@
 import { IoError, VmbkpError } from '../errors.js';
 import { type DiskIndex, loadDiskIndex } from './disk-index.js';
 import type { DiskRecord, GenerationManifest } from './generation.js';
+import { type MachineFileRef, machineFileRefs } from './machine-files.js';
 import type { GenerationRef, Repository } from './repository.js';
 
 export interface DiskRef {
@@ -17,6 +18,8 @@ export function describeRef(r: Partial<DiskRef>): string {
 
 export interface WalkVisitor {
   disk(ref: DiskRef, record: DiskRecord, index: DiskIndex, manifest: GenerationManifest): void;
+  /** The files the generation's machine record saved beside its disks (machine-files.ts), when it has any. */
+  files?(ref: GenerationRef, files: readonly MachineFileRef[]): void;
   /** A generation or disk index that could not be read; without it the walk throws. */
   damaged?(where: Partial<DiskRef>, err: VmbkpError): void;
   /** After each generation: how many of them were walked. */
@@ -35,6 +38,13 @@ export async function walkDisks(repo: Repository, visitor: WalkVisitor, refs?: G
       if (!visitor.damaged || !isDamage(err)) throw err;
       visitor.damaged(ref, err);
       continue;
+    }
+    try {
+      const files = machineFileRefs(manifest.machine, describeRef(ref));
+      if (files.length > 0) visitor.files?.(ref, files);
+    } catch (err) {
+      if (!visitor.damaged || !isDamage(err)) throw err;
+      visitor.damaged(ref, err);
     }
     for (const record of manifest.disks) {
       const where: DiskRef = { set: ref.set, generation: ref.generation, disk: record.name };

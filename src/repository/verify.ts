@@ -146,6 +146,16 @@ async function run(req: VerifyRequest): Promise<VerifyReport> {
       if (missing) problems.push({ ...ref, message: `${describeRef(ref)}: ${missing} chunks missing from the repository (first at offset ${firstMissing})` });
       if (corrupt) problems.push({ ...ref, message: `${describeRef(ref)}: ${corrupt} chunks unreadable (first at offset ${firstCorrupt}: ${reason})` });
     },
+    files(ref, files) {
+      seenGen.add(`${ref.set}/${ref.generation}`);
+      for (const f of files) {
+        const missing = f.blobs.filter((hex) => !repo.lookup(hex)).length;
+        const why = f.blobs.map((hex) => bad.get(hex)).find((x) => x !== undefined);
+        f.blobs.forEach((hex) => referenced.add(hex));
+        if (missing) problems.push({ set: ref.set, generation: ref.generation, message: `${describeRef(ref)}: saved file ${f.name}: ${missing} of its ${f.blobs.length} blobs missing from the repository` });
+        else if (why) problems.push({ set: ref.set, generation: ref.generation, message: `${describeRef(ref)}: saved file ${f.name} unreadable: ${why}` });
+      }
+    },
     damaged(where, err) {
       referencesComplete = false;
       seenGen.add(`${where.set}/${where.generation}`);

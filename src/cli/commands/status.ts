@@ -75,6 +75,10 @@ function generationText(g: GenerationDetails): string {
     lines.push('', `machine      ${m.kind}${m.name ? ` ${m.name}` : ''}${m.moref ? ` (${m.moref}${m.vcenter ? ` on ${m.vcenter}` : ''})` : ''}`);
     if (m.instanceUuid) lines.push(`instance     ${m.instanceUuid}`);
     if (m.consistency) lines.push(`consistency  ${m.consistency}`);
+    if (m.savedFiles) {
+      lines.push(m.savedFiles.length === 0 ? 'saved files  none (no .vmx or nvram saved: a restore gets the firmware\'s default settings)'
+        : m.savedFiles.map((f) => `saved file   ${f.name} (${f.role === 'config' ? 'configuration' : f.role === 'nvram' ? 'nvram: firmware settings' : f.role}, ${bytes(f.size)}, sha256 ${f.sha256})`).join('\n'));
+    }
     if (m.snapshot) lines.push(`snapshot     ${m.snapshot}${m.changeTracking === undefined ? '' : `, change tracking ${m.changeTracking ? 'on' : 'off'}`}`);
     if (c) {
       lines.push(`hardware     ${c.cpus ?? '?'} CPUs${c.coresPerSocket ? ` (${c.coresPerSocket} per socket)` : ''}, ${c.memoryMB ?? '?'} MB memory${c.version ? `, ${c.version}` : ''}${c.firmware ? `, ${c.firmware}` : ''}`);

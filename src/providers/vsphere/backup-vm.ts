@@ -24,6 +24,8 @@ import { activateChangeTracking, turnOnChangeTracking } from './change-tracking.
 import { consolidateIfNeeded } from './consolidation.js';
 import { takeBackupSnapshot } from './consistency.js';
 import { assessChangeTrust, leaveBackupMark } from './change-trust.js';
+import { readVmConfigFiles } from './vm-config-files.js';
+import type { MachineFileRef } from '../../repository/machine-files.js';
 
 export { SNAPSHOT_PREFIX };
 
@@ -50,6 +52,11 @@ export interface VsphereMachine {
   readonly config: XmlNode;
   /** An OVF descriptor of the VM without its disks. */
   readonly ovf: string;
+  /**
+   * The VM's `.vmx` (role `config`) and nvram file (role `nvram`), saved as blobs at the
+   * snapshot (vm-config-files.ts); absent in generations made before they were saved.
+   */
+  readonly files?: readonly MachineFileRef[];
 }
 
 /** A backup set's name from a VM name: characters sets cannot hold become "_". */
@@ -199,13 +206,14 @@ export async function beginVmBackup(session: VsphereSession, openDisk: OpenDisk,
       disks.push({ name: String(disk.key), source, ...(changesVoid !== undefined ? { changesVoid } : {}) });
       machineDisks.push(machineDisk(disk));
     }
+    const files = await readVmConfigFiles(session, vm, warn);
     const record: VsphereMachine = {
       kind: 'vsphere-vm', vcenter: session.host, moref: vm.ref.value, name: vm.name,
       ...(instanceUuid ? { instanceUuid } : {}), snapshot: snapName, consistency,
       changeTracking: boolAt(config, 'changeTrackingEnabled') === true,
       disks: machineDisks, config: config ?? '', ovf: ovfDescriptor(config),
     };
-    return { disks, record, end, beforeCommit };
+    return { disks, record, files, end, beforeCommit };
   } catch (err) {
     try {
       await end();

@@ -72,8 +72,17 @@ export interface DiskPlan {
   readonly index: DiskIndex;
 }
 
+/** A generation's saved nvram file, read and checked (restore-vm-nvram.ts). */
+export interface SavedNvram {
+  readonly name: string;
+  readonly sha256: string;
+  readonly data: Buffer;
+}
+
 export interface RestoreContext {
   readonly req: VmRestoreRequest;
+  /** The firmware settings to put back; absent when the generation saved none. */
+  readonly nvram?: SavedNvram | undefined;
   readonly emit: (e: VmRestoreEvent) => void;
   readonly warn: (m: string) => void;
   readonly gen: string;

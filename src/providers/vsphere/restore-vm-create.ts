@@ -21,6 +21,7 @@ import type { MachineUnderRestore } from '../machine-provider.js';
 import type { RestoreContext, RestoreOutcome } from './restore-vm-context.js';
 import { disksToRestore, matchCreatedDisks, restoredDisks } from './restore-vm-disks.js';
 import { powerOnIfAsked } from './restore-vm-finish.js';
+import { restoreNvram } from './restore-vm-nvram.js';
 import { mapNetworks } from './restore-vm-networks.js';
 
 const GiB = 1024 ** 3;
@@ -103,7 +104,11 @@ export async function createForRestore(ctx: RestoreContext): Promise<MachineUnde
   }
   return {
     disks: disksToRestore(ctx, vm, targets, place.datacenter.path),
-    complete: () => clearRestoreMarker(session, ref, `marking VM ${req.name} as completely restored`),
+    // The firmware settings go in once the disks are written and checked, before the marker goes and the VM may power on.
+    complete: async () => {
+      await restoreNvram(ctx, vm, place.datacenter.path, true);
+      await clearRestoreMarker(session, ref, `marking VM ${req.name} as completely restored`);
+    },
     abandon,
     finish: async (written) => {
       const restored = restoredDisks(targets, written);

@@ -15,6 +15,7 @@ import type { RestoreContext, RestoreOutcome, VmRestoreRequest, VsphereRestoreRe
 import { createForRestore } from './restore-vm-create.js';
 import { overwriteVm } from './restore-vm-overwrite.js';
 import { removeIncompleteRestores } from './restore-vm-unfinished.js';
+import { savedNvram } from './restore-vm-nvram.js';
 import type { VsphereMachine } from './stored-vm.js';
 
 export type { RestoredDisk, RestoreOutcome, VmRestoreEvent, VmRestoreResult, VsphereRestoreRequest } from './restore-vm-context.js';
@@ -48,6 +49,11 @@ export async function prepareVmRestore(session: VsphereSession, transport: VmRes
   }
   if (existing.length > 1) throw new InputError(`VM name ${req.name} is ambiguous on ${req.session.host} (${existing.map((v) => v.ref.value).join(', ')}): --overwrite needs one VM`);
 
-  const ctx: RestoreContext = { req, emit, warn, gen, machine, plans: job.disks };
+  const nvram = await savedNvram(job.repo, machine, gen);
+  // Files saved but no nvram: the VM had not been powered on (nothing lost), or the backup warned it could not read it.
+  if (!machine.files) {
+    warn(`${gen} was made before vmbkp saved the VM's nvram file: ${existing.length === 1 ? `VM ${req.name} keeps its own` : `VM ${req.name} starts with its firmware's default settings`}`);
+  }
+  const ctx: RestoreContext = { req, emit, warn, gen, machine, plans: job.disks, nvram };
   return existing.length === 1 ? overwriteVm(ctx, existing[0]!) : createForRestore(ctx);
 }

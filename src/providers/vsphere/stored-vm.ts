@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { RepositoryDamagedError } from '../../errors.js';
+import { MachineFileRef } from '../../repository/machine-files.js';
 import type { XmlNode } from '../../vsphere/xml.js';
 import type { VsphereMachine } from './backup-vm.js';
 
@@ -32,6 +33,7 @@ const Machine = z.object({
   disks: z.array(MachineDisk),
   config: z.custom<XmlNode>((v) => typeof v === 'object' && v !== null && !Array.isArray(v)),
   ovf: z.string(),
+  files: z.array(MachineFileRef).optional(),
 });
 
 /** A stored machine of kind `vsphere-vm` (`gen` names the generation), checked. */
