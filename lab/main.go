@@ -171,6 +171,9 @@ func run(args []string) error {
 	if model != nil {
 		defer model.Remove()
 	}
+	if lab.second != nil && o.dir == "" {
+		defer os.RemoveAll(lab.second.dir)
+	}
 	if err != nil {
 		return err
 	}
@@ -298,6 +301,10 @@ func (lab *Lab) build(o options) (*simulator.Model, error) {
 		return model, fmt.Errorf("datastore: %w", err)
 	}
 	lab.dsRef = ds.Reference()
+	if err := lab.addSecondDatastore(ctx, dss); err != nil {
+		return model, err
+	}
+	lab.installAuthz()
 
 	vo := vmOptions{disks: o.disks, nics: o.nics, diskSize: o.diskSize}
 	for i := 1; i <= o.vms; i++ {
