@@ -58,6 +58,7 @@ func (s *slowTasks) set(vm string, v *slowSetting) {
 // fn runs under the lock at the end.
 func runSlowTask(obj mo.Reference, vm *LabVM, name string, s *slowSetting, fn func() (types.AnyType, *taskFault)) types.ManagedObjectReference {
 	task := beginTask(obj, vm.Self, vm.Name, name)
+	vm.busy = task.Self
 	go func() {
 		for i := 1; i <= s.Steps; i++ {
 			p := int32(i * 100 / (s.Steps + 1))
@@ -71,10 +72,20 @@ func runSlowTask(obj mo.Reference, vm *LabVM, name string, s *slowSetting, fn fu
 		}
 		vm.Lock()
 		res, f := fn()
+		vm.busy = types.ManagedObjectReference{}
 		vm.Unlock()
 		finishTask(task, res, f)
 	}()
 	return task.Self
+}
+
+// taskInProgress: vSphere runs one such task of a VM at a time; another
+// fails with TaskInProgress ("Another task is already in progress.").
+func (vm *LabVM) taskInProgress() *taskFault {
+	if vm.busy == (types.ManagedObjectReference{}) {
+		return nil
+	}
+	return &taskFault{&types.TaskInProgress{Task: vm.busy}, "Another task is already in progress."}
 }
 
 func setSlowTasks(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {

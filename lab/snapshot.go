@@ -384,7 +384,14 @@ func (s *LabSnapshot) RemoveSnapshotTask(ctx *simulator.Context, req *types.Remo
 			return runSlowTask(obj, vm, name, slow, fn)
 		}
 	}
+	busy := vm.taskInProgress()
+	if busy != nil {
+		run = runTask
+	}
 	ref := run(s, s.vm, "removeSnapshotTask", func() (types.AnyType, *taskFault) {
+		if busy != nil {
+			return nil, busy
+		}
 		if vm.snapshot(s.Self) == nil {
 			return nil, &taskFault{&types.ManagedObjectNotFound{Obj: s.Self}, "The object has already been deleted or has not been completely created"}
 		}

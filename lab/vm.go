@@ -110,8 +110,9 @@ type LabVM struct {
 	leftovers map[*layer]bool
 	tools     string // VMware Tools in the guest (tools.go); "" is running
 
-	moved    *labStore                  // the datastore a relocation moved the VM to (relocate.go); nil: the primary
-	disabled map[string]map[string]bool // method → sources that disabled it (relocate.go)
+	moved    *labStore                    // the datastore a relocation moved the VM to (relocate.go); nil: the primary
+	disabled map[string]map[string]bool   // method → sources that disabled it (relocate.go)
+	busy     types.ManagedObjectReference // a slow task running on the VM (slowtask.go)
 }
 
 // Lock and Unlock make the simulator's registry use lk as this VM's object
