@@ -9,6 +9,7 @@ import { failpoint } from '../../failpoints.js';
 import type { DiskSource } from '../../sources/types.js';
 import type { SnapshotDisk } from '../../sources/vsphere.js';
 import { type VmRef, findVm } from '../../vsphere/inventory.js';
+import { faultOf } from '../../vsphere/errors.js';
 import { ovfDescriptor } from '../../vsphere/ovf.js';
 import { retrieveOne } from '../../vsphere/property-collector.js';
 import type { VsphereSession } from '../../vsphere/session.js';
@@ -24,6 +25,7 @@ import { activateChangeTracking, turnOnChangeTracking } from './change-tracking.
 import { consolidateIfNeeded } from './consolidation.js';
 import { takeBackupSnapshot } from './consistency.js';
 import { assessChangeTrust, leaveBackupMark } from './change-trust.js';
+import { guardAgainstMigration, releaseLeftoverGuard } from './migration-guard.js';
 
 export { SNAPSHOT_PREFIX };
 
@@ -93,6 +95,8 @@ async function removeOurSnapshot(session: VsphereSession, vm: VmRef, snapshot: M
       return;
     } catch (err) {
       last = err;
+      // A stuck task: another try would only queue behind it.
+      if (faultOf(err) === 'Timeout') throw new IoError(`${describeCause(err)}; the next vmbkp run on this VM removes the snapshot`, { cause: err });
       // A removal that failed while consolidating has still taken the snapshot out: done (the deltas are consolidated next).
       if (await snapshotGone(session, vm.ref, snapshot).catch(() => false)) return;
       await new Promise((r) => setTimeout(r, SNAPSHOT_REMOVAL_BACKOFF_MS * attempt));
@@ -112,6 +116,7 @@ export async function prepareVmBackup(session: VsphereSession, selector: string,
   const set = setNameForVm(vm.name);
   const props = await retrieveOne(session, vm.ref, ['config', 'snapshot']);
   await removeOrphans(session, vm, props.get('snapshot'), warn);
+  await releaseLeftoverGuard(session, vm, warn); // after removeOrphans: no live run holds the VM
 
   if (boolAt(props.get('config'), 'changeTrackingEnabled') !== true) {
     if (opts.enableCbt) {
@@ -142,6 +147,8 @@ export async function beginVmBackup(session: VsphereSession, openDisk: OpenDisk,
   let snapshot: MoRef;
   let consistency: Consistency;
   const description = backupSnapshotDescription();
+  // No storage vMotion or host move while the snapshot is read (migration-guard.ts).
+  const releaseGuard = await guardAgainstMigration(session, vm, warn);
   try {
     ({ snapshot, consistency } = await takeBackupSnapshot(session, vm, snapName, {
       description, memory: opts.memory, quiesce: opts.quiesce,
@@ -152,6 +159,7 @@ export async function beginVmBackup(session: VsphereSession, openDisk: OpenDisk,
     for (const s of snapshotsOf(after?.get('snapshot')).filter((x) => x.name === snapName)) {
       await removeSnapshot(session, s.ref, `removing snapshot ${snapName} of VM ${vm.name}`).catch(() => {});
     }
+    await releaseGuard();
     throw err;
   }
 
@@ -159,12 +167,16 @@ export async function beginVmBackup(session: VsphereSession, openDisk: OpenDisk,
   const heartbeat = startHeartbeat(session, vm, snapshot, snapName, description, warn);
   let gone = false; // removed under us: nothing to remove
   const end = async () => {
-    await heartbeat.stop();
-    for (const s of sources) await s.close().catch(() => {});
-    if (gone) return;
-    emit({ type: 'step', message: `removing snapshot ${snapName} of VM ${vm.name}` });
-    await removeOurSnapshot(session, vm, snapshot, snapName);
-    await consolidateIfNeeded(session, vm, `removing snapshot ${snapName}`, emit);
+    try {
+      await heartbeat.stop();
+      for (const s of sources) await s.close().catch(() => {});
+      if (gone) return;
+      emit({ type: 'step', message: `removing snapshot ${snapName} of VM ${vm.name}` });
+      await removeOurSnapshot(session, vm, snapshot, snapName);
+      await consolidateIfNeeded(session, vm, `removing snapshot ${snapName}`, emit);
+    } finally {
+      await releaseGuard();
+    }
   };
   const beforeCommit = async () => {
     if (await snapshotStillThere(session, vm, snapshot, snapName)) return;
