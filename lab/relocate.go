@@ -204,16 +204,20 @@ type enableMethodsRequest struct {
 	SourceID string                         `xml:"sourceId"`
 }
 
+// The simulator names a response element after the type of Res.
+type DisableMethodsResponse struct{}
+type EnableMethodsResponse struct{}
+
 type disableMethodsBody struct {
-	Res    *struct{}   `xml:"urn:vim25 DisableMethodsResponse,omitempty"`
-	Fault_ *soap.Fault `xml:"http://schemas.xmlsoap.org/soap/envelope/ Fault,omitempty"`
+	Res    *DisableMethodsResponse `xml:"urn:vim25 DisableMethodsResponse,omitempty"`
+	Fault_ *soap.Fault             `xml:"http://schemas.xmlsoap.org/soap/envelope/ Fault,omitempty"`
 }
 
 func (b *disableMethodsBody) Fault() *soap.Fault { return b.Fault_ }
 
 type enableMethodsBody struct {
-	Res    *struct{}   `xml:"urn:vim25 EnableMethodsResponse,omitempty"`
-	Fault_ *soap.Fault `xml:"http://schemas.xmlsoap.org/soap/envelope/ Fault,omitempty"`
+	Res    *EnableMethodsResponse `xml:"urn:vim25 EnableMethodsResponse,omitempty"`
+	Fault_ *soap.Fault            `xml:"http://schemas.xmlsoap.org/soap/envelope/ Fault,omitempty"`
 }
 
 func (b *enableMethodsBody) Fault() *soap.Fault { return b.Fault_ }
@@ -271,7 +275,7 @@ func (a *LabAuthz) DisableMethods(ctx *simulator.Context, req *disableMethodsReq
 		vm.publishDisabled()
 		vm.Unlock()
 	}
-	return &disableMethodsBody{Res: &struct{}{}}
+	return &disableMethodsBody{Res: &DisableMethodsResponse{}}
 }
 
 // EnableMethods takes back what sourceId disabled; a method another source
@@ -289,7 +293,7 @@ func (a *LabAuthz) EnableMethods(ctx *simulator.Context, req *enableMethodsReque
 		vm.publishDisabled()
 		vm.Unlock()
 	}
-	return &enableMethodsBody{Res: &struct{}{}}
+	return &enableMethodsBody{Res: &EnableMethodsResponse{}}
 }
 
 // installAuthz swaps the lab's AuthorizationManager in for the simulator's.
