@@ -78,6 +78,7 @@ describe('a relocate of the VM during a backup, against the lab', () => {
     const r = await run.done;
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(await disabled(), [], 'enabled again after the backup');
+    for (const key of [2000, 2001]) assert.equal(await restoredSha(key), await lab.sha256(VM, key), `disk ${key} read whole from LocalDS_0`);
 
     const moved = await relocate('LocalDS_1');
     assert.equal(moved.status, 200, moved.text);
