@@ -56,9 +56,10 @@ describe('long tasks, against the lab', () => {
     assert.deepEqual(await lab.vmbkpSnapshots(VM), []);
   });
 
-  it('a stall timeout that is not a duration is a usage error naming the variable', async () => {
+  it('a stall timeout that is not a duration is a usage error naming the variable, before anything is done', async () => {
     const r = await backup('soon');
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /VMBKP_TASK_STALL_TIMEOUT="soon" is not a duration/);
+    assert.deepEqual(await lab.vmbkpSnapshots(VM), [], 'refused before any snapshot was taken');
   });
 });

@@ -7,6 +7,7 @@ import type https from 'node:https';
 import { InputError } from '../errors.js';
 import { VsphereFaultError, faultOf } from './errors.js';
 import { SoapClient } from './soap.js';
+import { taskStallMs } from './task-stall.js';
 import { type TlsPolicy, agentFor } from './tls.js';
 import { type Fields, MoRef, type XmlNode, at, child, moRefOf, textAt } from './xml.js';
 
@@ -62,6 +63,7 @@ export class VsphereSession {
 
   static async connect(opts: SessionOptions): Promise<VsphereSession> {
     const url = sdkUrl(opts.url);
+    taskStallMs(); // a bad VMBKP_TASK_STALL_TIMEOUT fails before anything is done, not at the first task
     const agent = agentFor(opts.tls);
     const soap = new SoapClient(url, agent);
     try {
