@@ -262,6 +262,12 @@ func (a *LabAuthz) DisableMethods(ctx *simulator.Context, req *disableMethodsReq
 		return &disableMethodsBody{Fault_: f}
 	}
 	for _, vm := range vms {
+		if _, ok := a.lab.faults.take(faultDisableMethods, vm.Name); ok {
+			return &disableMethodsBody{Fault_: simulator.Fault("Permission to perform this operation was denied.",
+				&types.NoPermission{Object: vm.Self, PrivilegeId: "Global.DisableMethods"})}
+		}
+	}
+	for _, vm := range vms {
 		vm.Lock()
 		if vm.disabled == nil {
 			vm.disabled = map[string]map[string]bool{}

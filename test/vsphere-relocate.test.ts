@@ -48,8 +48,16 @@ describe('a relocate of the VM during a backup, against the lab', () => {
     return { status: res.status, text: await res.text() };
   }
 
+  async function generations(): Promise<number[]> {
+    const r = await vmbkp(['list', '--repo', repo, '--set', VM, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const json = JSON.parse(r.stdout) as { sets: { name: string; generations: { generation: number }[] }[] };
+    return json.sets.find((x) => x.name === VM)?.generations.map((g) => g.generation) ?? [];
+  }
+
+  let restores = 0;
   async function restoredSha(disk: number): Promise<string> {
-    const out = path.join(dir, `restored-${disk}.img`);
+    const out = path.join(dir, `restored-${disk}-${++restores}.img`);
     const r = await vmbkp(['restore', '--repo', repo, '--set', VM, '--disk', String(disk), '--to', `file:${out}`]);
     assert.equal(r.code, 0, r.stderr);
     return sha256File(out);
@@ -105,6 +113,37 @@ describe('a relocate of the VM during a backup, against the lab', () => {
     }
     assert.deepEqual(await disabled(), []);
     assert.deepEqual(await lab.vmbkpSnapshots(VM), []);
+  });
+
+  it('when the methods cannot be disabled (no privilege) the backup warns; a storage vMotion during it then fails it, nothing is committed, and the next backup reads the new place', async () => {
+    const before = await generations();
+    const here = /^\[(\S+)\]/.exec((await lab.vm(VM)).disks[0]!.fileName)![1]!;
+    const elsewhere = here === 'LocalDS_0' ? 'LocalDS_1' : 'LocalDS_0';
+    await lab.fault('disable-methods', { vm: VM });
+    await lab.resetStats();
+    await lab.gateFolder(3, 600_000);
+    const run = startVmbkp(backupArgs());
+    try {
+      await run.stderrMatching(/disabling RelocateVM_Task and MigrateVM_Task of VM lab-vm-1 for its backup failed \(.*NoPermission.*\): a storage vMotion or host move during the backup fails it/);
+      while ((await lab.stats()).maxDisksReadAtOnce < 1) {
+        if (run.child.exitCode !== null) assert.fail(`the backup ended before reading: ${(await run.done).stderr}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const moved = await relocate(elsewhere);
+      assert.equal(moved.status, 200, moved.text);
+    } finally {
+      await lab.ungateFolder();
+    }
+    const r = await run.done;
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(String.raw`VM lab-vm-1 was moved while its backup read it \(disk 200[01]: \[${here}\] lab-vm-1\/\S+ is now \[${elsewhere}\] lab-vm-1\/\S+\): its disks may have been read from two places, so no generation is committed`));
+    assert.deepEqual(await generations(), before, 'no generation read from two places was committed');
+    assert.deepEqual(await lab.vmbkpSnapshots(VM), []);
+    assert.deepEqual(await disabled(), []);
+
+    const next = await vmbkp(backupArgs());
+    assert.equal(next.code, 0, next.stderr);
+    for (const key of [2000, 2001]) assert.equal(await restoredSha(key), await lab.sha256(VM, key), `disk ${key} read whole from ${elsewhere}`);
   });
 
   it('after a kill -9 during the backup the methods stay disabled; the next backup enables them again and says so', async () => {

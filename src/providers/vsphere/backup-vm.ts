@@ -25,7 +25,7 @@ import { activateChangeTracking, turnOnChangeTracking } from './change-tracking.
 import { consolidateIfNeeded } from './consolidation.js';
 import { takeBackupSnapshot } from './consistency.js';
 import { assessChangeTrust, leaveBackupMark } from './change-trust.js';
-import { guardAgainstMigration, releaseLeftoverGuard } from './migration-guard.js';
+import { explainingMoves, guardAgainstMigration, movedWhileRead, releaseLeftoverGuard } from './migration-guard.js';
 
 export { SNAPSHOT_PREFIX };
 
@@ -178,10 +178,14 @@ export async function beginVmBackup(session: VsphereSession, openDisk: OpenDisk,
       await releaseGuard();
     }
   };
+  const opened = new Map<number, string>(); // disk key → the file it was opened at
   const beforeCommit = async () => {
-    if (await snapshotStillThere(session, vm, snapshot, snapName)) return;
-    gone = true;
-    throw snapshotGoneError(vm, snapshot, snapName);
+    if (!(await snapshotStillThere(session, vm, snapshot, snapName))) {
+      gone = true;
+      throw snapshotGoneError(vm, snapshot, snapName);
+    }
+    const moved = await movedWhileRead(session, vm, snapshot, opened);
+    if (moved) throw moved;
   };
   try {
     await failpoint('vm:snapshot-taken');
@@ -205,8 +209,9 @@ export async function beginVmBackup(session: VsphereSession, openDisk: OpenDisk,
         machineDisks.push(machineDisk(disk, skip));
         continue;
       }
-      const source = await openDisk({ session, vm, snapshot, disk });
+      const source = explainingMoves(await openDisk({ session, vm, snapshot, disk }), () => movedWhileRead(session, vm, snapshot, opened));
       sources.push(source);
+      opened.set(disk.key, disk.fileName);
       const changesVoid = trust.diskVoid(disk);
       disks.push({ name: String(disk.key), source, ...(changesVoid !== undefined ? { changesVoid } : {}) });
       machineDisks.push(machineDisk(disk));
