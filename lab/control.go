@@ -43,6 +43,9 @@ func init() {
 		{"POST", "/vms/{vm}/tools", "?state=running|notRunning|notInstalled: VMware Tools in the guest", setTools},
 		{"POST", "/vms/{vm}/instance-uuid", "[?uuid=U]: give the VM another instance UUID (default: a random one), keeping everything else", setInstanceUUID},
 		{"POST", "/vms/{vm}/nvram", "body = bytes: the firmware stores new settings (EFI variables, boot order) in the VM's nvram file", setNvram},
+		{"POST", "/vms/{vm}/relocate", "?datastore=NAME: RelocateVM_Task to that datastore (storage vMotion), as a vCenter user would; 409 when the method is disabled", relocateVM},
+		{"POST", "/vms/{vm}/slow-tasks", "?steps=N&stepMs=M[&stallAt=P]: the VM's RemoveSnapshot_Task raises its progress in N steps of M ms, or stops at P% until DELETE", setSlowTasks},
+		{"DELETE", "/vms/{vm}/slow-tasks", "RemoveSnapshot_Task quick again; stalled ones finish", setSlowTasks},
 		{"POST", "/vms/{vm}/disks/{key}/write", "?offset=N, body = bytes: a guest write", diskWrite},
 		{"POST", "/vms/{vm}/disks/{key}/zero", "?offset=N&length=M: a guest write of zeros", diskZero},
 		{"GET", "/vms/{vm}/disks/{key}/sha256", "[?snapshot=MOREF]: SHA-256 of the current or a snapshot's view", diskHash},
@@ -603,4 +606,30 @@ func setFolderGate(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
 	lab.stats.reads.setGate(int(files), time.Duration(waitMs)*time.Millisecond)
 	lab.stats.writes.setGate(int(files), time.Duration(waitMs)*time.Millisecond)
 	reply(w, map[string]int64{"files": files, "waitMs": waitMs})
+}
+
+// relocateVM calls RelocateVM_Task through the simulator in process, so a
+// disabled method refuses it as it would a vCenter user.
+func relocateVM(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
+	vm := lookupVM(lab, w, p)
+	if vm == nil {
+		return
+	}
+	to, ok := lab.storeNamed(r.URL.Query().Get("datastore"))
+	if !ok {
+		fail(w, http.StatusBadRequest, "datastore must be %s or %s", lab.dsName, secondDatastore)
+		return
+	}
+	ctx := r.Context()
+	ref := to.ref
+	task, err := object.NewVirtualMachine(lab.client, vm.Self).Relocate(ctx, types.VirtualMachineRelocateSpec{Datastore: &ref}, types.VirtualMachineMovePriorityDefaultPriority)
+	if err != nil {
+		fail(w, http.StatusConflict, "relocating %s to %s: %v", vm.Name, to.name, err)
+		return
+	}
+	if err := task.Wait(ctx); err != nil {
+		fail(w, http.StatusBadRequest, "relocating %s to %s: %v", vm.Name, to.name, err)
+		return
+	}
+	reply(w, vm.describe())
 }

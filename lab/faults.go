@@ -20,6 +20,7 @@ const (
 	faultDatastoreFull  = "datastore-full"
 	faultDatastoreFlip  = "datastore-corrupt"
 	faultCBTLose        = "cbt-lose"
+	faultDisableMethods = "disable-methods"
 
 	duringWrite  = "write"  // datastore-full: a PUT under /folder fails
 	duringCreate = "create" // datastore-full: CreateVM_Task fails
@@ -33,6 +34,7 @@ var faultKinds = map[string]string{
 	faultQueryChanged:   "QueryChangedDiskAreas returns a FileFault",
 	faultDatastoreRead:  "a GET under /folder has its connection dropped after ?after=BYTES body bytes",
 	faultDatastoreFlip:  "the next PUT of a disk's flat extent stores the byte at offset ?after=BYTES flipped, and answers as if all went well",
+	faultDisableMethods: "DisableMethods on the VM fails with NoPermission (Global.DisableMethods), as for a user without that privilege",
 	faultCBTLose:        "the next guest write or zero through the control endpoint changes the disk but is not recorded by change tracking (VMware KB 2090639)",
 	faultDatastoreFull:  "the datastore is full: a PUT under /folder fails with HTTP 500 after ?after=BYTES body bytes were stored, or with ?during=create CreateVM_Task fails with NoDiskSpace",
 }

@@ -175,6 +175,9 @@ func run(args []string) error {
 	if model != nil {
 		defer model.Remove()
 	}
+	if lab.second != nil && o.dir == "" {
+		defer os.RemoveAll(lab.second.dir)
+	}
 	if err != nil {
 		return err
 	}
@@ -302,6 +305,10 @@ func (lab *Lab) build(o options) (*simulator.Model, error) {
 		return model, fmt.Errorf("datastore: %w", err)
 	}
 	lab.dsRef = ds.Reference()
+	if err := lab.addSecondDatastore(ctx, dss); err != nil {
+		return model, err
+	}
+	lab.installAuthz()
 
 	vo := vmOptions{disks: o.disks, nics: o.nics, diskSize: o.diskSize, firmware: o.firmware}
 	for i := 1; i <= o.vms; i++ {

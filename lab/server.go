@@ -288,7 +288,9 @@ func (lab *Lab) serveFolder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	if q.Get("dsName") != lab.dsName || (q.Get("dcPath") != "" && strings.Trim(q.Get("dcPath"), "/") != lab.dcName) {
+	store, ok := lab.storeNamed(q.Get("dsName"))
+	// Uploads go to the primary datastore only (LocalDS_1 only receives relocated VMs).
+	if !ok || (q.Get("dcPath") != "" && strings.Trim(q.Get("dcPath"), "/") != lab.dcName) || (r.Method == http.MethodPut && store.name != lab.dsName) {
 		http.Error(w, "datastore not found", http.StatusNotFound)
 		return
 	}
@@ -301,7 +303,7 @@ func (lab *Lab) serveFolder(w http.ResponseWriter, r *http.Request) {
 		lab.putFolder(w, r, rel)
 		return
 	}
-	f, err := os.Open(filepath.Join(lab.dsDir, filepath.FromSlash(rel)))
+	f, err := os.Open(filepath.Join(store.dir, filepath.FromSlash(rel)))
 	if err != nil {
 		http.Error(w, "file not found", http.StatusNotFound)
 		return

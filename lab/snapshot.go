@@ -378,7 +378,20 @@ func (vm *LabVM) subtree(s *LabSnapshot) []*LabSnapshot {
 
 func (s *LabSnapshot) RemoveSnapshotTask(ctx *simulator.Context, req *types.RemoveSnapshot_Task) soap.HasFault {
 	vm := s.vm
-	ref := runTask(s, s.vm, "removeSnapshotTask", func() (types.AnyType, *taskFault) {
+	run := runTask
+	if slow := vm.lab.slow.get(vm.Name); slow != nil { // slowtask.go
+		run = func(obj mo.Reference, vm *LabVM, name string, fn func() (types.AnyType, *taskFault)) types.ManagedObjectReference {
+			return runSlowTask(obj, vm, name, slow, fn)
+		}
+	}
+	busy := vm.taskInProgress()
+	if busy != nil {
+		run = runTask
+	}
+	ref := run(s, s.vm, "removeSnapshotTask", func() (types.AnyType, *taskFault) {
+		if busy != nil {
+			return nil, busy
+		}
 		if vm.snapshot(s.Self) == nil {
 			return nil, &taskFault{&types.ManagedObjectNotFound{Obj: s.Self}, "The object has already been deleted or has not been completely created"}
 		}

@@ -48,6 +48,8 @@ type Lab struct {
 	faults         faults
 	stats          stats
 	sessions       sessions
+	second         *labStore // LocalDS_1, where a relocation can move VMs (relocate.go)
+	slow           slowTasks // slowtask.go
 }
 
 func (lab *Lab) vm(name string) *LabVM {
@@ -108,6 +110,10 @@ type LabVM struct {
 	// deltas), kept until ConsolidateVMDisks_Task: runtime.consolidationNeeded.
 	leftovers map[*layer]bool
 	tools     string // VMware Tools in the guest (tools.go); "" is running
+
+	moved    *labStore                    // the datastore a relocation moved the VM to (relocate.go); nil: the primary
+	disabled map[string]map[string]bool   // method → sources that disabled it (relocate.go)
+	busy     types.ManagedObjectReference // a slow task running on the VM (slowtask.go)
 }
 
 // Lock and Unlock make the simulator's registry use lk as this VM's object
@@ -137,10 +143,10 @@ func (vm *LabVM) snapshot(ref types.ManagedObjectReference) *LabSnapshot {
 
 // dsPath names a file of the VM's directory in datastore form.
 func (vm *LabVM) dsPath(file string) string {
-	return fmt.Sprintf("[%s] %s/%s", vm.lab.dsName, vm.dirName, file)
+	return fmt.Sprintf("[%s] %s/%s", vm.store().name, vm.dirName, file)
 }
 
-func (vm *LabVM) dir() string { return filepath.Join(vm.lab.dsDir, vm.dirName) }
+func (vm *LabVM) dir() string { return filepath.Join(vm.store().dir, vm.dirName) }
 
 type vmOptions struct {
 	disks, nics int
@@ -247,7 +253,7 @@ func vmxnet3(i int) *types.VirtualVmxnet3 {
 // backing describes layer l of disk d (and, through parent, the rest of
 // its chain) the way vSphere does.
 func (vm *LabVM) backing(d *disk, l *layer, changeID string) *types.VirtualDiskFlatVer2BackingInfo {
-	ds := vm.lab.dsRef
+	ds := vm.store().ref
 	b := &types.VirtualDiskFlatVer2BackingInfo{
 		VirtualDeviceFileBackingInfo: types.VirtualDeviceFileBackingInfo{FileName: vm.dsPath(l.descriptorName()), Datastore: &ds},
 		DiskMode:                     string(types.VirtualDiskModePersistent),
@@ -623,6 +629,14 @@ func runTask(obj mo.Reference, vm *LabVM, name string, fn func() (types.AnyType,
 
 // runEntityTask is runTask for any entity (CreateVM_Task's is the folder).
 func runEntityTask(obj mo.Reference, entity types.ManagedObjectReference, entityName, name string, fn func() (types.AnyType, *taskFault)) types.ManagedObjectReference {
+	task := beginTask(obj, entity, entityName, name)
+	res, f := fn()
+	finishTask(task, res, f)
+	return task.Self
+}
+
+// beginTask creates a running task of obj on entity.
+func beginTask(obj mo.Reference, entity types.ManagedObjectReference, entityName, name string) *simulator.Task {
 	task := simulator.CreateTask(obj, name, nil)
 	task.Info.Reason = &types.TaskReasonUser{UserName: labUser}
 	task.Info.Entity = &entity
@@ -631,7 +645,11 @@ func runEntityTask(obj mo.Reference, entity types.ManagedObjectReference, entity
 		{Name: "info.startTime", Val: time.Now()},
 		{Name: "info.state", Val: types.TaskInfoStateRunning},
 	})
-	res, f := fn()
+	return task
+}
+
+// finishTask ends a task with its result or fault.
+func finishTask(task *simulator.Task, res types.AnyType, f *taskFault) {
 	state := types.TaskInfoStateSuccess
 	var fault interface{}
 	if f != nil {
@@ -644,7 +662,6 @@ func runEntityTask(obj mo.Reference, entity types.ManagedObjectReference, entity
 		{Name: "info.result", Val: res},
 		{Name: "info.error", Val: fault},
 	})
-	return task.Self
 }
 
 // setExtraConfig applies advanced settings as vSphere does (the simulator only appends):

@@ -47,6 +47,7 @@ const UNIT = [
   'storage-faults',
   'storage-local',
   'storage-memory',
+  'task-stall-unit',
   'stored-machine',
   'unchanged-disk',
   'vsphere-create-vm',

@@ -203,7 +203,7 @@ describe('VM restore against the lab', () => {
     });
 
     it('an unknown datastore, network, host, folder or resource pool: exit 2, naming what exists', async () => {
-      await refused(['--name', 'x', '--datastore', 'nope'], 2, /^vmbkp: error: datastore "nope" does not exist in datacenter DC0 \(it has: LocalDS_0\)$/);
+      await refused(['--name', 'x', '--datastore', 'nope'], 2, /^vmbkp: error: datastore "nope" does not exist in datacenter DC0 \(it has: LocalDS_0, LocalDS_1\)$/);
       await refused(['--name', 'x', '--network', 'VM Network=nope'], 2,
         /^vmbkp: error: network "nope" \(--network VM Network=nope\) does not exist in datacenter DC0 \(it has: VM Network, backup-net\)$/);
       await refused(['--name', 'x', '--network', 'lab-net=backup-net'], 2, /^vmbkp: error: --network maps "lab-net", but no NIC of set lab-vm-1 generation 2 is on it \(its NICs are on: VM Network\)$/);

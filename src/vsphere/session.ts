@@ -7,6 +7,7 @@ import type https from 'node:https';
 import { InputError } from '../errors.js';
 import { VsphereFaultError, faultOf } from './errors.js';
 import { SoapClient } from './soap.js';
+import { taskStallMs } from './task-stall.js';
 import { type TlsPolicy, agentFor } from './tls.js';
 import { type Fields, MoRef, type XmlNode, at, child, moRefOf, textAt } from './xml.js';
 
@@ -16,6 +17,8 @@ export interface ServiceContent {
   readonly viewManager: MoRef;
   readonly sessionManager: MoRef;
   readonly searchIndex: MoRef;
+  /** Absent on endpoints without one. */
+  readonly authorizationManager?: MoRef;
   readonly apiVersion: string;
   readonly product: string;
 }
@@ -60,6 +63,7 @@ export class VsphereSession {
 
   static async connect(opts: SessionOptions): Promise<VsphereSession> {
     const url = sdkUrl(opts.url);
+    taskStallMs(); // a bad VMBKP_TASK_STALL_TIMEOUT fails before anything is done, not at the first task
     const agent = agentFor(opts.tls);
     const soap = new SoapClient(url, agent);
     try {
@@ -95,14 +99,14 @@ export class VsphereSession {
   }
 
   /** Calls a method; a NotAuthenticated answer triggers one fresh login and one retry. */
-  async call(method: string, self: MoRef, params: Fields = {}): Promise<XmlNode> {
+  async call(method: string, self: MoRef, params: Fields = {}, namespace?: string): Promise<XmlNode> {
     try {
-      return await this.soap.invoke(method, self, params);
+      return await this.soap.invoke(method, self, params, namespace);
     } catch (err) {
       if (faultOf(err) !== 'NotAuthenticated' || this.closed) throw err;
       this.relogin ??= this.login().finally(() => { this.relogin = undefined; });
       await this.relogin;
-      return await this.soap.invoke(method, self, params);
+      return await this.soap.invoke(method, self, params, namespace);
     }
   }
 
@@ -125,6 +129,11 @@ export class VsphereSession {
   }
 }
 
+function optionalRef(rv: XmlNode | undefined, name: 'authorizationManager'): { authorizationManager?: MoRef } {
+  const r = moRefOf(child(rv, name));
+  return r ? { [name]: r } : {};
+}
+
 function parseServiceContent(rv: XmlNode | undefined): ServiceContent {
   const ref = (name: string): MoRef => {
     const r = moRefOf(child(rv, name));
@@ -137,6 +146,7 @@ function parseServiceContent(rv: XmlNode | undefined): ServiceContent {
     viewManager: ref('viewManager'),
     sessionManager: ref('sessionManager'),
     searchIndex: ref('searchIndex'),
+    ...optionalRef(rv, 'authorizationManager'),
     apiVersion: textAt(at(rv, 'about'), 'apiVersion') ?? '7.0',
     product: textAt(at(rv, 'about'), 'fullName') ?? 'vSphere',
   };

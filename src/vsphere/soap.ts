@@ -15,14 +15,17 @@ export class SoapClient {
 
   constructor(readonly url: URL, readonly agent: https.Agent) {}
 
-  /** Calls `method` on `self` and returns its response element (whose `returnval` holds the result). */
-  async invoke(method: string, self: MoRef, params: Fields = {}): Promise<XmlNode> {
+  /**
+   * Calls `method` on `self` and returns its response element (whose `returnval` holds the
+   * result); `namespace` is the method's (urn:internalvim25 for the internal API's).
+   */
+  async invoke(method: string, self: MoRef, params: Fields = {}, namespace?: string): Promise<XmlNode> {
     const headers: Record<string, string> = {
       'content-type': 'text/xml; charset=utf-8',
       soapaction: `urn:vim25/${this.apiVersion}`,
     };
     if (this.cookie) headers.cookie = this.cookie;
-    const res = await httpRequest(this.agent, { method: 'POST', url: this.url, headers, body: soapEnvelope(method, self, params) });
+    const res = await httpRequest(this.agent, { method: 'POST', url: this.url, headers, body: soapEnvelope(method, self, params, namespace) });
     const setCookie = res.headers['set-cookie']?.find((c) => c.startsWith('vmware_soap_session='));
     if (setCookie) this.cookie = setCookie.split(';')[0];
 

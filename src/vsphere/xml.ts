@@ -55,11 +55,11 @@ function writeFields(fields: Fields, out: string[]): void {
 }
 
 /** A whole SOAP request for `method` on `self`. */
-export function soapEnvelope(method: string, self: MoRef, params: Fields): string {
+export function soapEnvelope(method: string, self: MoRef, params: Fields, namespace = 'urn:vim25'): string {
   const out: string[] = [
     '<?xml version="1.0" encoding="UTF-8"?>',
     '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">',
-    `<soapenv:Body><${method} xmlns="urn:vim25">`,
+    `<soapenv:Body><${method} xmlns="${namespace}">`,
   ];
   writeValue('_this', self, out);
   writeFields(params, out);

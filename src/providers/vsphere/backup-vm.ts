@@ -9,6 +9,7 @@ import { failpoint } from '../../failpoints.js';
 import type { DiskSource } from '../../sources/types.js';
 import type { SnapshotDisk } from '../../sources/vsphere.js';
 import { type VmRef, findVm } from '../../vsphere/inventory.js';
+import { faultOf } from '../../vsphere/errors.js';
 import { ovfDescriptor } from '../../vsphere/ovf.js';
 import { retrieveOne } from '../../vsphere/property-collector.js';
 import type { VsphereSession } from '../../vsphere/session.js';
@@ -26,6 +27,7 @@ import { takeBackupSnapshot } from './consistency.js';
 import { assessChangeTrust, leaveBackupMark } from './change-trust.js';
 import { readVmConfigFiles } from './vm-config-files.js';
 import type { MachineFileRef } from '../../repository/machine-files.js';
+import { explainingMoves, guardAgainstMigration, movedWhileRead, releaseLeftoverGuard } from './migration-guard.js';
 
 export { SNAPSHOT_PREFIX };
 
@@ -100,6 +102,8 @@ async function removeOurSnapshot(session: VsphereSession, vm: VmRef, snapshot: M
       return;
     } catch (err) {
       last = err;
+      // A stuck task: another try would only queue behind it.
+      if (faultOf(err) === 'Timeout') throw new IoError(`${describeCause(err)}; the next vmbkp run on this VM removes the snapshot`, { cause: err });
       // A removal that failed while consolidating has still taken the snapshot out: done (the deltas are consolidated next).
       if (await snapshotGone(session, vm.ref, snapshot).catch(() => false)) return;
       await new Promise((r) => setTimeout(r, SNAPSHOT_REMOVAL_BACKOFF_MS * attempt));
@@ -119,6 +123,7 @@ export async function prepareVmBackup(session: VsphereSession, selector: string,
   const set = setNameForVm(vm.name);
   const props = await retrieveOne(session, vm.ref, ['config', 'snapshot']);
   await removeOrphans(session, vm, props.get('snapshot'), warn);
+  await releaseLeftoverGuard(session, vm, warn); // after removeOrphans: no live run holds the VM
 
   if (boolAt(props.get('config'), 'changeTrackingEnabled') !== true) {
     if (opts.enableCbt) {
@@ -149,6 +154,8 @@ export async function beginVmBackup(session: VsphereSession, openDisk: OpenDisk,
   let snapshot: MoRef;
   let consistency: Consistency;
   const description = backupSnapshotDescription();
+  // No storage vMotion or host move while the snapshot is read (migration-guard.ts).
+  const releaseGuard = await guardAgainstMigration(session, vm, warn);
   try {
     ({ snapshot, consistency } = await takeBackupSnapshot(session, vm, snapName, {
       description, memory: opts.memory, quiesce: opts.quiesce,
@@ -159,6 +166,7 @@ export async function beginVmBackup(session: VsphereSession, openDisk: OpenDisk,
     for (const s of snapshotsOf(after?.get('snapshot')).filter((x) => x.name === snapName)) {
       await removeSnapshot(session, s.ref, `removing snapshot ${snapName} of VM ${vm.name}`).catch(() => {});
     }
+    await releaseGuard();
     throw err;
   }
 
@@ -166,17 +174,25 @@ export async function beginVmBackup(session: VsphereSession, openDisk: OpenDisk,
   const heartbeat = startHeartbeat(session, vm, snapshot, snapName, description, warn);
   let gone = false; // removed under us: nothing to remove
   const end = async () => {
-    await heartbeat.stop();
-    for (const s of sources) await s.close().catch(() => {});
-    if (gone) return;
-    emit({ type: 'step', message: `removing snapshot ${snapName} of VM ${vm.name}` });
-    await removeOurSnapshot(session, vm, snapshot, snapName);
-    await consolidateIfNeeded(session, vm, `removing snapshot ${snapName}`, emit);
+    try {
+      await heartbeat.stop();
+      for (const s of sources) await s.close().catch(() => {});
+      if (gone) return;
+      emit({ type: 'step', message: `removing snapshot ${snapName} of VM ${vm.name}` });
+      await removeOurSnapshot(session, vm, snapshot, snapName);
+      await consolidateIfNeeded(session, vm, `removing snapshot ${snapName}`, emit);
+    } finally {
+      await releaseGuard();
+    }
   };
+  const opened = new Map<number, string>(); // disk key → the file it was opened at
   const beforeCommit = async () => {
-    if (await snapshotStillThere(session, vm, snapshot, snapName)) return;
-    gone = true;
-    throw snapshotGoneError(vm, snapshot, snapName);
+    if (!(await snapshotStillThere(session, vm, snapshot, snapName))) {
+      gone = true;
+      throw snapshotGoneError(vm, snapshot, snapName);
+    }
+    const moved = await movedWhileRead(session, vm, snapshot, opened);
+    if (moved) throw moved;
   };
   try {
     await failpoint('vm:snapshot-taken');
@@ -200,8 +216,9 @@ export async function beginVmBackup(session: VsphereSession, openDisk: OpenDisk,
         machineDisks.push(machineDisk(disk, skip));
         continue;
       }
-      const source = await openDisk({ session, vm, snapshot, disk });
+      const source = explainingMoves(await openDisk({ session, vm, snapshot, disk }), () => movedWhileRead(session, vm, snapshot, opened));
       sources.push(source);
+      opened.set(disk.key, disk.fileName);
       const changesVoid = trust.diskVoid(disk);
       disks.push({ name: String(disk.key), source, ...(changesVoid !== undefined ? { changesVoid } : {}) });
       machineDisks.push(machineDisk(disk));
