@@ -203,7 +203,7 @@ export function register(program: Command): void {
           { onWarning: (w) => out.warn(w), ...(l.onLaunching ? { onLaunching: l.onLaunching } : {}) });
         } finally { l.done(); }
         const info = { set: m.set, generation: m.generation, disk: m.disk, fs: m.fs, dir: m.dir };
-        if (out.json) process.stdout.write(JSON.stringify({ mounted: info }) + '\n');
+        if (out.json) process.stdout.write(JSON.stringify({ mounted: info }) + '\n'); // one object, when ready
         else process.stdout.write(`mounted set ${m.set} generation ${m.generation} disk ${m.disk} filesystem ${m.fs} read-only at ${m.dir}\n`);
         const aborted = new Promise<void>((resolve) => {
           if (stop.signal.aborted) resolve();
@@ -211,7 +211,9 @@ export function register(program: Command): void {
         });
         await Promise.race([aborted, m.exited]);
         const bytesRead = await m.unmount();
-        out.result({ unmounted: info, bytesRead }, `unmounted ${m.dir}; read ${bytesRead} bytes from the repository`);
+        // Under --json the one object was the mounted line: the end goes to stderr.
+        if (out.json) out.step(`unmounted ${m.dir}; read ${bytesRead} bytes from the repository`);
+        else process.stdout.write(`unmounted ${m.dir}; read ${bytesRead} bytes from the repository\n`);
       } finally {
         stop.dispose();
       }
