@@ -6,9 +6,12 @@
  * generations and extracts trees from both, whose files' sha256 equal the originals; symlinks
  * pointing outside come back as links, not followed.
  *
- * Every `vmbkp files` command starts one libguestfs appliance (15–25 s under TCG here), so
- * each layout's checks share five commands: list, ls, find, get of each generation. The ext4
- * disk is asked in text form, the others in JSON.
+ * Every `vmbkp files` command starts one libguestfs appliance (15–25 s under TCG here), and the
+ * whole suite shares a 30-minute CI budget on 2 cores, so each layout gets three commands: list,
+ * find across both generations (which checks every file's sha256 in both), and get of the older
+ * generation (which checks what lands on the host). GPT + ext4 is built here too (the self-check
+ * reads it) but its CLI checks — ls, get of both generations, tar, mount, errors — are in
+ * test/files.test.ts, on a 2 GiB disk.
  */
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
@@ -65,6 +68,7 @@ describe('vmbkp files on GPT + ext4, MBR + LVM + XFS, NTFS and FAT32, two genera
   let cleanup: (() => Promise<void>) | undefined;
   let repo: string;
   const images = new Map<string, BuiltImage>();
+  const layouts = LAYOUTS.filter((l): l is Layout => l !== 'gpt-ext4');
   const image = (layout: Layout, g: Generation): BuiltImage => images.get(`${layout}-${g}`)!;
   const files = (args: string[]): Promise<RunResult> => vmbkp(['files', ...args], { timeoutMs: FILES_TIMEOUT_MS });
 
@@ -72,7 +76,7 @@ describe('vmbkp files on GPT + ext4, MBR + LVM + XFS, NTFS and FAT32, two genera
     ({ dir, cleanup } = await tempDir('vmbkp-files-fs-'));
     repo = path.join(dir, 'repo');
     ok(await vmbkp(['init', '--repo', repo]), 'init');
-    for (const layout of LAYOUTS) {
+    for (const layout of layouts) {
       for (const g of [1, 2] as const) {
         const img = await buildImage(layout, g, dir);
         images.set(`${layout}-${g}`, img);
@@ -82,52 +86,18 @@ describe('vmbkp files on GPT + ext4, MBR + LVM + XFS, NTFS and FAT32, two genera
   });
   after(() => cleanup?.());
 
-  for (const layout of LAYOUTS) {
+  for (const layout of layouts) {
     describe(layout, () => {
       const common = (): string[] => ['--repo', repo, '--set', layout];
-      const text = layout === 'gpt-ext4';
 
       it('files list names the filesystem and its type', async () => {
         const info = image(layout, 2).info;
-        if (text) {
-          const out = ok(await files(['list', ...common()]), 'files list');
-          assert.match(out, new RegExp(`^sda\\s+${info.fsName}\\s+${info.type}\\s+\\S.*\\s${info.label}\\s*$`, 'm'), out);
-          return;
-        }
         const list = JSON.parse(ok(await files(['list', ...common(), '--json']), 'files list')) as ListJson;
         assert.equal(list.set, layout);
         assert.equal(list.generation, 2, 'the latest generation by default');
         assert.deepEqual(list.filesystems.map((f) => [f.disk, f.name, f.type, f.label]), [['sda', info.fsName, info.type, info.label]]);
         assert.ok(list.filesystems[0]!.size > 0 && list.filesystems[0]!.size < info.diskBytes, `size ${list.filesystems[0]!.size}`);
         assert.ok(list.bytesRead > 0, 'bytes read from the repository are counted');
-      });
-
-      it('files ls shows a directory of the first generation: names with spaces and non-ASCII, types, symlink targets', async () => {
-        const img = image(layout, 1);
-        const want = img.entries.filter((e) => path.posix.dirname(e.path) === '/docs');
-        const args = ['ls', ...common(), '--generation', '1', '/docs'];
-        if (text) {
-          const out = ok(await files(args), 'files ls');
-          for (const e of want) {
-            const name = path.posix.basename(e.path);
-            if (e.type === 'symlink') assert.match(out, new RegExp(`^l\\S*\\s.*\\s${name} -> ${e.target.replaceAll('.', '\\.')}$`, 'm'), out);
-            else assert.match(out, new RegExp(`^-rw-r--r--\\s.*\\s${e.type === 'file' ? e.content.length : 0}\\s.*\\s${name.replaceAll('.', '\\.')}$`, 'm'), out);
-          }
-          assert.equal(out.trim().split('\n').filter((l) => / (removed\.txt|read me\.txt|up -> .*|café ünï 日本\.txt)$/.test(l)).length, want.length, out);
-          return;
-        }
-        const ls = JSON.parse(ok(await files([...args, '--json']), 'files ls')) as LsJson;
-        assert.equal(ls.path, '/docs');
-        assert.equal(ls.fs, img.info.fsName);
-        const got = new Map(ls.entries.map((e) => [e.name, e]));
-        assert.deepEqual([...got.keys()].sort(), want.map((e) => path.posix.basename(e.path)).sort());
-        for (const e of want) {
-          const g = got.get(path.posix.basename(e.path))!;
-          assert.equal(g.type, e.type, `${e.path}: type`);
-          if (e.type === 'file') assert.equal(g.size, e.content.length, `${e.path}: size`);
-          if (e.type === 'symlink') assert.equal(g.target, e.target, `${e.path}: target`);
-          if (e.type === 'file' && img.info.modes) assert.equal(g.mode & 0o7777, 0o644, `${e.path}: mode`);
-        }
       });
 
       it('files find across both generations reports what changed, with each version\'s sha256', async () => {
@@ -154,7 +124,7 @@ describe('vmbkp files on GPT + ext4, MBR + LVM + XFS, NTFS and FAT32, two genera
         }
       });
 
-      for (const g of [1, 2] as const) {
+      for (const g of [1] as Generation[]) {
         it(`files get extracts trees of generation ${g}: sha256 equal to the originals, symlinks kept as links`, async () => {
           const img = image(layout, g);
           const roots = ['/etc', '/docs', '/data', TREE.emptyDir, ...(g === 2 ? [TREE.added] : [])];
@@ -177,8 +147,8 @@ describe('vmbkp files on GPT + ext4, MBR + LVM + XFS, NTFS and FAT32, two genera
             assert.equal((await fs.stat(path.join(to, TREE.changed))).mode & 0o7777, 0o644, 'file mode kept');
             assert.equal((await fs.stat(path.join(to, 'docs'))).mode & 0o7777, 0o755, 'directory mode kept');
           }
-          if (layout === 'gpt-ext4' || layout === 'mbr-ntfs') {
-            // These builders keep the tree's mtimes (mke2fs -d, ntfs-3g with preserved times).
+          if (layout === 'mbr-ntfs') {
+            // The NTFS builder keeps the tree's mtimes (ntfs-3g with preserved times).
             const e = img.entries.find((x) => x.path === TREE.changed);
             assert.ok(e?.type === 'file');
             assert.equal((await fs.stat(path.join(to, TREE.changed))).mtime.getTime(), e.mtime.getTime(), 'mtime kept');
