@@ -44,6 +44,7 @@ type options struct {
 	diskSize, cbtPage int64
 	dir               string
 	port, controlPort int
+	pcPage            int64
 }
 
 // sizeFlag accepts bytes with an optional K, M or G (binary) suffix.
@@ -88,6 +89,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.port, "port", 0, "HTTPS port of the vCenter endpoint (0: any free port)")
 	fs.IntVar(&o.controlPort, "control-port", 0, "HTTP port of the control endpoint (0: any free port)")
 	fs.Var(sizeFlag{&o.cbtPage}, "cbt-page", "most bytes one QueryChangedDiskAreas call covers")
+	fs.Int64Var(&o.pcPage, "pc-page", defaultPCPage, "most objects one RetrievePropertiesEx answer holds (0: no limit of the lab's)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, err
@@ -107,6 +109,8 @@ func parseFlags(args []string) (options, error) {
 		return o, errors.New("--disk-size must be a positive multiple of 1024")
 	case o.cbtPage <= 0:
 		return o, errors.New("--cbt-page must be positive")
+	case o.pcPage < 0:
+		return o, errors.New("--pc-page must not be negative")
 	}
 	return o, nil
 }
@@ -123,6 +127,9 @@ type startup struct {
 	DatastoreDir     string   `json:"datastoreDir"`
 	Datacenter       string   `json:"datacenter"`
 	VMs              []string `json:"vms"`
+	// A second user, read-only until POST /users/NAME gives its role more (roles.go).
+	RestrictedUser     string `json:"restrictedUser"`
+	RestrictedPassword string `json:"restrictedPassword"`
 }
 
 var errReported = errors.New("reported")
@@ -176,6 +183,9 @@ func run(args []string) error {
 	}
 
 	password := randomPassword()
+	lab.password = password
+	restricted := lab.users.set(restrictedUser, randomPassword(), nil)
+	lab.installPropertyCollector(o.pcPage)
 	cert, err := newCertificate()
 	if err != nil {
 		return err
@@ -220,6 +230,7 @@ func run(args []string) error {
 		URL: sdk.String(), User: labUser, Password: password, Thumbprint: sha1, ThumbprintSha256: sha256,
 		Control: "http://" + cln.Addr().String(), Datastore: datastoreName, DatastoreDir: dsDir,
 		Datacenter: datacenter, VMs: []string{},
+		RestrictedUser: restricted.name, RestrictedPassword: restricted.password,
 	}
 	for _, vm := range lab.allVMs() {
 		out.VMs = append(out.VMs, vm.Name)

@@ -47,6 +47,9 @@ type Lab struct {
 	faults         faults
 	stats          stats
 	sessions       sessions
+	users          users   // lab users other than the administrator (roles.go)
+	password       string  // the administrator's
+	pc             pcState // property collector paging (pc.go)
 }
 
 func (lab *Lab) vm(name string) *LabVM {

@@ -5,7 +5,7 @@
  * committed generation stands and the job still fails, saying so.
  */
 import { randomUUID } from 'node:crypto';
-import { IoError, describeCause } from '../errors.js';
+import { describeCause, withNote } from '../errors.js';
 import type { GenerationManifest, RequestedMode } from '../repository/generation.js';
 import type { Repository } from '../repository/repository.js';
 import type { Semaphore } from '../concurrency.js';
@@ -79,7 +79,8 @@ export async function backupMachine(req: MachineBackupRequest): Promise<MachineB
       await frozen.end();
     } catch (err) {
       if (failure === undefined) {
-        throw new IoError(`${describeCause(err)} (generation ${manifest?.generation} of set ${target.set} was committed and is complete)`, { cause: err });
+        // Its code is kept: a refused privilege (exit 7) is the user's to grant.
+        throw withNote(err, `generation ${manifest?.generation} of set ${target.set} was committed and is complete`);
       }
       warn(describeCause(err));
     }
