@@ -10,6 +10,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ROOT, vmbkp, vmbkpJson } from './helpers.js';
 import { type Lab, type LabRepository, startLabRepository } from './lab.js';
+import { removeSnapshot } from '../src/vsphere/vm.js';
+import { MoRef } from '../src/vsphere/xml.js';
 
 const MiB = 1024 * 1024;
 const VM = 'lab-vm-1';
@@ -83,6 +85,16 @@ describe('vCenter privileges, against the lab', () => {
     const second = await vmbkp(['backup', '--repo', repo, ...ok, '--vm', VM]);
     assert.equal(second.code, 0, second.stderr);
     assert.match(second.stdout, /^2000\s+incr\b/m, 'the second backup asked vSphere for the changes');
+
+    // With CBT on, removing the backup's own snapshot is the first use of RemoveSnapshot: refused after the commit.
+    await lab.write(VM, 2000, 2 * MiB, Buffer.from('changed again'));
+    const late = await vmbkp(['backup', '--repo', repo, ...await user('late', without(needed, 'VirtualMachine.State.RemoveSnapshot')), '--vm', VM]);
+    refused(late, 'late', 'VirtualMachine.State.RemoveSnapshot', /on VirtualMachine lab-vm-1 \(vm-\d+\)/);
+    assert.match(late.stderr, /generation 3 of set lab-vm-1 was committed and is complete/);
+    assert.equal(await generations(VM), 3);
+    const left = (await lab.vm(VM)).snapshots;
+    assert.equal(left.length, 1, 'the snapshot stays for the next run');
+    await removeSnapshot(fixture!.session, new MoRef('VirtualMachineSnapshot', left[0]!.moref), 'removing the snapshot left');
 
     // Each case backs up a VM of its own for the first time (CBT off, turned on by --enable-cbt), so they run at once.
     assert.ok(needed.length <= REFUSAL_VMS, `the lab has a VM for each of the ${needed.length} cases`);
