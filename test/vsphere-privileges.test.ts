@@ -55,8 +55,9 @@ describe('vCenter privileges, against the lab', () => {
   }
 
   const without = (all: readonly string[], p: string) => all.filter((x) => x !== p);
-  const generations = async (set: string) =>
-    ((await vmbkpJson<{ sets: { name: string; generations: unknown[] }[] }>(['list', '--repo', repo])).sets.find((x) => x.name === set)?.generations.length ?? 0);
+  /** Generations per set (one `list` for all). */
+  const generations = async () => new Map((await vmbkpJson<{ sets: { name: string; generations: unknown[] }[] }>(['list', '--repo', repo]))
+    .sets.map((x) => [x.name, x.generations.length]));
 
   /** Exit 7, one line naming the user, the privilege and where it is needed. */
   function refused(r: { code: number | null; stderr: string }, who: string, privilege: string, on: RegExp): void {
@@ -86,12 +87,18 @@ describe('vCenter privileges, against the lab', () => {
     assert.equal(second.code, 0, second.stderr);
     assert.match(second.stdout, /^2000\s+incr\b/m, 'the second backup asked vSphere for the changes');
 
+    // Asking for the changes since the last backup is refused: exit 7, not a whole-disk read for "unknown" changes.
+    await lab.write(VM, 2000, 3 * MiB, Buffer.from('changed once more'));
+    const noQcda = await vmbkp(['backup', '--repo', repo, ...await user('no-qcda', without(needed, 'VirtualMachine.Provisioning.DiskRandomRead')), '--vm', VM]);
+    refused(noQcda, 'no-qcda', 'VirtualMachine.Provisioning.DiskRandomRead', /on VirtualMachine lab-vm-1 \(vm-\d+\)/);
+    assert.doesNotMatch(noQcda.stderr, /cannot list the changes/);
+
     // With CBT on, removing the backup's own snapshot is the first use of RemoveSnapshot: refused after the commit.
     await lab.write(VM, 2000, 2 * MiB, Buffer.from('changed again'));
     const late = await vmbkp(['backup', '--repo', repo, ...await user('late', without(needed, 'VirtualMachine.State.RemoveSnapshot')), '--vm', VM]);
     refused(late, 'late', 'VirtualMachine.State.RemoveSnapshot', /on VirtualMachine lab-vm-1 \(vm-\d+\)/);
     assert.match(late.stderr, /generation 3 of set lab-vm-1 was committed and is complete/);
-    assert.equal(await generations(VM), 3);
+    assert.equal((await generations()).get(VM), 3, 'the refused incremental committed nothing, the late refusal did');
     const left = (await lab.vm(VM)).snapshots;
     assert.equal(left.length, 1, 'the snapshot stays for the next run');
     await removeSnapshot(fixture!.session, new MoRef('VirtualMachineSnapshot', left[0]!.moref), 'removing the snapshot left');
@@ -105,6 +112,7 @@ describe('vCenter privileges, against the lab', () => {
       await lab.write(vm, 2000, 0, Buffer.from(`${vm}: data to back up`));
       return { p, i, vm, r: await vmbkp(['backup', '--repo', repo, ...args, '--vm', vm, '--enable-cbt']) };
     }));
+    const counts = await generations();
     for (const { p, i, vm, r } of results) {
       if (p.startsWith('Datastore.')) {
         // /folder's 403 does not say which privilege: the message names both it needs.
@@ -112,7 +120,7 @@ describe('vCenter privileges, against the lab', () => {
       } else {
         refused(r, `backup-${i}`, p, new RegExp(`on VirtualMachine ${vm} \\(vm-\\d+\\)`));
       }
-      assert.equal(await generations(vm), 0, `no generation without ${p}`);
+      assert.equal(counts.get(vm) ?? 0, 0, `no generation without ${p}`);
       if (p === 'VirtualMachine.State.RemoveSnapshot') {
         // The snapshot that started CBT could not be removed: it stays for the next run, which says so.
         assert.match(r.stderr, /the next vmbkp run on this VM removes it/);

@@ -20,9 +20,14 @@ async function collect(session: VsphereSession, specSet: Fields): Promise<Object
   let res = await session.call('RetrievePropertiesEx', pc, { specSet, options: { maxObjects: 500 } });
   for (;;) {
     const rv = child(res, 'returnval');
+    const token = textAt(rv, 'token');
     for (const o of children(rv, 'objects')) {
       const missing = child(o, 'missingSet');
-      if (missing !== undefined) throw await missingError(session, moRefOf(child(o, 'obj')), missing);
+      if (missing !== undefined) {
+        // The pages left are of no use now: let the server drop them.
+        if (token) await session.call('CancelRetrievePropertiesEx', pc, { token }).catch(() => {});
+        throw await missingError(session, moRefOf(child(o, 'obj')), missing);
+      }
       const props = new Map<string, XmlNode>();
       for (const p of children(o, 'propSet')) {
         const val = child(p, 'val');
@@ -30,7 +35,6 @@ async function collect(session: VsphereSession, specSet: Fields): Promise<Object
       }
       out.push({ obj: moRefOf(child(o, 'obj'))!, props });
     }
-    const token = textAt(rv, 'token');
     if (!token) return out;
     res = await session.call('ContinueRetrievePropertiesEx', pc, { token });
   }
