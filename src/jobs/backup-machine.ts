@@ -5,7 +5,7 @@
  * committed generation stands and the job still fails, saying so.
  */
 import { randomUUID } from 'node:crypto';
-import { describeCause, withNote } from '../errors.js';
+import { IoError, VmbkpError, describeCause, withNote } from '../errors.js';
 import type { GenerationManifest, RequestedMode } from '../repository/generation.js';
 import type { Repository } from '../repository/repository.js';
 import type { Semaphore } from '../concurrency.js';
@@ -79,8 +79,10 @@ export async function backupMachine(req: MachineBackupRequest): Promise<MachineB
       await frozen.end();
     } catch (err) {
       if (failure === undefined) {
-        // Its code is kept: a refused privilege (exit 7) is the user's to grant.
-        throw withNote(err, `generation ${manifest?.generation} of set ${target.set} was committed and is complete`);
+        const note = `generation ${manifest?.generation} of set ${target.set} was committed and is complete`;
+        // A refused privilege keeps its code (exit 7): it is the user's to grant.
+        if (err instanceof VmbkpError && err.code === 'AUTH') throw withNote(err, note);
+        throw new IoError(`${describeCause(err)} (${note})`, { cause: err });
       }
       warn(describeCause(err));
     }
