@@ -60,6 +60,7 @@ func init() {
 		{"POST", "/folder/gate", "?files=N&waitMs=M: each VM's first GETs (PUTs) under /folder wait until N of its files are read (written) at once, or M ms pass", setFolderGate},
 		{"DELETE", "/folder/gate", "GETs and PUTs under /folder no longer wait", setFolderGate},
 	}
+	routes = append(append(routes, pcRoutes()...), userRoutes()...)
 }
 
 // match binds {name} segments of pattern to the path.
@@ -557,6 +558,9 @@ func addFault(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
 		if rule.Consolidate = r.URL.Query().Get("consolidate"); rule.Consolidate != "" && rule.Consolidate != "fail" {
 			err = fmt.Errorf("consolidate must be fail")
 		}
+	}
+	if err == nil && kind == faultMissingProperty {
+		err = parseMissingProperty(r, &rule)
 	}
 	if err != nil {
 		fail(w, http.StatusBadRequest, "%v", err)

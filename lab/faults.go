@@ -27,16 +27,17 @@ const (
 )
 
 var faultKinds = map[string]string{
-	faultCreateSnapshot: "CreateSnapshot_Task's task fails (with ?leave=1 after the snapshot was made)",
-	faultRemoveSnapshot: "RemoveSnapshot_Task/RemoveAllSnapshots_Task's task fails (with ?consolidate=fail after taking the snapshots out of the tree, their deltas left: consolidation needed)",
-	faultConsolidate:    "ConsolidateVMDisks_Task's task fails, nothing merged",
-	faultQuiesce:        "a quiesced CreateSnapshot_Task of a VM whose Tools run fails with ApplicationQuiesceFault, no snapshot made",
-	faultQueryChanged:   "QueryChangedDiskAreas returns a FileFault",
-	faultDatastoreRead:  "a GET under /folder has its connection dropped after ?after=BYTES body bytes",
-	faultDatastoreFlip:  "the next PUT of a disk's flat extent stores the byte at offset ?after=BYTES flipped, and answers as if all went well",
-	faultDisableMethods: "DisableMethods on the VM fails with NoPermission (Global.DisableMethods), as for a user without that privilege",
-	faultCBTLose:        "the next guest write or zero through the control endpoint changes the disk but is not recorded by change tracking (VMware KB 2090639)",
-	faultDatastoreFull:  "the datastore is full: a PUT under /folder fails with HTTP 500 after ?after=BYTES body bytes were stored, or with ?during=create CreateVM_Task fails with NoDiskSpace",
+	faultCreateSnapshot:  "CreateSnapshot_Task's task fails (with ?leave=1 after the snapshot was made)",
+	faultRemoveSnapshot:  "RemoveSnapshot_Task/RemoveAllSnapshots_Task's task fails (with ?consolidate=fail after taking the snapshots out of the tree, their deltas left: consolidation needed)",
+	faultConsolidate:     "ConsolidateVMDisks_Task's task fails, nothing merged",
+	faultQuiesce:         "a quiesced CreateSnapshot_Task of a VM whose Tools run fails with ApplicationQuiesceFault, no snapshot made",
+	faultQueryChanged:    "QueryChangedDiskAreas returns a FileFault",
+	faultDatastoreRead:   "a GET under /folder has its connection dropped after ?after=BYTES body bytes",
+	faultDatastoreFlip:   "the next PUT of a disk's flat extent stores the byte at offset ?after=BYTES flipped, and answers as if all went well",
+	faultDisableMethods:  "DisableMethods on the VM fails with NoPermission (Global.DisableMethods), as for a user without that privilege",
+	faultCBTLose:         "the next guest write or zero through the control endpoint changes the disk but is not recorded by change tracking (VMware KB 2090639)",
+	faultMissingProperty: "RetrievePropertiesEx answers the property ?path=P of the VM (or, with ?object=snapshot, of its snapshots) in missingSet with ?fault=NoPermission (privilegeId ?privilege=, default System.Read) or SystemError",
+	faultDatastoreFull:   "the datastore is full: a PUT under /folder fails with HTTP 500 after ?after=BYTES body bytes were stored, or with ?during=create CreateVM_Task fails with NoDiskSpace",
 }
 
 // faultRule fires for Times occurrences (-1: forever), on one VM or all.
@@ -49,6 +50,11 @@ type faultRule struct {
 	During string `json:"during,omitempty"` // datastore-full: write or create
 	// Consolidate "fail" (remove-snapshot): the snapshots leave the tree, their deltas stay.
 	Consolidate string `json:"consolidate,omitempty"`
+	// missing-property: the property path, whose (vm or snapshot), the fault and NoPermission's privilege.
+	Path      string `json:"path,omitempty"`
+	Object    string `json:"object,omitempty"`
+	Fault     string `json:"fault,omitempty"`
+	Privilege string `json:"privilege,omitempty"`
 }
 
 func (r faultRule) leavesDeltas() bool { return r.Consolidate == "fail" }

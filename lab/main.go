@@ -45,6 +45,7 @@ type options struct {
 	dir               string
 	port, controlPort int
 	firmware          string
+	pcPage            int64
 }
 
 // sizeFlag accepts bytes with an optional K, M or G (binary) suffix.
@@ -90,6 +91,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.controlPort, "control-port", 0, "HTTP port of the control endpoint (0: any free port)")
 	fs.Var(sizeFlag{&o.cbtPage}, "cbt-page", "most bytes one QueryChangedDiskAreas call covers")
 	fs.StringVar(&o.firmware, "firmware", o.firmware, "firmware of the VMs: bios or efi")
+	fs.Int64Var(&o.pcPage, "pc-page", defaultPCPage, "most objects one RetrievePropertiesEx answer holds (0: no limit of the lab's)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, err
@@ -111,6 +113,8 @@ func parseFlags(args []string) (options, error) {
 		return o, errors.New("--cbt-page must be positive")
 	case o.firmware != "bios" && o.firmware != "efi":
 		return o, errors.New("--firmware must be bios or efi")
+	case o.pcPage < 0:
+		return o, errors.New("--pc-page must not be negative")
 	}
 	return o, nil
 }
@@ -127,6 +131,9 @@ type startup struct {
 	DatastoreDir     string   `json:"datastoreDir"`
 	Datacenter       string   `json:"datacenter"`
 	VMs              []string `json:"vms"`
+	// A second user, read-only until POST /users/NAME gives its role more (roles.go).
+	RestrictedUser     string `json:"restrictedUser"`
+	RestrictedPassword string `json:"restrictedPassword"`
 }
 
 var errReported = errors.New("reported")
@@ -183,6 +190,9 @@ func run(args []string) error {
 	}
 
 	password := randomPassword()
+	lab.password = password
+	restricted := lab.users.set(restrictedUser, randomPassword(), nil)
+	lab.installPropertyCollector(o.pcPage)
 	cert, err := newCertificate()
 	if err != nil {
 		return err
@@ -227,6 +237,7 @@ func run(args []string) error {
 		URL: sdk.String(), User: labUser, Password: password, Thumbprint: sha1, ThumbprintSha256: sha256,
 		Control: "http://" + cln.Addr().String(), Datastore: datastoreName, DatastoreDir: dsDir,
 		Datacenter: datacenter, VMs: []string{},
+		RestrictedUser: restricted.name, RestrictedPassword: restricted.password,
 	}
 	for _, vm := range lab.allVMs() {
 		out.VMs = append(out.VMs, vm.Name)

@@ -50,6 +50,9 @@ type Lab struct {
 	sessions       sessions
 	second         *labStore // LocalDS_1, where a relocation can move VMs (relocate.go)
 	slow           slowTasks // slowtask.go
+	users          users     // lab users other than the administrator (roles.go)
+	password       string    // the administrator's
+	pc             pcState   // property collector paging (pc.go)
 }
 
 func (lab *Lab) vm(name string) *LabVM {

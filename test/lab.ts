@@ -20,6 +20,9 @@ export interface LabInfo {
   datastoreDir: string;
   datacenter: string;
   vms: string[];
+  /** A second user, read-only until POST /users/NAME gives its role more. */
+  restrictedUser: string;
+  restrictedPassword: string;
 }
 
 export interface LabDisk {

@@ -5,7 +5,7 @@
  * committed generation stands and the job still fails, saying so.
  */
 import { randomUUID } from 'node:crypto';
-import { IoError, describeCause } from '../errors.js';
+import { IoError, VmbkpError, describeCause, withNote } from '../errors.js';
 import type { GenerationManifest, RequestedMode } from '../repository/generation.js';
 import type { Repository } from '../repository/repository.js';
 import type { Semaphore } from '../concurrency.js';
@@ -80,7 +80,10 @@ export async function backupMachine(req: MachineBackupRequest): Promise<MachineB
       await frozen.end();
     } catch (err) {
       if (failure === undefined) {
-        throw new IoError(`${describeCause(err)} (generation ${manifest?.generation} of set ${target.set} was committed and is complete)`, { cause: err });
+        const note = `generation ${manifest?.generation} of set ${target.set} was committed and is complete`;
+        // A refused privilege keeps its code (exit 7): it is the user's to grant.
+        if (err instanceof VmbkpError && err.code === 'AUTH') throw withNote(err, note);
+        throw new IoError(`${describeCause(err)} (${note})`, { cause: err });
       }
       warn(describeCause(err));
     }

@@ -8,8 +8,8 @@
  * starts over. On VMFS every byte sent is allocated, so a thin disk restored this way
  * occupies its whole capacity (the vddk transport writes only data).
  */
-import { IoError, InputError, describeCause } from '../errors.js';
-import { answerText, flatFileOf, folderUrl, openDatastoreUpload, parseDatastorePath, readDatastoreRange } from '../vsphere/datastore.js';
+import { IoError, InputError, type VmbkpError, describeCause } from '../errors.js';
+import { answerText, flatFileOf, folderForbidden, folderUrl, openDatastoreUpload, parseDatastorePath, readDatastoreRange } from '../vsphere/datastore.js';
 import { EarlyResponseError, type HttpUpload } from '../vsphere/http.js';
 import type { VsphereSession } from '../vsphere/session.js';
 import { type VmDisk, type VmDiskTarget, vmDiskLabel } from './vsphere-target.js';
@@ -38,13 +38,14 @@ export class DatastoreUploadTarget implements VmDiskTarget {
     return new DatastoreUploadTarget(d.session, url, upload, d.disk.capacity, `https:[${flat.datastore}] ${flat.path}`, what);
   }
 
-  private failed(err: unknown): IoError {
+  private failed(err: unknown): VmbkpError {
     if (err instanceof EarlyResponseError) return this.refused(err.response.status, answerText(err.response));
     return new IoError(`writing ${this.what} to ${this.description} failed at offset ${this.pos}: ${describeCause(err)}`, { cause: err });
   }
 
-  private refused(status: number, text: string): IoError {
-    const hint = status === 401 || status === 403 ? ' (the session was refused; log in again and restore again)' : '';
+  private refused(status: number, text: string): VmbkpError {
+    if (status === 403) return folderForbidden(this.session, 'PUT', this.url);
+    const hint = status === 401 ? ' (the session was refused; log in again and restore again)' : '';
     return new IoError(`writing ${this.what} to ${this.description} failed: HTTP ${status}${text ? `: ${text}` : ''}${hint}`);
   }
 

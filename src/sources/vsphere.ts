@@ -49,7 +49,9 @@ export class VsphereDiskSource implements DiskSource {
   async allocated(offset: number, length: number): Promise<Extent[]> {
     if (this.reader.allocated) return this.reader.allocated(offset, length);
     // With CBT on, changeId "*" lists the allocated areas; without it, everything may hold data.
-    this.allAreas ??= this.d.disk.changeId ? this.query('*').catch(() => undefined) : Promise.resolve(undefined);
+    // A refusal is not "unknown": the role lacks a privilege the user must grant (exit 7, not a silent full read).
+    this.allAreas ??= this.d.disk.changeId ? this.query('*').catch((err: unknown) => { if (faultOf(err) === 'NoPermission') throw err; return undefined; })
+      : Promise.resolve(undefined);
     const areas = await this.allAreas;
     if (!areas) return [{ start: offset, length }];
     const end = offset + length;
@@ -63,7 +65,7 @@ export class VsphereDiskSource implements DiskSource {
     try {
       return await this.query(token);
     } catch (err) {
-      if (faultOf(err) === undefined) throw err;
+      if (faultOf(err) === undefined || faultOf(err) === 'NoPermission') throw err;
       return { unknown: `vSphere cannot list the changes of ${diskLabel(this.d)} since change id ${token} (${describeCause(err)})` };
     }
   }

@@ -6,7 +6,7 @@
  * and cannot be resumed, so the session is checked before it starts.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { InputError, IoError, describeCause } from '../errors.js';
+import { AuthError, InputError, IoError, describeCause } from '../errors.js';
 import { type HttpResponse, type HttpUpload, httpRequest, httpUpload } from './http.js';
 import { retrieveOne } from './property-collector.js';
 import type { VsphereSession } from './session.js';
@@ -70,7 +70,8 @@ export async function readDatastoreRange(session: VsphereSession, url: URL, offs
         method: 'GET', url, into: into.subarray(0, length),
         headers: { range: `bytes=${offset}-${offset + length - 1}`, ...(session.cookie ? { cookie: session.cookie } : {}) },
       });
-      if (res.status === 401 || res.status === 403) {
+      if (res.status === 403) throw folderForbidden(session, 'GET', url);
+      if (res.status === 401) {
         await session.ensureLoggedIn();
         throw new IoError(`HTTP ${res.status}`);
       }
@@ -79,12 +80,23 @@ export async function readDatastoreRange(session: VsphereSession, url: URL, offs
       if (res.body.length !== length) throw new IoError(`got ${res.body.length} of ${length} bytes`);
       return;
     } catch (err) {
-      if (err instanceof InputError) throw err;
+      if (err instanceof InputError || err instanceof AuthError) throw err;
       lastError = err;
       if (attempt < attempts) await sleep(FIRST_RETRY_DELAY_MS * 2 ** (attempt - 1));
     }
   }
   throw new IoError(`${opts.what} at offset ${offset} failed after ${attempts} attempts: ${describeCause(lastError)}`, { cause: lastError });
+}
+
+/**
+ * A 403 from /folder: the user's role lacks what HTTP access to datastore files needs,
+ * Datastore.Browse and Datastore.FileManagement on the datastore (vSphere Web Services SDK
+ * Programming Guide, "Privilege Requirements for HTTP Access"); the answer does not say which.
+ */
+export function folderForbidden(session: VsphereSession, method: 'GET' | 'PUT', url: URL): AuthError {
+  const ds = url.searchParams.get('dsName') ?? '?';
+  return new AuthError(`user ${session.userName} may not ${method === 'GET' ? 'read' : 'write'} ${decodeURIComponent(url.pathname)} on ${session.host}`
+    + ` (HTTP 403): datastore file access needs privileges Datastore.Browse and Datastore.FileManagement on datastore ${ds}`);
 }
 
 /** Starts replacing a datastore file with `length` bytes written in order through the returned upload. */

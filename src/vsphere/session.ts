@@ -5,7 +5,7 @@
  */
 import type https from 'node:https';
 import { InputError } from '../errors.js';
-import { VsphereFaultError, faultOf } from './errors.js';
+import { type MissingPrivilege, VsphereFaultError, describeMissing, faultOf } from './errors.js';
 import { SoapClient } from './soap.js';
 import { taskStallMs } from './task-stall.js';
 import { type TlsPolicy, agentFor } from './tls.js';
@@ -98,8 +98,23 @@ export class VsphereSession {
     }
   }
 
-  /** Calls a method; a NotAuthenticated answer triggers one fresh login and one retry. */
+  /** The user the session is logged in as. */
+  get userName(): string { return this.user; }
+
+  /**
+   * Calls a method; a NotAuthenticated answer triggers one fresh login and one retry.
+   * A NoPermission answer becomes one line naming the user, the call, the privilege and its object.
+   */
   async call(method: string, self: MoRef, params: Fields = {}, namespace?: string): Promise<XmlNode> {
+    try {
+      return await this.callOnce(method, self, params, namespace);
+    } catch (err) {
+      if (err instanceof VsphereFaultError && err.fault === 'NoPermission' && err.missing) throw await this.refusal(`call ${method}`, err.missing, err);
+      throw err;
+    }
+  }
+
+  private async callOnce(method: string, self: MoRef, params: Fields, namespace?: string): Promise<XmlNode> {
     try {
       return await this.soap.invoke(method, self, params, namespace);
     } catch (err) {
@@ -108,6 +123,20 @@ export class VsphereSession {
       await this.relogin;
       return await this.soap.invoke(method, self, params, namespace);
     }
+  }
+
+  /** "user X may not call M on HOST: it needs privilege P on VirtualMachine web01 (vm-42)", the object named when it can be read. */
+  async refusal(what: string, missing: MissingPrivilege, cause?: unknown): Promise<VsphereFaultError> {
+    let name: string | undefined;
+    if (missing.object) {
+      // Every role holds System.Read, so the name can be read; if not, the moref says it.
+      name = await this.soap.invoke('RetrievePropertiesEx', this.content.propertyCollector, {
+        specSet: { propSet: { type: missing.object.type, pathSet: ['name'] }, objectSet: { obj: missing.object, skip: false } },
+        options: {},
+      }).then((res) => textAt(res, 'returnval.objects.propSet.val'), () => undefined);
+    }
+    return new VsphereFaultError(`user ${this.user} may not ${what} on ${this.host}: it needs ${describeMissing(missing, name)}`,
+      'NoPermission', { cause, missing });
   }
 
   /** Re-establishes the session if the server dropped it (used before datastore transfers). */

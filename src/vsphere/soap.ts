@@ -4,7 +4,7 @@
  */
 import type https from 'node:https';
 import { IoError } from '../errors.js';
-import { VsphereFaultError } from './errors.js';
+import { type MissingPrivilege, VsphereFaultError, describeMissing, missingPrivilegeOf } from './errors.js';
 import { httpRequest } from './http.js';
 import { type Fields, type MoRef, type XmlNode, childNs, parseXml, soapEnvelope, text, xsiType } from './xml.js';
 
@@ -48,13 +48,16 @@ function faultError(method: string, fault: XmlNode): VsphereFaultError {
   const message = text(childNs(fault, 'faultstring')).trim();
   const detail = childNs(fault, 'detail');
   let type = 'SystemError';
+  let missing: MissingPrivilege | undefined;
   if (detail !== undefined && typeof detail !== 'string') {
     for (const [k, v] of Object.entries(detail)) {
       if (k.startsWith('@') || k === '#text') continue;
       const node = Array.isArray(v) ? v[0] : v;
       type = xsiType(node) ?? k.replace(/^.*:/, '').replace(/Fault$/, '');
+      if (type === 'NoPermission') missing = missingPrivilegeOf(node);
       break;
     }
   }
-  return new VsphereFaultError(`${method} failed: ${type}${message ? `: ${message}` : ''}`, type);
+  const needs = missing ? ` (needs ${describeMissing(missing)})` : '';
+  return new VsphereFaultError(`${method} failed: ${type}${message ? `: ${message}` : ''}${needs}`, type, missing ? { missing } : {});
 }

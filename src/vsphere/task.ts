@@ -5,7 +5,7 @@
  * a consolidation of a big disk legitimately runs for hours, reporting progress.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { VsphereFaultError } from './errors.js';
+import { VsphereFaultError, describeMissing, missingPrivilegeOf } from './errors.js';
 import { retrieveOne } from './property-collector.js';
 import type { VsphereSession } from './session.js';
 import { formatStall, taskStallMs } from './task-stall.js';
@@ -33,7 +33,10 @@ export async function waitForTask(session: VsphereSession, task: MoRef, wait: Ta
       const fault = at(info, 'error.fault');
       const type = xsiType(fault) ?? 'SystemError';
       const msg = textAt(info, 'error.localizedMessage') || type;
-      throw new VsphereFaultError(`${wait.what} failed: ${type === msg ? type : `${type}: ${msg}`}`, type);
+      // A task refused for a privilege (checked as it runs) names it, as a refused call does.
+      const missing = type === 'NoPermission' ? missingPrivilegeOf(fault) : undefined;
+      const needs = missing ? ` (user ${session.userName} needs ${describeMissing(missing)})` : '';
+      throw new VsphereFaultError(`${wait.what} failed: ${type === msg ? type : `${type}: ${msg}`}${needs}`, type, missing ? { missing } : {});
     }
     const progress = numberAt(info, 'progress');
     if (progress !== undefined) wait.onProgress?.(progress);

@@ -4,7 +4,7 @@
  * snapshot froze it, and remove the snapshot when the job ends it — in every outcome.
  * The generation itself is the job's (jobs/backup-machine.ts).
  */
-import { InputError, IoError, describeCause } from '../../errors.js';
+import { InputError, IoError, VmbkpError, describeCause, withNote } from '../../errors.js';
 import { failpoint } from '../../failpoints.js';
 import type { DiskSource } from '../../sources/types.js';
 import type { SnapshotDisk } from '../../sources/vsphere.js';
@@ -104,12 +104,14 @@ async function removeOurSnapshot(session: VsphereSession, vm: VmRef, snapshot: M
       last = err;
       // A stuck task: another try would only queue behind it.
       if (faultOf(err) === 'Timeout') throw new IoError(`${describeCause(err)}; the next vmbkp run on this VM removes the snapshot`, { cause: err });
+      if (err instanceof VmbkpError && err.code === 'AUTH') break; // a refusal stays one: asking again changes nothing
       // A removal that failed while consolidating has still taken the snapshot out: done (the deltas are consolidated next).
       if (await snapshotGone(session, vm.ref, snapshot).catch(() => false)) return;
       await new Promise((r) => setTimeout(r, SNAPSHOT_REMOVAL_BACKOFF_MS * attempt));
     }
   }
-  throw new IoError(`removing snapshot ${name} of VM ${vm.name} failed: ${describeCause(last)}; the next vmbkp run on this VM removes it`, { cause: last });
+  const code = last instanceof VmbkpError && last.code === 'AUTH' ? 'AUTH' : 'IO';
+  throw new VmbkpError(code, `removing snapshot ${name} of VM ${vm.name} failed: ${describeCause(last)}; the next vmbkp run on this VM removes it`, { cause: last });
 }
 
 /**
@@ -196,7 +198,12 @@ export async function beginVmBackup(session: VsphereSession, openDisk: OpenDisk,
   };
   try {
     await failpoint('vm:snapshot-taken');
-    const config = (await retrieveOne(session, snapshot, ['config'])).get('config');
+    // The snapshot's configuration lists its disks: without it (unreadable, or unset) the
+    // generation would hold none or some, so the VM fails and nothing is committed.
+    const config = (await retrieveOne(session, snapshot, ['config']).catch((err: unknown) => {
+      throw withNote(err, `the configuration of snapshot ${snapName} of VM ${vm.name}; no generation is committed`);
+    })).get('config');
+    if (config === undefined) throw new IoError(`snapshot ${snapName} of VM ${vm.name} has no configuration on ${session.host}: its disks are unknown; no generation is committed`);
     const instanceUuid = textAt(config, 'instanceUuid');
     // Judged on the snapshot's configuration, then the mark is left on the VM: a snapshot
     // with the new mark is then always one taken after this backup's.

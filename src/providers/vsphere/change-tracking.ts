@@ -9,7 +9,7 @@
  * A VM backup never fails over CBT: when it cannot be on, the backup reads whole disks.
  */
 import { randomBytes } from 'node:crypto';
-import { IoError, describeCause } from '../../errors.js';
+import { IoError, VmbkpError, describeCause } from '../../errors.js';
 import type { VmRef } from '../../vsphere/inventory.js';
 import { retrieveOne } from '../../vsphere/property-collector.js';
 import type { VsphereSession } from '../../vsphere/session.js';
@@ -87,7 +87,9 @@ export async function activateChangeTracking(session: VsphereSession, vm: VmRef,
     await removeSnapshot(session, snapshot, `removing snapshot ${name} of VM ${vm.name}`);
   } catch (err) {
     if (!(await snapshotGone(session, vm.ref, snapshot))) {
-      throw new IoError(`${describeCause(err)}; the next vmbkp run on this VM removes it`, { cause: err });
+      // A refused privilege keeps its code (exit 7): the user must grant it.
+      const code = err instanceof VmbkpError && err.code === 'AUTH' ? 'AUTH' : 'IO';
+      throw new VmbkpError(code, `${describeCause(err)}; the next vmbkp run on this VM removes it`, { cause: err });
     }
   }
   await consolidateIfNeeded(session, vm, `removing snapshot ${name}`, emit);

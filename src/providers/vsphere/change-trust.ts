@@ -15,6 +15,7 @@ import { describeCause } from '../../errors.js';
 import type { GenerationManifest } from '../../repository/generation.js';
 import { BACKUP_MARK_PREFIX, backupMarkKey, extraConfigOf, formatBackupMark, parseBackupMark, setAdvancedSettings } from '../../vsphere/backup-mark.js';
 import type { VmRef } from '../../vsphere/inventory.js';
+import { faultOf } from '../../vsphere/errors.js';
 import type { VsphereSession } from '../../vsphere/session.js';
 import { taskOf, waitForTask } from '../../vsphere/task.js';
 import type { VirtualDiskInfo } from '../../vsphere/vm.js';
@@ -102,6 +103,8 @@ export async function leaveBackupMark(session: VsphereSession, vm: VmRef, trust:
   try {
     await setAdvancedSettings(session, vm.ref, { [trust.mark.key]: trust.mark.value }, `marking VM ${vm.name} with its backup (${trust.mark.key})`);
   } catch (err) {
+    // A refused privilege would make every backup read whole disks, unnoticed: the user must grant it.
+    if (faultOf(err) === 'NoPermission') throw err;
     warn(`${describeCause(err)}: the next backup of VM ${vm.name} reads whole disks`);
   }
 }
