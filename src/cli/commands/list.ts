@@ -33,10 +33,10 @@ export function register(program: Command): void {
       for (const [, gens] of sets) {
         for (const g of gens) {
           for (const d of g.disks) {
-            rows.push([g.set, String(g.generation), g.started.replace('T', ' ').slice(0, 19), g.mode, g.consistency ?? '-', g.machine?.instanceUuid ?? '-', savedText(g.savedFiles), d.name, diskWhere(d), d.mode, bytes(d.size), bytes(d.bytesRead), bytes(d.bytesStored), duration(d.durationMs)]);
+            rows.push([g.set, String(g.generation), g.started.replace('T', ' ').slice(0, 19), g.mode, g.consistency ?? '-', g.machine?.instanceUuid ?? '-', d.name, diskWhere(d), d.mode, bytes(d.size), bytes(d.bytesRead), bytes(d.bytesStored), duration(d.durationMs), savedText(g.savedFiles)]);
           }
         }
       }
-      out.result(json, rows.length === 0 ? 'no generations' : table(['set', 'gen', 'started (UTC)', 'mode', 'consistency', 'instance UUID', 'saved files', 'disk', 'label', 'disk mode', 'size', 'read', 'stored', 'time'], rows));
+      out.result(json, rows.length === 0 ? 'no generations' : table(['set', 'gen', 'started (UTC)', 'mode', 'consistency', 'instance UUID', 'disk', 'label', 'disk mode', 'size', 'read', 'stored', 'time', 'saved files'], rows));
     });
 }
