@@ -543,7 +543,9 @@ func expireSessions(lab *Lab, w http.ResponseWriter, r *http.Request, p params) 
 }
 
 func getStats(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
-	reply(w, lab.stats.view())
+	v := lab.stats.view()
+	v.NfcLeasesHeld = lab.leasesHeld()
+	reply(w, v)
 }
 
 func resetStats(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {

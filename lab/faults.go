@@ -133,8 +133,12 @@ type stats struct {
 	folderBytes  atomic.Int64
 	folderPut    atomic.Int64 // body bytes stored by PUTs under /folder
 	queryChanged atomic.Int64
-	reads        diskAccess // GETs under /folder
-	writes       diskAccess // PUTs under /folder
+	nfcProgress  atomic.Int64 // HttpNfcLeaseProgress calls
+	nfcExpired   atomic.Int64 // leases timed out
+	nfcAborted   atomic.Int64 // leases aborted
+	nfcBytes     atomic.Int64 // bytes served under /nfc
+	reads        diskAccess   // GETs under /folder
+	writes       diskAccess   // PUTs under /folder
 }
 
 // diskAccess tracks which disk files of each VM are being read (or written)
@@ -283,6 +287,10 @@ func (s *stats) reset() {
 	s.folderBytes.Store(0)
 	s.folderPut.Store(0)
 	s.queryChanged.Store(0)
+	s.nfcProgress.Store(0)
+	s.nfcExpired.Store(0)
+	s.nfcAborted.Store(0)
+	s.nfcBytes.Store(0)
 	s.reads.reset()
 	s.writes.reset()
 }
@@ -297,7 +305,12 @@ type statsView struct {
 	// MaxDisksReadAtOnce is the most disk files of one VM read through /folder at once.
 	MaxDisksReadAtOnce int `json:"maxDisksReadAtOnce"`
 	// MaxDisksWrittenAtOnce is the most disk files of one VM written (PUT) at once.
-	MaxDisksWrittenAtOnce int `json:"maxDisksWrittenAtOnce"`
+	MaxDisksWrittenAtOnce int   `json:"maxDisksWrittenAtOnce"`
+	NfcLeasesHeld         int64 `json:"nfcLeasesHeld"`
+	NfcLeaseProgressCalls int64 `json:"nfcLeaseProgressCalls"`
+	NfcLeasesExpired      int64 `json:"nfcLeasesExpired"`
+	NfcLeasesAborted      int64 `json:"nfcLeasesAborted"`
+	NfcBytesServed        int64 `json:"nfcBytesServed"`
 }
 
 func (s *stats) view() statsView {
@@ -310,5 +323,9 @@ func (s *stats) view() statsView {
 		QueryChangedCalls:     s.queryChanged.Load(),
 		MaxDisksReadAtOnce:    s.reads.maxAtOnce(),
 		MaxDisksWrittenAtOnce: s.writes.maxAtOnce(),
+		NfcLeaseProgressCalls: s.nfcProgress.Load(),
+		NfcLeasesExpired:      s.nfcExpired.Load(),
+		NfcLeasesAborted:      s.nfcAborted.Load(),
+		NfcBytesServed:        s.nfcBytes.Load(),
 	}
 }

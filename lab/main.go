@@ -44,6 +44,8 @@ type options struct {
 	diskSize, cbtPage int64
 	dir               string
 	port, controlPort int
+	datastoreKind     string
+	nfcLeaseTimeout   int
 }
 
 // sizeFlag accepts bytes with an optional K, M or G (binary) suffix.
@@ -88,6 +90,8 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.port, "port", 0, "HTTPS port of the vCenter endpoint (0: any free port)")
 	fs.IntVar(&o.controlPort, "control-port", 0, "HTTP port of the control endpoint (0: any free port)")
 	fs.Var(sizeFlag{&o.cbtPage}, "cbt-page", "most bytes one QueryChangedDiskAreas call covers")
+	fs.StringVar(&o.datastoreKind, "datastore-kind", "vmfs", "vmfs (flat extent files) or vsan (disks are objects: no -flat.vmdk file)")
+	fs.IntVar(&o.nfcLeaseTimeout, "nfc-lease-timeout", 300, "seconds an export lease lives without HttpNfcLeaseProgress")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, err
@@ -107,6 +111,10 @@ func parseFlags(args []string) (options, error) {
 		return o, errors.New("--disk-size must be a positive multiple of 1024")
 	case o.cbtPage <= 0:
 		return o, errors.New("--cbt-page must be positive")
+	case o.datastoreKind != "vmfs" && o.datastoreKind != "vsan":
+		return o, errors.New("--datastore-kind must be vmfs or vsan")
+	case o.nfcLeaseTimeout <= 0:
+		return o, errors.New("--nfc-lease-timeout must be positive")
 	}
 	return o, nil
 }
@@ -166,6 +174,8 @@ func run(args []string) error {
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
 
+	vsanDatastore = o.datastoreKind == "vsan"
+	nfcLeaseTimeout = time.Duration(o.nfcLeaseTimeout) * time.Second
 	lab := &Lab{dsName: datastoreName, dcName: datacenter, dsDir: dsDir, cbtPage: o.cbtPage}
 	model, err := lab.build(o)
 	if model != nil {
@@ -188,6 +198,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	lab.httpsPort = ln.Addr().(*net.TCPAddr).Port
 	sdk := &url.URL{Scheme: "https", Host: ln.Addr().String(), Path: "/sdk"}
 
 	// The simulator's Service checks logins against Listen.User. Its own
@@ -202,6 +213,7 @@ func run(args []string) error {
 	mux.Handle("/sdk", &sdkGate{lab: lab, next: http.HandlerFunc(svc.ServeSDK)})
 	mux.HandleFunc("/sdk/vimServiceVersions.xml", svc.ServiceVersions)
 	mux.HandleFunc("/folder/", lab.serveFolder)
+	mux.HandleFunc(nfcPrefix, lab.serveNFC)
 	tlsConfig := &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}}
 	srv := &http.Server{
 		Handler:      mux,

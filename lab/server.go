@@ -297,6 +297,10 @@ func (lab *Lab) serveFolder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rel := path.Clean("/" + strings.TrimPrefix(r.URL.Path, "/folder"))
+	if vsanDatastore && isExtentFile(rel) {
+		http.Error(w, "file not found", http.StatusNotFound) // vSAN: the extent is an object, not a file
+		return
+	}
 	if r.Method == http.MethodPut {
 		lab.putFolder(w, r, rel)
 		return

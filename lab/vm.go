@@ -47,6 +47,8 @@ type Lab struct {
 	faults         faults
 	stats          stats
 	sessions       sessions
+	leases         leases // export leases (nfc.go)
+	httpsPort      int    // of /sdk, /folder and /nfc
 }
 
 func (lab *Lab) vm(name string) *LabVM {
@@ -609,7 +611,12 @@ type taskFault struct {
 // there) and the VM as entity, as vCenter reports it.
 // The task is done when the method returns; clients wait on it as usual.
 func runTask(obj mo.Reference, vm *LabVM, name string, fn func() (types.AnyType, *taskFault)) types.ManagedObjectReference {
-	return runEntityTask(obj, vm.Self, vm.Name, name, fn)
+	return runEntityTask(obj, vm.Self, vm.Name, name, func() (types.AnyType, *taskFault) {
+		if f := vm.lab.leaseBlock(vm); f != nil { // an export lease holds the VM (nfc.go)
+			return nil, f
+		}
+		return fn()
+	})
 }
 
 // runEntityTask is runTask for any entity (CreateVM_Task's is the folder).
