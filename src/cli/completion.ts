@@ -8,7 +8,7 @@ import type { Command, Option } from 'commander';
 /** Values of options whose choices are checked by the command, not declared to commander. */
 const VALUES: Readonly<Record<string, readonly string[]>> = {
   '--mode': ['auto', 'full', 'diff', 'incr'],
-  '--transport': ['https', 'vddk'],
+  '--transport': ['https', 'nfc', 'vddk'],
   '--encryption': ['aes-256-gcm', 'none'],
   '--lock-mode': ['compliance', 'governance'],
   '--quiesce': ['required'],

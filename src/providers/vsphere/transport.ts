@@ -5,6 +5,7 @@
  */
 import type { OpenVmDisk } from '../../sources/vsphere-target.js';
 import { openHttpsDisk } from '../../sources/vsphere-https.js';
+import { nfcDiskOpener } from '../../sources/vsphere-nfc.js';
 import { openUploadTarget } from '../../sources/vsphere-upload.js';
 import { type VddkOptions, openVddkDisk } from '../../sources/vsphere-vddk.js';
 import { openVddkTarget } from '../../sources/vsphere-vddk-target.js';
@@ -13,7 +14,7 @@ import { peerThumbprintSha1 } from '../../vsphere/tls.js';
 import type { OpenDisk } from './backup-vm.js';
 import type { VcenterConnection } from './connection.js';
 
-export const TRANSPORTS = ['https', 'vddk'] as const;
+export const TRANSPORTS = ['https', 'nfc', 'vddk'] as const;
 export type Transport = (typeof TRANSPORTS)[number];
 
 export function isTransport(s: string): s is Transport {
@@ -41,6 +42,7 @@ export async function vddkOptions(conn: VcenterConnection, vddk: VddkSettings = 
 
 /** How snapshot disks are read for a backup. */
 export async function snapshotDiskOpener(conn: VcenterConnection, transport: Transport, vddk: VddkSettings = {}): Promise<OpenDisk> {
+  if (transport === 'nfc') return nfcDiskOpener();
   if (transport !== 'vddk') return openHttpsDisk;
   const opts = await vddkOptions(conn, vddk);
   return (d) => openVddkDisk(d, opts);
