@@ -179,7 +179,9 @@ class NfcDiskReader implements DiskReader {
         try {
           g = this.held ?? await this.nextGrain();
         } catch (err) {
-          if (attempt++ >= STREAM_ATTEMPTS) throw err;
+          if (attempt++ >= STREAM_ATTEMPTS) {
+            throw new IoError(`reading ${this.what} from ${this.description} failed after ${STREAM_ATTEMPTS} attempts: ${describeCause(err)}`, { cause: err });
+          }
           this.rewind = true; // a dropped stream: start it again
           continue;
         }
