@@ -52,6 +52,7 @@ func init() {
 		{"POST", "/stats/reset", "reset the counters and the high-water mark", resetStats},
 		{"POST", "/folder/gate", "?files=N&waitMs=M: each VM's first GETs (PUTs) under /folder wait until N of its files are read (written) at once, or M ms pass", setFolderGate},
 		{"DELETE", "/folder/gate", "GETs and PUTs under /folder no longer wait", setFolderGate},
+		{"POST", "/nfc/lease-timeout", "?seconds=S: export leases made from now on time out after S seconds without progress", setLeaseTimeout},
 	}
 }
 

@@ -175,7 +175,7 @@ func run(args []string) error {
 	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
 
 	vsanDatastore = o.datastoreKind == "vsan"
-	nfcLeaseTimeout = time.Duration(o.nfcLeaseTimeout) * time.Second
+	nfcLeaseTimeout.Store(int64(time.Duration(o.nfcLeaseTimeout) * time.Second))
 	lab := &Lab{dsName: datastoreName, dcName: datacenter, dsDir: dsDir, cbtPage: o.cbtPage}
 	model, err := lab.build(o)
 	if model != nil {

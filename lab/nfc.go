@@ -13,8 +13,10 @@ import (
 	"fmt"
 	"log"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vmware/govmomi/simulator"
@@ -24,8 +26,9 @@ import (
 	"github.com/vmware/govmomi/vim25/types"
 )
 
-// nfcLeaseTimeout is --nfc-lease-timeout (vSphere: about 5 minutes).
-var nfcLeaseTimeout = 300 * time.Second
+// nfcLeaseTimeout is the timeout of new leases: --nfc-lease-timeout, or
+// POST /nfc/lease-timeout (vSphere: about 5 minutes).
+var nfcLeaseTimeout atomic.Int64
 
 const nfcPrefix = "/nfc/"
 
@@ -33,11 +36,12 @@ const nfcPrefix = "/nfc/"
 type LabLease struct {
 	mo.HttpNfcLease
 
-	lab   *Lab
-	vm    *LabVM
-	files map[string]nfcFile // URL file name -> disk view
-	timer *time.Timer
-	live  bool // guarded by lab.leases.mu
+	lab     *Lab
+	vm      *LabVM
+	files   map[string]nfcFile // URL file name -> disk view
+	timer   *time.Timer
+	timeout time.Duration
+	live    bool // guarded by lab.leases.mu
 }
 
 type nfcFile struct {
@@ -80,10 +84,10 @@ func (lab *Lab) leasesHeld() int64 {
 
 // newLease makes a ready lease on vm for the disks as seen through top(d).
 func (lab *Lab) newLease(vm *LabVM, top func(*disk) *layer) *LabLease {
-	l := &LabLease{lab: lab, vm: vm, files: map[string]nfcFile{}, live: true}
+	l := &LabLease{lab: lab, vm: vm, files: map[string]nfcFile{}, live: true, timeout: time.Duration(nfcLeaseTimeout.Load())}
 	l.Self.Type = "HttpNfcLease"
 	simulator.Map.Put(l)
-	info := &types.HttpNfcLeaseInfo{Lease: l.Self, Entity: vm.Self, LeaseTimeout: int32(nfcLeaseTimeout / time.Second)}
+	info := &types.HttpNfcLeaseInfo{Lease: l.Self, Entity: vm.Self, LeaseTimeout: int32(l.timeout / time.Second)}
 	units := map[int32]bool{}
 	for i, d := range vm.disks {
 		name := fmt.Sprintf("disk-%d.vmdk", i)
@@ -107,7 +111,7 @@ func (lab *Lab) newLease(vm *LabVM, top func(*disk) *layer) *LabLease {
 	}
 	lab.leases.byID[l.Self.Value] = l
 	lab.leases.mu.Unlock()
-	l.timer = time.AfterFunc(nfcLeaseTimeout, func() {
+	l.timer = time.AfterFunc(l.timeout, func() {
 		if l.end() {
 			lab.stats.nfcExpired.Add(1)
 			log.Printf("lab: export lease %s of VM %s timed out", l.Self.Value, vm.Name)
@@ -151,7 +155,7 @@ func (l *LabLease) HttpNfcLeaseProgress(ctx *simulator.Context, req *types.HttpN
 	l.lab.leases.mu.Lock()
 	live := l.live
 	if live {
-		l.timer.Reset(nfcLeaseTimeout)
+		l.timer.Reset(l.timeout)
 	}
 	l.lab.leases.mu.Unlock()
 	if !live {
@@ -233,21 +237,25 @@ func (lab *Lab) serveNFC(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the lease has ended", http.StatusNotFound)
 		return
 	}
+	cw := &countingWriter{ResponseWriter: w, lab: lab, limit: -1, counter: &lab.stats.nfcBytes}
+	if rule, ok := lab.faults.take(faultDatastoreRead, dir); ok {
+		cw.limit = rule.After
+		log.Printf("lab: injected fault: dropping GET %s after %d body bytes", r.URL.Path, rule.After)
+	}
 	w.Header().Set("Content-Type", "application/octet-stream")
-	if err := writeStreamVMDK(&nfcWriter{w: w, lab: lab}, f.d, f.top, l.isLive); err != nil {
+	if err := writeStreamVMDK(cw, f.d, f.top, l.isLive); err != nil && !cw.dropped {
 		log.Printf("lab: nfc GET %s: %v", r.URL.Path, err)
-		(&countingWriter{ResponseWriter: w, lab: lab, limit: -1}).drop() // a broken transfer, not a short disk
+		cw.drop() // a broken transfer, not a short disk
 	}
 }
 
-// nfcWriter counts the bytes /nfc serves.
-type nfcWriter struct {
-	w   http.ResponseWriter
-	lab *Lab
-}
-
-func (n *nfcWriter) Write(p []byte) (int, error) {
-	k, err := n.w.Write(p)
-	n.lab.stats.nfcBytes.Add(int64(k))
-	return k, err
+// setLeaseTimeout is POST /nfc/lease-timeout?seconds=S: the timeout of leases made from now on.
+func setLeaseTimeout(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
+	s, err := strconv.Atoi(r.URL.Query().Get("seconds"))
+	if err != nil || s <= 0 {
+		fail(w, http.StatusBadRequest, "seconds must be a positive integer")
+		return
+	}
+	nfcLeaseTimeout.Store(int64(time.Duration(s) * time.Second))
+	reply(w, map[string]int{"seconds": s})
 }

@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vmware/govmomi/vim25/soap"
@@ -339,7 +340,8 @@ type countingWriter struct {
 	http.ResponseWriter
 	lab     *Lab
 	written int64
-	limit   int64 // -1: no fault
+	limit   int64         // -1: no fault
+	counter *atomic.Int64 // nil: folderBytes
 	dropped bool
 }
 
@@ -353,7 +355,10 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	}
 	n, err := c.ResponseWriter.Write(p)
 	c.written += int64(n)
-	c.lab.stats.folderBytes.Add(int64(n))
+	if c.counter == nil {
+		c.counter = &c.lab.stats.folderBytes
+	}
+	c.counter.Add(int64(n))
 	if err != nil || !cut {
 		return n, err
 	}
