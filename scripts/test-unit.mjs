@@ -36,6 +36,7 @@ const UNIT = [
   'log-output',
   'machine-provider',
   'nbd-fuzz',
+  'nfc-unit',
   'process-identity',
   'progress',
   'rate-limit',
