@@ -127,18 +127,19 @@ func injected(op string) string { return "lab: injected fault in " + op }
 // stats are counters for tests; snapshot counts are kept as the lab changes
 // them so reading them never needs every VM's lock.
 type stats struct {
-	snapshotsNow atomic.Int64
-	vmbkpNow     atomic.Int64
-	maxVmbkp     atomic.Int64
-	folderBytes  atomic.Int64
-	folderPut    atomic.Int64 // body bytes stored by PUTs under /folder
-	queryChanged atomic.Int64
-	nfcProgress  atomic.Int64 // HttpNfcLeaseProgress calls
-	nfcExpired   atomic.Int64 // leases timed out
-	nfcAborted   atomic.Int64 // leases aborted
-	nfcBytes     atomic.Int64 // bytes served under /nfc
-	reads        diskAccess   // GETs under /folder
-	writes       diskAccess   // PUTs under /folder
+	snapshotsNow    atomic.Int64
+	vmbkpNow        atomic.Int64
+	maxVmbkp        atomic.Int64
+	folderBytes     atomic.Int64
+	folderPut       atomic.Int64 // body bytes stored by PUTs under /folder
+	queryChanged    atomic.Int64
+	nfcProgress     atomic.Int64 // HttpNfcLeaseProgress calls
+	nfcExpired      atomic.Int64 // leases timed out
+	nfcAborted      atomic.Int64 // leases aborted
+	nfcBytes        atomic.Int64 // bytes served under /nfc
+	descriptorBytes atomic.Int64 // bytes of disk descriptors served under /folder
+	reads           diskAccess   // GETs under /folder
+	writes          diskAccess   // PUTs under /folder
 }
 
 // diskAccess tracks which disk files of each VM are being read (or written)
@@ -291,6 +292,7 @@ func (s *stats) reset() {
 	s.nfcExpired.Store(0)
 	s.nfcAborted.Store(0)
 	s.nfcBytes.Store(0)
+	s.descriptorBytes.Store(0)
 	s.reads.reset()
 	s.writes.reset()
 }
@@ -311,6 +313,7 @@ type statsView struct {
 	NfcLeasesExpired      int64 `json:"nfcLeasesExpired"`
 	NfcLeasesAborted      int64 `json:"nfcLeasesAborted"`
 	NfcBytesServed        int64 `json:"nfcBytesServed"`
+	DescriptorBytesServed int64 `json:"descriptorBytesServed"`
 }
 
 func (s *stats) view() statsView {
@@ -327,5 +330,6 @@ func (s *stats) view() statsView {
 		NfcLeasesExpired:      s.nfcExpired.Load(),
 		NfcLeasesAborted:      s.nfcAborted.Load(),
 		NfcBytesServed:        s.nfcBytes.Load(),
+		DescriptorBytesServed: s.descriptorBytes.Load(),
 	}
 }

@@ -319,7 +319,11 @@ func (lab *Lab) serveFolder(w http.ResponseWriter, r *http.Request) {
 	}
 
 	cw := &countingWriter{ResponseWriter: w, lab: lab, limit: -1}
-	if r.Method == http.MethodGet {
+	if isDescriptorFile(rel) {
+		// A client reads a descriptor to find its extent: counted apart, never gated,
+		// so the disk counters and the gate still see disk data only.
+		cw.counter = &lab.stats.descriptorBytes
+	} else if r.Method == http.MethodGet {
 		vm := strings.SplitN(strings.TrimPrefix(rel, "/"), "/", 2)[0]
 		defer lab.stats.reads.begin(vm, rel)()
 		lab.stats.reads.await(vm, rel)

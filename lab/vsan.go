@@ -29,6 +29,11 @@ func vsanObjectID(l *layer) string {
 	return fmt.Sprintf("%s-%s-%s-%s-%s", c[0:8], c[8:12], c[12:16], c[16:20], c[20:32])
 }
 
+// isDescriptorFile says whether a /folder path names a disk's text descriptor.
+func isDescriptorFile(rel string) bool {
+	return strings.HasSuffix(rel, ".vmdk") && !isExtentFile(rel)
+}
+
 // isExtentFile says whether a /folder path names a disk's extent file.
 func isExtentFile(rel string) bool {
 	return strings.HasSuffix(rel, "-flat.vmdk") || strings.HasSuffix(rel, "-sesparse.vmdk")
