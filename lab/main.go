@@ -228,6 +228,7 @@ func run(args []string) error {
 	defer csrv.Close()
 
 	sha1, sha256 := thumbprints(cert.Certificate[0])
+	lab.sslThumbprint = sha1
 	out := startup{
 		URL: sdk.String(), User: labUser, Password: password, Thumbprint: sha1, ThumbprintSha256: sha256,
 		Control: "http://" + cln.Addr().String(), Datastore: datastoreName, DatastoreDir: dsDir,

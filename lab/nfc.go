@@ -95,11 +95,12 @@ func (lab *Lab) newLease(vm *LabVM, top func(*disk) *layer) *LabLease {
 		units[d.unit] = true
 		info.DeviceUrl = append(info.DeviceUrl, types.HttpNfcLeaseDeviceUrl{
 			// vCenter's key: the VM, the controller type and bus, the unit.
-			Key:       fmt.Sprintf("/%s/ParaVirtualSCSIController0:%d", vm.Self.Value, d.unit),
-			ImportKey: fmt.Sprintf("/%s/ParaVirtualSCSIController0:%d", vm.Name, d.unit),
-			Url:       fmt.Sprintf("https://*:%d%s%s/%s", lab.httpsPort, nfcPrefix, l.Self.Value, name),
-			Disk:      types.NewBool(true),
-			TargetId:  name,
+			Key:           fmt.Sprintf("/%s/ParaVirtualSCSIController0:%d", vm.Self.Value, d.unit),
+			ImportKey:     fmt.Sprintf("/%s/ParaVirtualSCSIController0:%d", vm.Name, d.unit),
+			Url:           fmt.Sprintf("https://*:%d%s%s/%s", lab.httpsPort, nfcPrefix, l.Self.Value, name),
+			Disk:          types.NewBool(true),
+			SslThumbprint: lab.sslThumbprint, // "SSL thumbprint for the host the URL refers to"
+			TargetId:      name,
 		})
 		info.TotalDiskCapacityInKB += d.capacity / 1024
 	}

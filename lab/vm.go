@@ -49,6 +49,7 @@ type Lab struct {
 	sessions       sessions
 	leases         leases // export leases (nfc.go)
 	httpsPort      int    // of /sdk, /folder and /nfc
+	sslThumbprint  string // SHA-1 of the HTTPS certificate, for lease URLs
 }
 
 func (lab *Lab) vm(name string) *LabVM {

@@ -15,7 +15,8 @@
 import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import { IoError, describeCause } from '../errors.js';
-import { type NfcLeaseInfo, abortLease, completeLease, deviceSlot, exportSnapshot, leaseProgress, waitLeaseReady } from '../vsphere/nfc-lease.js';
+import { agentFor } from '../vsphere/tls.js';
+import { type NfcDevice, type NfcLeaseInfo, abortLease, completeLease, deviceSlot, exportSnapshot, leaseProgress, waitLeaseReady } from '../vsphere/nfc-lease.js';
 import { retrieveOne } from '../vsphere/property-collector.js';
 import type { VsphereSession } from '../vsphere/session.js';
 import { type StreamGrain, streamGrains } from '../vsphere/vmdk-stream.js';
@@ -32,6 +33,7 @@ class SharedLease {
   private keepAliveError: unknown;
   private readonly timer: NodeJS.Timeout;
   private readonly readers = new Set<NfcDiskReader>();
+  private readonly agents = new Map<string, https.Agent>();
 
   constructor(readonly session: VsphereSession, readonly info: NfcLeaseInfo, readonly diskKeyOf: ReadonlyMap<string, number>,
     private readonly totalBytes: number, private readonly onEnd: () => void) {
@@ -57,6 +59,22 @@ class SharedLease {
     }
   }
 
+  /**
+   * How to reach a device's URL: pinned to the thumbprint the lease gives for its host
+   * (an ESXi host's own certificate; vCenter vouches for it over the API session), else
+   * as the API session reaches vCenter.
+   */
+  agentFor(device: NfcDevice): https.Agent {
+    const t = device.sslThumbprint;
+    if (!t) return this.session.httpsAgent;
+    let agent = this.agents.get(t);
+    if (!agent) {
+      agent = agentFor({ kind: 'pinned', thumbprint: t });
+      this.agents.set(t, agent);
+    }
+    return agent;
+  }
+
   attach(r: NfcDiskReader): void {
     this.users++;
     this.readers.add(r);
@@ -77,6 +95,7 @@ class SharedLease {
 
   async release(failed: boolean): Promise<void> {
     clearInterval(this.timer);
+    for (const agent of this.agents.values()) agent.destroy();
     this.onEnd();
     const lease = this.info.lease;
     try {
@@ -124,8 +143,8 @@ class NfcDiskReader implements DiskReader {
   private failed = false;
   private closed = false;
 
-  constructor(private readonly lease: SharedLease, private readonly url: URL, private readonly capacity: number,
-    private readonly what: string) {
+  constructor(private readonly lease: SharedLease, private readonly agent: https.Agent, private readonly url: URL,
+    private readonly capacity: number, private readonly what: string) {
     this.description = `nfc:${lease.info.lease.value}${url.pathname.replace(/^.*\//, '/')}`;
     lease.attach(this);
   }
@@ -149,7 +168,7 @@ class NfcDiskReader implements DiskReader {
 
   private async nextGrain(): Promise<StreamGrain | undefined> {
     if (!this.grains) {
-      this.res = await openStream(this.lease.session.httpsAgent, this.url, this.what);
+      this.res = await openStream(this.agent, this.url, this.what);
       this.grains = streamGrains(this.res, this.capacity, `reading ${this.what} from ${this.description}`);
     }
     const r = await this.grains.next();
@@ -279,6 +298,6 @@ export function nfcDiskOpener(): (d: SnapshotDisk) => Promise<VsphereDiskSource>
       throw new IoError(`export lease ${lease.info.lease.value} of VM ${d.vm.name} has no URL for ${what} `
         + `(devices: ${lease.info.devices.map((x) => x.key).join(', ') || 'none'})`);
     }
-    return new VsphereDiskSource(d, new NfcDiskReader(lease, device.url, d.disk.capacity, what));
+    return new VsphereDiskSource(d, new NfcDiskReader(lease, lease.agentFor(device), device.url, d.disk.capacity, what));
   };
 }

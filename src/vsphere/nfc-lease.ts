@@ -17,6 +17,8 @@ export interface NfcDevice {
   readonly key: string;
   readonly url: URL;
   readonly disk: boolean;
+  /** SHA-1 thumbprint of the certificate of the host the URL refers to ("" or absent: none given). */
+  readonly sslThumbprint: string | undefined;
 }
 
 export interface NfcLeaseInfo {
@@ -62,6 +64,7 @@ function leaseInfo(session: VsphereSession, lease: MoRef, info: XmlNode | undefi
     timeoutSeconds: numberAt(info, 'leaseTimeout') ?? 300,
     devices: children(info, 'deviceUrl').map((d) => ({
       key: textAt(d, 'key') ?? '', url: deviceUrl(session, textAt(d, 'url') ?? ''), disk: boolAt(d, 'disk') === true,
+      sslThumbprint: textAt(d, 'sslThumbprint') || undefined,
     })),
   };
 }
