@@ -85,6 +85,8 @@ describe('shell completion', () => {
     // bash splits "--transport=h" at the "=".
     assert.deepEqual(await complete(['vmbkp', 'restore', '--transport', '=', '']), ['https', 'vddk']);
     assert.deepEqual(await complete(['vmbkp', 'restore', '--transport', '=', 'v']), ['vddk']);
+    // Only backups read over nfc.
+    assert.deepEqual(await complete(['vmbkp', 'backup', '--transport', '']), ['https', 'nfc', 'vddk']);
     // A value is not taken for a command: "backup" here is the set's name.
     assert.deepEqual(await complete(['vmbkp', 'list', '--set', 'backup', '--j']), ['--json']);
     assert.deepEqual(await complete(['vmbkp', 'list', '--repo', 'repos/']), ['repos/offsite']);
