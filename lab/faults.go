@@ -137,6 +137,7 @@ type stats struct {
 	nfcExpired      atomic.Int64 // leases timed out
 	nfcAborted      atomic.Int64 // leases aborted
 	nfcBytes        atomic.Int64 // bytes served under /nfc
+	nfcImported     atomic.Int64 // disk bytes (decoded grains) stored by uploads under /nfc
 	descriptorBytes atomic.Int64 // bytes of disk descriptors served under /folder
 	reads           diskAccess   // GETs under /folder
 	writes          diskAccess   // PUTs under /folder
@@ -292,6 +293,7 @@ func (s *stats) reset() {
 	s.nfcExpired.Store(0)
 	s.nfcAborted.Store(0)
 	s.nfcBytes.Store(0)
+	s.nfcImported.Store(0)
 	s.descriptorBytes.Store(0)
 	s.reads.reset()
 	s.writes.reset()
@@ -313,6 +315,7 @@ type statsView struct {
 	NfcLeasesExpired      int64 `json:"nfcLeasesExpired"`
 	NfcLeasesAborted      int64 `json:"nfcLeasesAborted"`
 	NfcBytesServed        int64 `json:"nfcBytesServed"`
+	NfcBytesImported      int64 `json:"nfcBytesImported"`
 	DescriptorBytesServed int64 `json:"descriptorBytesServed"`
 }
 
@@ -330,6 +333,7 @@ func (s *stats) view() statsView {
 		NfcLeasesExpired:      s.nfcExpired.Load(),
 		NfcLeasesAborted:      s.nfcAborted.Load(),
 		NfcBytesServed:        s.nfcBytes.Load(),
+		NfcBytesImported:      s.nfcImported.Load(),
 		DescriptorBytesServed: s.descriptorBytes.Load(),
 	}
 }

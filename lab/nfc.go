@@ -42,6 +42,9 @@ type LabLease struct {
 	timer   *time.Timer
 	timeout time.Duration
 	live    bool // guarded by lab.leases.mu
+
+	imported bool               // an ImportVApp lease (nfcimport.go): its URLs take uploads
+	ctx      *simulator.Context // the ImportVApp call's, to remove the VM if the import fails
 }
 
 type nfcFile struct {
@@ -95,8 +98,8 @@ func (lab *Lab) newLease(vm *LabVM, top func(*disk) *layer) *LabLease {
 		units[d.unit] = true
 		info.DeviceUrl = append(info.DeviceUrl, types.HttpNfcLeaseDeviceUrl{
 			// vCenter's key: the VM, the controller type and bus, the unit.
-			Key:           fmt.Sprintf("/%s/ParaVirtualSCSIController0:%d", vm.Self.Value, d.unit),
-			ImportKey:     fmt.Sprintf("/%s/ParaVirtualSCSIController0:%d", vm.Name, d.unit),
+			Key:           fmt.Sprintf("/%s/%s", vm.Self.Value, controllerSlot(vm, d)),
+			ImportKey:     fmt.Sprintf("/%s/%s", vm.Name, controllerSlot(vm, d)),
 			Url:           fmt.Sprintf("https://*:%d%s%s/%s", lab.httpsPort, nfcPrefix, l.Self.Value, name),
 			Disk:          types.NewBool(true),
 			SslThumbprint: lab.sslThumbprint, // "SSL thumbprint for the host the URL refers to"
@@ -119,6 +122,7 @@ func (lab *Lab) newLease(vm *LabVM, top func(*disk) *layer) *LabLease {
 			simulator.Map.WithLock(l, func() {
 				l.fail(&types.Timedout{}, "The lease timed out: no HttpNfcLeaseProgress call within its timeout.")
 			})
+			l.removeImported()
 		}
 	})
 	return l
@@ -181,6 +185,7 @@ func (l *LabLease) HttpNfcLeaseAbort(ctx *simulator.Context, req *types.HttpNfcL
 	}
 	l.lab.stats.nfcAborted.Add(1)
 	l.fail(&types.RequestCanceled{}, "The operation was canceled by the client.")
+	l.removeImported()
 	return &methods.HttpNfcLeaseAbortBody{Res: &types.HttpNfcLeaseAbortResponse{}}
 }
 
@@ -210,8 +215,9 @@ func (vm *LabVM) ExportVm(ctx *simulator.Context, req *types.ExportVm) soap.HasF
 // VMDK, while the lease is live. No session cookie: the URL is the lease's.
 // The stream is generated on the fly, so it has no length and no Range.
 func (lab *Lab) serveNFC(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", "GET")
+	upload := r.Method == http.MethodPost || r.Method == http.MethodPut
+	if r.Method != http.MethodGet && !upload {
+		w.Header().Set("Allow", "GET, POST, PUT")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
@@ -229,6 +235,14 @@ func (lab *Lab) serveNFC(w http.ResponseWriter, r *http.Request) {
 	f, ok := l.files[parts[1]]
 	if !ok {
 		http.Error(w, "no such device in the lease", http.StatusNotFound)
+		return
+	}
+	if upload {
+		lab.serveNFCUpload(w, r, l, f)
+		return
+	}
+	if l.imported {
+		http.Error(w, "lab: the URLs of an import lease take uploads (POST), not GET", http.StatusMethodNotAllowed)
 		return
 	}
 	dir := l.vm.dirName

@@ -168,6 +168,9 @@ func (g *sdkGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if method == "CreateVM_Task" && thisType == "Folder" {
 		body = g.lab.routeCreateVM(body, thisValue) // see folder.go
 	}
+	if method == "ImportVApp" && thisType == "ResourcePool" {
+		body = g.lab.routeImportVApp(body, thisValue) // see nfcimport.go
+	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	cw := &sdkWriter{ResponseWriter: w}

@@ -19,7 +19,7 @@ import { removeSnapshot, snapshotsOf } from '../src/vsphere/vm.js';
 const MiB = 1024 * 1024;
 
 interface NfcStats extends LabStats {
-  nfcLeasesHeld: number; nfcLeaseProgressCalls: number; nfcLeasesExpired: number; nfcLeasesAborted: number; nfcBytesServed: number;
+  nfcLeasesHeld: number; nfcLeaseProgressCalls: number; nfcLeasesExpired: number; nfcLeasesAborted: number; nfcBytesServed: number; nfcBytesImported: number;
 }
 
 interface BackupJson { vms: { ok: boolean; generation?: { disks: { name: string; mode: string; bytesRead: number; note?: string }[] } }[] }
@@ -104,6 +104,54 @@ describe('the nfc transport on a datastore without flat files, against the lab',
       assert.equal(await restoreSha(vm, 2, key), g2.get(key), `disk ${key} of generation 2`);
     }
     assert.equal((await stats()).nfcLeasesHeld, 0);
+  });
+
+  interface RestoreJson { vm: string; disks: { name: string; key: number }[] }
+  const restoreVm = (args: string[]) => vmbkp(['restore', '--repo', repo, ...lab.vcenterArgs(pw), '--set', 'lab-vm-1', ...args]);
+
+  it('restore over nfc: ImportVApp makes a new VM on the vSAN datastore, its disks equal the backup; the import lease lives through a long upload', async () => {
+    // lab-vm-1's disks now hold what its newest generation (2) froze.
+    const want = new Map<string, string>();
+    for (const d of (await lab.vm('lab-vm-1')).disks) want.set(String(d.key), await lab.sha256('lab-vm-1', d.key));
+    // The first upload waits 5 s in the lab, more than twice the lease's 2 s timeout.
+    await lab.gateFolder(99, 5000);
+    const before1 = await stats();
+    const r = await restoreVm(['--name', 'nfc-restored', '--transport', 'nfc', '--json']);
+    await lab.ungateFolder();
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as RestoreJson;
+    assert.deepEqual(out.disks.map((d) => d.name).sort(), [...want.keys()].sort());
+    for (const d of out.disks) assert.equal(await lab.sha256('nfc-restored', d.key), want.get(d.name), `restored disk ${d.name}`);
+    const after1 = await stats();
+    assert.ok(after1.nfcBytesImported > before1.nfcBytesImported, 'the disks came through the import lease');
+    assert.equal(after1.folderBytesStored, before1.folderBytesStored, 'no disk byte went through /folder');
+    assert.ok(after1.nfcLeaseProgressCalls > before1.nfcLeaseProgressCalls, 'the leases were kept alive');
+    assert.equal(after1.nfcLeasesExpired, before1.nfcLeasesExpired, 'no lease timed out');
+    assert.equal(after1.nfcLeasesAborted, before1.nfcLeasesAborted, 'import and read-back leases were completed');
+    assert.equal(after1.nfcLeasesHeld, 0);
+    assert.equal((await lab.vm('nfc-restored')).disks.length, want.size);
+
+    // An import cannot write over an existing VM: one line, a usage error.
+    const o = await restoreVm(['--name', 'nfc-restored', '--transport', 'nfc', '--overwrite']);
+    assert.equal(o.code, 2, o.stderr);
+    assert.match(o.stderr, /^vmbkp: error: restoring .* over VM nfc-restored refused: --transport nfc imports a new VM/m);
+  });
+
+  it('an upload that fails aborts the import lease and leaves no VM behind', async () => {
+    const before1 = await stats();
+    await lab.fault('datastore-full', { vm: 'nfc-failed', during: 'write', after: MiB });
+    try {
+      const r = await restoreVm(['--name', 'nfc-failed', '--transport', 'nfc']);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /vmbkp: error: .*disk \d+ of VM nfc-failed .*nfc:httpnfclease-\d+\/disk-\d\.vmdk failed: .*Insufficient disk space/);
+      assert.match(r.stderr, /the incomplete VM nfc-failed was removed/);
+    } finally {
+      await lab.clearFaults();
+    }
+    const after1 = await stats();
+    assert.equal(after1.nfcLeasesAborted, before1.nfcLeasesAborted + 1, 'the import lease was aborted');
+    assert.equal(after1.nfcLeasesHeld, 0);
+    assert.ok(!(await lab.vms()).some((v) => v.name === 'nfc-failed'), 'no half-made VM is left');
   });
 
   it('a read that keeps failing aborts the lease, and the snapshot is removed', async () => {

@@ -8,9 +8,8 @@ import type { Command, Option } from 'commander';
 /** Values of options whose choices are checked by the command, not declared to commander. */
 const VALUES: Readonly<Record<string, readonly string[]>> = {
   '--mode': ['auto', 'full', 'diff', 'incr'],
-  '--transport': ['https', 'vddk'],
-  // A command's own values ("COMMAND --option") come first: only backups read over nfc.
-  'backup --transport': ['https', 'nfc', 'vddk'],
+  // A command's own values ("COMMAND --option") would come first; none differ today.
+  '--transport': ['https', 'nfc', 'vddk'],
   '--encryption': ['aes-256-gcm', 'none'],
   '--lock-mode': ['compliance', 'governance'],
   '--quiesce': ['required'],

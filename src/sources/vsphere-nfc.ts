@@ -27,7 +27,7 @@ import { type DiskReader, type SnapshotDisk, VsphereDiskSource, diskLabel } from
 const STREAM_ATTEMPTS = 3;
 
 /** One lease on one snapshot, shared by the readers of its disks. */
-class SharedLease {
+export class SharedLease {
   private users = 0;
   private failed = false;
   private keepAliveError: unknown;
@@ -130,7 +130,7 @@ function openStream(agent: https.Agent, url: URL, what: string): Promise<Incomin
 }
 
 /** Serves reads of one disk from a forward pass over its stream. */
-class NfcDiskReader implements DiskReader {
+export class NfcDiskReader implements DiskReader {
   readonly description: string;
   /** Where the stream has been consumed to: reads that start below need a new pass. */
   position = 0;
@@ -244,7 +244,7 @@ class NfcDiskReader implements DiskReader {
 }
 
 /** The disk key of each lease device, by controller (type, bus) and unit in the snapshot's configuration. */
-function diskKeysOf(config: XmlNode | undefined, info: NfcLeaseInfo): Map<string, number> {
+export function diskKeysOf(config: XmlNode | undefined, info: NfcLeaseInfo): Map<string, number> {
   const devices = children(at(config, 'hardware'), 'device');
   const keys = new Map<string, number>();
   for (const dev of info.devices) {

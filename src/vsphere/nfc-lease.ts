@@ -10,7 +10,7 @@ import { IoError } from '../errors.js';
 import { VsphereFaultError } from './errors.js';
 import { retrieveOne } from './property-collector.js';
 import type { VsphereSession } from './session.js';
-import { type MoRef, type XmlNode, boolAt, children, moRefOf, numberAt, text, textAt } from './xml.js';
+import { type Fields, type MoRef, Typed, type XmlNode, boolAt, children, moRefOf, numberAt, text, textAt } from './xml.js';
 
 export interface NfcDevice {
   /** vCenter's device id: `/<vm>/<ControllerType><bus>:<unit>`. */
@@ -86,4 +86,31 @@ export async function abortLease(session: VsphereSession, lease: MoRef): Promise
 export function deviceSlot(key: string): { controllerType: string; bus: number; unit: number } | undefined {
   const m = /\/([A-Za-z]+?)(\d+):(\d+)$/.exec(key);
   return m ? { controllerType: m[1]!, bus: Number(m[2]), unit: Number(m[3]) } : undefined;
+}
+
+/** Starts exporting a powered-off VM's current disks (ExportVm): the lease, still initializing. */
+export async function exportVm(session: VsphereSession, vm: MoRef, what: string): Promise<MoRef> {
+  const lease = moRefOf(children(await session.call('ExportVm', vm), 'returnval')[0]);
+  if (!lease) throw new VsphereFaultError(`${what}: ExportVm returned no lease`, 'InvalidResponse');
+  return lease;
+}
+
+export interface ImportPlace {
+  readonly pool: MoRef;
+  readonly folder: MoRef;
+  readonly host: MoRef | undefined;
+}
+
+/**
+ * Imports a VM (ResourcePool.ImportVApp with a VirtualMachineImportSpec): vCenter creates
+ * the VM from `configSpec` and returns a lease whose device URLs take its disks as
+ * streamOptimized VMDKs. The VM exists from here on; aborting the lease removes it.
+ */
+export async function importVApp(session: VsphereSession, place: ImportPlace, configSpec: Fields, what: string): Promise<MoRef> {
+  const res = await session.call('ImportVApp', place.pool, {
+    spec: new Typed('VirtualMachineImportSpec', { configSpec }), folder: place.folder, host: place.host,
+  });
+  const lease = moRefOf(children(res, 'returnval')[0]);
+  if (!lease) throw new VsphereFaultError(`${what}: ImportVApp returned no lease`, 'InvalidResponse');
+  return lease;
 }

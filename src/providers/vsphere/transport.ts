@@ -50,9 +50,15 @@ export async function snapshotDiskOpener(conn: VcenterConnection, transport: Tra
 
 /** How the disks of a restored VM are written: upload through /folder, or a writable nbdkit vddk. */
 export async function vmDiskOpener(conn: VcenterConnection, transport: Transport, vddk: VddkSettings = {}): Promise<OpenVmDisk> {
+  // nfc has no opener of its own: the import lease's URLs are per VM (restore-vm-create.ts).
   if (transport !== 'vddk') return openUploadTarget;
   const opts = await vddkOptions(conn, vddk);
   return (d) => openVddkTarget(d, opts);
+}
+
+/** The nfc transport makes the restored VM by ImportVApp and writes its disks through that lease. */
+export function importsVm(transport: Transport): boolean {
+  return transport === 'nfc';
 }
 
 /** The https transport writes every byte of a disk: a thin disk then takes its whole capacity. */
