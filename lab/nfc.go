@@ -238,7 +238,7 @@ func (lab *Lab) serveNFC(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if upload {
-		lab.serveNFCUpload(w, r, l, f)
+		lab.serveNFCUpload(w, r, l, parts[1], f)
 		return
 	}
 	if l.imported {

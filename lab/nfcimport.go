@@ -129,14 +129,14 @@ func controllerSlot(vm *LabVM, d *disk) string {
 // serveNFCUpload answers POST (or PUT) /nfc/<lease>/<file> of an import
 // lease: a streamOptimized VMDK written into the disk. A datastore-full
 // fault (during=write) on the VM fails the upload after ?after= disk bytes.
-func (lab *Lab) serveNFCUpload(w http.ResponseWriter, r *http.Request, l *LabLease, f nfcFile) {
+func (lab *Lab) serveNFCUpload(w http.ResponseWriter, r *http.Request, l *LabLease, name string, f nfcFile) {
 	if !l.imported {
 		uploadFail(w, r, http.StatusMethodNotAllowed, "lab: lease %s is an export lease: its URLs are read with GET", l.Self.Value)
 		return
 	}
 	dir := l.vm.dirName
-	defer lab.stats.writes.begin(dir, "nfc/"+f.d.baseName)()
-	lab.stats.writes.await(dir, "nfc/"+f.d.baseName)
+	defer lab.stats.writes.begin(dir, "nfc/"+name)()
+	lab.stats.writes.await(dir, "nfc/"+name) // the gate holds uploads as it holds PUTs under /folder
 	limit := int64(-1)
 	if rule, ok := lab.faults.takeIf(faultDatastoreFull, dir, func(r faultRule) bool { return r.During == duringWrite }); ok {
 		limit = rule.After

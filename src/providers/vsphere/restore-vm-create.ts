@@ -131,9 +131,14 @@ export async function createForRestore(ctx: RestoreContext): Promise<MachineUnde
  * destroyed if it is still there (the lease was already complete: the disks were being read back).
  */
 async function abandonImport(imp: NfcImport, name: string): Promise<void> {
-  await imp.abort();
+  // A lease that timed out cannot be aborted, but vCenter has removed its VM already.
+  const abortError = await imp.abort().then(() => undefined, (err: unknown) => err);
   if ((await listVms(imp.session)).some((v) => v.ref.value === imp.vm.value)) {
-    await destroyVm(imp.session, imp.vm, `removing the incomplete VM ${name}`);
+    try {
+      await destroyVm(imp.session, imp.vm, `removing the incomplete VM ${name}`);
+    } catch (err) {
+      throw abortError === undefined ? err : withNote(err, `aborting its import lease failed too: ${describeCause(abortError)}`);
+    }
   }
 }
 
