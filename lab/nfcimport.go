@@ -8,8 +8,8 @@ package main
 // lab decodes the stream into the VM's disk, which is how it reaches a vSAN
 // datastore that /folder cannot write. The lease is kept alive, completed
 // or aborted as an export lease is (nfc.go); an import lease that is aborted
-// or times out removes the VM it made, as vCenter removes a failed import's
-// entities ("Error: ... the import task fails", vSphere API, HttpNfcLease).
+// or times out removes the VM it made, as a failed import in vCenter leaves
+// no VM (see lab/README.md, "Import leases", for what the reference says).
 
 import (
 	"bytes"
