@@ -66,7 +66,11 @@ func (lab *Lab) leaseBlock(vm *LabVM) *taskFault {
 	defer lab.leases.mu.Unlock()
 	for _, l := range lab.leases.byID {
 		if l.live && l.vm == vm {
-			msg := fmt.Sprintf("The operation is not allowed in the current state: VM %s is held by export lease %s.", vm.Name, l.Self.Value)
+			kind := "export"
+			if l.imported {
+				kind = "import"
+			}
+			msg := fmt.Sprintf("The operation is not allowed in the current state: VM %s is held by %s lease %s.", vm.Name, kind, l.Self.Value)
 			return &taskFault{&types.InvalidState{}, msg}
 		}
 	}

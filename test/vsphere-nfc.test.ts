@@ -200,4 +200,20 @@ describe('the nfc transport on a datastore without flat files, against the lab',
     assert.equal(after1.nfcLeasesHeld, 0);
     assert.deepEqual(await lab.vmbkpSnapshots(vm), []);
   });
+  it('kill -9 during an nfc restore: the import lease holds the new VM, and the next restore says why it cannot remove it yet', async () => {
+    // Leases made from the previous test on last an hour: only the kill leaves this one.
+    await lab.gateFolder(99, 600_000);
+    const cli = startVmbkp(['restore', '--repo', repo, ...lab.vcenterArgs(pw), '--set', 'lab-vm-1', '--name', 'nfc-killed', '--transport', 'nfc']);
+    try {
+      await until('the import under way', async () => (await lab.vms()).some((v) => v.name === 'nfc-killed') && (await stats()).nfcLeasesHeld === 1);
+      cli.child.kill('SIGKILL');
+      await cli.done;
+    } finally {
+      await lab.ungateFolder();
+    }
+    const r = await restoreVm(['--name', 'nfc-killed', '--transport', 'nfc']);
+    assert.equal(r.code, 2, r.stderr); // ALREADY_EXISTS, as for a restore of a live process
+    assert.match(r.stderr, /^vmbkp: error: VM nfc-killed \(vm-\d+\) is an unfinished restore by vmbkp process \d+ .*; it cannot be removed yet: .*an nfc restore that was killed leaves its import lease holding the VM/m);
+    assert.equal((await stats()).nfcLeasesHeld, 1, 'the lease of the killed run still holds the VM');
+  });
 });
