@@ -19,6 +19,8 @@ const ZERO_GRAIN = Buffer.alloc(64 * 1024);
 export const STREAM_GRAIN = 64 * 1024;
 const GRAIN_SECTORS = STREAM_GRAIN / SECTOR;
 const GT_ENTRIES = 512;
+/** Grains deflated at once: libuv's default thread pool has 4 threads. */
+const DEFLATE_AHEAD = 4;
 const GT_COVERS = GT_ENTRIES * STREAM_GRAIN; // bytes of disk one grain table maps
 const GD_AT_END = 0xffffffffffffffffn;
 const MARKER_EOS = 0;
@@ -84,6 +86,7 @@ export class StreamVmdkWriter {
   private grainIndex = -1; // the grain being filled
   private grain: Buffer = Buffer.alloc(STREAM_GRAIN);
   private grainDirty = false;
+  private readonly deflating: { g: number; z: Promise<Buffer> }[] = [];
   private pos = 0;
   private started = false;
   private descSectors = 0;
@@ -106,7 +109,10 @@ export class StreamVmdkWriter {
     await this.out(Buffer.concat([header(this.capacity, desc.length / SECTOR, GD_AT_END), desc]));
   }
 
-  /** Writes the grain being filled (unless it is all zeros) and moves to none. */
+  /**
+   * Queues the grain being filled for compression (unless it is all zeros). Up to
+   * DEFLATE_AHEAD grains are deflated at once on libuv's threads; they are written in order.
+   */
   private async flushGrain(): Promise<void> {
     const g = this.grainIndex;
     if (g < 0 || !this.grainDirty) return;
@@ -114,14 +120,24 @@ export class StreamVmdkWriter {
     const data = this.grain.subarray(0, len);
     this.grainDirty = false;
     if (data.equals(ZERO_GRAIN.subarray(0, len))) return;
-    const z = await deflateAsync(data);
+    const z = deflateAsync(Buffer.from(data), { level: 1 });
+    z.catch(() => {}); // awaited in order by emitGrain; this keeps an early failure from going unhandled
+    this.deflating.push({ g, z });
+    if (this.deflating.length >= DEFLATE_AHEAD) await this.emitGrain();
+  }
+
+  /** Writes the oldest deflated grain: its marker and data, noted in its grain table. */
+  private async emitGrain(): Promise<void> {
+    const next = this.deflating.shift();
+    if (!next) return;
+    const z = await next.z;
     const marker = Buffer.alloc(12);
-    marker.writeBigUInt64LE(BigInt(g * GRAIN_SECTORS), 0);
+    marker.writeBigUInt64LE(BigInt(next.g * GRAIN_SECTORS), 0);
     marker.writeUInt32LE(z.length, 8);
-    const t = Math.floor(g / GT_ENTRIES);
+    const t = Math.floor(next.g / GT_ENTRIES);
     let gt = this.gts.get(t);
     if (!gt) this.gts.set(t, (gt = new Uint32Array(GT_ENTRIES)));
-    gt[g % GT_ENTRIES] = this.sectorsOut;
+    gt[next.g % GT_ENTRIES] = this.sectorsOut;
     await this.out(padded(Buffer.concat([marker, z])));
   }
 
@@ -157,6 +173,7 @@ export class StreamVmdkWriter {
     if (this.finished) return;
     await this.start();
     await this.flushGrain();
+    while (this.deflating.length > 0) await this.emitGrain();
     this.finished = true;
     const gtCount = Math.ceil(this.capacity / GT_COVERS);
     const gd = new Uint32Array(gtCount);
