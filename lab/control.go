@@ -59,6 +59,7 @@ func init() {
 		{"POST", "/stats/reset", "reset the counters and the high-water mark", resetStats},
 		{"POST", "/folder/gate", "?files=N&waitMs=M: each VM's first GETs (PUTs) under /folder wait until N of its files are read (written) at once, or M ms pass", setFolderGate},
 		{"DELETE", "/folder/gate", "GETs and PUTs under /folder no longer wait", setFolderGate},
+		{"POST", "/nfc/lease-timeout", "?seconds=S: export leases made from now on time out after S seconds without progress", setLeaseTimeout},
 	}
 	routes = append(append(routes, pcRoutes()...), userRoutes()...)
 }
@@ -580,7 +581,9 @@ func expireSessions(lab *Lab, w http.ResponseWriter, r *http.Request, p params) 
 }
 
 func getStats(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {
-	reply(w, lab.stats.view())
+	v := lab.stats.view()
+	v.NfcLeasesHeld = lab.leasesHeld()
+	reply(w, v)
 }
 
 func resetStats(lab *Lab, w http.ResponseWriter, r *http.Request, p params) {

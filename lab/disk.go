@@ -267,7 +267,11 @@ func (d *disk) descriptor(l *layer) string {
 	if !l.flat {
 		kind = "SESPARSE"
 	}
-	fmt.Fprintf(&b, "RW %d %s \"%s\"\n", sectors, kind, l.extentName())
+	extent := l.extentName()
+	if vsanDatastore { // the extent is a vSAN object, not a file (vsan.go)
+		kind, extent = vsanExtent(l)
+	}
+	fmt.Fprintf(&b, "RW %d %s \"%s\"\n", sectors, kind, extent)
 	b.WriteString("\n# The Disk Data Base\n#DDB\n\n")
 	fmt.Fprintf(&b, "ddb.adapterType = \"lsilogic\"\n")
 	if l.flat {

@@ -135,14 +135,20 @@ func injected(op string) string { return "lab: injected fault in " + op }
 // stats are counters for tests; snapshot counts are kept as the lab changes
 // them so reading them never needs every VM's lock.
 type stats struct {
-	snapshotsNow atomic.Int64
-	vmbkpNow     atomic.Int64
-	maxVmbkp     atomic.Int64
-	folderBytes  atomic.Int64
-	folderPut    atomic.Int64 // body bytes stored by PUTs under /folder
-	queryChanged atomic.Int64
-	reads        diskAccess // GETs under /folder
-	writes       diskAccess // PUTs under /folder
+	snapshotsNow    atomic.Int64
+	vmbkpNow        atomic.Int64
+	maxVmbkp        atomic.Int64
+	folderBytes     atomic.Int64
+	folderPut       atomic.Int64 // body bytes stored by PUTs under /folder
+	queryChanged    atomic.Int64
+	nfcProgress     atomic.Int64 // HttpNfcLeaseProgress calls
+	nfcExpired      atomic.Int64 // leases timed out
+	nfcAborted      atomic.Int64 // leases aborted
+	nfcBytes        atomic.Int64 // bytes served under /nfc
+	nfcImported     atomic.Int64 // disk bytes (decoded grains) stored by uploads under /nfc
+	descriptorBytes atomic.Int64 // bytes of disk descriptors served under /folder
+	reads           diskAccess   // GETs under /folder
+	writes          diskAccess   // PUTs under /folder
 }
 
 // diskAccess tracks which disk files of each VM are being read (or written)
@@ -291,6 +297,12 @@ func (s *stats) reset() {
 	s.folderBytes.Store(0)
 	s.folderPut.Store(0)
 	s.queryChanged.Store(0)
+	s.nfcProgress.Store(0)
+	s.nfcExpired.Store(0)
+	s.nfcAborted.Store(0)
+	s.nfcBytes.Store(0)
+	s.nfcImported.Store(0)
+	s.descriptorBytes.Store(0)
 	s.reads.reset()
 	s.writes.reset()
 }
@@ -305,7 +317,14 @@ type statsView struct {
 	// MaxDisksReadAtOnce is the most disk files of one VM read through /folder at once.
 	MaxDisksReadAtOnce int `json:"maxDisksReadAtOnce"`
 	// MaxDisksWrittenAtOnce is the most disk files of one VM written (PUT) at once.
-	MaxDisksWrittenAtOnce int `json:"maxDisksWrittenAtOnce"`
+	MaxDisksWrittenAtOnce int   `json:"maxDisksWrittenAtOnce"`
+	NfcLeasesHeld         int64 `json:"nfcLeasesHeld"`
+	NfcLeaseProgressCalls int64 `json:"nfcLeaseProgressCalls"`
+	NfcLeasesExpired      int64 `json:"nfcLeasesExpired"`
+	NfcLeasesAborted      int64 `json:"nfcLeasesAborted"`
+	NfcBytesServed        int64 `json:"nfcBytesServed"`
+	NfcBytesImported      int64 `json:"nfcBytesImported"`
+	DescriptorBytesServed int64 `json:"descriptorBytesServed"`
 }
 
 func (s *stats) view() statsView {
@@ -318,5 +337,11 @@ func (s *stats) view() statsView {
 		QueryChangedCalls:     s.queryChanged.Load(),
 		MaxDisksReadAtOnce:    s.reads.maxAtOnce(),
 		MaxDisksWrittenAtOnce: s.writes.maxAtOnce(),
+		NfcLeaseProgressCalls: s.nfcProgress.Load(),
+		NfcLeasesExpired:      s.nfcExpired.Load(),
+		NfcLeasesAborted:      s.nfcAborted.Load(),
+		NfcBytesServed:        s.nfcBytes.Load(),
+		NfcBytesImported:      s.nfcImported.Load(),
+		DescriptorBytesServed: s.descriptorBytes.Load(),
 	}
 }

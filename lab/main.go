@@ -46,6 +46,8 @@ type options struct {
 	port, controlPort int
 	firmware          string
 	pcPage            int64
+	datastoreKind     string
+	nfcLeaseTimeout   int
 }
 
 // sizeFlag accepts bytes with an optional K, M or G (binary) suffix.
@@ -92,6 +94,8 @@ func parseFlags(args []string) (options, error) {
 	fs.Var(sizeFlag{&o.cbtPage}, "cbt-page", "most bytes one QueryChangedDiskAreas call covers")
 	fs.StringVar(&o.firmware, "firmware", o.firmware, "firmware of the VMs: bios or efi")
 	fs.Int64Var(&o.pcPage, "pc-page", defaultPCPage, "most objects one RetrievePropertiesEx answer holds (0: no limit of the lab's)")
+	fs.StringVar(&o.datastoreKind, "datastore-kind", "vmfs", "vmfs (flat extent files) or vsan (disks are objects: no -flat.vmdk file)")
+	fs.IntVar(&o.nfcLeaseTimeout, "nfc-lease-timeout", 300, "seconds an export lease lives without HttpNfcLeaseProgress")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, err
@@ -115,6 +119,10 @@ func parseFlags(args []string) (options, error) {
 		return o, errors.New("--firmware must be bios or efi")
 	case o.pcPage < 0:
 		return o, errors.New("--pc-page must not be negative")
+	case o.datastoreKind != "vmfs" && o.datastoreKind != "vsan":
+		return o, errors.New("--datastore-kind must be vmfs or vsan")
+	case o.nfcLeaseTimeout <= 0:
+		return o, errors.New("--nfc-lease-timeout must be positive")
 	}
 	return o, nil
 }
@@ -177,6 +185,8 @@ func run(args []string) error {
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
 
+	vsanDatastore = o.datastoreKind == "vsan"
+	nfcLeaseTimeout.Store(int64(time.Duration(o.nfcLeaseTimeout) * time.Second))
 	lab := &Lab{dsName: datastoreName, dcName: datacenter, dsDir: dsDir, cbtPage: o.cbtPage}
 	model, err := lab.build(o)
 	if model != nil {
@@ -205,6 +215,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	lab.httpsPort = ln.Addr().(*net.TCPAddr).Port
 	sdk := &url.URL{Scheme: "https", Host: ln.Addr().String(), Path: "/sdk"}
 
 	// The simulator's Service checks logins against Listen.User. Its own
@@ -219,6 +230,7 @@ func run(args []string) error {
 	mux.Handle("/sdk", &sdkGate{lab: lab, next: http.HandlerFunc(svc.ServeSDK)})
 	mux.HandleFunc("/sdk/vimServiceVersions.xml", svc.ServiceVersions)
 	mux.HandleFunc("/folder/", lab.serveFolder)
+	mux.HandleFunc(nfcPrefix, lab.serveNFC)
 	tlsConfig := &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}}
 	srv := &http.Server{
 		Handler:      mux,
@@ -233,6 +245,7 @@ func run(args []string) error {
 	defer csrv.Close()
 
 	sha1, sha256 := thumbprints(cert.Certificate[0])
+	lab.sslThumbprint = sha1
 	out := startup{
 		URL: sdk.String(), User: labUser, Password: password, Thumbprint: sha1, ThumbprintSha256: sha256,
 		Control: "http://" + cln.Addr().String(), Datastore: datastoreName, DatastoreDir: dsDir,

@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vmware/govmomi/vim25/soap"
@@ -180,6 +181,9 @@ func (g *sdkGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if method == "CreateVM_Task" && thisType == "Folder" {
 		body = g.lab.routeCreateVM(body, thisValue) // see folder.go
 	}
+	if method == "ImportVApp" && thisType == "ResourcePool" {
+		body = g.lab.routeImportVApp(body, thisValue) // see nfcimport.go
+	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	cw := &sdkWriter{ResponseWriter: w}
@@ -318,6 +322,10 @@ func (lab *Lab) serveFolder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rel := path.Clean("/" + strings.TrimPrefix(r.URL.Path, "/folder"))
+	if vsanDatastore && isExtentFile(rel) {
+		http.Error(w, "file not found", http.StatusNotFound) // vSAN: the extent is an object, not a file
+		return
+	}
 	if r.Method == http.MethodPut {
 		lab.putFolder(w, r, rel)
 		return
@@ -335,7 +343,11 @@ func (lab *Lab) serveFolder(w http.ResponseWriter, r *http.Request) {
 	}
 
 	cw := &countingWriter{ResponseWriter: w, lab: lab, limit: -1}
-	if r.Method == http.MethodGet {
+	if isDescriptorFile(rel) {
+		// A client reads a descriptor to find its extent: counted apart, never gated,
+		// so the disk counters and the gate still see disk data only.
+		cw.counter = &lab.stats.descriptorBytes
+	} else if r.Method == http.MethodGet {
 		vm := strings.SplitN(strings.TrimPrefix(rel, "/"), "/", 2)[0]
 		defer lab.stats.reads.begin(vm, rel)()
 		lab.stats.reads.await(vm, rel)
@@ -356,7 +368,8 @@ type countingWriter struct {
 	http.ResponseWriter
 	lab     *Lab
 	written int64
-	limit   int64 // -1: no fault
+	limit   int64         // -1: no fault
+	counter *atomic.Int64 // nil: folderBytes
 	dropped bool
 }
 
@@ -370,7 +383,10 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	}
 	n, err := c.ResponseWriter.Write(p)
 	c.written += int64(n)
-	c.lab.stats.folderBytes.Add(int64(n))
+	if c.counter == nil {
+		c.counter = &c.lab.stats.folderBytes
+	}
+	c.counter.Add(int64(n))
 	if err != nil || !cut {
 		return n, err
 	}

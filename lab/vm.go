@@ -53,6 +53,9 @@ type Lab struct {
 	users          users     // lab users other than the administrator (roles.go)
 	password       string    // the administrator's
 	pc             pcState   // property collector paging (pc.go)
+	leases         leases    // export leases (nfc.go)
+	httpsPort      int       // of /sdk, /folder and /nfc
+	sslThumbprint  string    // SHA-1 of the HTTPS certificate, for lease URLs
 }
 
 func (lab *Lab) vm(name string) *LabVM {
@@ -627,7 +630,12 @@ type taskFault struct {
 // there) and the VM as entity, as vCenter reports it.
 // The task is done when the method returns; clients wait on it as usual.
 func runTask(obj mo.Reference, vm *LabVM, name string, fn func() (types.AnyType, *taskFault)) types.ManagedObjectReference {
-	return runEntityTask(obj, vm.Self, vm.Name, name, fn)
+	return runEntityTask(obj, vm.Self, vm.Name, name, func() (types.AnyType, *taskFault) {
+		if f := vm.lab.leaseBlock(vm); f != nil { // an export lease holds the VM (nfc.go)
+			return nil, f
+		}
+		return fn()
+	})
 }
 
 // runEntityTask is runTask for any entity (CreateVM_Task's is the folder).

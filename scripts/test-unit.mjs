@@ -38,6 +38,7 @@ const UNIT = [
   'machine-files',
   'machine-provider',
   'nbd-fuzz',
+  'nfc-unit',
   'process-identity',
   'progress',
   'rate-limit',

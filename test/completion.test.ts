@@ -83,8 +83,10 @@ describe('shell completion', () => {
     assert.deepEqual(await complete(['vmbkp', 'backup', '--mode', '']), ['auto', 'diff', 'full', 'incr']);
     assert.deepEqual(await complete(['vmbkp', 'backup', '--mode', 'i']), ['incr']);
     // bash splits "--transport=h" at the "=".
-    assert.deepEqual(await complete(['vmbkp', 'restore', '--transport', '=', '']), ['https', 'vddk']);
+    assert.deepEqual(await complete(['vmbkp', 'restore', '--transport', '=', '']), ['https', 'nfc', 'vddk']);
     assert.deepEqual(await complete(['vmbkp', 'restore', '--transport', '=', 'v']), ['vddk']);
+    // Backups read and restores write over nfc too.
+    assert.deepEqual(await complete(['vmbkp', 'backup', '--transport', '']), ['https', 'nfc', 'vddk']);
     // A value is not taken for a command: "backup" here is the set's name.
     assert.deepEqual(await complete(['vmbkp', 'list', '--set', 'backup', '--j']), ['--json']);
     assert.deepEqual(await complete(['vmbkp', 'list', '--repo', 'repos/']), ['repos/offsite']);

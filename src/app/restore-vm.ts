@@ -8,7 +8,7 @@ import { type VmRestorePlan, planVmRestore } from '../providers/vsphere/restore-
 import type { RestoreSpec } from '../jobs/restore-batch.js';
 import { VsphereProvider } from '../providers/vsphere/provider.js';
 import type { RestoreOutcome, VmRestoreEvent, VsphereRestoreRequest } from '../providers/vsphere/restore-vm.js';
-import { type Transport, type VddkSettings, vmDiskOpener, writesWholeDisk } from '../providers/vsphere/transport.js';
+import { type Transport, type VddkSettings, importsVm, vmDiskOpener, writesWholeDisk } from '../providers/vsphere/transport.js';
 import type { VcenterJob } from './vcenter.js';
 
 export type { VmRestoreEvent } from '../providers/vsphere/restore-vm.js';
@@ -20,7 +20,7 @@ export type VmRestoreResult = MachineRestoreResult<RestoreOutcome>;
 /** The vSphere provider of a job, writing restored disks through `transport`. */
 export async function restoreProvider(job: VcenterJob, transport: Transport, vddk?: VddkSettings): Promise<VsphereProvider> {
   return new VsphereProvider(job.session, {
-    restore: { openDisk: await vmDiskOpener(job.connection, transport, vddk), writesWholeDisk: writesWholeDisk(transport) },
+    restore: { openDisk: await vmDiskOpener(job.connection, transport, vddk), writesWholeDisk: writesWholeDisk(transport), importsVm: importsVm(transport) },
   });
 }
 

@@ -53,7 +53,7 @@ export async function runVmBackups(opts: VmBackupOptions, mode: RequestedMode, l
   const out = new Output(!!opts.json);
   if (opts.vm.length === 0) throw new UsageError('--vm is required with --vcenter');
   const transport = opts.transport;
-  if (!isTransport(transport)) throw new UsageError(`--transport ${JSON.stringify(transport)} is invalid: use https or vddk`);
+  if (!isTransport(transport)) throw new UsageError(`--transport ${JSON.stringify(transport)} is invalid: use https, nfc or vddk`);
   const connection = await vcenterConnection(await vcenterLogin(opts, 'a VM backup (--vm)'));
   const job = await startVcenterJob(connection, await openRepository(opts));
   if (opts.dryRun) {

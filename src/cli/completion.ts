@@ -8,7 +8,8 @@ import type { Command, Option } from 'commander';
 /** Values of options whose choices are checked by the command, not declared to commander. */
 const VALUES: Readonly<Record<string, readonly string[]>> = {
   '--mode': ['auto', 'full', 'diff', 'incr'],
-  '--transport': ['https', 'vddk'],
+  // A command's own values ("COMMAND --option") would come first; none differ today.
+  '--transport': ['https', 'nfc', 'vddk'],
   '--encryption': ['aes-256-gcm', 'none'],
   '--lock-mode': ['compliance', 'governance'],
   '--quiesce': ['required'],
@@ -36,9 +37,9 @@ interface Node {
 }
 
 /** The value placeholder names (`<file>`) that mean a path on this machine. */
-function valuesOf(long: string | undefined, placeholder: string, choices: readonly string[] | undefined): Values {
+function valuesOf(long: string | undefined, placeholder: string, choices: readonly string[] | undefined, command = ''): Values {
   if (choices && choices.length > 0) return { kind: 'words', words: choices };
-  const known = long ? VALUES[long] : undefined;
+  const known = long ? VALUES[`${command} ${long}`] ?? VALUES[long] : undefined;
   if (known) return { kind: 'words', words: known };
   if (/^(file|recipe)$/.test(placeholder)) return { kind: 'files' };
   // `<dir|name>`: a directory or a config profile's name; directories are what can be listed.
@@ -46,13 +47,13 @@ function valuesOf(long: string | undefined, placeholder: string, choices: readon
   return { kind: 'none' };
 }
 
-function optionInfo(o: Option): OptionInfo {
+function optionInfo(o: Option, command = ''): OptionInfo {
   const placeholder = /[<[]([^>\]]+)[>\]]/.exec(o.flags)?.[1] ?? '';
   return {
     names: [o.short, o.long].filter((n): n is string => !!n),
     description: o.description,
     value: o.required ? 'required' : o.optional ? 'optional' : 'none',
-    values: valuesOf(o.long, placeholder, o.argChoices),
+    values: valuesOf(o.long, placeholder, o.argChoices, command),
     repeatable: Array.isArray(o.defaultValue),
   };
 }
@@ -66,10 +67,10 @@ function isHidden(c: Command): boolean {
 /** The program as a tree; every node also takes the program's own options (commander reads them anywhere). */
 export function commandTree(program: Command): Node {
   // --version only before a command: commander answers it there alone.
-  const globals = program.options.filter((o) => !o.hidden && o.long !== '--version').map(optionInfo);
-  const rootOnly = program.options.filter((o) => !o.hidden && o.long === '--version').map(optionInfo);
+  const globals = program.options.filter((o) => !o.hidden && o.long !== '--version').map((o) => optionInfo(o));
+  const rootOnly = program.options.filter((o) => !o.hidden && o.long === '--version').map((o) => optionInfo(o));
   const walk = (cmd: Command, path: string[]): Node => {
-    const own = path.length === 0 ? [] : cmd.options.filter((o) => !o.hidden).map(optionInfo);
+    const own = path.length === 0 ? [] : cmd.options.filter((o) => !o.hidden).map((o) => optionInfo(o, path.join(' ')));
     const args = cmd.registeredArguments.map((a) => valuesOf(undefined, a.name(), a.argChoices)).find((v) => v.kind !== 'none') ?? { kind: 'none' };
     return {
       path, description: cmd.description(),

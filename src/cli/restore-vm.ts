@@ -57,7 +57,7 @@ export async function runVmRestore(opts: VmRestoreOptions): Promise<void> {
   const out = new Output(!!opts.json);
   if (!opts.name) throw new UsageError('--name is required with --vcenter: the name of the restored VM');
   const transport = opts.transport;
-  if (!isTransport(transport)) throw new UsageError(`--transport ${JSON.stringify(opts.transport)} is invalid: use https or vddk`);
+  if (!isTransport(transport)) throw new UsageError(`--transport ${JSON.stringify(opts.transport)} is invalid: use https, nfc or vddk`);
   const network: Record<string, string> = {};
   for (const arg of opts.network) {
     const [from, to] = splitAssignment(arg, '--network');

@@ -17,9 +17,10 @@ import { type DiskIndex, loadDiskIndex } from '../repository/disk-index.js';
 import { RepositoryLock } from '../repository/lock.js';
 import type { PoolLease, Repository } from '../repository/repository.js';
 import type {
-  DiskToRestore, MachineRestoreContext, MachineRestoreRequest, RestoreProvider, RestoredMachine, WrittenDisk,
+  DiskToRestore, MachineRestoreContext, MachineUnderRestore, MachineRestoreRequest, RestoreProvider, RestoredMachine, WrittenDisk,
 } from '../providers/machine-provider.js';
 import { type StoredMachine, storedMachine } from '../providers/stored-machine.js';
+import type { RestoreTarget } from '../sources/types.js';
 import { resolveGeneration } from './resolve.js';
 
 export interface MachineRestoreJob<R extends MachineRestoreRequest, Result extends RestoredMachine> {
@@ -83,7 +84,7 @@ export async function restoreOnto<R extends MachineRestoreRequest, Result extend
   let written: WrittenDisk[];
   try {
     if (machine.disks.length !== ctx.disks.length) throw new TypeError(`the provider opened ${machine.disks.length} disks for the ${ctx.disks.length} of ${ctx.gen}`);
-    written = await writeDisks(ctx, machine.disks, request);
+    written = await writeDisks(ctx, machine, request);
     await machine.complete();
   } catch (err) {
     throw await machine.abandon(err);
@@ -94,44 +95,85 @@ export async function restoreOnto<R extends MachineRestoreRequest, Result extend
 /**
  * Writes and checks every disk, `request.diskConcurrency` at once; results in the order of
  * the disks. The first failure stops the other disks at their next write, so the caller
- * can clean up without waiting for them to finish.
+ * can clean up without waiting for them to finish. A machine with `written` has every
+ * disk written first, then `written` called, then every disk read back.
  */
-async function writeDisks(ctx: MachineRestoreContext, disks: readonly DiskToRestore[], request: MachineRestoreRequest): Promise<WrittenDisk[]> {
+async function writeDisks(ctx: MachineRestoreContext, machine: MachineUnderRestore, request: MachineRestoreRequest): Promise<WrittenDisk[]> {
+  const disks = machine.disks;
   const failed = new AbortController();
   const signal = request.signal ? AbortSignal.any([request.signal, failed.signal]) : failed.signal;
-  return mapConcurrently(disks, request.diskConcurrency ?? 1, async (disk, i) => {
+  const n = request.diskConcurrency ?? 1;
+  const guard = async <T>(f: () => Promise<T>): Promise<T> => {
     try {
-      return await writeDisk(ctx, disk, ctx.disks[i]!.index, request, signal);
+      return await f();
     } catch (err) {
       failed.abort('another disk of the restore failed');
       throw err;
     }
-  });
+  };
+  if (!machine.written) {
+    return mapConcurrently(disks, n, (disk, i) => guard(async () => {
+      const w = await writeDisk(ctx, disk, ctx.disks[i]!.index, request, signal);
+      try {
+        return await checkDisk(ctx, w, request);
+      } finally {
+        await w.target.close().catch(() => {});
+      }
+    }));
+  }
+  const open: OpenedDisk[] = [];
+  try {
+    const all = await mapConcurrently(disks, n, (disk, i) => guard(async () => {
+      const w = await writeDisk(ctx, disk, ctx.disks[i]!.index, request, signal);
+      open.push(w);
+      return w;
+    }));
+    await machine.written();
+    return await mapConcurrently(all, n, (w) => guard(() => checkDisk(ctx, w, request)));
+  } finally {
+    for (const w of open) await w.target.close().catch(() => {});
+  }
 }
 
-/** One disk: opened, written from the repository (in order for a sequential target), read back against the index, closed. */
+/** A disk written and still open, to be read back. */
+interface OpenedDisk {
+  readonly disk: DiskToRestore;
+  readonly index: DiskIndex;
+  readonly target: RestoreTarget;
+  readonly bytesWritten: number;
+  readonly writeMs: number;
+}
+
+/** One disk: opened and written from the repository (in order for a sequential target); closed if that fails. */
 async function writeDisk(ctx: MachineRestoreContext, disk: DiskToRestore, index: DiskIndex, request: MachineRestoreRequest,
-  signal: AbortSignal): Promise<WrittenDisk> {
+  signal: AbortSignal): Promise<OpenedDisk> {
   const emit = request.onEvent ?? (() => {});
   const { what } = disk;
   const name = disk.stored.name;
-  const onProgress = (phase: 'write' | 'verify') => (progress: Progress) => emit({ type: 'progress', disk: name, phase, progress });
   emit({ type: 'disk-start', disk: name, phase: 'write', bytesTotal: dataBytes(index) });
   checkInterrupted(signal, `restoring ${what}`);
   const target = interruptible(await disk.open(), signal, what);
   try {
-    const { pool } = ctx;
     const tw = performance.now();
     const restore = target.sequential ? restoreDiskInOrder : restoreDisk;
-    const { bytesWritten } = await restore({ repo: ctx.repo, pool, index, target, what, onProgress: onProgress('write') });
-    const writeMs = Math.round(performance.now() - tw);
-    emit({ type: 'disk-start', disk: name, phase: 'verify', bytesTotal: index.size });
-    const tv = performance.now();
-    await verifyWritten({ pool, index, read: (o, l, into) => target.readBack(o, l, into), what, onProgress: onProgress('verify') });
-    const verifyMs = Math.round(performance.now() - tv);
-    emit({ type: 'disk-done', disk: name });
-    return { name, size: index.size, bytesWritten, writeMs, verifyMs };
-  } finally {
+    const onProgress = (progress: Progress) => emit({ type: 'progress', disk: name, phase: 'write', progress });
+    const { bytesWritten } = await restore({ repo: ctx.repo, pool: ctx.pool, index, target, what, onProgress });
+    return { disk, index, target, bytesWritten, writeMs: Math.round(performance.now() - tw) };
+  } catch (err) {
     await target.close().catch(() => {});
+    throw err;
   }
+}
+
+/** A written disk read back against the index (the caller closes it). */
+async function checkDisk(ctx: MachineRestoreContext, w: OpenedDisk, request: MachineRestoreRequest): Promise<WrittenDisk> {
+  const emit = request.onEvent ?? (() => {});
+  const name = w.disk.stored.name;
+  emit({ type: 'disk-start', disk: name, phase: 'verify', bytesTotal: w.index.size });
+  const tv = performance.now();
+  const onProgress = (progress: Progress) => emit({ type: 'progress', disk: name, phase: 'verify', progress });
+  await verifyWritten({ pool: ctx.pool, index: w.index, read: (o, l, into) => w.target.readBack(o, l, into), what: w.disk.what, onProgress });
+  const verifyMs = Math.round(performance.now() - tv);
+  emit({ type: 'disk-done', disk: name });
+  return { name, size: w.index.size, bytesWritten: w.bytesWritten, writeMs: w.writeMs, verifyMs };
 }

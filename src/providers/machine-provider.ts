@@ -231,6 +231,12 @@ export interface WrittenDisk {
 export interface MachineUnderRestore<Result extends RestoredMachine = RestoredMachine> {
   /** Its disks, in the order of the context's `disks`. */
   readonly disks: readonly DiskToRestore[];
+  /**
+   * Present when the disks can be read back only once every disk is written (an import
+   * lease: vSphere's nfc transport): the job then writes every disk, calls this, and
+   * only then reads the disks back.
+   */
+  written?(): Promise<void>;
   /** Every disk written and checked: marks the machine complete (removes the unfinished-restore marker). */
   complete(): Promise<void>;
   /**

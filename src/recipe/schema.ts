@@ -55,7 +55,7 @@ export const backupPolicySchema = z.strictObject({
     .describe('quiesce the guest file systems (VMware Tools): true warns when a VM could not be quiesced and keeps its crash-consistent backup, "required" fails that VM'),
   memory: z.boolean().default(false),
   enableCbt: z.boolean().default(false).describe('turn on changed-block tracking where it is off'),
-  transport: z.enum(['https', 'vddk']).default('https'),
+  transport: z.enum(['https', 'nfc', 'vddk']).default('https'),
   vddk: z.strictObject({
     libdir: text.optional().describe("where VMware's VDDK is unpacked"),
     transports: text.optional().describe('VDDK transport modes, e.g. hotadd:nbdssl'),

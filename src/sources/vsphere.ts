@@ -18,6 +18,11 @@ export interface SnapshotDisk {
   readonly snapshot: MoRef;
   /** The disk as the snapshot's configuration describes it (its backing is the frozen file). */
   readonly disk: VirtualDiskInfo;
+  /**
+   * Records an export lease taken on the snapshot (the nfc transport), so that a later
+   * run can abort it when this one is killed: an unfinished lease blocks the VM.
+   */
+  readonly noteLease?: (lease: MoRef) => Promise<void>;
 }
 
 /** How a transport moves bytes; allocation is optional (CBT answers it otherwise). */

@@ -89,8 +89,10 @@ export class EarlyResponseError extends IoError {
   }
 }
 
-export function httpUpload(agent: https.Agent, req: { url: URL; length: number; headers?: Record<string, string>; timeoutMs?: number }): HttpUpload {
-  const r = https.request(req.url, { method: 'PUT', agent, headers: { ...req.headers, 'content-length': req.length } });
+/** `length` undefined: a body of unknown length, sent chunked (an nfc lease's streamOptimized upload). */
+export function httpUpload(agent: https.Agent, req: { url: URL; length: number | undefined; method?: 'PUT' | 'POST'; headers?: Record<string, string>; timeoutMs?: number }): HttpUpload {
+  const headers = req.length === undefined ? { ...req.headers } : { ...req.headers, 'content-length': req.length };
+  const r = https.request(req.url, { method: req.method ?? 'PUT', agent, headers });
   let ended = false;
   let sent = 0;
   let failure: unknown;
@@ -124,7 +126,7 @@ export function httpUpload(agent: https.Agent, req: { url: URL; length: number; 
 
   const check = () => {
     // Once every byte is handed over, an answer is the answer, even if it came before 'drain' did.
-    if (early && sent < req.length) throw new EarlyResponseError(early, req.url);
+    if (early && sent < (req.length ?? Infinity)) throw new EarlyResponseError(early, req.url);
     if (failure !== undefined) throw failure;
   };
   return {

@@ -33,3 +33,13 @@ export function lastHeartbeat(description: string | undefined): Date | undefined
   const t = new Date(m[1]!);
   return Number.isNaN(t.getTime()) ? undefined : t;
 }
+
+/** The field recording an export lease taken on a snapshot (the nfc transport): a killed run's is aborted by the next. */
+export function leaseField(leaseId: string): string {
+  return `nfcLease=${leaseId}`;
+}
+
+/** The export leases a description records. */
+export function leasesOf(description: string | undefined): string[] {
+  return [...(description ?? '').matchAll(/(?:^|\s)nfcLease=(\S+)(?=\s|$)/g)].map((m) => m[1]!);
+}

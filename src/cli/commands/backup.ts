@@ -55,7 +55,7 @@ export function register(program: Command): void {
     .option('--compression-level <n>', 'zstd level, 1–19 (default 1)')
     .option('--diff-every <n>', 'every N-th backup of a disk reads it whole (a diff) even where incr is possible, and warns of changes the change tracking missed')
     .option('--vm <name|moref>', 'with --vcenter: a VM to back up (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
-    .option('--transport <kind>', 'with --vcenter: https (datastore, needs nothing from VMware) or vddk (nbdkit vddk plugin)', 'https')
+    .option('--transport <kind>', 'with --vcenter: https (datastore files), nfc (export lease: any datastore, vSAN and vVols too) or vddk (nbdkit vddk plugin)', 'https')
     .option('--quiesce [required]', 'with --vcenter: quiesce the guest file systems (VMware Tools) for the snapshot; a VM that could not be quiesced is backed up crash-consistent with a warning, or with --quiesce=required not at all')
     .option('--memory', "with --vcenter: include the VM's memory in the snapshot")
     .option('--enable-cbt', 'with --vcenter: turn changed-block tracking on where it is off')

@@ -38,7 +38,7 @@ export function register(program: Command): void {
       (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--power-on', 'with --vcenter: power the VM on once its disks are written and verified')
     .option('--keep-identity', 'with --vcenter: keep the BIOS and instance UUIDs and MAC addresses (default: new ones)')
-    .option('--transport <kind>', 'with --vcenter: https (datastore upload) or vddk (nbdkit vddk plugin)', 'https')
+    .option('--transport <kind>', 'with --vcenter: https (datastore upload), nfc (import lease: a new VM on any datastore, vSAN and vVols too; not with --overwrite) or vddk (nbdkit vddk plugin)', 'https')
     .option('--vddk-libdir <dir>', "with --transport vddk: where VMware's VDDK is unpacked")
     .option('--vddk-transports <modes>', 'with --transport vddk: VDDK transport modes, e.g. hotadd:nbdssl')
     .option('--disks-at-once <n>', 'with --vcenter: disks written and checked at once (default 1)')

@@ -13,7 +13,8 @@ import { faultOf } from '../../vsphere/errors.js';
 import { ovfDescriptor } from '../../vsphere/ovf.js';
 import { retrieveOne } from '../../vsphere/property-collector.js';
 import type { VsphereSession } from '../../vsphere/session.js';
-import { SNAPSHOT_PREFIX, backupSnapshotDescription, } from '../../vsphere/snapshot-owner.js';
+import { SNAPSHOT_PREFIX, backupSnapshotDescription, leaseField } from '../../vsphere/snapshot-owner.js';
+import { abortLeftLeases } from './nfc-leftovers.js';
 import { snapshotGoneError, snapshotStillThere, startHeartbeat } from './snapshot-heartbeat.js';
 import { judgeVmbkpSnapshot, vcenterClock } from './snapshot-orphans.js';
 import {
@@ -74,6 +75,7 @@ async function removeOrphans(session: VsphereSession, vm: VmRef, snapshotProp: X
     const verdict = await judgeVmbkpSnapshot(vm.name, s, clock);
     if (!verdict.orphan) throw new InputError(verdict.refusal);
     warn(`removing snapshot ${s.name} of VM ${vm.name}, left by an earlier run${verdict.detail}`);
+    await abortLeftLeases(session, vm.name, s, warn); // an unfinished export lease blocks the removal
     await removeSnapshot(session, s.ref, `removing snapshot ${s.name} of VM ${vm.name}`).catch(async (err: unknown) => {
       if (!(await snapshotGone(session, vm.ref, s.ref))) throw err; // gone: its deltas are consolidated before the backup
     });
@@ -223,7 +225,8 @@ export async function beginVmBackup(session: VsphereSession, openDisk: OpenDisk,
         machineDisks.push(machineDisk(disk, skip));
         continue;
       }
-      const source = explainingMoves(await openDisk({ session, vm, snapshot, disk }), () => movedWhileRead(session, vm, snapshot, opened));
+      const noteLease = (lease: MoRef) => heartbeat.addField(leaseField(lease.value));
+      const source = explainingMoves(await openDisk({ session, vm, snapshot, disk, noteLease }), () => movedWhileRead(session, vm, snapshot, opened));
       sources.push(source);
       opened.set(disk.key, disk.fileName);
       const changesVoid = trust.diskVoid(disk);

@@ -35,6 +35,8 @@ export interface VmRestoreRequest {
   readonly openDisk: OpenVmDisk;
   /** The transport writes every byte of a disk (https): a thin disk then takes its capacity on the datastore. */
   readonly writesWholeDisk: boolean;
+  /** The VM is made by ImportVApp and its disks written through the import lease (the nfc transport). */
+  readonly importsVm?: boolean | undefined;
   /** Disks written (and read back) at once; default 1. */
   readonly diskConcurrency?: number | undefined;
   /** Stops the restore at the next write (SIGINT): a VM it created is then destroyed like after any failure. */
@@ -91,6 +93,6 @@ export interface RestoreContext {
 }
 
 /** A restore as the job asks for it: the generation, repository and transport are the job's and the provider's. */
-export type VsphereRestoreRequest = Omit<VmRestoreRequest, 'session' | 'set' | 'generation' | 'openDisk' | 'writesWholeDisk'>;
+export type VsphereRestoreRequest = Omit<VmRestoreRequest, 'session' | 'set' | 'generation' | 'openDisk' | 'writesWholeDisk' | 'importsVm'>;
 
 export type RestoreOutcome = Omit<VmRestoreResult, 'set' | 'generation' | 'durationMs'>;

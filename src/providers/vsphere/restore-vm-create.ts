@@ -14,6 +14,8 @@ import { type VmRef, listVms } from '../../vsphere/inventory.js';
 import { type Placement, resolvePlacement } from '../../vsphere/placement.js';
 import { retrieveOne } from '../../vsphere/property-collector.js';
 import { destroyVm } from '../../vsphere/vm-lifecycle.js';
+import { NfcImport } from '../../sources/vsphere-nfc-import.js';
+import type { VmDisk } from '../../sources/vsphere-target.js';
 import { RESTORE_MARKER_KEY, clearRestoreMarker, restoreMarkerValue } from '../../vsphere/restore-marker.js';
 import { type MoRef, textAt } from '../../vsphere/xml.js';
 import type { VirtualDiskInfo } from '../../vsphere/vm.js';
@@ -72,8 +74,15 @@ export async function createForRestore(ctx: RestoreContext): Promise<MachineUnde
   const spec = vmConfigSpec({ name: req.name, config, datastore: place.datastore.name, disks, nics, keepIdentity, extraConfig: { [RESTORE_MARKER_KEY]: marker } });
   emit({ type: 'step', message: `creating VM ${req.name} on host ${place.host.name}, datastore ${place.datastore.name}` });
   let ref: MoRef;
+  let imp: NfcImport | undefined;
   try {
-    ref = await createVm(session, { folder: place.folder.ref, pool: place.pool.ref, host: place.host.ref }, spec, `creating VM ${req.name}`);
+    const where = { folder: place.folder.ref, pool: place.pool.ref, host: place.host.ref };
+    if (req.importsVm) {
+      imp = await NfcImport.start(session, where, spec, `importing VM ${req.name}`);
+      ref = imp.vm;
+    } else {
+      ref = await createVm(session, where, spec, `creating VM ${req.name}`);
+    }
   } catch (err) {
     // A failed task may still have made the VM: the name was free before, so one of that name now is ours.
     for (const left of (await listVms(session).catch(() => [] as VmRef[])).filter((v) => v.name === req.name)) {
@@ -86,7 +95,8 @@ export async function createForRestore(ctx: RestoreContext): Promise<MachineUnde
   const abandon = async (err: unknown): Promise<Error> => {
     emit({ type: 'step', message: `removing VM ${req.name}: the restore failed` });
     try {
-      await destroyVm(session, ref, `removing the incomplete VM ${req.name}`);
+      if (imp) await abandonImport(imp, req.name);
+      else await destroyVm(session, ref, `removing the incomplete VM ${req.name}`);
     } catch (cleanup) {
       return withNote(err, `removing the incomplete VM ${req.name} (${ref.value}) failed too: ${describeCause(cleanup)}; remove it by hand`);
     }
@@ -102,8 +112,11 @@ export async function createForRestore(ctx: RestoreContext): Promise<MachineUnde
   } catch (err) {
     throw await abandon(err);
   }
+  const nfc = imp;
+  const diskCtx = nfc ? { ...ctx, req: { ...req, openDisk: (d: VmDisk) => nfc.openDisk(d) } } : ctx;
   return {
-    disks: disksToRestore(ctx, vm, targets, place.datacenter.path),
+    disks: disksToRestore(diskCtx, vm, targets, place.datacenter.path),
+    ...(nfc ? { written: () => nfc.written() } : {}),
     // The firmware settings go in once the disks are written and checked, before the marker goes and the VM may power on.
     complete: async () => {
       await restoreNvram(ctx, vm, place.datacenter.path, true);
@@ -116,6 +129,22 @@ export async function createForRestore(ctx: RestoreContext): Promise<MachineUnde
       return { vm: req.name, moref: ref.value, created: true, poweredOn, identity: keepIdentity ? 'kept' : 'new', disks: restored };
     },
   };
+}
+
+/**
+ * Ends a failed import: the lease aborted (vCenter then removes the VM it made), and the VM
+ * destroyed if it is still there (the lease was already complete: the disks were being read back).
+ */
+async function abandonImport(imp: NfcImport, name: string): Promise<void> {
+  // A lease that timed out cannot be aborted, but vCenter has removed its VM already.
+  const abortError = await imp.abort().then(() => undefined, (err: unknown) => err);
+  if ((await listVms(imp.session)).some((v) => v.ref.value === imp.vm.value)) {
+    try {
+      await destroyVm(imp.session, imp.vm, `removing the incomplete VM ${name}`);
+    } catch (err) {
+      throw abortError === undefined ? err : withNote(err, `aborting its import lease failed too: ${describeCause(abortError)}`);
+    }
+  }
 }
 
 /** CreateVM_Task's faults in the user's words; the code says what kind of problem it is. */

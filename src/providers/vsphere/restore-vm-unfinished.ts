@@ -2,7 +2,8 @@
  * Restores that never finished, found under the target name before a restore starts:
  * removed when their process is gone, refused otherwise (see restore-marker.ts).
  */
-import { AlreadyExistsError } from '../../errors.js';
+import { AlreadyExistsError, describeCause } from '../../errors.js';
+import { faultOf } from '../../vsphere/errors.js';
 import { isThisProcess, ownerState } from '../../process-identity.js';
 import { destroyVm } from '../../vsphere/vm-lifecycle.js';
 import type { VmRef } from '../../vsphere/inventory.js';
@@ -28,7 +29,14 @@ export async function removeIncompleteRestores(req: VmRestoreRequest, vms: reado
     if (state === 'unknown') throw new AlreadyExistsError(`${what}: if no restore runs there any more, remove that VM, then restore again`);
     if (state === 'alive' && !isThisProcess(m)) throw new AlreadyExistsError(`${what}, which still runs`);
     warn(`removing VM ${vm.name} (${vm.ref.value}): an unfinished restore by vmbkp process ${m.pid} of this host, started ${m.started}, whose process is gone`);
-    await destroyVm(req.session, vm.ref, `removing the unfinished restore ${vm.name}`);
+    try {
+      await destroyVm(req.session, vm.ref, `removing the unfinished restore ${vm.name}`);
+    } catch (err) {
+      // An nfc restore killed mid-import leaves its import lease holding the VM; nothing
+      // lists leases, so only its timeout (about 5 minutes without progress) frees the VM.
+      if (faultOf(err) !== 'InvalidState') throw err;
+      throw new AlreadyExistsError(`${what}; it cannot be removed yet: ${describeCause(err)} (an nfc restore that was killed leaves its import lease holding the VM until vCenter times the lease out, about 5 minutes after the kill; then restore again, and the VM is removed if vCenter has not removed it)`, { cause: err });
+    }
   }
   return rest;
 }

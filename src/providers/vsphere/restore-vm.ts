@@ -25,6 +25,8 @@ export interface VmRestoreTransport {
   readonly openDisk: OpenVmDisk;
   /** The transport writes every byte of a disk (https): a thin disk then takes its capacity on the datastore. */
   readonly writesWholeDisk: boolean;
+  /** The VM is made by ImportVApp and its disks written through the import lease (nfc). */
+  readonly importsVm?: boolean;
 }
 
 /**
@@ -37,7 +39,7 @@ export async function prepareVmRestore(session: VsphereSession, transport: VmRes
   request: VsphereRestoreRequest): Promise<MachineUnderRestore<RestoreOutcome>> {
   const req: VmRestoreRequest = {
     ...request, session, set: job.manifest.set, generation: String(job.manifest.generation),
-    openDisk: transport.openDisk, writesWholeDisk: transport.writesWholeDisk,
+    openDisk: transport.openDisk, writesWholeDisk: transport.writesWholeDisk, importsVm: !!transport.importsVm,
   };
   const emit = req.onEvent ?? (() => {});
   const warn = (message: string) => emit({ type: 'warning', message });
@@ -46,6 +48,9 @@ export async function prepareVmRestore(session: VsphereSession, transport: VmRes
   const existing = await removeIncompleteRestores(req, (await listVms(req.session)).filter((v) => v.name === req.name), warn);
   if (existing.length > 0 && !req.overwrite) {
     throw new AlreadyExistsError(`restoring ${gen} as VM ${req.name} refused: a VM of that name exists on ${req.session.host} (${existing.map((v) => v.ref.value).join(', ')}); choose another --name, or pass --overwrite to write over its disks`);
+  }
+  if (existing.length > 0 && req.importsVm) {
+    throw new InputError(`restoring ${gen} over VM ${req.name} refused: --transport nfc imports a new VM (ImportVApp) and cannot write an existing VM's disks; choose another --name, or use --transport https or vddk with --overwrite`);
   }
   if (existing.length > 1) throw new InputError(`VM name ${req.name} is ambiguous on ${req.session.host} (${existing.map((v) => v.ref.value).join(', ')}): --overwrite needs one VM`);
 

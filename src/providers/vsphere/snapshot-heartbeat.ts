@@ -63,6 +63,8 @@ export function formatAge(ms: number): string {
 export interface SnapshotHeartbeat {
   /** Stops refreshing; waits for a refresh under way. */
   stop(): Promise<void>;
+  /** Adds a `key=value` field to the description for good and writes it at once. */
+  addField(field: string): Promise<void>;
 }
 
 /**
@@ -72,7 +74,7 @@ export interface SnapshotHeartbeat {
  */
 export function startHeartbeat(session: VsphereSession, vm: VmRef, snapshot: MoRef, name: string, description: string,
   warn: (m: string) => void): SnapshotHeartbeat {
-  const base = withoutHeartbeat(description);
+  let base = withoutHeartbeat(description);
   let warned = false;
   let inFlight: Promise<void> = Promise.resolve();
   const beat = async () => {
@@ -91,6 +93,11 @@ export function startHeartbeat(session: VsphereSession, vm: VmRef, snapshot: MoR
   return {
     async stop() {
       clearInterval(timer);
+      await inFlight;
+    },
+    async addField(field) {
+      base = `${base} ${field}`;
+      inFlight = inFlight.then(beat);
       await inFlight;
     },
   };

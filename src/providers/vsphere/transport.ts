@@ -5,6 +5,7 @@
  */
 import type { OpenVmDisk } from '../../sources/vsphere-target.js';
 import { openHttpsDisk } from '../../sources/vsphere-https.js';
+import { nfcDiskOpener } from '../../sources/vsphere-nfc.js';
 import { openUploadTarget } from '../../sources/vsphere-upload.js';
 import { type VddkOptions, openVddkDisk } from '../../sources/vsphere-vddk.js';
 import { openVddkTarget } from '../../sources/vsphere-vddk-target.js';
@@ -13,7 +14,7 @@ import { peerThumbprintSha1 } from '../../vsphere/tls.js';
 import type { OpenDisk } from './backup-vm.js';
 import type { VcenterConnection } from './connection.js';
 
-export const TRANSPORTS = ['https', 'vddk'] as const;
+export const TRANSPORTS = ['https', 'nfc', 'vddk'] as const;
 export type Transport = (typeof TRANSPORTS)[number];
 
 export function isTransport(s: string): s is Transport {
@@ -41,6 +42,7 @@ export async function vddkOptions(conn: VcenterConnection, vddk: VddkSettings = 
 
 /** How snapshot disks are read for a backup. */
 export async function snapshotDiskOpener(conn: VcenterConnection, transport: Transport, vddk: VddkSettings = {}): Promise<OpenDisk> {
+  if (transport === 'nfc') return nfcDiskOpener();
   if (transport !== 'vddk') return openHttpsDisk;
   const opts = await vddkOptions(conn, vddk);
   return (d) => openVddkDisk(d, opts);
@@ -48,9 +50,15 @@ export async function snapshotDiskOpener(conn: VcenterConnection, transport: Tra
 
 /** How the disks of a restored VM are written: upload through /folder, or a writable nbdkit vddk. */
 export async function vmDiskOpener(conn: VcenterConnection, transport: Transport, vddk: VddkSettings = {}): Promise<OpenVmDisk> {
+  // nfc has no opener of its own: the import lease's URLs are per VM (restore-vm-create.ts).
   if (transport !== 'vddk') return openUploadTarget;
   const opts = await vddkOptions(conn, vddk);
   return (d) => openVddkTarget(d, opts);
+}
+
+/** The nfc transport makes the restored VM by ImportVApp and writes its disks through that lease. */
+export function importsVm(transport: Transport): boolean {
+  return transport === 'nfc';
 }
 
 /** The https transport writes every byte of a disk: a thin disk then takes its whole capacity. */
