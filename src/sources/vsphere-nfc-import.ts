@@ -15,6 +15,7 @@ import https from 'node:https';
 import { IoError, describeCause } from '../errors.js';
 import { answerText } from '../vsphere/datastore.js';
 import { EarlyResponseError, type HttpUpload, httpUpload } from '../vsphere/http.js';
+import { clearImportLease, recordImportLease } from '../vsphere/import-lease-record.js';
 import { type ImportPlace, type NfcDevice, type NfcLeaseInfo, abortLease, completeLease, exportVm, importVApp, leaseProgress, waitLeaseReady } from '../vsphere/nfc-lease.js';
 import { retrieveOne } from '../vsphere/property-collector.js';
 import type { VsphereSession } from '../vsphere/session.js';
@@ -48,14 +49,19 @@ export class NfcImport {
   /** ImportVApp, then its lease once ready; the VM the import made is `vm`. A lease that never gets ready is aborted. */
   static async start(session: VsphereSession, place: ImportPlace, spec: Fields, what: string): Promise<NfcImport> {
     const lease = await importVApp(session, place, spec, what);
+    const vmName = typeof spec['name'] === 'string' ? spec['name'] : what;
     try {
+      // Recorded before any upload, so that the next run can abort it if this one is killed (import-lease-record.ts).
+      await recordImportLease(session, lease, vmName);
       const info = await waitLeaseReady(session, lease, what);
       const vm = moRefOf(at((await retrieveOne(session, lease, ['info'])).get('info'), 'entity'));
       if (!vm) throw new IoError(`${what}: import lease ${lease.value} names no VM`);
+      await recordImportLease(session, lease, vmName, vm);
       const config = (await retrieveOne(session, vm, ['config'])).get('config');
       return new NfcImport(session, info, vm, diskKeysOf(config, info), configDiskBytes(config), what);
     } catch (err) {
       await abortLease(session, lease).catch(() => {});
+      await clearImportLease(session, lease).catch(() => {});
       throw err;
     }
   }
@@ -109,6 +115,7 @@ export class NfcImport {
     this.live = false;
     try {
       await completeLease(this.session, this.info.lease);
+      await clearImportLease(this.session, this.info.lease);
     } catch (err) {
       throw new IoError(`completing import lease ${this.info.lease.value} failed: ${describeCause(err)}`, { cause: err });
     }
@@ -139,7 +146,12 @@ export class NfcImport {
     for (const a of this.agents.values()) a.destroy();
     if (this.live) {
       this.live = false;
-      await abortLease(this.session, this.info.lease);
+      try {
+        await abortLease(this.session, this.info.lease);
+      } finally {
+        // Aborted, or it cannot be (it timed out): either way nothing is left to abort later.
+        await clearImportLease(this.session, this.info.lease).catch(() => {});
+      }
     }
     if (this.exported) await this.exported.releaseIfUnused().catch(() => {});
   }

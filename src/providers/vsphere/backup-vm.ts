@@ -4,6 +4,7 @@
  * snapshot froze it, and remove the snapshot when the job ends it — in every outcome.
  * The generation itself is the job's (jobs/backup-machine.ts).
  */
+import { abortLeftImportLeases } from '../../vsphere/import-lease-record.js';
 import { InputError, IoError, VmbkpError, describeCause, withNote } from '../../errors.js';
 import { failpoint } from '../../failpoints.js';
 import type { DiskSource } from '../../sources/types.js';
@@ -123,6 +124,7 @@ async function removeOurSnapshot(session: VsphereSession, vm: VmRef, snapshot: M
 export async function prepareVmBackup(session: VsphereSession, selector: string, opts: { readonly enableCbt: boolean },
   emit: (e: ProviderEvent) => void): Promise<MachineToBackUp> {
   const warn = (message: string) => emit({ type: 'warning', message });
+  await abortLeftImportLeases(session, warn); // a killed nfc restore's lease would hold its VM until it times out
   const vm = await findVm(session, selector);
   const set = setNameForVm(vm.name);
   const props = await retrieveOne(session, vm.ref, ['config', 'snapshot']);

@@ -32,10 +32,11 @@ export async function removeIncompleteRestores(req: VmRestoreRequest, vms: reado
     try {
       await destroyVm(req.session, vm.ref, `removing the unfinished restore ${vm.name}`);
     } catch (err) {
-      // An nfc restore killed mid-import leaves its import lease holding the VM; nothing
-      // lists leases, so only its timeout (about 5 minutes without progress) frees the VM.
+      // An nfc restore killed mid-import leaves its import lease holding the VM; one recorded
+      // in the state directory was aborted before (import-lease-record.ts), one that is not
+      // (another host's, or the record lost) is freed only by its timeout.
       if (faultOf(err) !== 'InvalidState') throw err;
-      throw new AlreadyExistsError(`${what}; it cannot be removed yet: ${describeCause(err)} (an nfc restore that was killed leaves its import lease holding the VM until vCenter times the lease out, about 5 minutes after the kill; then restore again, and the VM is removed if vCenter has not removed it)`, { cause: err });
+      throw new AlreadyExistsError(`${what}; it cannot be removed yet: ${describeCause(err)} (an nfc restore that was killed, whose import lease this host has no record of, leaves the lease holding the VM until vCenter times it out, about 5 minutes after the kill; then restore again, and the VM is removed if vCenter has not removed it)`, { cause: err });
     }
   }
   return rest;

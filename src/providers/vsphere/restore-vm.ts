@@ -14,6 +14,7 @@ import type { MachineRestoreContext, MachineUnderRestore } from '../machine-prov
 import type { RestoreContext, RestoreOutcome, VmRestoreRequest, VsphereRestoreRequest } from './restore-vm-context.js';
 import { createForRestore } from './restore-vm-create.js';
 import { overwriteVm } from './restore-vm-overwrite.js';
+import { abortLeftImportLeases } from '../../vsphere/import-lease-record.js';
 import { removeIncompleteRestores } from './restore-vm-unfinished.js';
 import { savedNvram } from './restore-vm-nvram.js';
 import type { VsphereMachine } from './stored-vm.js';
@@ -45,6 +46,8 @@ export async function prepareVmRestore(session: VsphereSession, transport: VmRes
   const warn = (message: string) => emit({ type: 'warning', message });
   const { gen, machine } = job;
 
+  // A killed nfc restore's import lease holds its VM: aborted first, so that the VM can be removed.
+  await abortLeftImportLeases(req.session, warn);
   const existing = await removeIncompleteRestores(req, (await listVms(req.session)).filter((v) => v.name === req.name), warn);
   if (existing.length > 0 && !req.overwrite) {
     throw new AlreadyExistsError(`restoring ${gen} as VM ${req.name} refused: a VM of that name exists on ${req.session.host} (${existing.map((v) => v.ref.value).join(', ')}); choose another --name, or pass --overwrite to write over its disks`);
