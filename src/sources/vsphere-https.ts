@@ -6,7 +6,7 @@
  * (vSAN, vVols) has no file to read: that takes the nfc transport.
  */
 import { InputError, IoError } from '../errors.js';
-import { datacenterPathOf, folderUrl, parseDatastorePath, readDatastoreRange } from '../vsphere/datastore.js';
+import { datacenterPathOf, folderForbidden, folderUrl, parseDatastorePath, readDatastoreRange } from '../vsphere/datastore.js';
 import { httpRequest } from '../vsphere/http.js';
 import type { VsphereSession } from '../vsphere/session.js';
 import { objectScheme, parseExtents } from '../vsphere/vmdk-descriptor.js';
@@ -19,6 +19,7 @@ async function readDescriptor(session: VsphereSession, url: URL, what: string): 
   const res = await httpRequest(session.httpsAgent, {
     method: 'GET', url, headers: { range: `bytes=0-${DESCRIPTOR_MAX - 1}`, ...(session.cookie ? { cookie: session.cookie } : {}) },
   });
+  if (res.status === 403) throw folderForbidden(session, 'GET', url);
   if (res.status === 404) throw new InputError(`${what}: its descriptor ${url.pathname} does not exist on the datastore`);
   if (res.status !== 200 && res.status !== 206) throw new IoError(`${what}: reading its descriptor ${url.pathname} answered HTTP ${res.status}`);
   return res.body.toString('utf8');
