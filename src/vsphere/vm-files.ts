@@ -6,7 +6,7 @@
  * overwrite the VM's with the saved copy.
  */
 import { AuthError, IoError, describeCause } from '../errors.js';
-import { answerText, folderUrl, parseDatastorePath } from './datastore.js';
+import { answerText, folderForbidden, folderUrl, parseDatastorePath } from './datastore.js';
 import { httpRequest } from './http.js';
 import type { VsphereSession } from './session.js';
 import { taskOf, waitForTask } from './task.js';
@@ -28,9 +28,11 @@ export function fileNameOf(dsPath: string): string {
   return parseDatastorePath(dsPath).path.split('/').pop() ?? '';
 }
 
-function refused(status: number, what: string, body: string): IoError {
+/** A 403 is the missing-privilege error every `/folder` access gives (datastore.ts). */
+function refused(session: VsphereSession, method: 'GET' | 'PUT', url: URL, status: number, what: string, body: string): AuthError | IoError {
+  if (status === 403) return folderForbidden(session, method, url);
   const cause = `HTTP ${status}${body ? `: ${body}` : ''}`;
-  return status === 401 || status === 403 ? new AuthError(`${what} failed: ${cause}`) : new IoError(`${what} failed: ${cause}`);
+  return status === 401 ? new AuthError(`${what} failed: ${cause}`) : new IoError(`${what} failed: ${cause}`);
 }
 
 /** A datastore file's whole content; undefined when there is no such file. A dropped session is re-established once. */
@@ -49,7 +51,7 @@ export async function readDatastoreFile(session: VsphereSession, dcPath: string,
       await session.ensureLoggedIn();
       continue;
     }
-    throw refused(res.status, what, answerText(res));
+    throw refused(session, 'GET', url, res.status, what, answerText(res));
   }
 }
 
@@ -66,7 +68,7 @@ export async function writeDatastoreFile(session: VsphereSession, dcPath: string
   } catch (err) {
     throw new IoError(`${what} failed: ${describeCause(err)}`, { cause: err });
   }
-  if (res.status !== 200 && res.status !== 201) throw refused(res.status, what, answerText(res));
+  if (res.status !== 200 && res.status !== 201) throw refused(session, 'PUT', url, res.status, what, answerText(res));
 }
 
 /** Points the VM's configuration at its nvram file (`nvram`, a name in the VM's directory). */
