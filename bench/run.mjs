@@ -49,6 +49,7 @@ import { parseArgs as parseCliArgs } from 'node:util';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..');
 const generator = path.join(here, 'disk-image.mjs');
+const ext4Generator = path.join(here, 'ext4-image.mjs');
 const vmbkpBin = path.join(repoRoot, 'bin/vmbkp.js');
 const GNU_TIME = '/usr/bin/time';
 const MiB = 1024 * 1024;
@@ -93,7 +94,9 @@ function usage(code) {
     + '  --tools LIST  tools to run, default all of vmbkp,restic,borg (restic and borg only if installed);\n'
     + '                vmbkp runs on an encrypted and on a plaintext repository\n'
     + '  --plaintext-first  run each vmbkp step on the plaintext repository before the encrypted one\n'
-    + '  --no-s3       skip the steps on an S3 repository (Ceph RGW on loopback, scripts/s3.mjs)\n');
+    + '  --no-s3       skip the steps on an S3 repository (Ceph RGW on loopback, scripts/s3.mjs)\n'
+    + '  --workload W  synthetic (default: bench/disk-image.mjs) or ext4 (real files in an ext4 image,\n'
+    + '                bench/ext4-image.mjs; --size is the image size, 1G is enough for its ~540 MB)\n');
   process.exit(code);
 }
 
@@ -104,11 +107,13 @@ function parseArgs(argv) {
       size: { type: 'string', default: '2G' }, dir: { type: 'string' }, json: { type: 'string' },
       keep: { type: 'boolean', default: false }, tools: { type: 'string' }, help: { type: 'boolean', short: 'h' },
       'plaintext-first': { type: 'boolean', default: false }, 'no-s3': { type: 'boolean', default: false },
+      workload: { type: 'string', default: 'synthetic' },
     } }));
   } catch (err) { console.error(err.message); usage(2); }
   if (values.help) usage(0);
   const opt = {
     size: values.size,
+    workload: values.workload,
     dir: values.dir === undefined ? path.join(repoRoot, 'bench/out') : path.resolve(values.dir),
     keep: values.keep,
     plaintextFirst: values['plaintext-first'],
@@ -116,6 +121,7 @@ function parseArgs(argv) {
     json: values.json === undefined ? null : path.resolve(values.json),
     tools: values.tools === undefined ? [...ALL_TOOLS] : values.tools.split(',').map((t) => t.trim()).filter(Boolean),
   };
+  if (!['synthetic', 'ext4'].includes(opt.workload)) { console.error(`unknown --workload: ${opt.workload}`); usage(2); }
   if (!/^\d+(\.\d+)?[KMGT]?$/i.test(opt.size)) { console.error(`bad --size: ${opt.size}`); usage(2); }
   for (const t of opt.tools) if (!ALL_TOOLS.includes(t)) { console.error(`unknown tool: ${t}`); usage(2); }
   return opt;
@@ -1221,7 +1227,7 @@ async function main() {
     return new Promise((resolve) => child.on('close', (code) => resolve(code ?? 1)));
   }
   const opt = parseArgs(process.argv.slice(2));
-  results.options = { size: opt.size, dir: opt.dir, keep: opt.keep, json: opt.json, tools: opt.tools, plaintextFirst: opt.plaintextFirst, s3: opt.s3 };
+  results.options = { size: opt.size, workload: opt.workload, dir: opt.dir, keep: opt.keep, json: opt.json, tools: opt.tools, plaintextFirst: opt.plaintextFirst, s3: opt.s3 };
   const d = {
     keep: opt.keep,
     images: path.join(opt.dir, 'images'),
@@ -1256,12 +1262,21 @@ async function main() {
     gen1: path.join(d.images, 'gen1.img'),
     extents: path.join(d.images, 'gen1.json'),
   };
-  log(`making ${opt.size} base image and its next generation (${CHANGE_PERCENT} % changed)`);
-  let r = await run('make base.img', process.execPath, [generator, 'make', '--out', img.base, '--size', opt.size, '--seed', '1']);
-  results.images.makeSeconds = r.seconds;
-  r = await run('mutate gen1.img', process.execPath, [generator, 'mutate', '--in', img.base, '--out', img.gen1,
-    '--change', String(CHANGE_PERCENT), '--seed', '2', '--extents', img.extents]);
-  results.images.mutateSeconds = r.seconds;
+  let r;
+  if (opt.workload === 'ext4') {
+    log(`making the ${opt.size} ext4 image of real files and its next generation (bench/ext4-image.mjs)`);
+    r = await run('ext4 images', process.execPath, [ext4Generator, '--dir', d.images, '--size', opt.size]);
+    results.images.makeSeconds = r.seconds;
+    results.images.mutateSeconds = 0;
+    results.images.ext4 = JSON.parse(r.stdout);
+  } else {
+    log(`making ${opt.size} base image and its next generation (${CHANGE_PERCENT} % changed)`);
+    r = await run('make base.img', process.execPath, [generator, 'make', '--out', img.base, '--size', opt.size, '--seed', '1']);
+    results.images.makeSeconds = r.seconds;
+    r = await run('mutate gen1.img', process.execPath, [generator, 'mutate', '--in', img.base, '--out', img.gen1,
+      '--change', String(CHANGE_PERCENT), '--seed', '2', '--extents', img.extents]);
+    results.images.mutateSeconds = r.seconds;
+  }
   const st = fs.statSync(img.base);
   log(`images made: base ${fmtS(results.images.makeSeconds)} s (${(st.size / MiB / results.images.makeSeconds).toFixed(0)} MiB/s of image), next generation ${fmtS(r.seconds)} s`);
   const extents = JSON.parse(fs.readFileSync(img.extents, 'utf8'));
