@@ -208,7 +208,7 @@ export async function openWithRecoveryFile(location: string, file: string): Prom
   }
   const recovery = decodeRecoveryFile(raw, file);
   raw.fill(0);
-  const backend = repositoryBackend(location);
+  const backend = await repositoryBackend(location);
   const config = await readConfig(backend);
   if (!config.encryption) throw notEncrypted(location, 'key add');
   if (config.id !== recovery.repository) {

@@ -1,10 +1,14 @@
-/** What every command shares: the config file, the repository option, output, warnings. */
-import { openRepository as openRepositoryAt } from '../app/repository.js';
+/**
+ * What every command shares: the config file, the repository option, output, warnings.
+ * The app layer is imported when a command first needs it, not when the CLI starts: every
+ * command registers from this module, and `--help` or a usage error should not load the
+ * repository, the config parser and their dependencies.
+ */
 import { UsageError } from '../errors.js';
 import type { Repository } from '../repository/repository.js';
-import { type LoadedConfig, loadConfig } from '../app/config-file.js';
+import type { LoadedConfig } from '../app/config-file.js';
 import type { RepositoryPasswordSource } from '../app/repository-password.js';
-import { type RepositorySettings, repositorySettings } from '../app/settings.js';
+import type { RepositorySettings } from '../app/settings.js';
 import { bytes } from './format.js';
 import * as log from './log.js';
 import { type FromRepoPasswordOptions, type RepoPasswordOptions, existingPassword, fromRepoPassword } from './repo-password.js';
@@ -31,12 +35,13 @@ export function setConfigFlag(file: string | undefined): void {
 
 /** The config file in effect (read once per run). */
 export function loadedConfig(): Promise<LoadedConfig> {
-  config ??= loadConfig(configFlag);
+  config ??= import('../app/config-file.js').then(({ loadConfig }) => loadConfig(configFlag));
   return config;
 }
 
 /** The repository a command works on: --repo, VMBKP_REPO or defaults.repository, a profile's or a path. */
 export async function repoSettings(opts: GlobalOptions): Promise<RepositorySettings> {
+  const { repositorySettings } = await import('../app/settings.js');
   const r = repositorySettings(await loadedConfig(), { repo: opts.repo, passwordFile: opts.repoPasswordFile });
   if (!r) throw new UsageError('no repository given: pass --repo DIR (or s3:URL, or the name of a repository in the config file), set VMBKP_REPO, or set defaults.repository in the config file');
   return r;
@@ -54,6 +59,7 @@ export async function repoPasswordSource(opts: GlobalOptions): Promise<Repositor
 export async function openRepository(opts: GlobalOptions): Promise<Repository> {
   const settings = await repoSettings(opts);
   const password = existingPassword(settings.password);
+  const { openRepository: openRepositoryAt } = await import('../app/repository.js');
   const repo = await openRepositoryAt(settings.location.value, password ? { password } : {});
   // A password given on the command line for a plaintext repository: either the wrong
   // repository, or one whose config and keys someone replaced before its first backup (with
@@ -72,6 +78,7 @@ export interface FromRepoOptions extends FromRepoPasswordOptions {
 }
 
 async function fromRepoSettings(opts: FromRepoOptions): Promise<RepositorySettings> {
+  const { repositorySettings } = await import('../app/settings.js');
   const r = repositorySettings(await loadedConfig(), { repo: opts.fromRepo, passwordFile: opts.fromRepoPasswordFile }, 'VMBKP_FROM_REPO');
   if (!r) throw new UsageError('no source repository given: pass --from-repo DIR (or s3:URL, or the name of a repository in the config file) or set VMBKP_FROM_REPO');
   return r;
@@ -85,6 +92,7 @@ export async function fromRepoPath(opts: FromRepoOptions): Promise<string> {
 export async function openSourceRepository(opts: FromRepoOptions): Promise<Repository> {
   const settings = await fromRepoSettings(opts);
   const location = settings.location.value;
+  const { openRepository: openRepositoryAt } = await import('../app/repository.js');
   const repo = await openRepositoryAt(location, { password: fromRepoPassword(settings.password, location) });
   if (!repo.encrypted && opts.fromRepoPasswordFile !== undefined) {
     log.warn(`source repository ${repo.location} is not encrypted, yet a password was given for it (--from-repo-password-file)`);

@@ -3,7 +3,8 @@
  * Silent under --json or --quiet, without a terminal (cron, CI) or when CI is set, so that
  * only the result is printed.
  */
-import { SingleBar } from 'cli-progress';
+import { createRequire } from 'node:module';
+import type { SingleBar } from 'cli-progress';
 import { bytes } from './format.js';
 import { getVerbosity } from './log.js';
 
@@ -16,6 +17,12 @@ export interface ProgressSink {
 
 const silent: ProgressSink = { start() {}, update() {}, stop() {} };
 
+/** cli-progress, loaded when a bar is first drawn: runs without a terminal never need it. */
+function barClass(): typeof SingleBar {
+  const load = createRequire(import.meta.url) as (id: 'cli-progress') => typeof import('cli-progress');
+  return load('cli-progress').SingleBar;
+}
+
 export function progressSink(json: boolean): ProgressSink {
   if (json || getVerbosity() === 'quiet' || !process.stderr.isTTY || process.env['CI']) return silent;
   let bar: SingleBar | undefined;
@@ -26,7 +33,8 @@ export function progressSink(json: boolean): ProgressSink {
       bar?.stop();
       t0 = Date.now();
       counting = unit !== undefined;
-      bar = new SingleBar({
+      const Bar = barClass();
+      bar = new Bar({
         format: counting ? `${label} [{bar}] {percentage}% | {value} / {total} ${unit} | ETA {eta_formatted}`
           : `${label} [{bar}] {percentage}% | {doneB} / {totalB} | {rateB}/s | ETA {eta_formatted}`,
         stream: process.stderr, hideCursor: true, etaBuffer: 20, fps: 5,

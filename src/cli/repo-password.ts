@@ -8,7 +8,7 @@
  */
 import { type RepositoryPasswordSource, environmentPasswordSource, readRepositoryPassword } from '../app/repository-password.js';
 import { InputError, UsageError } from '../errors.js';
-import { kdfForMemory, type KdfParams } from '../repository/keys.js';
+import type { KdfParams } from '../repository/keys.js';
 
 export interface RepoPasswordOptions {
   repoPasswordFile?: string;
@@ -131,9 +131,10 @@ export function newKeyPassword(opts: NewPasswordOptions, what: string): () => Pr
 }
 
 /** --kdf-memory, else VMBKP_KDF_MEMORY, else the default: scrypt's memory per password guess. */
-export function kdfParams(kdfMemory: string | undefined): KdfParams | undefined {
+export async function kdfParams(kdfMemory: string | undefined): Promise<KdfParams | undefined> {
   const v = kdfMemory ?? process.env['VMBKP_KDF_MEMORY'];
   if (v === undefined || v === '') return undefined;
   if (!/^\d+$/.test(v)) throw new UsageError(`--kdf-memory needs a whole number of MiB, got ${JSON.stringify(v)}`);
+  const { kdfForMemory } = await import('../repository/keys.js');
   return kdfForMemory(Number(v));
 }

@@ -1,7 +1,6 @@
 /** vCenter connection options shared by the commands that talk to vSphere; app/settings.ts merges them with the environment and the config file. */
 import type { Command } from 'commander';
 import type { VcenterLogin } from '../app/vcenter.js';
-import { vcenterLoginOf, vcenterSettings } from '../app/settings.js';
 import { UsageError } from '../errors.js';
 import { loadedConfig } from './context.js';
 
@@ -26,6 +25,7 @@ export function addVcenterOptions(cmd: Command): Command {
 
 /** The login the flags, the environment and the config file describe; every setting it needs must be there. */
 export async function vcenterLogin(opts: VcenterOptions, needs: string): Promise<VcenterLogin> {
+  const { vcenterLoginOf, vcenterSettings } = await import('../app/settings.js');
   const s = vcenterSettings(await loadedConfig(), opts);
   if (!s) throw new UsageError(`${needs} needs a vCenter: give --vcenter URL or NAME, set VMBKP_VCENTER, or set defaults.vcenter in the config file`);
   return vcenterLoginOf(s);

@@ -1,14 +1,11 @@
 import type { Command } from 'commander';
-import { backupDisks, planDiskBackup, readChangedExtents } from '../../app/backup-disks.js';
-import { generationSummary } from '../../app/generation-summary.js';
-import { storageReport } from '../../app/repository.js';
 import { UsageError } from '../../errors.js';
-import { RequestedMode, type GenerationManifest } from '../../repository/generation.js';
+import type { GenerationManifest } from '../../repository/generation.js';
 import type { Extent } from '../../sources/types.js';
 import { type GlobalOptions, Output, openRepository } from '../context.js';
 import { bytes, duration, rate, table } from '../format.js';
 import { progressSink } from '../progress.js';
-import { type VmBackupOptions, runVmBackups } from '../backup-vm.js';
+import type { VmBackupOptions } from '../backup-vm.js';
 import { addVcenterOptions } from '../vcenter.js';
 
 interface BackupOptions extends GlobalOptions, VmBackupOptions {
@@ -28,6 +25,7 @@ export function splitAssignment(arg: string, what: string): [string, string] {
 }
 
 async function readChanged(specs: string[]): Promise<Map<string, Extent[]>> {
+  const { readChangedExtents } = await import('../../app/backup-disks.js');
   const out = new Map<string, Extent[]>();
   for (const spec of specs) {
     const [disk, file] = splitAssignment(spec, '--changed');
@@ -64,6 +62,11 @@ export function register(program: Command): void {
     .option('--dry-run', 'show each disk and the mode it would get (and the bytes it would read), changing nothing: no snapshot, no lock, nothing written');
   addVcenterOptions(cmd);
   cmd.action(async (diskArgs: string[], opts: BackupOptions) => {
+    const { backupDisks, planDiskBackup } = await import('../../app/backup-disks.js');
+    const { generationSummary } = await import('../../app/generation-summary.js');
+    const { storageReport } = await import('../../app/repository.js');
+    const { RequestedMode } = await import('../../repository/generation.js');
+    const { runVmBackups } = await import('../backup-vm.js');
     const out = new Output(!!opts.json);
     const mode = RequestedMode.safeParse(opts.mode);
     if (!mode.success) throw new UsageError(`--mode ${JSON.stringify(opts.mode)} is invalid: use auto, full, diff or incr`);

@@ -5,10 +5,7 @@
  * by their program; a password, or what a command prints, never.
  */
 import type { Command } from 'commander';
-import {
-  type Setting, type VcenterSettings, type RepositorySettings, describePassword, describeRepositoryProfile, describeTrust,
-  describeVcenterProfile, environmentInEffect, repositorySettings, vcenterSettings,
-} from '../../app/settings.js';
+import type { Setting, VcenterSettings, RepositorySettings } from '../../app/settings.js';
 import { describeCause } from '../../errors.js';
 import { type GlobalOptions, Output, loadedConfig } from '../context.js';
 import { table } from '../format.js';
@@ -16,7 +13,10 @@ import { type VcenterOptions, addVcenterOptions } from '../vcenter.js';
 
 const shown = <T>(s: Setting<T> | undefined, f: (v: T) => string | null = (v) => String(v)) => (s ? { value: f(s.value), from: s.from } : null);
 
-function vcenterView(s: VcenterSettings) {
+/** The app's describers, loaded by the action (the settings module is not loaded at start). */
+type Describers = Pick<typeof import('../../app/settings.js'), 'describePassword' | 'describeTrust'>;
+
+function vcenterView(s: VcenterSettings, { describePassword, describeTrust }: Describers) {
   return {
     profile: s.profile ?? null, url: shown(s.url), user: shown(s.user),
     password: s.password ? { value: describePassword(s.password.value), from: s.password.from } : null,
@@ -24,7 +24,7 @@ function vcenterView(s: VcenterSettings) {
   };
 }
 
-function repositoryView(s: RepositorySettings) {
+function repositoryView(s: RepositorySettings, { describePassword }: Describers) {
   return { profile: s.profile ?? null, location: shown(s.location), password: s.password ? { value: describePassword(s.password), from: s.password.what } : null };
 }
 
@@ -47,10 +47,12 @@ export function register(program: Command): void {
     .description('print the settings in effect: the config file, its profiles, the environment overrides, and the vCenter and repository a command would use (secrets masked)');
   addVcenterOptions(show);
   show.action(async (opts: GlobalOptions & VcenterOptions) => {
+    const settings = await import('../../app/settings.js');
+    const { describeRepositoryProfile, describeVcenterProfile, environmentInEffect, repositorySettings, vcenterSettings } = settings;
     const out = new Output(!!opts.json);
     const c = await loadedConfig();
-    const vcenter = attempt(() => { const s = vcenterSettings(c, opts); return s && vcenterView(s); });
-    const repository = attempt(() => { const s = repositorySettings(c, { repo: opts.repo, passwordFile: opts.repoPasswordFile }); return s && repositoryView(s); });
+    const vcenter = attempt(() => { const s = vcenterSettings(c, opts); return s && vcenterView(s, settings); });
+    const repository = attempt(() => { const s = repositorySettings(c, { repo: opts.repo, passwordFile: opts.repoPasswordFile }); return s && repositoryView(s, settings); });
     const view = {
       file: c.file ?? null,
       foundBy: c.file === undefined ? null : c.source === 'flag' ? '--config' : c.source === 'env' ? 'VMBKP_CONFIG' : 'default location',

@@ -1,10 +1,7 @@
 /** `vmbkp copy --from-repo SRC --repo DEST`: generations the destination lacks, copied into it (off-site copies). */
 import type { Command } from 'commander';
-import { checkCopyPair, copyRepository, parseGenerationSelector, selectsInOneSet } from '../../app/copy.js';
-import { storageReport } from '../../app/repository.js';
 import { UsageError } from '../../errors.js';
 import { type FromRepoOptions, type GlobalOptions, Output, fromRepoPath, openRepository, openSourceRepository, repoPath } from '../context.js';
-import { copySummary } from '../copy-report.js';
 import { progressSink } from '../progress.js';
 
 interface CopyOptions extends GlobalOptions, FromRepoOptions {
@@ -22,6 +19,9 @@ export function register(program: Command): void {
     .option('--generation <g>', 'only this generation: a number or id prefix (needs one --set), or latest, latest~N, a date: picked in each set')
     .option('--dry-run', 'show what would be copied, reading no chunk and writing nothing')
     .action(async (opts: CopyOptions) => {
+      const { checkCopyPair, copyRepository, parseGenerationSelector, selectsInOneSet } = await import('../../app/copy.js');
+      const { storageReport } = await import('../../app/repository.js');
+      const { copySummary } = await import('../copy-report.js');
       const out = new Output(!!opts.json);
       const fromPath = await fromRepoPath(opts);
       const toPath = await repoPath(opts);

@@ -1,12 +1,11 @@
 /** vmbkp files list|ls|find|get|mount: file-level restore from a generation's disks (libguestfs). */
 import type { Command } from 'commander';
-import { type FileEntry, type FindResult, findFiles, getFiles, listGenerationFilesystems, listPath, mountGeneration, parseGenerationsSpec } from '../../app/files.js';
+import type { FileEntry, FindResult } from '../../app/files.js';
 import { UsageError } from '../../errors.js';
 import { type GlobalOptions, Output, openRepository } from '../context.js';
 import { bytes } from '../format.js';
 import { getVerbosity } from '../log.js';
 import { progressSink } from '../progress.js';
-import { stopOnSignals } from '../stop-signals.js';
 
 interface FilesOptions extends GlobalOptions {
   set: string;
@@ -81,6 +80,7 @@ export function register(program: Command): void {
   common(files.command('list'))
     .description('list the partitions and filesystems of a generation\'s disk (or of all its disks)')
     .action(async (opts: FilesOptions) => {
+      const { listGenerationFilesystems } = await import('../../app/files.js');
       const out = new Output(!!opts.json);
       const repo = await openRepository(opts);
       const l = launching(out.json);
@@ -97,6 +97,7 @@ export function register(program: Command): void {
     .description('list a directory of a filesystem (long format)')
     .argument('[path]', 'the directory (or file) in the filesystem', '/')
     .action(async (p: string, opts: FilesOptions) => {
+      const { listPath } = await import('../../app/files.js');
       const out = new Output(!!opts.json);
       const repo = await openRepository(opts);
       const l = launching(out.json);
@@ -119,6 +120,7 @@ export function register(program: Command): void {
     .option('--older <date>', 'modified before this date or date-time')
     .argument('[path]', 'the directory to search', '/')
     .action(async (p: string, opts: FilesOptions & { generation?: string; generations?: string; name?: string; newer?: string; older?: string }) => {
+      const { findFiles, parseGenerationsSpec } = await import('../../app/files.js');
       const out = new Output(!!opts.json);
       if (opts.generation !== undefined && opts.generations !== undefined) throw new UsageError('--generation and --generations exclude each other');
       const date = (v: string | undefined, flag: string) => {
@@ -149,6 +151,8 @@ export function register(program: Command): void {
     .requiredOption('--to <dir|->', 'the directory to copy into (created when missing), or - for a tar stream on stdout')
     .option('--overwrite', 'replace existing files in DIR (without it, an existing file stops the get before anything is written)')
     .action(async (paths: string[], opts: FilesOptions & { to: string; overwrite?: boolean }) => {
+      const { getFiles } = await import('../../app/files.js');
+      const { stopOnSignals } = await import('../stop-signals.js');
       const toTar = opts.to === '-';
       if (toTar && opts.json) throw new UsageError('--to - writes a tar stream on stdout: it excludes --json');
       const out = new Output(!!opts.json);
@@ -191,6 +195,8 @@ export function register(program: Command): void {
     .description('mount a filesystem of a generation read-only at DIR (FUSE) until SIGINT or SIGTERM')
     .argument('<dir>', 'an existing directory to mount on')
     .action(async (dir: string, opts: FilesOptions) => {
+      const { mountGeneration } = await import('../../app/files.js');
+      const { stopOnSignals } = await import('../stop-signals.js');
       const out = new Output(!!opts.json);
       const repo = await openRepository(opts);
       const stop = stopOnSignals(() => {});

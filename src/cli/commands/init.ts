@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
-import { initRepository } from '../../app/repository.js';
 import type { Repository } from '../../repository/repository.js';
 import type { ObjectLockPolicy } from '../../storage/backend.js';
 import { type FromRepoOptions, type GlobalOptions, Output, openSourceRepository, repoPasswordSource, repoPath, wholeNumber } from '../context.js';
@@ -41,6 +40,7 @@ export function register(program: Command): void {
     .option('--from-repo <repo>', "a repository (directory or s3:URL) to copy from later (vmbkp copy): take its chunk size and, both being encrypted, its master key (wrapped with this repository's password)")
     .option('--from-repo-password-file <file>', 'file holding its password (first line); or set VMBKP_FROM_REPO_PASSWORD_FILE or VMBKP_FROM_REPO_PASSWORD_COMMAND')
     .action(async (opts: InitOptions) => {
+      const { initRepository } = await import('../../app/repository.js');
       const out = new Output(!!opts.json);
       let chunkSize: number | undefined;
       if (opts.chunkSize !== undefined) {
@@ -52,7 +52,7 @@ export function register(program: Command): void {
       if (!(ENCRYPTIONS as readonly string[]).includes(encryption)) throw new UsageError(`--encryption ${JSON.stringify(encryption)} is not one of: ${ENCRYPTIONS.join(', ')}`);
       const objectLock = lockPolicy(opts.lockDays, opts.lockMode);
       const path = await repoPath(opts);
-      const kdf = kdfParams(opts.kdfMemory);
+      const kdf = await kdfParams(opts.kdfMemory);
       // The source first: a wrong password or location fails before a new password is asked.
       const from = opts.fromRepo !== undefined ? await openSourceRepository(opts) : undefined;
       if (from) chunkSize = from.config.chunkSize;

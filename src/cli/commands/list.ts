@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { type GlobalOptions, Output, openRepository } from '../context.js';
 import { bytes, duration, table } from '../format.js';
-import { generationSummary } from '../../app/generation-summary.js';
 
 /** A VM disk's label and bus position beside its key ("Hard disk 1, scsi0:0"); "-" for a plain disk. */
 function diskWhere(d: { label?: string; bus?: string }): string {
@@ -18,6 +17,7 @@ export function register(program: Command): void {
     .description('list sets and their generations')
     .option('--set <name>', 'only this set')
     .action(async (opts: GlobalOptions & { set?: string }) => {
+      const { generationSummary } = await import('../../app/generation-summary.js');
       const out = new Output(!!opts.json);
       const repo = await openRepository(opts);
       const refs = await repo.listGenerations(opts.set);

@@ -1,8 +1,7 @@
 /** verify, prune, gc, unlock: keeping a repository healthy. */
 import type { Command } from 'commander';
-import { storageReport } from '../../app/repository.js';
 import { RepositoryDamagedError, UsageError } from '../../errors.js';
-import { type LockView, type SetPolicy, gc, listLocks, profilePolicies, prunePolicies, pruneSets, unlock, verify } from '../../app/maintenance.js';
+import type { LockView, SetPolicy } from '../../app/maintenance.js';
 import type { GcResult } from '../../repository/gc.js';
 import type { RetentionPolicy } from '../../repository/retention.js';
 import { type GlobalOptions, Output, loadedConfig, openRepository, repoSettings, wholeNumber } from '../context.js';
@@ -24,6 +23,8 @@ export function register(program: Command): void {
     .description('check that every generation is complete; --read-data re-hashes every chunk')
     .option('--read-data', 'read, decompress and re-hash every stored blob')
     .action(async (opts: GlobalOptions & { readData?: boolean }) => {
+      const { storageReport } = await import('../../app/repository.js');
+      const { gc, verify } = await import('../../app/maintenance.js');
       const out = new Output(!!opts.json);
       const repo = await openRepository(opts);
       const progress = progressSink(out.json);
@@ -57,6 +58,7 @@ export function register(program: Command): void {
     .option('--no-gc', 'do not run gc afterwards (the data of removed generations stays until vmbkp gc)')
     .option('--dry-run', 'show what would be removed and what gc would then free; change nothing')
     .action(async (opts: PruneOptions) => {
+      const { gc, prunePolicies, pruneSets } = await import('../../app/maintenance.js');
       const out = new Output(!!opts.json);
       const policy = keepOptions(opts);
       if (opts.all && opts.set !== undefined) throw new UsageError('give --set NAME or --all, not both');
@@ -93,6 +95,7 @@ export function register(program: Command): void {
     .description('remove data that no generation references')
     .option('--dry-run', 'show the packs and bytes gc would free; write and remove nothing')
     .action(async (opts: GlobalOptions & { dryRun?: boolean }) => {
+      const { gc, unlock } = await import('../../app/maintenance.js');
       const out = new Output(!!opts.json);
       const repo = await openRepository(opts);
       const progress = progressSink(out.json);
@@ -107,6 +110,7 @@ export function register(program: Command): void {
     .option('--list', 'list the locks present (kind, holder, since, stale or live), removing none')
     .option('--dry-run', 'show the locks that would be removed, removing none')
     .action(async (opts: GlobalOptions & { all?: boolean; list?: boolean; dryRun?: boolean }) => {
+      const { gc, listLocks, profilePolicies, unlock } = await import('../../app/maintenance.js');
       const out = new Output(!!opts.json);
       const repo = await openRepository(opts);
       if (opts.list) {
@@ -150,6 +154,7 @@ function keepOptions(opts: PruneOptions): RetentionPolicy | undefined {
  */
 async function profileRetention(opts: GlobalOptions, explicit: boolean): Promise<((set: string) => SetPolicy | undefined) | undefined> {
   if (explicit) return undefined;
+  const { profilePolicies } = await import('../../app/maintenance.js');
   const profile = (await repoSettings(opts))?.profile;
   const retention = profile !== undefined ? (await loadedConfig()).data.repositories[profile]?.retention : undefined;
   return profile !== undefined && retention ? profilePolicies(profile, retention) : undefined;

@@ -1,11 +1,9 @@
 import type { Command } from 'commander';
-import { storageReport } from '../../app/repository.js';
 import { AlreadyExistsError, UsageError } from '../../errors.js';
-import { planDiskRestore, restoreDiskTo } from '../../app/restore-disk.js';
 import { type GlobalOptions, Output, openRepository } from '../context.js';
 import { bytes, duration, rate } from '../format.js';
 import { progressSink } from '../progress.js';
-import { type VmRestoreOptions, runVmRestore } from '../restore-vm.js';
+import type { VmRestoreOptions } from '../restore-vm.js';
 import { addVcenterOptions } from '../vcenter.js';
 
 interface RestoreOptions extends GlobalOptions, VmRestoreOptions {
@@ -45,6 +43,9 @@ export function register(program: Command): void {
     .option('--dry-run', 'show what would be written where (and whether a target exists and would be overwritten), changing nothing');
   addVcenterOptions(cmd);
   cmd.action(async (opts: RestoreOptions) => {
+    const { storageReport } = await import('../../app/repository.js');
+    const { planDiskRestore, restoreDiskTo } = await import('../../app/restore-disk.js');
+    const { runVmRestore } = await import('../restore-vm.js');
     // --name alone is a VM restore too: its vCenter may come from VMBKP_VCENTER or the config file.
     if (opts.vcenter !== undefined || opts.name !== undefined) {
       if (opts.disk !== undefined || opts.to !== undefined) throw new UsageError('a VM restore (--vcenter, --name) takes no --disk and no --to: it restores every disk into the new VM');

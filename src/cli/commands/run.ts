@@ -1,13 +1,8 @@
 /** `vmbkp run RECIPE.yaml [--dry-run]`: a whole batch of VM backups or restores from one recipe file. */
 import { type Command, Option } from 'commander';
 import { UsageError } from '../../errors.js';
-import { readRepositoryPassword, recipePasswordSource } from '../../app/repository-password.js';
-import { loadRecipe } from '../../app/run-recipe.js';
-import { resolveRecipeProfiles } from '../../app/recipe-profiles.js';
 import { Output, loadedConfig } from '../context.js';
 import { type RepoPasswordOptions, commandLinePasswordSource, existingPassword } from '../repo-password.js';
-import { runBackupRecipe } from '../run-backup.js';
-import { runRestoreRecipe } from '../run-restore.js';
 
 interface RunOptions extends RepoPasswordOptions {
   dryRun?: boolean;
@@ -23,6 +18,11 @@ export function register(program: Command): void {
     // Not in --help: the recipe names the repository; given anyway, it is refused with that reason.
     .addOption(new Option('--repo <dir>').hideHelp())
     .action(async (recipePath: string, opts: RunOptions) => {
+      const { readRepositoryPassword, recipePasswordSource } = await import('../../app/repository-password.js');
+      const { loadRecipe } = await import('../../app/run-recipe.js');
+      const { resolveRecipeProfiles } = await import('../../app/recipe-profiles.js');
+      const { runBackupRecipe } = await import('../run-backup.js');
+      const { runRestoreRecipe } = await import('../run-restore.js');
       const out = new Output(!!opts.json);
       if (opts.repo !== undefined) throw new UsageError('run takes the repository from the recipe, not from --repo');
       // Profile names (connection: NAME, a repository that is a bare word) resolved against the config file.

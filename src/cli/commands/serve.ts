@@ -1,6 +1,5 @@
 /** vmbkp serve: one disk of one generation as an NBD export, until SIGINT or SIGTERM. */
 import type { Command } from 'commander';
-import { loadServerTls, parseListenAddress, serveGeneration } from '../../app/serve.js';
 import { UsageError } from '../../errors.js';
 import { type GlobalOptions, Output, openRepository } from '../context.js';
 import { ExitCode } from '../exit-codes.js';
@@ -27,6 +26,7 @@ export function register(program: Command): void {
     .option('--tls-certificates <dir>', 'require TLS, with DIR/server-cert.pem and DIR/server-key.pem (the layout nbdkit and qemu-nbd use)')
     .option('--tls-verify-peer', 'also require a client certificate signed by DIR/ca-cert.pem')
     .action(async (opts: ServeOptions) => {
+      const { loadServerTls, parseListenAddress, serveGeneration } = await import('../../app/serve.js');
       const out = new Output(!!opts.json);
       // The first SIGINT/SIGTERM stops the server: requests in flight are answered, the
       // overlay is dropped, the lock released, and the exit code is 0. A signal during

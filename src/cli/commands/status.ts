@@ -1,7 +1,7 @@
 /** status and show: the repository at a glance, and one set or generation in detail. */
 import type { Command } from 'commander';
-import { type GenerationDetails, type SetDetails, showGeneration, showSet } from '../../app/show.js';
-import { type RepositoryStatus, repositoryStatus } from '../../app/status.js';
+import type { GenerationDetails, SetDetails } from '../../app/show.js';
+import type { RepositoryStatus } from '../../app/status.js';
 import { type GlobalOptions, Output, openRepository } from '../context.js';
 import { bytes, duration, table } from '../format.js';
 
@@ -99,6 +99,7 @@ export function register(program: Command): void {
   program.command('status')
     .description('the repository at a glance: size, dedup and compression, sets and their newest generation, last verify and gc, locks')
     .action(async (opts: GlobalOptions) => {
+      const { repositoryStatus } = await import('../../app/status.js');
       const out = new Output(!!opts.json);
       const repo = await openRepository(opts);
       const s = await repositoryStatus(repo);
@@ -111,6 +112,7 @@ export function register(program: Command): void {
     .requiredOption('--set <name>', 'backup set')
     .option('--generation <which>', 'a generation, as restore takes it (a number, latest, …)')
     .action(async (opts: GlobalOptions & { set: string; generation?: string }) => {
+      const { showGeneration, showSet } = await import('../../app/show.js');
       const out = new Output(!!opts.json);
       const repo = await openRepository(opts);
       if (opts.generation === undefined) {
