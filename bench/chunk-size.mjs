@@ -34,7 +34,8 @@ const MiB = 1024 * KiB;
 const CHUNK_SIZES = [64 * KiB, 128 * KiB, 256 * KiB, 512 * KiB, 1 * MiB, 4 * MiB];
 const BLOCK = CHUNK_SIZES[0]; // zero detection granularity (the generator's block size too)
 const READ = CHUNK_SIZES[CHUNK_SIZES.length - 1]; // one read covers a whole chunk of every size
-const LEVEL = 3;
+/** zstd level: 3 unless --level (the workers get it from the main thread). */
+let LEVEL = isMainThread ? 3 : workerData.level;
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..');
@@ -42,8 +43,8 @@ const generator = path.join(here, 'disk-image.mjs');
 
 function usage(code) {
   (code ? process.stderr : process.stdout).write(
-    'usage: node bench/chunk-size.mjs [--size 2G] [--dir DIR] [--keep] [--json FILE] [--threads N]\n'
-    + '       node bench/chunk-size.mjs --base IMG --next IMG [--json FILE]\n');
+    'usage: node bench/chunk-size.mjs [--size 2G] [--dir DIR] [--keep] [--json FILE] [--threads N] [--level 3] [--sizes 64K,256K,…]\n'
+    + '       node bench/chunk-size.mjs --base IMG --next IMG [--json FILE] …   (e.g. the ext4 images of bench/ext4-image.mjs)\n');
   process.exit(code);
 }
 
@@ -54,6 +55,7 @@ function parseArgs(argv) {
       size: { type: 'string', default: '2G' }, dir: { type: 'string' }, json: { type: 'string' },
       base: { type: 'string' }, next: { type: 'string' }, keep: { type: 'boolean', default: false },
       threads: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      level: { type: 'string', default: '3' }, sizes: { type: 'string' },
     } }));
   } catch (err) { console.error(err.message); usage(2); }
   if (values.help) usage(0);
@@ -64,6 +66,14 @@ function parseArgs(argv) {
     threads: values.threads === undefined ? Math.min(2, os.availableParallelism())
       : Math.max(1, Math.min(CHUNK_SIZES.length, Number.parseInt(values.threads, 10) || 1)),
   };
+  LEVEL = Number(values.level);
+  if (!Number.isInteger(LEVEL) || LEVEL < 1 || LEVEL > 19) { console.error(`bad --level: ${values.level}`); usage(2); }
+  opt.sizes = values.sizes === undefined ? CHUNK_SIZES : values.sizes.split(',').map((x) => {
+    const m = /^(\d+)([KM])$/i.exec(x.trim());
+    const n = m ? Number(m[1]) * (m[2].toUpperCase() === 'M' ? MiB : KiB) : NaN;
+    if (!CHUNK_SIZES.includes(n)) { console.error(`--sizes: ${x} is not one of ${CHUNK_SIZES.map(fmtSize).join(', ')}`); usage(2); }
+    return n;
+  });
   if (!!opt.base !== !!opt.next) { console.error('--base and --next go together'); usage(2); }
   if (!opt.base && !/^\d+(\.\d+)?[KMGT]?$/i.test(opt.size)) { console.error(`bad --size: ${opt.size}`); usage(2); }
   return opt;
@@ -199,11 +209,11 @@ function measure(sizes, base, next) {
 }
 
 /** Spreads the chunk sizes round-robin over `threads` worker threads (compression is the cost). */
-async function measureParallel(base, next, threads) {
+async function measureParallel(sizes, base, next, threads) {
   const groups = Array.from({ length: threads }, () => []);
-  CHUNK_SIZES.forEach((s, i) => groups[i % threads].push(s));
+  sizes.forEach((s, i) => groups[i % threads].push(s));
   const results = await Promise.all(groups.filter((g) => g.length).map((sizes) => new Promise((resolve, reject) => {
-    const w = new Worker(new URL(import.meta.url), { workerData: { sizes, base, next } });
+    const w = new Worker(new URL(import.meta.url), { workerData: { sizes, base, next, level: LEVEL } });
     w.once('message', resolve);
     w.once('error', reject);
     w.once('exit', (code) => { if (code !== 0) reject(new Error(`worker exited with code ${code}`)); });
@@ -223,8 +233,8 @@ async function main() {
   log(`reading ${images.base}, then ${images.next} (and ${images.base} again to count changed blocks); `
     + `${opt.threads} thread${opt.threads > 1 ? 's' : ''}`);
   const m = opt.threads > 1
-    ? await measureParallel(images.base, images.next, opt.threads)
-    : measure(CHUNK_SIZES, images.base, images.next);
+    ? await measureParallel(opt.sizes, images.base, images.next, opt.threads)
+    : measure(opt.sizes, images.base, images.next);
   const tDone = process.hrtime.bigint();
   const b = { fileSize: m.baseSize };
   const n = { fileSize: m.nextSize, changedBytes: m.changedBytes };

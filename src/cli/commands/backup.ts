@@ -50,7 +50,7 @@ export function register(program: Command): void {
     .option('--mode <mode>', 'auto | full | diff | incr', 'auto')
     .option('--changed <disk=extents.json>', 'changed extents of a disk since the previous generation (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--changed-bitmap <disk=name>', 'take changed extents from the QEMU dirty bitmap NAME of an NBD disk (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
-    .option('--compression-level <n>', 'zstd level, 1–19 (default 1)')
+    .option('--compression-level <n>', 'zstd level, 1–19 (default 3)')
     .option('--diff-every <n>', 'every N-th backup of a disk reads it whole (a diff) even where incr is possible, and warns of changes the change tracking missed')
     .option('--vm <name|moref>', 'with --vcenter: a VM to back up (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--transport <kind>', 'with --vcenter: https (datastore files), nfc (export lease: any datastore, vSAN and vVols too) or vddk (nbdkit vddk plugin)', 'https')
