@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
+import { createRequire } from 'node:module';
 import { InputError, UsageError, describeCause } from '../errors.js';
 import { type RecipeIssue, pathText, show, zodIssues } from '../recipe/issues.js';
 import { lineOf } from '../recipe/lines.js';
@@ -35,8 +35,12 @@ export function defaultConfigFiles(env: Env = process.env): string[] {
 
 export type ConfigValidation = { readonly ok: true; readonly data: ConfigData } | { readonly ok: false; readonly issues: RecipeIssue[] };
 
+/** The YAML parser, loaded when there is a config file to parse: most runs have none. */
+const loadYaml = (): typeof import('yaml') => (createRequire(import.meta.url) as (id: 'yaml') => typeof import('yaml'))('yaml');
+
 /** Validates config text; the issues are in file order. */
 export function validateConfig(text: string): ConfigValidation {
+  const { LineCounter, parseDocument } = loadYaml();
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
   if (doc.errors.length > 0) {
