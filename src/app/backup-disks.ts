@@ -1,7 +1,4 @@
 /** `backup NAME=URI …`: disk images and NBD exports backed up as one generation of a set. */
-import { readFile } from 'node:fs/promises';
-import { InputError, describeCause } from '../errors.js';
-import { parseExtentsJson } from '../engine/extents.js';
 import { type BackupEvent, type DiskInput, backupSet } from '../jobs/backup-set.js';
 import { type SetBackupPlan, planSetBackup } from '../jobs/plan-disks.js';
 import type { GenerationManifest, RequestedMode } from '../repository/generation.js';
@@ -11,16 +8,7 @@ import type { DiskSource, Extent } from '../sources/types.js';
 
 export type { SetBackupPlan } from '../jobs/plan-disks.js';
 
-/** A disk's changed extents since the previous generation, from a JSON file (`--changed DISK=FILE`). */
-export async function readChangedExtents(disk: string, file: string): Promise<Extent[]> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new InputError(`reading changed extents ${file} for disk ${disk} failed: ${describeCause(err)}`, { cause: err });
-  }
-  return parseExtentsJson(text, `changed extents ${file}`);
-}
+export { readChangedExtents } from './changed-extents.js';
 
 export interface DiskToBackUp {
   readonly name: string;

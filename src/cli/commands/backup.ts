@@ -25,7 +25,7 @@ export function splitAssignment(arg: string, what: string): [string, string] {
 }
 
 async function readChanged(specs: string[]): Promise<Map<string, Extent[]>> {
-  const { readChangedExtents } = await import('../../app/backup-disks.js');
+  const { readChangedExtents } = await import('../../app/changed-extents.js');
   const out = new Map<string, Extent[]>();
   for (const spec of specs) {
     const [disk, file] = splitAssignment(spec, '--changed');
@@ -62,11 +62,7 @@ export function register(program: Command): void {
     .option('--dry-run', 'show each disk and the mode it would get (and the bytes it would read), changing nothing: no snapshot, no lock, nothing written');
   addVcenterOptions(cmd);
   cmd.action(async (diskArgs: string[], opts: BackupOptions) => {
-    const { backupDisks, planDiskBackup } = await import('../../app/backup-disks.js');
-    const { generationSummary } = await import('../../app/generation-summary.js');
-    const { storageReport } = await import('../../app/repository.js');
     const { RequestedMode } = await import('../../repository/generation.js');
-    const { runVmBackups } = await import('../backup-vm.js');
     const out = new Output(!!opts.json);
     const mode = RequestedMode.safeParse(opts.mode);
     if (!mode.success) throw new UsageError(`--mode ${JSON.stringify(opts.mode)} is invalid: use auto, full, diff or incr`);
@@ -83,6 +79,7 @@ export function register(program: Command): void {
     // --vm alone is a VM backup too: its vCenter may come from VMBKP_VCENTER or the config file.
     if (opts.vcenter !== undefined || opts.vm.length > 0) {
       if (diskArgs.length > 0 || opts.set !== undefined) throw new UsageError('a VM backup (--vcenter, --vm) takes no disk arguments and no --set: the set is named after the VM');
+      const { runVmBackups } = await import('../backup-vm.js');
       await runVmBackups(opts, mode.data, level, summarize, diffEvery);
       return;
     }
@@ -103,7 +100,11 @@ export function register(program: Command): void {
       if (changed.has(disk)) throw new UsageError(`disk ${disk} has both --changed and --changed-bitmap`);
     }
 
-    const repo = await openRepository(opts);
+    // The backup's modules load while the repository opens: its key derivation (scrypt) runs
+    // on libuv's thread pool, so the main thread compiles them meanwhile instead of after.
+    const [repo, { backupDisks, planDiskBackup }, { generationSummary }, { storageReport }] = await Promise.all([
+      openRepository(opts), import('../../app/backup-disks.js'), import('../../app/generation-summary.js'), import('../../app/repository.js'),
+    ]);
     const disks = specs.map(([name, uri]) => ({ name, uri, changed: changed.get(name), bitmap: bitmaps.get(name) }));
     if (opts.dryRun) {
       const plan = await planDiskBackup({ repo, set: setName, mode: mode.data, diffEvery, disks });
