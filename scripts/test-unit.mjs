@@ -19,6 +19,7 @@ const UNIT = [
   'aead',
   'change-trust-unit',
   'cli',
+  'lazy-load',
   'completion',
   'corruption',
   'disk-image',

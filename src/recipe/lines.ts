@@ -1,5 +1,6 @@
 /** Which line of a YAML document a value path points at, so messages can send people there. */
-import { type Document, type LineCounter, isAlias, isMap, isNode, isScalar, isSeq } from 'yaml';
+import { createRequire } from 'node:module';
+import type { Document, LineCounter } from 'yaml';
 
 /**
  * The line of the value at `path`: a scalar's own line; a mapping's or list's key line
@@ -8,6 +9,9 @@ import { type Document, type LineCounter, isAlias, isMap, isNode, isScalar, isSe
  * line of the last key itself.
  */
 export function lineOf(doc: Document, lc: LineCounter, path: readonly PropertyKey[], atKey = false): number {
+  // yaml itself is loaded by whoever parsed `doc`: required here, not imported, so that a
+  // module importing lineOf (the config file's) does not load the parser for runs without a file.
+  const { isAlias, isMap, isNode, isScalar, isSeq } = (createRequire(import.meta.url) as (id: 'yaml') => typeof import('yaml'))('yaml');
   let node: unknown = doc.contents;
   let offset = isNode(node) ? (node.range?.[0] ?? 0) : 0;
   for (const [i, seg] of path.entries()) {
