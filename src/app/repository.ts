@@ -20,6 +20,9 @@ export async function repositoryBackend(location: string): Promise<StorageBacken
   return new LocalBackend(location);
 }
 
+/** Chunk workers started before a repository opens, for the backup that follows (see chunk-pool.ts). */
+export { startWorkersEarly } from '../repository/chunk-pool.js';
+
 /** `options` says how to get the password of an encrypted repository: every front end must decide. */
 export async function openRepository(location: string, options: OpenOptions): Promise<Repository> {
   return Repository.open(await repositoryBackend(location), options);

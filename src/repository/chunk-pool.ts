@@ -44,6 +44,41 @@ export class SlotSet {
 
 let nextSlotId = 1;
 
+const workerUrl = new URL('./chunk-worker.js', import.meta.url);
+/** Workers started ahead of any pool (startWorkersEarly), unreferenced until a pool takes them. */
+const spare: Worker[] = [];
+/** Each spare worker's listener that drops it from `spare` when it fails. */
+const dropOf = new Map<Worker, () => void>();
+
+/**
+ * Starts chunk workers now for the next pool to take. A backup calls this before it opens
+ * the repository, so that the workers' start-up (~0.15 CPU-s each: Node boots a thread and
+ * loads the codec) runs while the key is derived (scrypt, on libuv's pool) instead of after.
+ * Unreferenced: they keep no process alive that ends (a wrong password) before a pool takes them.
+ */
+export function startWorkersEarly(size = defaultPoolSize()): void {
+  while (spare.length < size) {
+    const worker = new Worker(workerUrl);
+    worker.unref();
+    // One that fails before a pool takes it is dropped; the pool starts a fresh one instead.
+    const drop = () => { const i = spare.indexOf(worker); if (i >= 0) spare.splice(i, 1); };
+    worker.once('error', drop);
+    worker.once('exit', drop);
+    dropOf.set(worker, drop);
+    spare.push(worker);
+  }
+}
+
+function takeWorker(): Worker {
+  const worker = spare.shift();
+  if (!worker) return new Worker(workerUrl);
+  const drop = dropOf.get(worker);
+  dropOf.delete(worker);
+  if (drop) { worker.off('error', drop); worker.off('exit', drop); }
+  worker.ref();
+  return worker;
+}
+
 export class ChunkPool {
   private readonly workers: WorkerSlot[] = [];
   private failure: unknown;
@@ -51,13 +86,15 @@ export class ChunkPool {
   /** `codec` is the repository's (Repository.codecSpec); the default decodes any blob and compresses at the default level. */
   constructor(size = defaultPoolSize(), codec?: CodecSpec) {
     for (let i = 0; i < size; i++) {
-      const worker = new Worker(new URL('./chunk-worker.js', import.meta.url));
+      const worker = takeWorker();
       const w: WorkerSlot = { worker, queue: [] };
       worker.on('message', (m) => w.queue.shift()?.resolve(m));
       worker.on('error', (e) => this.fail(e));
       worker.on('exit', (code) => { if (code !== 0) this.fail(new Error(`chunk worker exited with code ${code}`)); });
       this.workers.push(w);
     }
+    // Started early but more than this pool takes: not needed.
+    for (const w of spare.splice(0)) { dropOf.delete(w); void w.terminate(); }
     if (codec !== undefined) {
       for (const w of this.workers) this.send(w, { op: 'configure', codec }).catch(() => {});
     }

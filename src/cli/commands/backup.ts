@@ -102,6 +102,7 @@ export function register(program: Command): void {
 
     // The backup's modules load while the repository opens: its key derivation (scrypt) runs
     // on libuv's thread pool, so the main thread compiles them meanwhile instead of after.
+    if (!opts.dryRun) (await import('../../app/repository.js')).startWorkersEarly();
     const [repo, { backupDisks, planDiskBackup }, { generationSummary }, { storageReport }] = await Promise.all([
       openRepository(opts), import('../../app/backup-disks.js'), import('../../app/generation-summary.js'), import('../../app/repository.js'),
     ]);
