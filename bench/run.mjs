@@ -857,7 +857,11 @@ function report(out) {
   p(`- Machine: ${m.nproc} CPUs, ${m.cpu}, ${m.memTotalMiB} MiB RAM, ${m.kernel}; work directory on ${m.workDirFs ?? 'unknown fs'}`);
   p(`- node ${m.node}; ${m.restic ?? 'restic: not run'}; ${m.borg ?? 'borg: not run'}`);
   p(`- Run ${results.started}; image ${results.options.size}: ${fmtMiB(results.images.baseBytes)} MiB apparent, `
-    + `${fmtMiB(results.images.baseAllocated)} MiB allocated (base), next generation rewrites ${CHANGE_PERCENT} % `
+    + `${fmtMiB(results.images.baseAllocated)} MiB allocated (base), `
+    + (results.images.ext4
+      ? `ext4 of real files (${results.images.ext4.base.files} files, ${fmtMiB(results.images.ext4.base.bytes)} MiB from ${results.images.ext4.trees.join(', ')}); `
+        + `next generation removes ${results.images.ext4.next.removedFiles} files (${fmtMiB(results.images.ext4.next.removedBytes)} MiB) and adds ${results.images.ext4.next.addedFiles} (${fmtMiB(results.images.ext4.next.addedBytes)} MiB) `
+      : `next generation rewrites ${CHANGE_PERCENT} % `)
     + `(${results.images.extentsCount} extents, ${fmtMiB(results.images.extentsBytes)} MiB)`);
   p('- Page cache: nothing is dropped (it cannot be here); instead every image is read once with '
     + '`cat img > /dev/null` before it is measured, so every tool reads from a warm cache alike. '
