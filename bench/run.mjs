@@ -1198,6 +1198,17 @@ function evaluateTargets() {
     const x = v.seconds / cp;
     add(name, x, x <= factor, `${fmtX(x)} of cp --sparse (vmbkp ${fmtS(v.seconds)} s, cp ${fmtS(cp)} s; target ≤ ${factor}×)`);
   };
+  if (results.images.ext4) {
+    // Issue 16's bounds on real files: the repository no larger than restic's after each generation, the full ≥ 2× faster.
+    vsRestic('ext4: full backup ≥ 2× faster than restic', 'full', 2);
+    for (const [k, what] of [['full', 'the full backup'], ['next', 'the next generation']]) {
+      const v = s(vmbkp, k); const r = s(restic, k);
+      const name = `ext4: repository after ${what} ≤ restic's`;
+      if (!v || !r) add(name, null, null, 'n/a');
+      else add(name, v.repoBytesAfter, v.repoBytesAfter <= r.repoBytesAfter,
+        `vmbkp ${fmtMiB(v.repoBytesAfter)} MiB, restic ${fmtMiB(r.repoBytesAfter)} MiB (du -sb)`);
+    }
+  }
   vsRestic('full backup ≥ 3× faster than restic', 'full', 3);
   vsRestic('incr ≥ 20× faster than restic\'s next generation', 'next', 20);
   {
