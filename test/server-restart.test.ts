@@ -130,17 +130,20 @@ describe('vmbkp server: restarts, interrupted jobs, missed schedules', () => {
     const r = await api.request('POST', '/api/v1/jobs', { kind: 'recipe', recipe: cancelRecipe });
     assert.equal(r.status, 202, r.text);
     const { id } = r.json<{ id: number }>();
-    await until(async () => ((await api.request('GET', `/api/v1/jobs/${id}`)).json<Job>().status === 'running' ? true : undefined));
+    // Its snapshot made, its reads are next: the cancel meets the backup mid-way.
+    await until(async () => ((await lab.vmbkpSnapshots('lab-vm-2')).length > 0 ? true : undefined));
     const c = await api.request('POST', `/api/v1/jobs/${id}/cancel`);
     assert.equal(c.status, 202, c.text);
     await lab.ungateFolder();
     const job = await until(async () => {
-      const j = (await api.request('GET', `/api/v1/jobs/${id}`)).json<Job & { vms: { name: string; status: string; error: { code: string } | null }[] }>();
+      const j = (await api.request('GET', `/api/v1/jobs/${id}`)).json<Job & { vms: { name: string; status: string; error: { code: string; message: string } | null }[] }>();
       return j.status === 'running' ? undefined : j;
     });
     assert.equal(job.status, 'cancelled', JSON.stringify(job));
     assert.equal(job.vms[0]?.name, 'lab-vm-2');
     assert.equal(job.vms[0]?.error?.code, 'CANCELLED');
+    // Stopped in its read, not before it started.
+    assert.match(job.vms[0]!.error!.message, /stopped: the run was cancelled/);
     assert.deepEqual(await lab.vmbkpSnapshots('lab-vm-2'), [], 'the cancelled backup removed its snapshot');
     assert.equal((await api.request('POST', `/api/v1/jobs/${id}/cancel`)).status, 409, 'an ended job cannot be cancelled');
   });
