@@ -141,6 +141,8 @@ describe('vmbkp server: restarts, interrupted jobs, missed schedules', () => {
     const { id } = r.json<{ id: number }>();
     // Its snapshot made, its reads are next: the cancel meets the backup mid-way.
     await until(async () => ((await lab.vmbkpSnapshots('lab-vm-2')).length > 0 ? true : undefined));
+    // Live events from here to the job's end (the stream ends with it).
+    const stream = api.events(`/api/v1/jobs/${id}/events`);
     const c = await api.request('POST', `/api/v1/jobs/${id}/cancel`);
     assert.equal(c.status, 202, c.text);
     await lab.ungateFolder();
@@ -155,5 +157,10 @@ describe('vmbkp server: restarts, interrupted jobs, missed schedules', () => {
     assert.match(job.vms[0]!.error!.message, /stopped: the run was cancelled/);
     assert.deepEqual(await lab.vmbkpSnapshots('lab-vm-2'), [], 'the cancelled backup removed its snapshot');
     assert.equal((await api.request('POST', `/api/v1/jobs/${id}/cancel`)).status, 409, 'an ended job cannot be cancelled');
+    const events = await stream;
+    assert.equal(events.at(-1)?.event, 'end');
+    assert.equal((events.at(-1)!.data as Job).status, 'cancelled');
+    assert.ok(events.some((e) => e.event === 'log' && /VM lab-vm-2: backup failed: .*cancelled/.test((e.data as { message: string }).message)),
+      JSON.stringify(events, null, 1));
   });
 });
