@@ -83,6 +83,13 @@ describe('vmbkp server: restarts, interrupted jobs, missed schedules', () => {
     // 1. A scheduled run succeeds; then a clean stop.
     api = await start();
     const first = await until(async () => (await jobs(api)).find((j) => j.trigger === 'schedule' && j.status === 'succeeded'));
+    // The set's run shows in /metrics and the overview, under the repository's configured name.
+    const metrics = (await api.request('GET', '/metrics')).text;
+    assert.match(metrics, /^vmbkp_set_last_success_timestamp_seconds\{repository="main",set="lab-vm-1"\} \d+(\.\d+)?$/m);
+    assert.match(metrics, /^vmbkp_job_runs_total\{status="succeeded"\} [1-9]/m);
+    const overview = (await api.request('GET', '/api/v1/overview')).json<{ sets: { repository: string; set: string; lastSuccessAt: string | null }[]; schedules: { name: string; nextRunAt: string }[] }>();
+    assert.ok(overview.sets.some((x) => x.repository === 'main' && x.set === 'lab-vm-1' && x.lastSuccessAt !== null), JSON.stringify(overview));
+    assert.equal(overview.schedules[0]?.name, 'often');
     await servers[0]!.stop('SIGTERM');
 
     // 2. With the lab holding disk reads, the next run stays running: the schedule, due
