@@ -1,0 +1,57 @@
+// Charts through chart.js (loaded as its UMD build, window.Chart). Time runs on a linear axis of
+// milliseconds labelled by our own formatter, which spares a date adapter library.
+import { bytes } from './dom.js';
+
+const charts = new Set();
+
+export function destroyCharts() {
+  for (const c of charts) c.destroy();
+  charts.clear();
+}
+
+function shortTime(ms) {
+  return new Date(ms).toISOString().slice(5, 16).replace('T', ' ');
+}
+
+function chartLib() {
+  const Chart = window.Chart;
+  if (!Chart) throw new Error('chart.js did not load');
+  Chart.defaults.animation = false;
+  Chart.defaults.font.family = '"DejaVu Sans", system-ui, sans-serif';
+  Chart.defaults.font.size = 13;
+  Chart.defaults.color = '#1b1f24';
+  return Chart;
+}
+
+/** series: [{ label, color, points: [{ x: ms, y: bytes, note? }] }] */
+export function timeChart(canvas, series, { stepped = false, showLine = true } = {}) {
+  const Chart = chartLib();
+  const chart = new Chart(canvas, {
+    type: 'line',
+    data: {
+      datasets: series.map((s) => ({
+        label: s.label, data: s.points, borderColor: s.color, backgroundColor: s.color,
+        stepped, showLine, pointRadius: 4, borderWidth: 2,
+      })),
+    },
+    options: {
+      maintainAspectRatio: false,
+      parsing: false,
+      scales: {
+        x: { type: 'linear', ticks: { callback: (v) => shortTime(v), maxTicksLimit: 6 }, title: { display: true, text: 'time (UTC)' } },
+        y: { beginAtZero: true, ticks: { callback: (v) => bytes(v) } },
+      },
+      plugins: {
+        legend: { position: 'bottom' },
+        tooltip: {
+          callbacks: {
+            title: (items) => items.map((i) => i.raw.note ?? shortTime(i.raw.x)).join(', '),
+            label: (i) => `${i.dataset.label}: ${bytes(i.raw.y)}`,
+          },
+        },
+      },
+    },
+  });
+  charts.add(chart);
+  return chart;
+}

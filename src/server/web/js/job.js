@@ -1,0 +1,80 @@
+// A job: its summary, live progress over Server-Sent Events, its VMs and its log.
+import { api, canOperate } from './api.js';
+import { bytes, duration, enc, errorBox, h, kv, status, table, time } from './dom.js';
+
+const ENDED = new Set(['succeeded', 'partial', 'failed', 'cancelled', 'interrupted', 'missed']);
+
+export async function renderJob(main, id) {
+  const [job, log] = await Promise.all([api('GET', `/jobs/${enc(id)}`), api('GET', `/jobs/${enc(id)}/log`)]);
+  const summary = h('div', { class: 'card', id: 'job-summary' });
+  const bar = h('div');
+  const progressText = h('div', { class: 'muted', id: 'progress-text' });
+  const progress = h('div', { class: 'card', id: 'progress' }, h('h2', {}, 'Progress'), h('div', { class: 'progress', role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100 }, bar), progressText);
+  const vms = h('div', { class: 'card', id: 'job-vms' });
+  const logBox = h('div', { class: 'log', id: 'job-log', 'aria-live': 'polite' });
+  const seen = new Set();
+  const addLog = (e) => {
+    const key = `${e.time}|${e.message}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    logBox.append(h('div', { class: e.level }, `${time(e.time).slice(11, 19)} ${e.level.padEnd(5)} ${e.message}`));
+    logBox.scrollTop = logBox.scrollHeight;
+  };
+  for (const e of log) addLog(e);
+  main.replaceChildren(h('h1', {}, `Job #${job.id}`, h('span', { class: 'muted' }, ` · ${job.kind}: ${job.name ?? ''}`)), summary, progress, vms, h('div', { class: 'card' }, h('h2', {}, 'Log'), logBox));
+
+  const setProgress = (p) => {
+    const pct = p.total > 0 ? Math.min(100, Math.floor((p.done / p.total) * 100)) : 0;
+    bar.parentElement.setAttribute('aria-valuenow', String(pct));
+    // CSSOM, not a style attribute: the Content-Security-Policy allows no inline styles.
+    bar.style.width = `${pct}%`;
+    progressText.textContent = `${pct}% · ${bytes(p.done)} of ${bytes(p.total)}${p.vm ? ` · ${p.vm}` : ''}${p.disk ? ` disk ${p.disk}` : ''}`;
+  };
+  const draw = (j) => {
+    summary.replaceChildren(h('div', { class: 'row' }, h('h2', {}, 'Status '), status(j.status),
+      canOperate() && !ENDED.has(j.status) ? h('button', { type: 'button', class: 'danger', onclick: async (ev) => {
+        ev.currentTarget.disabled = true;
+        try { await api('POST', `/jobs/${enc(j.id)}/cancel`); } catch (err) { summary.append(errorBox(err)); }
+      } }, 'Cancel') : ''),
+    kv([
+      ['Trigger', `${j.trigger ?? '–'}${j.user ? ` by ${j.user}` : ''}`],
+      ['Scheduled for', j.scheduledFor ? time(j.scheduledFor) : undefined],
+      ['Started', time(j.startedAt)], ['Finished', time(j.finishedAt)], ['Duration', duration(j.durationMs)],
+      ['Read', bytes(j.bytesRead)], ['Stored', bytes(j.bytesStored)],
+      ['Error', j.error ? h('span', { class: 'cause' }, j.error) : undefined],
+      ['Warnings', j.warnings?.length ? j.warnings.join('\n') : undefined],
+      ['Result', j.result !== undefined && j.result !== null ? h('pre', {}, JSON.stringify(j.result, null, 2)) : undefined],
+    ]));
+    vms.replaceChildren(h('h2', {}, 'VMs'), table(['VM', 'Set', 'Status', 'Generation', 'Cause'],
+      (j.vms ?? []).map((v) => h('tr', { class: v.status === 'failed' ? 'failed' : undefined, 'data-vm': v.name },
+        h('td', {}, v.name), h('td', {}, v.set ?? '–'), h('td', {}, status(v.status)),
+        h('td', {}, v.generation ? (repoOf(j) ? h('a', { href: `#/set/${enc(repoOf(j))}/${enc(v.set)}` }, `#${v.generation}`) : `#${v.generation}`) : '–'),
+        h('td', { class: 'cause' }, v.error ?? ''))), 'no VMs in this job'));
+    if (ENDED.has(j.status)) {
+      progress.hidden = j.status !== 'succeeded' && j.status !== 'partial';
+      if (!progress.hidden) setProgress({ done: 1, total: 1 });
+    }
+  };
+  draw(job);
+  if (ENDED.has(job.status)) return null;
+
+  setProgress({ done: 0, total: 0 });
+  const events = new EventSource(`/api/v1/jobs/${enc(id)}/events`);
+  events.addEventListener('progress', (ev) => setProgress(JSON.parse(ev.data)));
+  events.addEventListener('log', (ev) => addLog(JSON.parse(ev.data)));
+  events.addEventListener('end', (ev) => {
+    events.close();
+    draw(JSON.parse(ev.data));
+    // The summary event carries no VMs' detail beyond JobSummary; fetch the full record once.
+    api('GET', `/jobs/${enc(id)}`).then(draw, () => {});
+  });
+  events.onerror = () => {
+    // The stream broke (server restart, network): show the stored state rather than a frozen bar.
+    if (events.readyState === EventSource.CLOSED) api('GET', `/jobs/${enc(id)}`).then(draw, () => {});
+  };
+  return () => events.close();
+}
+
+function repoOf(j) {
+  return j.params?.repository ?? j.repository ?? '';
+}

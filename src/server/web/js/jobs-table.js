@@ -1,0 +1,23 @@
+// A table of JobSummary rows, shared by the overview and the jobs page.
+import { bytes, duration, enc, h, status, table, time } from './dom.js';
+
+export function jobsTable(jobs, empty = 'no jobs yet') {
+  return table(
+    ['Job', 'Name', 'Trigger', 'Status', 'Started', { label: 'Duration', class: 'num' }, { label: 'Read', class: 'num' }, { label: 'Stored', class: 'num' }, 'Cause'],
+    jobs.map((j) => h('tr', { class: j.status === 'failed' ? 'failed' : undefined, 'data-job': j.id },
+      h('td', {}, h('a', { href: `#/job/${enc(j.id)}` }, `#${j.id}`)),
+      h('td', {}, `${j.kind}: ${j.name ?? ''}`),
+      h('td', {}, j.trigger ?? '–'),
+      h('td', {}, status(j.status)),
+      h('td', {}, time(j.startedAt ?? j.scheduledFor)),
+      h('td', { class: 'num' }, duration(j.durationMs)),
+      h('td', { class: 'num' }, bytes(j.bytesRead)),
+      h('td', { class: 'num' }, bytes(j.bytesStored)),
+      h('td', { class: 'cause' }, j.error ?? failedVms(j)))),
+    empty);
+}
+
+function failedVms(j) {
+  const bad = (j.vms ?? []).filter((v) => v.error);
+  return bad.map((v) => `${v.name}: ${v.error}`).join('; ');
+}
