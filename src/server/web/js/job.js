@@ -52,7 +52,7 @@ export async function renderJob(main, id) {
         h('td', { class: 'cause' }, v.error ?? ''))), 'no VMs in this job'));
     if (ENDED.has(j.status)) {
       progress.hidden = j.status !== 'succeeded' && j.status !== 'partial';
-      if (!progress.hidden) setProgress({ done: 1, total: 1 });
+      if (!progress.hidden) { bar.style.width = '100%'; progressText.textContent = `done: ${bytes(j.bytesRead)} read, ${bytes(j.bytesStored)} stored`; }
     }
   };
   draw(job);
@@ -60,14 +60,18 @@ export async function renderJob(main, id) {
 
   setProgress({ done: 0, total: 0 });
   const events = new EventSource(`/api/v1/jobs/${enc(id)}/events`);
-  events.addEventListener('progress', (ev) => setProgress(JSON.parse(ev.data)));
-  events.addEventListener('log', (ev) => addLog(JSON.parse(ev.data)));
-  events.addEventListener('end', (ev) => {
+  // How many events arrived live: the browser test reads it to tell streaming from reloading.
+  let live = 0;
+  const counted = (fn) => (ev) => { progress.dataset.liveEvents = String(++live); fn(JSON.parse(ev.data)); };
+  events.addEventListener('progress', counted(setProgress));
+  events.addEventListener('log', counted(addLog));
+  events.addEventListener('end', counted((j) => {
     events.close();
-    draw(JSON.parse(ev.data));
+    progress.dataset.endedLive = 'true';
+    draw(j);
     // The summary event carries no VMs' detail beyond JobSummary; fetch the full record once.
     api('GET', `/jobs/${enc(id)}`).then(draw, () => {});
-  });
+  }));
   events.onerror = () => {
     // The stream broke (server restart, network): show the stored state rather than a frozen bar.
     if (events.readyState === EventSource.CLOSED) api('GET', `/jobs/${enc(id)}`).then(draw, () => {});
