@@ -65,8 +65,8 @@ export function table(headers, rows, empty = 'none') {
     h('tbody', {}, rows));
 }
 
-export function kv(pairs) {
-  return h('dl', { class: 'kv' }, pairs.filter(([, v]) => v !== undefined).map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
+export function kv(pairs, extra = '') {
+  return h('dl', { class: `kv ${extra}` }, pairs.filter(([, v]) => v !== undefined).map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
 }
 
 export const enc = encodeURIComponent;

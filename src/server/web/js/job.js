@@ -21,7 +21,7 @@ export async function renderJob(main, id) {
     logBox.scrollTop = logBox.scrollHeight;
   };
   for (const e of log) addLog(e);
-  main.replaceChildren(h('h1', {}, `Job #${job.id}`, h('span', { class: 'muted' }, ` · ${job.kind}: ${job.name ?? ''}`)), summary, progress, vms, h('div', { class: 'card' }, h('h2', {}, 'Log'), logBox));
+  main.replaceChildren(h('h1', {}, `Job #${job.id}`, h('span', { class: 'muted' }, ` · ${job.kind}: ${job.name ?? ''}`)), progress, summary, vms, h('div', { class: 'card' }, h('h2', {}, 'Log'), logBox));
 
   const setProgress = (p) => {
     const pct = p.total > 0 ? Math.min(100, Math.floor((p.done / p.total) * 100)) : 0;
@@ -44,7 +44,7 @@ export async function renderJob(main, id) {
       ['Error', j.error ? h('span', { class: 'cause' }, j.error) : undefined],
       ['Warnings', j.warnings?.length ? j.warnings.join('\n') : undefined],
       ['Result', j.result !== undefined && j.result !== null ? h('pre', {}, JSON.stringify(j.result, null, 2)) : undefined],
-    ]));
+    ], 'wide'));
     vms.replaceChildren(h('h2', {}, 'VMs'), table(['VM', 'Set', 'Status', 'Generation', 'Cause'],
       (j.vms ?? []).map((v) => h('tr', { class: v.status === 'failed' ? 'failed' : undefined, 'data-vm': v.name },
         h('td', {}, v.name), h('td', {}, v.set ?? '–'), h('td', {}, status(v.status)),

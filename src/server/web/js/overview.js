@@ -18,7 +18,7 @@ export async function renderOverview(main) {
       h('h1', {}, 'Overview'),
       h('div', { class: 'card', id: 'sets' }, h('h2', {}, 'Last run per VM'), setsTable(ov.sets)),
       h('div', { class: 'grid' },
-        h('div', { class: 'card', id: 'running' }, h('h2', {}, 'Running jobs'), jobsTable(ov.running, 'nothing running')),
+        h('div', { class: 'card', id: 'running' }, h('h2', {}, 'Running jobs'), jobsTable(ov.running, 'nothing running', { compact: true })),
         h('div', { class: 'card', id: 'schedules' }, h('h2', {}, 'Schedules'), schedulesTable(ov.schedules))),
       h('div', { class: 'grid' }, ov.repositories.map((r, i) => repositoryCard(r, growth[i], i))),
       h('div', { class: 'card', id: 'recent' }, h('h2', {}, 'Recent jobs ', h('a', { href: '#/jobs' }, '(all)')), jobsTable(recent)));
@@ -44,11 +44,11 @@ function setsTable(sets) {
       const st = vm?.status ?? s.lastJob?.status;
       const cause = vm?.error ?? (st === 'failed' ? s.lastJob?.error : null);
       return h('tr', { class: st === 'failed' ? 'failed' : undefined, 'data-set': s.set },
-        h('td', {}, h('a', { href: `#/set/${enc(s.repository)}/${enc(s.set)}` }, s.set)),
+        h('td', { class: 'name' }, h('a', { href: `#/set/${enc(s.repository)}/${enc(s.set)}` }, s.set)),
         h('td', {}, s.repository),
-        h('td', {}, s.lastJob ? h('a', { href: `#/job/${enc(s.lastJob.id)}` }, time(s.lastJob.startedAt)) : '–'),
+        h('td', { class: 't' }, s.lastJob ? h('a', { href: `#/job/${enc(s.lastJob.id)}` }, time(s.lastJob.startedAt)) : '–'),
         h('td', {}, status(st)),
-        h('td', {}, time(s.lastSuccessAt)),
+        h('td', { class: 't' }, time(s.lastSuccessAt)),
         h('td', { class: 'num' }, String(s.generations ?? 0)),
         h('td', {}, s.lastGeneration ? `#${s.lastGeneration.id} ${s.lastGeneration.mode} · ${time(s.lastGeneration.time)}` : '–'),
         h('td', { class: 'cause' }, cause ?? ''));
@@ -57,12 +57,11 @@ function setsTable(sets) {
 }
 
 function schedulesTable(schedules) {
-  return table(['Schedule', 'When', 'Next run', 'Last run', ''],
+  return table(['Schedule', 'Next run', 'Last run', ''],
     schedules.map((s) => h('tr', { 'data-schedule': s.name },
-      h('td', {}, s.name, h('div', { class: 'muted' }, s.recipe)),
-      h('td', {}, h('code', {}, s.cron), h('div', { class: 'muted' }, s.timezone ?? 'UTC')),
-      h('td', {}, time(s.nextRunAt)),
-      h('td', {}, time(s.lastRunAt)),
+      h('td', { title: `recipe ${s.recipe}` }, h('strong', {}, s.name), h('div', { class: 'muted' }, h('code', {}, s.cron), ` ${s.timezone ?? 'UTC'}`)),
+      h('td', { class: 't' }, time(s.nextRunAt)),
+      h('td', { class: 't' }, time(s.lastRunAt)),
       h('td', {}, canOperate() ? h('button', { type: 'button', class: 'secondary', onclick: (ev) => runNow(ev.currentTarget, s.name) }, 'Run now') : ''))),
     'no schedules configured');
 }

@@ -41,7 +41,7 @@ export async function renderSet(main, repo, set) {
         const f = figures(g);
         return h('tr', { 'data-generation': g.generation },
           h('td', { class: 'num' }, String(g.generation)),
-          h('td', {}, time(g.started)),
+          h('td', { class: 't' }, time(g.started)),
           h('td', {}, g.mode ?? '–'),
           h('td', {}, g.consistency ?? '–'),
           h('td', { class: 'num' }, bytes(f.size)),
