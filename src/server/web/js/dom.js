@@ -49,9 +49,9 @@ export function duration(ms) {
 }
 
 /** A status with its colour and its word: colour alone says nothing in a grey screenshot. */
-export function status(s) {
+export function status(s, label) {
   const word = s ?? 'none';
-  return h('span', { class: `status status-${word}`, 'data-status': word }, word === 'none' ? 'never run' : word);
+  return h('span', { class: `status status-${word}`, 'data-status': word }, label ?? (word === 'none' ? 'never run' : word));
 }
 
 export function errorBox(err) {

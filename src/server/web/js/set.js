@@ -19,12 +19,13 @@ export function figures(g) {
   };
 }
 
+/** The last recorded verify's word on a generation: ok, failed, or unverified (none covered it). */
 function verifyText(g) {
-  const v = g.verify ?? g.verifyStatus ?? g.verified;
-  if (v === undefined || v === null) return status('none');
-  if (typeof v === 'string') return status(v === 'ok' ? 'succeeded' : v);
-  const st = v.status ?? (v.ok === true ? 'succeeded' : v.ok === false ? 'failed' : 'none');
-  return h('span', {}, status(st === 'ok' ? 'succeeded' : st), v.time ? ` ${time(v.time)}` : '');
+  const v = g.verify;
+  const st = typeof v === 'string' ? v : v?.status;
+  if (st === 'ok') return h('span', {}, status('succeeded', 'verified'), v?.time ? h('span', { class: 'muted' }, ` ${time(v.time)}`) : '');
+  if (st === 'failed') return h('span', {}, status('failed', 'verify failed'), v?.time ? h('span', { class: 'muted' }, ` ${time(v.time)}`) : '');
+  return status('none', 'not verified');
 }
 
 export async function renderSet(main, repo, set) {
