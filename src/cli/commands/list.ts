@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { type GlobalOptions, Output, openRepository } from '../context.js';
 import { bytes, duration, table } from '../format.js';
-import { generationSummary } from '../../app/generation-summary.js';
+import { listSets } from '../../app/list.js';
 
 /** A VM disk's label and bus position beside its key ("Hard disk 1, scsi0:0"); "-" for a plain disk. */
 function diskWhere(d: { label?: string; bus?: string }): string {
@@ -20,18 +20,10 @@ export function register(program: Command): void {
     .action(async (opts: GlobalOptions & { set?: string }) => {
       const out = new Output(!!opts.json);
       const repo = await openRepository(opts);
-      const refs = await repo.listGenerations(opts.set);
-      const sets = new Map<string, ReturnType<typeof generationSummary>[]>();
-      for (const r of refs) {
-        const m = await repo.readGeneration(r.set, r.generation);
-        const l = sets.get(r.set) ?? [];
-        l.push(generationSummary(m));
-        sets.set(r.set, l);
-      }
-      const json = { repository: repo.location, sets: [...sets].map(([name, generations]) => ({ name, generations })) };
+      const json = await listSets(repo, opts.set);
       const rows: string[][] = [];
-      for (const [, gens] of sets) {
-        for (const g of gens) {
+      for (const { generations } of json.sets) {
+        for (const g of generations) {
           for (const d of g.disks) {
             rows.push([g.set, String(g.generation), g.started.replace('T', ' ').slice(0, 19), g.mode, g.consistency ?? '-', g.machine?.instanceUuid ?? '-', d.name, diskWhere(d), d.mode, bytes(d.size), bytes(d.bytesRead), bytes(d.bytesStored), duration(d.durationMs), savedText(g.savedFiles)]);
           }

@@ -1,8 +1,9 @@
 /** verify, prune, gc, unlock: keeping a repository healthy. */
 import type { Command } from 'commander';
-import { storageReport } from '../../app/repository.js';
-import { RepositoryDamagedError, UsageError } from '../../errors.js';
-import { type LockView, type SetPolicy, gc, listLocks, profilePolicies, prunePolicies, pruneSets, unlock, verify } from '../../app/maintenance.js';
+import { UsageError } from '../../errors.js';
+import { verifyFailure, verifyRepository } from '../../app/verify-run.js';
+import { runPrune } from '../../app/prune-run.js';
+import { type LockView, type SetPolicy, gc, listLocks, profilePolicies, unlock } from '../../app/maintenance.js';
 import type { GcResult } from '../../repository/gc.js';
 import type { RetentionPolicy } from '../../repository/retention.js';
 import { type GlobalOptions, Output, loadedConfig, openRepository, repoSettings, wholeNumber } from '../context.js';
@@ -27,22 +28,19 @@ export function register(program: Command): void {
       const out = new Output(!!opts.json);
       const repo = await openRepository(opts);
       const progress = progressSink(out.json);
-      const report = await verify({ repo, readData: !!opts.readData, onWarning: (m) => { progress.stop(); out.warn(m); }, onProgress: maintenanceProgress(out, progress, 'verify') });
+      const report = await verifyRepository({ repo, readData: !!opts.readData, onWarning: (m) => { progress.stop(); out.warn(m); }, onProgress: maintenanceProgress(out, progress, 'verify') });
       progress.stop();
-      const ok = report.problems.length === 0;
       const human = [
         `${report.generations} generations, ${report.disks} disks, ${report.packs} packs, ${report.blobs} blobs${opts.readData ? `, ${bytes(report.bytesRead)} read and re-hashed` : ''}`,
         ...(report.unreferencedBlobs === null ? [`unreferenced data not counted: damaged generations hide what they reference`]
           : report.unreferencedPacks || report.unreferencedBlobs ? [`unreferenced: ${report.unreferencedPacks} packs, ${report.unreferencedBlobs} blobs (vmbkp gc removes them)`] : []),
         ...report.problems.map((p) => `problem: ${p.message}`),
-        ok ? 'no problems found' : `${report.problems.length} problems found`,
+        report.ok ? 'no problems found' : `${report.problems.length} problems found`,
       ].join('\n');
-      out.result({ ok, ...report, ...storageReport(repo) }, human);
+      out.result(report, human);
       out.retries(repo);
-      if (!ok) {
-        const first = report.problems[0]!;
-        throw new RepositoryDamagedError(`verify of ${repo.location} found ${report.problems.length} problems; first: ${first.message}`);
-      }
+      const failure = verifyFailure(repo, report);
+      if (failure) throw failure;
     });
 
   program.command('prune')
@@ -65,13 +63,13 @@ export function register(program: Command): void {
       if (!opts.all && !policy) throw new UsageError('prune --set needs --keep-last N');
       const repo = await openRepository(opts);
       const progress = progressSink(out.json);
-      const chosen = opts.all ? await prunePolicies(repo, { options: policy, recipe: opts.recipe, policyFor: await profileRetention(opts, !!policy || opts.recipe !== undefined) })
-        : { sets: [{ set: opts.set!, policy: policy!, from: '--keep-* options' }], unmanaged: [] };
       const dryRun = !!opts.dryRun;
-      const r = await pruneSets({
-        repo, sets: chosen.sets, dryRun, gc: opts.gc, onWarning: (m) => { progress.stop(); out.warn(m); },
-        onProgress: maintenanceProgress(out, progress, 'prune'),
+      const run = await runPrune({
+        repo, dryRun, gc: opts.gc, onWarning: (m) => { progress.stop(); out.warn(m); }, onProgress: maintenanceProgress(out, progress, 'prune'),
+        target: opts.all ? { all: true, options: policy, recipe: opts.recipe, policyFor: await profileRetention(opts, !!policy || opts.recipe !== undefined) }
+          : { set: opts.set!, policy: policy! },
       });
+      const { result: r, policies: chosen } = run;
       progress.stop();
       const removed = r.sets.reduce((n, s) => n + s.remove.length, 0);
       const human = [
@@ -84,9 +82,7 @@ export function register(program: Command): void {
         dryRun ? `dry run: would remove ${removed} generations; nothing was changed` : `${removed} generations removed`,
         r.gc ? gcText(r.gc) : opts.gc ? (dryRun ? 'gc would not run: no generation would be removed' : 'gc not run: no generation removed') : 'gc not run (--no-gc): run vmbkp gc to reclaim the data of removed generations',
       ].filter((l) => l !== '').join('\n');
-      // One set: its prune result as before, with gc beside it; --all: every set's.
-      const gcPart = r.gc ? { gc: r.gc } : {};
-      out.result(opts.all ? { dryRun, sets: r.sets, unmanaged: chosen.unmanaged, policies: chosen.sets, ...gcPart } : { ...r.sets[0]!, ...gcPart }, human);
+      out.result(run.json, human);
     });
 
   program.command('gc')
