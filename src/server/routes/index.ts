@@ -8,7 +8,8 @@ import { register as overview } from './overview.js';
 import { register as session } from './session.js';
 import { register as tokens } from './tokens.js';
 import { register as users } from './users.js';
+import { register as web } from './web.js';
 
 export const ROUTES: readonly ((app: ServerApp, ctx: ServerContext) => void)[] = [
-  session, overview, jobs, users, tokens, audit, metrics, openapi,
+  session, overview, jobs, users, tokens, audit, metrics, openapi, web,
 ];
