@@ -39,6 +39,12 @@ export function time(iso) {
   return `${d.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
 }
 
+/** The same without the zone, for table cells whose header says UTC. */
+export function stamp(iso) {
+  const t = time(iso);
+  return t.endsWith(' UTC') ? t.slice(0, -4) : t;
+}
+
 export function duration(ms) {
   if (ms === undefined || ms === null) return '–';
   const s = Math.round(ms / 1000);
@@ -70,3 +76,9 @@ export function kv(pairs, extra = '') {
 }
 
 export const enc = encodeURIComponent;
+
+/** An error as the API gives it ({code, message}, as the CLI's errors) or a plain string. */
+export function errText(e) {
+  if (e === undefined || e === null) return '';
+  return typeof e === 'string' ? e : e.message ?? JSON.stringify(e);
+}

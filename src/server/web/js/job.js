@@ -1,6 +1,6 @@
 // A job: its summary, live progress over Server-Sent Events, its VMs and its log.
 import { api, canOperate } from './api.js';
-import { bytes, duration, enc, errorBox, h, kv, status, table, time } from './dom.js';
+import { bytes, duration, enc, errText, errorBox, h, kv, status, table, time } from './dom.js';
 
 const ENDED = new Set(['succeeded', 'partial', 'failed', 'cancelled', 'interrupted', 'missed']);
 
@@ -41,15 +41,17 @@ export async function renderJob(main, id) {
       ['Scheduled for', j.scheduledFor ? time(j.scheduledFor) : undefined],
       ['Started', time(j.startedAt)], ['Finished', time(j.finishedAt)], ['Duration', duration(j.durationMs)],
       ['Read', bytes(j.bytesRead)], ['Stored', bytes(j.bytesStored)],
-      ['Error', j.error ? h('span', { class: 'cause' }, j.error) : undefined],
-      ['Warnings', j.warnings?.length ? j.warnings.join('\n') : undefined],
-      ['Result', j.result !== undefined && j.result !== null ? h('pre', {}, JSON.stringify(j.result, null, 2)) : undefined],
+      ['Error', j.error ? h('span', { class: 'cause' }, errText(j.error)) : undefined],
+      ['Warnings', j.warnings?.length ? j.warnings.map(errText).join('\n') : undefined],
+      // A recipe's whole report is long: folded, so the VMs and the log stay on the screen.
+      ['Result', j.result !== undefined && j.result !== null ? h('details', {}, h('summary', {}, 'as JSON'), h('pre', {}, JSON.stringify(j.result, null, 2))) : undefined],
     ], 'wide'));
-    vms.replaceChildren(h('h2', {}, 'VMs'), table(['VM', 'Set', 'Status', 'Generation', 'Cause'],
+    vms.replaceChildren(h('h2', {}, 'VMs'), table(['VM', 'Set', 'Status', { label: 'Read', class: 'num' }, { label: 'Stored', class: 'num' }, { label: 'Duration', class: 'num' }, 'Generation', 'Cause'],
       (j.vms ?? []).map((v) => h('tr', { class: v.status === 'failed' ? 'failed' : undefined, 'data-vm': v.name },
         h('td', {}, v.name), h('td', {}, v.set ?? '–'), h('td', {}, status(v.status)),
+        h('td', { class: 'num' }, bytes(v.bytesRead)), h('td', { class: 'num' }, bytes(v.bytesStored)), h('td', { class: 'num' }, duration(v.durationMs)),
         h('td', {}, v.generation ? (repoOf(j) ? h('a', { href: `#/set/${enc(repoOf(j))}/${enc(v.set)}` }, `#${v.generation}`) : `#${v.generation}`) : '–'),
-        h('td', { class: 'cause' }, v.error ?? ''))), 'no VMs in this job'));
+        h('td', { class: 'cause' }, errText(v.error)))), ENDED.has(j.status) ? 'no VMs in this job' : 'no VM finished yet'));
     if (ENDED.has(j.status)) {
       progress.hidden = j.status !== 'succeeded' && j.status !== 'partial';
       if (!progress.hidden) { bar.style.width = '100%'; progressText.textContent = `done: ${bytes(j.bytesRead)} read, ${bytes(j.bytesStored)} stored`; }

@@ -2,7 +2,7 @@
 // their next runs, running and recent jobs. Refreshed every few seconds while shown.
 import { api, canOperate } from './api.js';
 import { destroyCharts, timeChart } from './charts.js';
-import { bytes, enc, errorBox, h, status, table, time } from './dom.js';
+import { bytes, enc, errText, errorBox, h, stamp, status, table } from './dom.js';
 import { jobsTable } from './jobs-table.js';
 
 const RANK = { failed: 0, partial: 1, interrupted: 2, missed: 3, cancelled: 4, running: 5, queued: 6 };
@@ -38,7 +38,7 @@ export async function renderOverview(main) {
 function setsTable(sets) {
   const sorted = [...sets].sort((a, b) => (RANK[a.lastJob?.status] ?? 9) - (RANK[b.lastJob?.status] ?? 9));
   return table(
-    ['VM / set', 'Repository', 'Last run', 'Status', 'Last success', 'Generations', 'Newest', 'Cause'],
+    ['VM / set', 'Repository', 'Last run (UTC)', 'Status', 'Last success', 'Generations', 'Newest', 'Cause'],
     sorted.map((s) => {
       const vm = s.lastJob?.vms?.find((v) => v.set === s.set || v.name === s.set);
       const st = vm?.status ?? s.lastJob?.status;
@@ -46,22 +46,22 @@ function setsTable(sets) {
       return h('tr', { class: st === 'failed' ? 'failed' : undefined, 'data-set': s.set },
         h('td', { class: 'name' }, h('a', { href: `#/set/${enc(s.repository)}/${enc(s.set)}` }, s.set)),
         h('td', {}, s.repository),
-        h('td', { class: 't' }, s.lastJob ? h('a', { href: `#/job/${enc(s.lastJob.id)}` }, time(s.lastJob.startedAt)) : '–'),
+        h('td', { class: 't' }, s.lastJob ? h('a', { href: `#/job/${enc(s.lastJob.id)}` }, stamp(s.lastJob.startedAt)) : '–'),
         h('td', {}, status(st)),
-        h('td', { class: 't' }, time(s.lastSuccessAt)),
+        h('td', { class: 't' }, stamp(s.lastSuccessAt)),
         h('td', { class: 'num' }, String(s.generations ?? 0)),
-        h('td', {}, s.lastGeneration ? `#${s.lastGeneration.id} ${s.lastGeneration.mode} · ${time(s.lastGeneration.time)}` : '–'),
-        h('td', { class: 'cause' }, cause ?? ''));
+        h('td', {}, s.lastGeneration ? [`#${s.lastGeneration.id}`, s.lastGeneration.mode, stamp(s.lastGeneration.time)].filter(Boolean).join(' · ') : '–'),
+        h('td', { class: 'cause' }, errText(cause)));
     }),
     'no sets yet: nothing has been backed up');
 }
 
 function schedulesTable(schedules) {
-  return table(['Schedule', 'Next run', 'Last run', ''],
+  return table(['Schedule', 'Next run (UTC)', 'Last run', ''],
     schedules.map((s) => h('tr', { 'data-schedule': s.name },
       h('td', { title: `recipe ${s.recipe}` }, h('strong', {}, s.name), h('div', { class: 'muted' }, h('code', {}, s.cron), ` ${s.timezone ?? 'UTC'}`)),
-      h('td', { class: 't' }, time(s.nextRunAt)),
-      h('td', { class: 't' }, time(s.lastRunAt)),
+      h('td', { class: 't' }, stamp(s.nextRunAt)),
+      h('td', { class: 't' }, stamp(s.lastRunAt)),
       h('td', {}, canOperate() ? h('button', { type: 'button', class: 'secondary', onclick: (ev) => runNow(ev.currentTarget, s.name) }, 'Run now') : ''))),
     'no schedules configured');
 }

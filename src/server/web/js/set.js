@@ -2,7 +2,7 @@
 // each generation's mode, consistency, duration and verify status, each with its restore link.
 import { api, canOperate } from './api.js';
 import { timeChart } from './charts.js';
-import { bytes, duration, enc, h, status, table, time } from './dom.js';
+import { bytes, duration, enc, h, stamp, status, table, time } from './dom.js';
 
 /** A generation's figures: the API may give totals; otherwise they are the sum over its disks. */
 export function figures(g) {
@@ -37,12 +37,12 @@ export async function renderSet(main, repo, set) {
     h('h1', {}, `VM ${set}`, h('span', { class: 'muted' }, ` · repository ${repo} · ${list.length} generation${list.length === 1 ? '' : 's'}`)),
     chartCard,
     h('div', { class: 'card', id: 'generations' }, h('h2', {}, 'Generations'), table(
-      [{ label: 'Gen', class: 'num' }, 'Started', 'Mode', 'Consistency', { label: 'Size', class: 'num' }, { label: 'Read', class: 'num' }, { label: 'Stored', class: 'num' }, { label: 'Duration', class: 'num' }, 'Verified', ''],
+      [{ label: 'Gen', class: 'num' }, 'Started (UTC)', 'Mode', 'Consistency', { label: 'Size', class: 'num' }, { label: 'Read', class: 'num' }, { label: 'Stored', class: 'num' }, { label: 'Duration', class: 'num' }, 'Verified', ''],
       rows.map((g) => {
         const f = figures(g);
         return h('tr', { 'data-generation': g.generation },
           h('td', { class: 'num' }, String(g.generation)),
-          h('td', { class: 't' }, time(g.started)),
+          h('td', { class: 't' }, stamp(g.started)),
           h('td', {}, g.mode ?? '–'),
           h('td', {}, g.consistency ?? '–'),
           h('td', { class: 'num' }, bytes(f.size)),
