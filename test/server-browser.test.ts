@@ -142,7 +142,9 @@ describe('dashboard in chromium against the server and the lab', () => {
     assert.match((await context.request.get('/assets/js/main.js')).headers()['content-type'] ?? '', /^text\/javascript/);
     assert.match((await context.request.get('/assets/app.css')).headers()['content-type'] ?? '', /^text\/css/);
     assert.match((await context.request.get('/assets/vendor/chart.umd.js')).headers()['content-type'] ?? '', /^text\/javascript/);
-    for (const p of ['/assets/%2e%2e/%2e%2e/%2e%2e/%2e%2e/package.json', '/assets/..%2f..%2f..%2f..%2fpackage.json', '/assets/js/..%2F..%2F..%2F..%2F..%2Fpackage.json', '/assets/index.html']) {
+    // Encoded slashes survive URL normalisation: a server that decoded and joined them would
+    // reach the repository's package.json (three levels above src/server/web).
+    for (const p of ['/assets/..%2f..%2f..%2fpackage.json', '/assets/js/..%2F..%2F..%2F..%2Fpackage.json', '/assets/%2e%2e%2f%2e%2e%2f%2e%2e%2fpackage.json', '/assets/index.html']) {
       const r = await context.request.get(p);
       assert.equal(r.status(), 404, `${p} must not be served`);
     }
