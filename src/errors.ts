@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'REPO_PASSWORD'      // the repository password opens none of its keys
   | 'PARTIAL'            // some parts of a job failed, others succeeded
   | 'HOOK_FAILED'        // a recipe's pre or post hook exited with an error
+  | 'CANCELLED'          // the work was cancelled (a server job's cancel)
   | 'INTERNAL';
 
 export class VmbkpError extends Error {
@@ -62,6 +63,9 @@ export class WrongPasswordError extends VmbkpError {
 }
 export class HookError extends VmbkpError {
   constructor(message: string, options?: { cause?: unknown }) { super('HOOK_FAILED', message, options); }
+}
+export class CancelledError extends VmbkpError {
+  constructor(message: string, options?: { cause?: unknown }) { super('CANCELLED', message, options); }
 }
 export class PartialFailureError extends VmbkpError {
   constructor(message: string, options?: { cause?: unknown }) { super('PARTIAL', message, options); }

@@ -33,7 +33,7 @@ export type VmSelection =
   | { readonly kind: 'named'; readonly vms: readonly string[] }
   | { readonly kind: 'recipe'; readonly targets: Targets };
 
-export interface BackupVmsRequest extends Partial<Pick<BatchRequest, 'bandwidth' | 'secretEnv' | 'retention' | 'hooks' | 'concurrency'>> {
+export interface BackupVmsRequest extends Partial<Pick<BatchRequest, 'bandwidth' | 'secretEnv' | 'retention' | 'hooks' | 'concurrency' | 'signal'>> {
   readonly job: VcenterJob;
   readonly vms: VmSelection;
   readonly policy: VmBackupPolicy;
@@ -64,5 +64,6 @@ export async function backupVms(req: BackupVmsRequest): Promise<BatchReport> {
     ...(req.secretEnv !== undefined ? { secretEnv: req.secretEnv } : {}),
     ...(req.retention !== undefined ? { retention: req.retention } : {}),
     ...(req.onEvent ? { onEvent: req.onEvent } : {}),
+    ...(req.signal ? { signal: req.signal } : {}),
   });
 }

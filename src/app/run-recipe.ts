@@ -74,7 +74,7 @@ async function copyAfterBackups(job: VcenterJob, recipePath: string, recipe: Bac
 }
 
 export async function runBackupRecipe(job: VcenterJob, recipePath: string, recipe: BackupRecipe,
-  onEvent?: (e: BackupRecipeEvent) => void, copyPassword?: () => Promise<string>): Promise<RecipeRun<BackupRunReport>> {
+  onEvent?: (e: BackupRecipeEvent) => void, copyPassword?: () => Promise<string>, signal?: AbortSignal): Promise<RecipeRun<BackupRunReport>> {
   const { policy, concurrency, hooks } = recipe;
   const report = await backupVms({
     job, vms: { kind: 'recipe', targets: recipe.targets },
@@ -87,8 +87,9 @@ export async function runBackupRecipe(job: VcenterJob, recipePath: string, recip
     secretEnv: [typeof recipe.connection === 'string' ? undefined : recipe.connection.passwordEnv, recipe.repository.passwordEnv, recipe.copy?.to.passwordEnv].filter((v) => v !== undefined),
     ...(policy.retention ? { retention: policy.retention } : {}),
     ...(onEvent ? { onEvent } : {}),
+    ...(signal ? { signal } : {}),
   });
-  const copy = await copyAfterBackups(job, recipePath, recipe, report, copyPassword, onEvent ?? (() => {}));
+  const copy = signal?.aborted ? undefined : await copyAfterBackups(job, recipePath, recipe, report, copyPassword, onEvent ?? (() => {}));
   const full: BackupRunReport = {
     kind: 'backup', recipe: path.resolve(recipePath), repository: job.repo.location, ...storageReport(job.repo), ...report, ...(copy ? { copy } : {}),
   };

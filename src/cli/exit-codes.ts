@@ -35,6 +35,7 @@ export function exitCodeFor(code: ErrorCode): number {
       return ExitCode.WRONG_PASSWORD;
     case 'IO':
     case 'HOOK_FAILED':
+    case 'CANCELLED':
     case 'INTERNAL':
       return ExitCode.FAILURE;
   }

@@ -16,6 +16,7 @@ import { register as registerMaintenance } from './commands/maintenance.js';
 import { register as registerRestore } from './commands/restore.js';
 import { register as registerRun } from './commands/run.js';
 import { register as registerServe } from './commands/serve.js';
+import { register as registerServer } from './commands/server.js';
 import { register as registerStatus } from './commands/status.js';
 import { setCommand, setConfigFlag } from './context.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
@@ -54,6 +55,7 @@ export function buildProgram(): Command {
   registerKey(program);
   registerStatus(program);
   registerConfig(program);
+  registerServer(program);
   // Every command takes the repository and --json; options may come before or after arguments.
   // A command with subcommands (key) passes them to each subcommand.
   const leaves = (cmds: readonly Command[]): Command[] => cmds.flatMap((c) => (c.commands.length > 0 ? leaves(c.commands) : [c]));

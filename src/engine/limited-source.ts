@@ -4,6 +4,7 @@
  * transferred.
  */
 import type { ChangesUnknown, DiskSource, Extent } from '../sources/types.js';
+import { CancelledError } from '../errors.js';
 import type { ByteLimiter } from './rate-limit.js';
 
 /** Bytes read through every LimitedSource sharing it. */
@@ -15,7 +16,8 @@ export class LimitedSource implements DiskSource {
   readonly description: string;
   readonly size: number;
 
-  constructor(private readonly inner: DiskSource, private readonly limiter: ByteLimiter, private readonly counter?: TransferCounter) {
+  constructor(private readonly inner: DiskSource, private readonly limiter: ByteLimiter, private readonly counter?: TransferCounter,
+    private readonly signal?: AbortSignal) {
     this.description = inner.description;
     this.size = inner.size;
   }
@@ -33,6 +35,8 @@ export class LimitedSource implements DiskSource {
   }
 
   async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    // A cancelled batch fails the backups it is reading: they clean up as any failed backup does.
+    if (this.signal?.aborted) throw new CancelledError(`reading ${this.description} stopped: the run was cancelled`);
     await this.limiter.take(length);
     const buf = await this.inner.read(offset, length, into);
     if (this.counter) this.counter.bytes += length;

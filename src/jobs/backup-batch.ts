@@ -48,6 +48,11 @@ export interface BatchRequest {
   readonly secretEnv?: readonly string[];
   readonly retention?: RetentionPolicy;
   readonly onEvent?: (e: BatchEvent) => void;
+  /**
+   * Cancels the batch: VMs not started are not, and the disks being read fail their next
+   * read, so each running backup ends as a failure and cleans up as one (its snapshot removed).
+   */
+  readonly signal?: AbortSignal;
 }
 
 export type BatchEvent =
@@ -114,6 +119,9 @@ async function backupOne(req: BatchRequest, target: BatchTarget, provider: Backu
   const set = req.provider.setName(target.name);
   if ('unresolved' in target) {
     return { vm: target.name, set, ok: false, error: { code: 'NOT_FOUND', message: target.unresolved }, warnings: [], hooks: [], durationMs: 0 };
+  }
+  if (req.signal?.aborted) {
+    return { vm: target.name, set, ok: false, error: { code: 'CANCELLED', message: 'not started: the run was cancelled' }, warnings: [], hooks: [], durationMs: 0 };
   }
   const warnings: string[] = [];
   const hooks: HookRun[] = [];
@@ -221,7 +229,7 @@ export async function runBackupBatch(req: BatchRequest): Promise<BatchReport> {
       const b = await req.provider.beginBackup(m, o, e);
       // The machine's files (a VM's .vmx and nvram) came over the same link: counted, too small to limit.
       for (const f of b.files ?? []) counter.bytes += f.data.length;
-      return { ...b, disks: b.disks.map((d) => ({ ...d, source: new LimitedSource(d.source, limiter, counter) })) };
+      return { ...b, disks: b.disks.map((d) => ({ ...d, source: new LimitedSource(d.source, limiter, counter, req.signal) })) };
     },
   };
   const snapshots = new Semaphore(req.concurrency.snapshots);
