@@ -8,7 +8,7 @@ SUDO=()
 if [ "$(id -u)" -ne 0 ]; then SUDO=(sudo); fi
 
 PACKAGES=(
-  build-essential python3   # zstd-napi builds its native addon with node-gyp
+  build-essential python3   # zstd-napi and better-sqlite3 (the server's database) build their native addons with node-gyp
   restic borgbackup time    # benchmark peers and peak-RSS measurement (npm run bench)
   nbdkit qemu-utils openssl # real NBD servers (nbdkit, qemu-nbd with dirty bitmaps), certificates for NBD TLS tests
   libnbd-bin                # nbdinfo / nbdcopy, independent NBD clients used by tests

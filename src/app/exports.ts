@@ -35,7 +35,12 @@ export interface ExportInfo {
   readonly bytesRead: number;
 }
 
-interface Entry { readonly info: Omit<ExportInfo, 'bytesRead'>; readonly serving: ServingGeneration }
+interface Entry {
+  readonly info: Omit<ExportInfo, 'bytesRead'>;
+  readonly serving: ServingGeneration;
+  readonly stopped: Promise<void>;
+  readonly markStopped: () => void;
+}
 
 export class ExportRegistry {
   readonly #entries = new Map<string, Entry>();
@@ -51,8 +56,19 @@ export class ExportRegistry {
       id: randomUUID(), uri: e.uri, repository: req.repository, set: e.set, generation: e.generation, disk: e.disk, size: e.size,
       startedAt: new Date().toISOString(), user: req.user,
     };
-    this.#entries.set(info.id, { info, serving });
+    let markStopped = () => {};
+    const stopped = new Promise<void>((resolve) => { markStopped = resolve; });
+    this.#entries.set(info.id, { info, serving, stopped, markStopped });
     return { ...info, bytesRead: 0 };
+  }
+
+  has(id: string): boolean {
+    return this.#entries.has(id);
+  }
+
+  /** Resolves once the export is stopped (at once when there is no such export). */
+  whenStopped(id: string): Promise<void> {
+    return this.#entries.get(id)?.stopped ?? Promise.resolve();
   }
 
   list(): ExportInfo[] {
@@ -65,7 +81,11 @@ export class ExportRegistry {
     if (!e) throw new NotFoundError(`export ${id} does not exist (it was stopped, or the server restarted)`);
     this.#entries.delete(id);
     const info = { ...e.info, bytesRead: e.serving.bytesRead() };
-    await e.serving.stop();
+    try {
+      await e.serving.stop();
+    } finally {
+      e.markStopped();
+    }
     return info;
   }
 

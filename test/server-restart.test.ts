@@ -1,0 +1,120 @@
+/**
+ * `vmbkp server` across restarts, against the lab: the job history survives; a job that
+ * was running when the server was killed (SIGKILL: no chance to clean up) is shown as
+ * 'interrupted'; a schedule does not start a second run while one runs (that due time is
+ * recorded 'missed'); due times that passed while the server was down are reported as a
+ * 'missed' job, not run late, and the webhook (a real HTTP server here) receives it.
+ *
+ * The schedule fires every second (6-field cron) so that the test takes seconds; the lab's
+ * folder gate holds a run's disk reads for as long as the test needs it running.
+ */
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { REPO_PASSWORD_FILE, tempDir, vmbkp } from './helpers.js';
+import { Lab } from './lab.js';
+import { ApiClient, type StartedServer, addUser, createToken, startServer, startWebhook, until } from './server-fixture.js';
+
+const MiB = 1024 * 1024;
+
+interface Job { id: number; status: string; trigger: string; name: string; startedAt: string | null; scheduledFor: string | null; error: { code: string; message: string } | null }
+interface Alert { event: string; text: string; job: Job }
+
+describe('vmbkp server: restarts, interrupted jobs, missed schedules', () => {
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  let lab: Lab;
+  let webhook: Awaited<ReturnType<typeof startWebhook>>;
+  let config: string;
+  let token: string;
+  let ca: string;
+  const servers: StartedServer[] = [];
+
+  before(async () => {
+    ({ dir, cleanup } = await tempDir('vmbkp-server-restart-'));
+    lab = await Lab.start(['--vms', '1', '--disks', '1', '--disk-size', String(4 * MiB)]);
+    webhook = await startWebhook();
+    const repo = path.join(dir, 'repo');
+    assert.equal((await vmbkp(['init', '--repo', repo])).code, 0);
+    const pw = await lab.passwordFile(dir);
+    const recipe = path.join(dir, 'often.yaml');
+    await fs.writeFile(recipe, [
+      'version: 1', 'kind: backup',
+      `connection: { vcenter: "${lab.info.url}", user: ${lab.info.user}, passwordFile: ${pw}, thumbprint: "${lab.info.thumbprintSha256}" }`,
+      `repository: { path: ${repo}, passwordFile: ${REPO_PASSWORD_FILE} }`,
+      'targets: { vms: [lab-vm-1] }',
+    ].join('\n'));
+    config = path.join(dir, 'server.yaml');
+    await fs.writeFile(config, [
+      'listen: 127.0.0.1:0',
+      'stateDir: state',
+      `repositories: [ { name: main, repo: ${repo}, passwordFile: ${REPO_PASSWORD_FILE} } ]`,
+      `schedules: [ { name: often, recipe: ${recipe}, cron: "* * * * * *", timezone: Europe/Berlin } ]`,
+      `alerts: { webhook: "${webhook.url}" }`,
+    ].join('\n'));
+    await addUser(config, dir, 'admin', 'admin', 'admin-secret-1');
+    token = await createToken(config, 'admin');
+  });
+  after(async () => {
+    for (const s of servers) await s.stop('SIGKILL');
+    await lab?.ungateFolder().catch(() => {});
+    await lab?.stop();
+    await webhook?.stop();
+    await cleanup?.();
+  });
+
+  async function start(): Promise<ApiClient> {
+    const s = await startServer(config);
+    servers.push(s);
+    ca ??= await fs.readFile(path.join(dir, 'state/server-cert.pem'), 'utf8');
+    return new ApiClient(s.url, ca, token);
+  }
+  const jobs = async (api: ApiClient) => (await api.request('GET', '/api/v1/jobs?limit=1000')).json<Job[]>();
+
+  it('keeps the history, marks the killed job interrupted and reports the runs missed while down', async () => {
+    // 1. A scheduled run succeeds; then a clean stop.
+    let api = await start();
+    const first = await until(async () => (await jobs(api)).find((j) => j.trigger === 'schedule' && j.status === 'succeeded'));
+    await servers[0]!.stop('SIGTERM');
+
+    // 2. With the lab holding disk reads, the next run stays running: the schedule, due
+    //    every second, records its due times as missed instead of starting a second run.
+    await lab.gateFolder(5, 600_000);
+    api = await start();
+    const held = await until(async () => (await jobs(api)).find((j) => j.id > first.id && j.trigger === 'schedule' && j.status === 'running'));
+    const overlap = await until(async () => (await jobs(api)).find((j) => j.id > held.id && j.status === 'missed'));
+    assert.match(overlap.error!.message, new RegExp(`previous run \\(job ${held.id}\\) was still running`));
+    assert.equal((await jobs(api)).filter((j) => j.status === 'running').length, 1, 'one run at a time');
+
+    // 3. Killed: nothing gets to record how the held job ended.
+    await servers[1]!.stop('SIGKILL');
+    const killedAt = Date.now();
+    // Down for over a second: at least one due time of the schedule passes.
+    await new Promise((r) => setTimeout(r, Math.max(0, killedAt + 1500 - Date.now())));
+    await lab.ungateFolder();
+
+    // 4. Restarted: the history is there, the held job interrupted, the downtime's due times missed.
+    api = await start();
+    const after = await jobs(api);
+    assert.equal(after.find((j) => j.id === first.id)?.status, 'succeeded');
+    assert.equal(after.find((j) => j.id === overlap.id)?.status, 'missed');
+    const interrupted = after.find((j) => j.id === held.id)!;
+    assert.equal(interrupted.status, 'interrupted');
+    assert.equal(interrupted.error?.code, 'INTERRUPTED');
+    const down = after.find((j) => j.id > overlap.id && j.status === 'missed' && /while the server was down/.test(j.error?.message ?? ''));
+    assert.ok(down, JSON.stringify(after.filter((j) => j.id > held.id), null, 1));
+    assert.equal(down.trigger, 'missed');
+    assert.equal(down.name, 'often');
+    // Not run late: its due time is before the restart, and nothing was started for it.
+    assert.ok(Date.parse(down.scheduledFor!) >= killedAt - 1000);
+    const detail = (await api.request('GET', `/api/v1/jobs/${down.id}`)).json<Job & { startedAt: string | null }>();
+    assert.equal(detail.startedAt, null);
+
+    // 5. The webhook was told: the missed runs, and the interrupted job.
+    const missedAlert = await webhook.next((b) => (b as Alert).event === 'job.missed' && (b as Alert).job.id === down.id) as Alert;
+    assert.match(missedAlert.text, /while the server was down/);
+    const interruptedAlert = await webhook.next((b) => (b as Alert).event === 'job.interrupted' && (b as Alert).job.id === held.id) as Alert;
+    assert.equal(interruptedAlert.job.status, 'interrupted');
+  });
+});
