@@ -62,7 +62,7 @@ export async function renderRestore(main, repo, set, gen) {
       h('label', {}, h('span', {}, 'Disk'), disk),
       h('label', {}, h('span', {}, 'Write to file'), to),
       previewed([disk, to], () => ({ kind: 'restore-disk', ...base, disk: disk.value, to: to.value }), {
-        previewFn: async (b) => describe(await api('POST', '/preview', b)),
+        previewFn: async (b) => diskPlan(await api('POST', '/preview', b)),
         startFn: async (b) => { const { id } = await api('POST', '/jobs', b); location.hash = `#/job/${enc(id)}`; },
         startLabel: 'Restore disk',
       }));
@@ -104,6 +104,20 @@ export async function renderRestore(main, repo, set, gen) {
         startLabel: 'Restore VM',
       }));
   }
+}
+
+/** The disk restore plan (the CLI's restore --dry-run JSON) in words; a refused one is an error. */
+function diskPlan(p) {
+  if (p.refused) throw new Error(p.refused);
+  const t = p.target ?? {};
+  const what = t.kind === 'qcow2' ? 'a qcow2 image' : t.kind === 'nbd' ? 'the NBD export' : 'a sparse raw file';
+  return h('div', {},
+    h('p', { id: 'preview-summary' }, `Writes disk ${p.disk} of ${p.set} generation ${p.generation} (${bytes(p.size)}) to ${what} at ${t.uri}.`),
+    kv([
+      ['Data to write', `at most ${bytes(p.bytesToWriteAtMost)} (zero ranges are left as holes)`],
+      ['Target', t.exists ? `exists (${bytes(t.currentSize)}), ${t.overwritten ? 'will be replaced' : 'kept'}` : 'new file'],
+      ['Changes now', 'nothing: this is a preview'],
+    ]));
 }
 
 /** A preview answer as readable lines: scalars as key/value, anything nested as indented JSON. */
