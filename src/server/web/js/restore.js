@@ -21,7 +21,7 @@ export async function renderRestore(main, repo, set, gen) {
   for (const [key, f] of Object.entries(flows)) tabs.append(h('button', { type: 'button', 'data-flow': key, onclick: () => show(key) }, f.title));
   main.replaceChildren(
     h('h1', {}, `Restore ${set} generation ${gen}`),
-    h('div', { class: 'card' }, kv([['Repository', repo], ['Started', time(g.started)], ['Mode', g.mode], ['Consistency', g.consistency ?? '–'], ['Disks', disks.map((d) => `${d.name} ${bytes(d.size)}`).join(', ')]])),
+    h('div', { class: 'card' }, kv([['Repository', repo], ['Started', time(g.started)], ['Mode', [g.mode, ...new Set(disks.map((d) => d.mode).filter((m) => m && m !== g.mode))].join(' → ')], ['Consistency', g.consistency ?? '–'], ['Disks', disks.map((d) => `${d.name} ${bytes(d.size)}`).join(', ')]])),
     tabs, body);
   show('file');
 

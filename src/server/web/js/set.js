@@ -28,6 +28,13 @@ function verifyText(g) {
   return status('none', 'not verified');
 }
 
+/** The mode asked for and what the disks got: "auto → incr" (a VM's disks may differ: "auto → full, incr"). */
+function modeText(g) {
+  const got = [...new Set((g.disks ?? []).map((d) => d.mode).filter(Boolean))];
+  if (got.length === 0 || (got.length === 1 && got[0] === g.mode)) return g.mode ?? '–';
+  return `${g.mode} → ${got.join(', ')}`;
+}
+
 export async function renderSet(main, repo, set) {
   const gens = await api('GET', `/repositories/${enc(repo)}/sets/${enc(set)}/generations`);
   const list = Array.isArray(gens) ? gens : gens.generations ?? [];
@@ -43,7 +50,7 @@ export async function renderSet(main, repo, set) {
         return h('tr', { 'data-generation': g.generation },
           h('td', { class: 'num' }, String(g.generation)),
           h('td', { class: 't' }, stamp(g.started)),
-          h('td', {}, g.mode ?? '–'),
+          h('td', {}, modeText(g)),
           h('td', {}, g.consistency ?? '–'),
           h('td', { class: 'num' }, bytes(f.size)),
           h('td', { class: 'num' }, bytes(f.bytesRead)),
