@@ -12,14 +12,15 @@ import { promises as fs } from 'node:fs';
 import { request } from 'node:https';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { REPO_PASSWORD_FILE, type StartedCli, makeImage, mutateImage, run, sha256File, startVmbkp, tempDir, treeDigest, vmbkp, vmbkpJson } from './helpers.js';
+import { REPO_PASSWORD_FILE, makeImage, mutateImage, run, sha256File, tempDir, treeDigest, vmbkp, vmbkpJson } from './helpers.js';
+import { type StartedServer, addUser, createToken, startServer } from './server-fixture.js';
 
 interface Reply { status: number; body: unknown; text: string }
 
 describe('vmbkp server: repositories, generations, restores, exports, previews', () => {
   let dir: string;
   let cleanup: () => Promise<void>;
-  let server: StartedCli;
+  let server: StartedServer | undefined;
   let url: string;
   let ca: string;
   let operator: string;
@@ -98,28 +99,17 @@ describe('vmbkp server: repositories, generations, restores, exports, previews',
       'listen: "127.0.0.1:0"', `stateDir: ${file('state')}`,
       'repositories:', `  - { name: main, repo: ${repo()}, passwordFile: ${REPO_PASSWORD_FILE} }`, '',
     ].join('\n'));
-    await fs.writeFile(file('pw'), 'correct horse battery staple\n');
-    const tokens: Record<string, string> = {};
-    for (const [user, role] of [['op', 'operator'], ['look', 'viewer']] as const) {
-      const add = await vmbkp(['server', 'user', 'add', user, '--role', role, '--password-file', file('pw'), '--config', config]);
-      assert.equal(add.code, 0, add.stderr);
-      const t = await vmbkp(['server', 'token', 'create', `${user}-script`, '--user', user, '--config', config, '--json']);
-      assert.equal(t.code, 0, t.stderr);
-      tokens[user] = (JSON.parse(t.stdout) as { token: string }).token;
-    }
-    operator = tokens['op']!;
-    viewer = tokens['look']!;
-    server = startVmbkp(['server', '--config', config]);
-    const err = await server.stderrMatching(/https:\/\/127\.0\.0\.1:\d+/);
-    url = /https:\/\/127\.0\.0\.1:\d+/.exec(err)![0];
+    await addUser(config, dir, 'op', 'operator', 'operator password 1');
+    await addUser(config, dir, 'look', 'viewer', 'viewer password 1');
+    operator = await createToken(config, 'op');
+    viewer = await createToken(config, 'look');
+    server = await startServer(config);
+    url = server.url;
     ca = await fs.readFile(path.join(file('state'), 'server-cert.pem'), 'utf8');
   });
 
   after(async () => {
-    if (server) {
-      server.child.kill('SIGTERM');
-      await server.done;
-    }
+    await server?.stop();
     await cleanup();
   });
 

@@ -3,6 +3,8 @@
  * exports, preview) and the bodies of the resource job kinds; openapi.ts merges them into
  * the document. Shapes are those of the CLI's --json output, named after the command.
  */
+import { addOpenApi } from './openapi.js';
+
 const json = (schema: object, description = 'OK') => ({ description, content: { 'application/json': { schema } } });
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const error = { description: 'an error: { error: { code, message } }', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
@@ -99,3 +101,12 @@ export const resourcePaths: Record<string, object> = {
   },
 };
 
+
+let added = false;
+
+/** Adds the entries above to the document, once (each app built adds its routes; the document is one). */
+export function addResourceOpenApi(): void {
+  if (added) return;
+  added = true;
+  addOpenApi(resourcePaths, resourceSchemas);
+}

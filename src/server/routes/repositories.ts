@@ -2,10 +2,12 @@
 import { repositoryStatus } from '../../app/status.js';
 import { errorRecord } from '../../errors.js';
 import type { ServerApp, ServerContext } from '../context.js';
+import { addResourceOpenApi } from '../openapi-resources.js';
 
 interface UsageRow { time: string; stored_bytes: number; logical_bytes: number | null }
 
 export function register(app: ServerApp, ctx: ServerContext): void {
+  addResourceOpenApi();
   app.get('/api/v1/repositories', async (c) => {
     const out = [];
     for (const r of ctx.repositories.list()) {
