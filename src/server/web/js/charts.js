@@ -23,7 +23,20 @@ function chartLib() {
   return Chart;
 }
 
-/** series: [{ label, color, points: [{ x: ms, y: bytes, note? }] }] */
+/**
+ * The time axis around the points with a margin: chart.js would stretch one point (or points
+ * seconds apart) over years of empty axis.
+ */
+function xRange(series) {
+  const xs = series.flatMap((s) => s.points.map((p) => p.x)).filter(Number.isFinite);
+  if (xs.length === 0) return {};
+  const lo = Math.min(...xs);
+  const hi = Math.max(...xs);
+  const pad = Math.max((hi - lo) * 0.05, 60_000);
+  return { min: lo - pad, max: hi + pad };
+}
+
+/** series: [{ label, color, points: [{ x: ms, y: bytes, note? }], pointStyle?, radius? }] */
 export function timeChart(canvas, series, { stepped = false, showLine = true } = {}) {
   const Chart = chartLib();
   const chart = new Chart(canvas, {
@@ -31,14 +44,14 @@ export function timeChart(canvas, series, { stepped = false, showLine = true } =
     data: {
       datasets: series.map((s) => ({
         label: s.label, data: s.points, borderColor: s.color, backgroundColor: s.color,
-        stepped, showLine, pointRadius: 4, borderWidth: 2,
+        stepped, showLine, pointRadius: s.radius ?? 4, pointStyle: s.pointStyle ?? 'circle', borderWidth: 2,
       })),
     },
     options: {
       maintainAspectRatio: false,
       parsing: false,
       scales: {
-        x: { type: 'linear', ticks: { callback: (v) => shortTime(v), maxTicksLimit: 6 }, title: { display: true, text: 'time (UTC)' } },
+        x: { type: 'linear', ...xRange(series), ticks: { callback: (v) => shortTime(v), maxTicksLimit: 6 }, title: { display: true, text: 'time (UTC)' } },
         y: { beginAtZero: true, ticks: { callback: (v) => bytes(v) } },
       },
       plugins: {

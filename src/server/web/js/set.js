@@ -63,7 +63,8 @@ export async function renderSet(main, repo, set) {
   if (list.length > 0) {
     const pts = (k) => list.map((g) => { const f = figures(g); return { x: f.startedMs, y: f[k], note: `generation ${g.generation} (${g.mode}) ${time(g.started)}` }; }).sort((a, b) => a.x - b.x);
     timeChart(document.getElementById('timeline'), [
-      { label: 'bytes read (changed)', color: '#8a4b00', points: pts('bytesRead') },
+      // Read and stored are often equal (a first backup): a larger triangle stays visible behind the dot.
+      { label: 'bytes read (changed)', color: '#8a4b00', points: pts('bytesRead'), pointStyle: 'triangle', radius: 7 },
       { label: 'bytes stored (new after dedup)', color: '#0b5cad', points: pts('bytesStored') },
     ]);
   }
