@@ -246,6 +246,7 @@ describe('dashboard in chromium against the server and the lab', () => {
       await page.locator(`#recent tr[data-job="${j.id}"] [data-status="succeeded"]`).waitFor({ timeout: LONG });
     }
     await shot('overview');
+    await page.screenshot({ path: path.join(SHOTS, 'overview-full.png'), fullPage: true });
     const metrics = await context.request.get('/metrics');
     assert.equal(metrics.status(), 200);
     const m = /^vmbkp_set_last_success_timestamp_seconds\{[^}]*set="lab-vm-1"[^}]*\} (\d+(\.\d+)?)$/m.exec(await metrics.text());

@@ -20,8 +20,8 @@ export async function renderOverview(main) {
       h('div', { class: 'grid' },
         h('div', { class: 'card', id: 'running' }, h('h2', {}, 'Running jobs'), jobsTable(ov.running, 'nothing running', { compact: true })),
         h('div', { class: 'card', id: 'schedules' }, h('h2', {}, 'Schedules'), schedulesTable(ov.schedules))),
-      h('div', { class: 'grid' }, ov.repositories.map((r, i) => repositoryCard(r, growth[i], i))),
-      h('div', { class: 'card', id: 'recent' }, h('h2', {}, 'Recent jobs ', h('a', { href: '#/jobs' }, '(all)')), jobsTable(recent)));
+      h('div', { class: 'card', id: 'recent' }, h('h2', {}, 'Recent jobs ', h('a', { href: '#/jobs' }, '(all)')), jobsTable(recent)),
+      h('div', { class: 'grid' }, ov.repositories.map((r, i) => repositoryCard(r, growth[i], i))));
     for (const [i, r] of ov.repositories.entries()) {
       const canvas = document.getElementById(`growth-${i}`);
       const points = (growth[i] ?? []).map((s) => ({ x: Date.parse(s.time), y: s.storedBytes }));
