@@ -9,8 +9,9 @@ export function destroyCharts() {
   charts.clear();
 }
 
-function shortTime(ms) {
-  return new Date(ms).toISOString().slice(5, 16).replace('T', ' ');
+function shortTime(ms, withSeconds = false) {
+  const iso = new Date(ms).toISOString();
+  return withSeconds ? iso.slice(11, 19) : iso.slice(5, 16).replace('T', ' ');
 }
 
 function chartLib() {
@@ -39,6 +40,9 @@ function xRange(series) {
 /** series: [{ label, color, points: [{ x: ms, y: bytes, note? }], pointStyle?, radius? }] */
 export function timeChart(canvas, series, { stepped = false, showLine = true } = {}) {
   const Chart = chartLib();
+  const range = xRange(series);
+  // Ticks less than a few minutes apart need seconds, or neighbours read the same.
+  const fine = range.max !== undefined && range.max - range.min < 15 * 60_000;
   const chart = new Chart(canvas, {
     type: 'line',
     data: {
@@ -51,7 +55,7 @@ export function timeChart(canvas, series, { stepped = false, showLine = true } =
       maintainAspectRatio: false,
       parsing: false,
       scales: {
-        x: { type: 'linear', ...xRange(series), ticks: { callback: (v) => shortTime(v), maxTicksLimit: 6 }, title: { display: true, text: 'time (UTC)' } },
+        x: { type: 'linear', ...range, ticks: { callback: (v) => shortTime(v, fine), maxTicksLimit: 6 }, title: { display: true, text: 'time (UTC)' } },
         y: { beginAtZero: true, ticks: { callback: (v) => bytes(v) } },
       },
       plugins: {
