@@ -19,6 +19,7 @@ PACKAGES=(
   fuse3                                       # vmbkp files mount (guestmount is FUSE; fusermount unmounts), ntfs-3g in the test images
   fdisk e2fsprogs xfsprogs dosfstools mtools  # test disk images (test/fs-images.ts): sfdisk, mke2fs -d, mkfs.xfs -p + xfs_db, mkfs.fat + mcopy
   ntfs-3g lvm2 btrfs-progs                    # NTFS (mkntfs + ntfs-3g) in the test images; LVM and btrfs in the appliance, which copies them from this machine
+  chromium fonts-dejavu-core                  # the dashboard's browser test (playwright-core drives Debian's chromium; no browser download)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

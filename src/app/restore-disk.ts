@@ -2,13 +2,14 @@
 import fs from 'node:fs/promises';
 import type { Progress } from '../engine/backup-disk.js';
 import { dataBytes } from '../engine/restore-target.js';
-import { InputError, IoError, describeCause } from '../errors.js';
+import { InputError, IoError, checkInterrupted, describeCause } from '../errors.js';
 import { findDisk, resolveGeneration } from '../jobs/resolve.js';
 import { type RestoreDiskResult, restoreDiskJob } from '../jobs/restore-disk-job.js';
 import { isNbdUri } from '../nbd/uri.js';
 import { loadDiskIndex } from '../repository/disk-index.js';
 import type { Repository } from '../repository/repository.js';
 import { filePath, openTarget } from '../sources/open.js';
+import type { DiskTarget } from '../sources/types.js';
 
 export type { RestoreDiskResult } from '../jobs/restore-disk-job.js';
 
@@ -25,6 +26,20 @@ export interface DiskRestoreRequest {
   readonly onStart?: (size: number) => void;
   readonly onProgress?: (p: Progress) => void;
   readonly onWarning?: (message: string) => void;
+  /** Stops the restore at its next write (a file it created is removed). */
+  readonly signal?: AbortSignal;
+}
+
+/** The target, failing its next write once `signal` fires. */
+function stoppable(t: DiskTarget, signal: AbortSignal, what: string): DiskTarget {
+  return {
+    description: t.description, size: t.size, zeroed: t.zeroed, ...(t.sequential !== undefined ? { sequential: t.sequential } : {}),
+    write: (offset, data) => { checkInterrupted(signal, what); return t.write(offset, data); },
+    zero: (offset, length) => { checkInterrupted(signal, what); return t.zero(offset, length); },
+    flush: () => t.flush(),
+    close: () => t.close(),
+    ...(t.discard ? { discard: () => t.discard!() } : {}),
+  };
 }
 
 export function restoreDiskTo(req: DiskRestoreRequest): Promise<RestoreDiskResult> {
@@ -33,7 +48,7 @@ export function restoreDiskTo(req: DiskRestoreRequest): Promise<RestoreDiskResul
     openTarget: async (size) => {
       const t = await openTarget(req.to, size, req.overwrite);
       req.onStart?.(size);
-      return t;
+      return req.signal ? stoppable(t, req.signal, `the restore of set ${req.set} disk ${req.disk} to ${req.to}`) : t;
     },
     ...(req.onProgress ? { onProgress: req.onProgress } : {}),
     ...(req.onWarning ? { onWarning: req.onWarning } : {}),

@@ -17,21 +17,13 @@ export function register(program: Command): void {
     .description('list sets and their generations')
     .option('--set <name>', 'only this set')
     .action(async (opts: GlobalOptions & { set?: string }) => {
-      const { generationSummary } = await import('../../app/generation-summary.js');
+      const { listSets } = await import('../../app/list.js');
       const out = new Output(!!opts.json);
       const repo = await openRepository(opts);
-      const refs = await repo.listGenerations(opts.set);
-      const sets = new Map<string, ReturnType<typeof generationSummary>[]>();
-      for (const r of refs) {
-        const m = await repo.readGeneration(r.set, r.generation);
-        const l = sets.get(r.set) ?? [];
-        l.push(generationSummary(m));
-        sets.set(r.set, l);
-      }
-      const json = { repository: repo.location, sets: [...sets].map(([name, generations]) => ({ name, generations })) };
+      const json = await listSets(repo, opts.set);
       const rows: string[][] = [];
-      for (const [, gens] of sets) {
-        for (const g of gens) {
+      for (const { generations } of json.sets) {
+        for (const g of generations) {
           for (const d of g.disks) {
             rows.push([g.set, String(g.generation), g.started.replace('T', ' ').slice(0, 19), g.mode, g.consistency ?? '-', g.machine?.instanceUuid ?? '-', d.name, diskWhere(d), d.mode, bytes(d.size), bytes(d.bytesRead), bytes(d.bytesStored), duration(d.durationMs), savedText(g.savedFiles)]);
           }

@@ -1,6 +1,6 @@
 /** verify, prune, gc, unlock: keeping a repository healthy. */
 import type { Command } from 'commander';
-import { RepositoryDamagedError, UsageError } from '../../errors.js';
+import { UsageError } from '../../errors.js';
 import type { LockView, SetPolicy } from '../../app/maintenance.js';
 import type { GcResult } from '../../repository/gc.js';
 import type { RetentionPolicy } from '../../repository/retention.js';
@@ -23,27 +23,23 @@ export function register(program: Command): void {
     .description('check that every generation is complete; --read-data re-hashes every chunk')
     .option('--read-data', 'read, decompress and re-hash every stored blob')
     .action(async (opts: GlobalOptions & { readData?: boolean }) => {
-      const { storageReport } = await import('../../app/repository.js');
-      const { gc, verify } = await import('../../app/maintenance.js');
+      const { verifyFailure, verifyRepository } = await import('../../app/verify-run.js');
       const out = new Output(!!opts.json);
       const repo = await openRepository(opts);
       const progress = progressSink(out.json);
-      const report = await verify({ repo, readData: !!opts.readData, onWarning: (m) => { progress.stop(); out.warn(m); }, onProgress: maintenanceProgress(out, progress, 'verify') });
+      const report = await verifyRepository({ repo, readData: !!opts.readData, onWarning: (m) => { progress.stop(); out.warn(m); }, onProgress: maintenanceProgress(out, progress, 'verify') });
       progress.stop();
-      const ok = report.problems.length === 0;
       const human = [
         `${report.generations} generations, ${report.disks} disks, ${report.packs} packs, ${report.blobs} blobs${opts.readData ? `, ${bytes(report.bytesRead)} read and re-hashed` : ''}`,
         ...(report.unreferencedBlobs === null ? [`unreferenced data not counted: damaged generations hide what they reference`]
           : report.unreferencedPacks || report.unreferencedBlobs ? [`unreferenced: ${report.unreferencedPacks} packs, ${report.unreferencedBlobs} blobs (vmbkp gc removes them)`] : []),
         ...report.problems.map((p) => `problem: ${p.message}`),
-        ok ? 'no problems found' : `${report.problems.length} problems found`,
+        report.ok ? 'no problems found' : `${report.problems.length} problems found`,
       ].join('\n');
-      out.result({ ok, ...report, ...storageReport(repo) }, human);
+      out.result(report, human);
       out.retries(repo);
-      if (!ok) {
-        const first = report.problems[0]!;
-        throw new RepositoryDamagedError(`verify of ${repo.location} found ${report.problems.length} problems; first: ${first.message}`);
-      }
+      const failure = verifyFailure(repo, report);
+      if (failure) throw failure;
     });
 
   program.command('prune')
@@ -58,7 +54,7 @@ export function register(program: Command): void {
     .option('--no-gc', 'do not run gc afterwards (the data of removed generations stays until vmbkp gc)')
     .option('--dry-run', 'show what would be removed and what gc would then free; change nothing')
     .action(async (opts: PruneOptions) => {
-      const { gc, prunePolicies, pruneSets } = await import('../../app/maintenance.js');
+      const { runPrune } = await import('../../app/prune-run.js');
       const out = new Output(!!opts.json);
       const policy = keepOptions(opts);
       if (opts.all && opts.set !== undefined) throw new UsageError('give --set NAME or --all, not both');
@@ -67,13 +63,13 @@ export function register(program: Command): void {
       if (!opts.all && !policy) throw new UsageError('prune --set needs --keep-last N');
       const repo = await openRepository(opts);
       const progress = progressSink(out.json);
-      const chosen = opts.all ? await prunePolicies(repo, { options: policy, recipe: opts.recipe, policyFor: await profileRetention(opts, !!policy || opts.recipe !== undefined) })
-        : { sets: [{ set: opts.set!, policy: policy!, from: '--keep-* options' }], unmanaged: [] };
       const dryRun = !!opts.dryRun;
-      const r = await pruneSets({
-        repo, sets: chosen.sets, dryRun, gc: opts.gc, onWarning: (m) => { progress.stop(); out.warn(m); },
-        onProgress: maintenanceProgress(out, progress, 'prune'),
+      const run = await runPrune({
+        repo, dryRun, gc: opts.gc, onWarning: (m) => { progress.stop(); out.warn(m); }, onProgress: maintenanceProgress(out, progress, 'prune'),
+        target: opts.all ? { all: true, options: policy, recipe: opts.recipe, policyFor: await profileRetention(opts, !!policy || opts.recipe !== undefined) }
+          : { set: opts.set!, policy: policy! },
       });
+      const { result: r, policies: chosen } = run;
       progress.stop();
       const removed = r.sets.reduce((n, s) => n + s.remove.length, 0);
       const human = [
@@ -86,16 +82,14 @@ export function register(program: Command): void {
         dryRun ? `dry run: would remove ${removed} generations; nothing was changed` : `${removed} generations removed`,
         r.gc ? gcText(r.gc) : opts.gc ? (dryRun ? 'gc would not run: no generation would be removed' : 'gc not run: no generation removed') : 'gc not run (--no-gc): run vmbkp gc to reclaim the data of removed generations',
       ].filter((l) => l !== '').join('\n');
-      // One set: its prune result as before, with gc beside it; --all: every set's.
-      const gcPart = r.gc ? { gc: r.gc } : {};
-      out.result(opts.all ? { dryRun, sets: r.sets, unmanaged: chosen.unmanaged, policies: chosen.sets, ...gcPart } : { ...r.sets[0]!, ...gcPart }, human);
+      out.result(run.json, human);
     });
 
   program.command('gc')
     .description('remove data that no generation references')
     .option('--dry-run', 'show the packs and bytes gc would free; write and remove nothing')
     .action(async (opts: GlobalOptions & { dryRun?: boolean }) => {
-      const { gc, unlock } = await import('../../app/maintenance.js');
+      const { gc } = await import('../../app/maintenance.js');
       const out = new Output(!!opts.json);
       const repo = await openRepository(opts);
       const progress = progressSink(out.json);
@@ -110,7 +104,7 @@ export function register(program: Command): void {
     .option('--list', 'list the locks present (kind, holder, since, stale or live), removing none')
     .option('--dry-run', 'show the locks that would be removed, removing none')
     .action(async (opts: GlobalOptions & { all?: boolean; list?: boolean; dryRun?: boolean }) => {
-      const { gc, listLocks, profilePolicies, unlock } = await import('../../app/maintenance.js');
+      const { listLocks, unlock } = await import('../../app/maintenance.js');
       const out = new Output(!!opts.json);
       const repo = await openRepository(opts);
       if (opts.list) {
@@ -154,10 +148,11 @@ function keepOptions(opts: PruneOptions): RetentionPolicy | undefined {
  */
 async function profileRetention(opts: GlobalOptions, explicit: boolean): Promise<((set: string) => SetPolicy | undefined) | undefined> {
   if (explicit) return undefined;
-  const { profilePolicies } = await import('../../app/maintenance.js');
   const profile = (await repoSettings(opts))?.profile;
   const retention = profile !== undefined ? (await loadedConfig()).data.repositories[profile]?.retention : undefined;
-  return profile !== undefined && retention ? profilePolicies(profile, retention) : undefined;
+  if (profile === undefined || !retention) return undefined;
+  const { profilePolicies } = await import('../../app/maintenance.js');
+  return profilePolicies(profile, retention);
 }
 
 function gcText(r: GcResult): string {
