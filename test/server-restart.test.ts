@@ -29,11 +29,13 @@ describe('vmbkp server: restarts, interrupted jobs, missed schedules', () => {
   let config: string;
   let token: string;
   let ca: string;
+  let cancelRecipe: string;
+  let api: ApiClient;
   const servers: StartedServer[] = [];
 
   before(async () => {
     ({ dir, cleanup } = await tempDir('vmbkp-server-restart-'));
-    lab = await Lab.start(['--vms', '1', '--disks', '1', '--disk-size', String(4 * MiB)]);
+    lab = await Lab.start(['--vms', '2', '--disks', '1', '--disk-size', String(16 * MiB)]);
     webhook = await startWebhook();
     const repo = path.join(dir, 'repo');
     assert.equal((await vmbkp(['init', '--repo', repo])).code, 0);
@@ -45,12 +47,16 @@ describe('vmbkp server: restarts, interrupted jobs, missed schedules', () => {
       `repository: { path: ${repo}, passwordFile: ${REPO_PASSWORD_FILE} }`,
       'targets: { vms: [lab-vm-1] }',
     ].join('\n'));
+    // Run on demand only, for the cancel: another VM, so the schedule's runs never touch it.
+    cancelRecipe = path.join(dir, 'vm2.yaml');
+    await fs.writeFile(cancelRecipe, (await fs.readFile(recipe, 'utf8')).replace('[lab-vm-1]', '[lab-vm-2]'));
     config = path.join(dir, 'server.yaml');
     await fs.writeFile(config, [
       'listen: 127.0.0.1:0',
       'stateDir: state',
       `repositories: [ { name: main, repo: ${repo}, passwordFile: ${REPO_PASSWORD_FILE} } ]`,
       `schedules: [ { name: often, recipe: ${recipe}, cron: "* * * * * *", timezone: Europe/Berlin } ]`,
+      `recipes: [ ${cancelRecipe} ]`,
       `alerts: { webhook: "${webhook.url}" }`,
     ].join('\n'));
     await addUser(config, dir, 'admin', 'admin', 'admin-secret-1');
@@ -74,7 +80,7 @@ describe('vmbkp server: restarts, interrupted jobs, missed schedules', () => {
 
   it('keeps the history, marks the killed job interrupted and reports the runs missed while down', async () => {
     // 1. A scheduled run succeeds; then a clean stop.
-    let api = await start();
+    api = await start();
     const first = await until(async () => (await jobs(api)).find((j) => j.trigger === 'schedule' && j.status === 'succeeded'));
     await servers[0]!.stop('SIGTERM');
 
@@ -116,5 +122,29 @@ describe('vmbkp server: restarts, interrupted jobs, missed schedules', () => {
     assert.match(missedAlert.text, /while the server was down/);
     const interruptedAlert = await webhook.next((b) => (b as Alert).event === 'job.interrupted' && (b as Alert).job.id === held.id) as Alert;
     assert.equal(interruptedAlert.job.status, 'interrupted');
+  });
+
+  it('cancels a running job: its VM\'s backup stops, cleans up, and the job ends cancelled', async () => {
+    // Held at its first disk read, the job cannot end before the cancel reaches it.
+    await lab.gateFolder(5, 600_000);
+    const r = await api.request('POST', '/api/v1/jobs', { kind: 'recipe', recipe: cancelRecipe });
+    assert.equal(r.status, 202, r.text);
+    const { id } = r.json<{ id: number }>();
+    // Its snapshot made, its reads are next: the cancel meets the backup mid-way.
+    await until(async () => ((await lab.vmbkpSnapshots('lab-vm-2')).length > 0 ? true : undefined));
+    const c = await api.request('POST', `/api/v1/jobs/${id}/cancel`);
+    assert.equal(c.status, 202, c.text);
+    await lab.ungateFolder();
+    const job = await until(async () => {
+      const j = (await api.request('GET', `/api/v1/jobs/${id}`)).json<Job & { vms: { name: string; status: string; error: { code: string; message: string } | null }[] }>();
+      return j.status === 'running' ? undefined : j;
+    });
+    assert.equal(job.status, 'cancelled', JSON.stringify(job));
+    assert.equal(job.vms[0]?.name, 'lab-vm-2');
+    assert.equal(job.vms[0]?.error?.code, 'CANCELLED');
+    // Stopped in its read, not before it started.
+    assert.match(job.vms[0]!.error!.message, /stopped: the run was cancelled/);
+    assert.deepEqual(await lab.vmbkpSnapshots('lab-vm-2'), [], 'the cancelled backup removed its snapshot');
+    assert.equal((await api.request('POST', `/api/v1/jobs/${id}/cancel`)).status, 409, 'an ended job cannot be cancelled');
   });
 });

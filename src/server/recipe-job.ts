@@ -9,6 +9,7 @@ import { loadConfig } from '../app/config-file.js';
 import { resolveRecipeProfiles } from '../app/recipe-profiles.js';
 import { readRepositoryPassword, recipePasswordSource } from '../app/repository-password.js';
 import { loadRecipe, runBackupRecipe, runRestoreRecipe } from '../app/run-recipe.js';
+import type { VmResult } from '../app/backup-vms.js';
 import { openVcenterJob } from '../app/vcenter.js';
 import { UsageError, errorRecord } from '../errors.js';
 import type { ServerConfig } from './config.js';
@@ -61,6 +62,17 @@ async function run(job: JobHandle, config: ServerConfig, configFile: string, rep
   try {
     if (recipe.kind === 'backup') {
       const totals = new ProgressTotals();
+      const recorded = new Set<string>();
+      const record = (v: VmResult) => {
+        recorded.add(v.vm);
+        const disks = v.disks ?? [];
+        job.vm({
+          name: v.vm, set: v.set, ok: v.ok, error: v.error, generation: v.generation,
+          bytesRead: disks.reduce((n, d) => n + d.bytesRead, 0), bytesStored: disks.reduce((n, d) => n + d.bytesStored, 0),
+          durationMs: v.durationMs, warnings: v.warnings,
+        });
+        job.log(v.ok ? 'info' : 'error', v.ok ? `VM ${v.vm}: generation ${v.generation} of set ${v.set} stored` : `VM ${v.vm}: backup failed: ${v.error?.message ?? 'failed'}`);
+      };
       const r = await runBackupRecipe(vc, recipePath, recipe, (e) => {
         if (e.type === 'warning') job.log('warning', e.message);
         else if (e.type === 'vm-start') job.log('info', `VM ${e.vm}: backup started`);
@@ -74,16 +86,11 @@ async function run(job: JobHandle, config: ServerConfig, configFile: string, rep
             job.progress({ ...t, vm: e.vm, disk: ev.disk });
           }
         } else if (e.type === 'vm-done') {
-          const v = e.result;
-          const disks = v.disks ?? [];
-          job.vm({
-            name: v.vm, set: v.set, ok: v.ok, error: v.error, generation: v.generation,
-            bytesRead: disks.reduce((n, d) => n + d.bytesRead, 0), bytesStored: disks.reduce((n, d) => n + d.bytesStored, 0),
-            durationMs: v.durationMs, warnings: v.warnings,
-          });
-          job.log(v.ok ? 'info' : 'error', v.ok ? `VM ${v.vm}: generation ${v.generation} of set ${v.set} stored` : `VM ${v.vm}: backup failed: ${v.error?.message ?? 'failed'}`);
+          record(e.result);
         } else if (e.type === 'copy-event' && e.event.type === 'warning') job.log('warning', `copy: ${e.event.message}`);
       }, undefined, job.signal);
+      // VMs that never started (not found, or the run cancelled first) are in the report only.
+      for (const v of r.report.vms) if (!recorded.has(v.vm)) record(v);
       return outcome(r.report, r.failure, job.signal, r.report.vms.length, r.report.succeeded);
     }
     const r = await runRestoreRecipe(vc, recipePath, recipe, job.signal, (e) => {

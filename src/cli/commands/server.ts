@@ -2,7 +2,7 @@
  * `vmbkp server --config FILE`: the backup server (API, dashboard, schedules, metrics).
  * `vmbkp server user add|passwd|remove|list` and `vmbkp server token create|revoke|list`
  * manage its users and API tokens in its database, beside a running server or not.
- * Passwords come from --password-file or stdin, never from an argument.
+ * Passwords come from --password-file FILE (- for stdin), never from an argument.
  */
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
@@ -40,10 +40,11 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** The first line of --password-file, else of stdin. */
+/** The first line of --password-file FILE, or of stdin with --password-file -. */
 async function passwordFrom(opts: { passwordFile?: string }): Promise<string> {
   let text: string;
-  if (opts.passwordFile !== undefined) {
+  if (opts.passwordFile === undefined) throw new UsageError('give the password with --password-file FILE (or --password-file - to read it from stdin); never as an argument');
+  if (opts.passwordFile !== '-') {
     try {
       text = await readFile(opts.passwordFile, 'utf8');
     } catch (err) {
@@ -53,7 +54,7 @@ async function passwordFrom(opts: { passwordFile?: string }): Promise<string> {
     text = await readStdin();
   }
   const line = text.split(/\r?\n/)[0] ?? '';
-  if (line === '') throw new InputError(`the password ${opts.passwordFile !== undefined ? `file ${opts.passwordFile}` : 'on stdin'} is empty`);
+  if (line === '') throw new InputError(`the password ${opts.passwordFile !== '-' ? `file ${opts.passwordFile}` : 'on stdin'} is empty`);
   return line;
 }
 
@@ -87,7 +88,7 @@ export function register(program: Command): void {
     .description('add a user with a role: viewer (reads), operator (+ runs jobs and restores), admin (+ users, tokens, audit)')
     .argument('<name>')
     .requiredOption('--role <role>', 'viewer, operator or admin')
-    .option('--password-file <file>', 'file holding the password (first line); else read from stdin')
+    .requiredOption('--password-file <file>', 'file holding the password (first line); - reads it from stdin')
     .action(async (name: string, opts: { role: string; passwordFile?: string; json?: boolean }, cmd: Command) => {
       const password = await passwordFrom(opts);
       await withDb(cmd, (db) => addUser(db, name, opts.role, password));
@@ -96,7 +97,7 @@ export function register(program: Command): void {
   user.command('passwd')
     .description('set a user\'s password (ends their sessions)')
     .argument('<name>')
-    .option('--password-file <file>', 'file holding the new password (first line); else read from stdin')
+    .requiredOption('--password-file <file>', 'file holding the new password (first line); - reads it from stdin')
     .action(async (name: string, opts: { passwordFile?: string; json?: boolean }, cmd: Command) => {
       const password = await passwordFrom(opts);
       await withDb(cmd, (db) => setPassword(db, name, password));
