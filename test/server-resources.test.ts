@@ -139,7 +139,7 @@ describe('vmbkp server: repositories, generations, restores, exports, previews',
     assert.equal((missing.body as { error: { code: string } }).error.code, 'NOT_FOUND');
   });
 
-  it('restores a disk to a path as a job followed over SSE; refuses a relative or existing target', async () => {
+  it('restores a disk to a path as a job followed over SSE; refuses a relative or existing target and a VM restore without a name', async () => {
     const target = file('restored-1.img');
     const { summary, detail } = await job({ kind: 'restore-disk', repository: 'main', set: 'web', generation: 1, disk: 'sda', to: target });
     assert.equal(summary.status, 'succeeded', JSON.stringify(summary));
@@ -152,6 +152,13 @@ describe('vmbkp server: repositories, generations, restores, exports, previews',
     const exists = await api('POST', '/api/v1/jobs', operator, { kind: 'restore-disk', repository: 'main', set: 'web', disk: 'sda', to: target });
     assert.equal(exists.status, 409, exists.text);
     assert.equal((exists.body as { error: { code: string } }).error.code, 'ALREADY_EXISTS');
+    // A VM restore without the VM's name is refused before any job starts.
+    const jobsBefore = (await ok<unknown[]>('GET', '/api/v1/jobs')).length;
+    const noName = await api('POST', '/api/v1/jobs', operator, { kind: 'restore-vm', repository: 'main', set: 'web', vcenter: 'prod' });
+    assert.equal(noName.status, 400, noName.text);
+    assert.equal((noName.body as { error: { code: string; message: string } }).error.code, 'INPUT_INVALID');
+    assert.match((noName.body as { error: { message: string } }).error.message, /name/);
+    assert.equal((await ok<unknown[]>('GET', '/api/v1/jobs')).length, jobsBefore);
     // The preview says the same without refusing: what would be written, and that the target exists.
     const plan = await ok<{ generation: number; size: number; target: { exists: boolean }; refused?: string }>('POST', '/api/v1/preview',
       { kind: 'restore-disk', repository: 'main', set: 'web', disk: 'sda', to: target });
