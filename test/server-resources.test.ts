@@ -13,7 +13,7 @@ import { request } from 'node:https';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { REPO_PASSWORD_FILE, makeImage, mutateImage, run, sha256File, tempDir, treeDigest, vmbkp, vmbkpJson } from './helpers.js';
-import { type StartedServer, addUser, createToken, startServer } from './server-fixture.js';
+import { type StartedServer, addUser, createToken, startServer, until } from './server-fixture.js';
 
 interface Reply { status: number; body: unknown; text: string }
 
@@ -134,6 +134,11 @@ describe('vmbkp server: repositories, generations, restores, exports, previews',
     const repos = await ok<{ name: string; location: string; storedBytes: number; dedupRatio: number }[]>('GET', '/api/v1/repositories');
     assert.deepEqual(repos.map((r) => [r.name, r.location, r.storedBytes, r.dedupRatio]), [['main', repo(), status.storage.bytes, status.dedupRatio]]);
 
+    // The OpenAPI document describes these routes and the job bodies.
+    const doc = await ok<{ paths: Record<string, unknown>; components: { schemas: Record<string, unknown> } }>('GET', '/api/v1/openapi.json');
+    for (const p of ['/repositories', '/repositories/{repo}', '/repositories/{repo}/growth', '/repositories/{repo}/sets', '/repositories/{repo}/sets/{set}/generations',
+      '/repositories/{repo}/sets/{set}/generations/{gen}', '/exports', '/exports/{id}', '/preview']) assert.ok(doc.paths[p], `openapi.json lacks ${p}`);
+    for (const k of ['RestoreDiskJob', 'RestoreVmJob', 'PruneJob', 'VerifyJob', 'GenerationFigures', 'Export']) assert.ok(doc.components.schemas[k], `openapi.json lacks ${k}`);
     const missing = await api('GET', '/api/v1/repositories/main/sets/nosuch/generations', operator);
     assert.equal(missing.status, 404, missing.text);
     assert.equal((missing.body as { error: { code: string } }).error.code, 'NOT_FOUND');
@@ -204,6 +209,13 @@ describe('vmbkp server: repositories, generations, restores, exports, previews',
     assert.equal((detail.result as { generations: number }).generations, 2);
     const gens = await ok<{ verify: { status: string } }[]>('GET', '/api/v1/repositories/main/sets/web/generations');
     assert.deepEqual(gens.map((g) => g.verify.status), ['ok', 'ok']);
+    // Growth: the size sample taken after the verify (which wrote its record) is the size status reports now.
+    const { storage } = await vmbkpJson<{ storage: { bytes: number } }>(['status', '--repo', repo()]);
+    const growth = await until(async () => {
+      const g = await ok<{ time: string; storedBytes: number }[]>('GET', '/api/v1/repositories/main/growth');
+      return g.some((x) => x.storedBytes === storage.bytes) ? g : undefined;
+    });
+    assert.ok(growth.every((x, i) => i === 0 || x.time >= growth[i - 1]!.time), 'growth samples are oldest first');
   });
 
   it('refuses a viewer jobs, exports and previews (403), and answers its reads', async () => {
