@@ -25,6 +25,7 @@ const UNIT = [
   'encryption-unit',
   's3-unit',
   'select-generation',
+  'server-schedule-unit',
   'commit-lock',
   'export-backend',
   'extents',

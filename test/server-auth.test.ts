@@ -19,7 +19,8 @@ const VCENTER_PASSWORD = 'vcenter-secret-4';
 
 interface Job { id: number; status: string; user: string | null; name: string }
 
-describe('vmbkp server: authentication, roles, CSRF, audit, TLS', () => {
+// The limit only turns a hang into a failure; nothing is timed.
+describe('vmbkp server: authentication, roles, CSRF, audit, TLS', { timeout: 600_000 }, () => {
   let dir: string;
   let cleanup: () => Promise<void>;
   let config: string;

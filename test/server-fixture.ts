@@ -81,6 +81,26 @@ export class ApiClient {
     });
   }
 
+  /** Reads a Server-Sent Events stream until the server ends it: each event's name and JSON data. */
+  events(p: string): Promise<{ event: string; data: unknown }[]> {
+    const h: Record<string, string> = { accept: 'text/event-stream' };
+    if (this.token) h['authorization'] = `Bearer ${this.token}`;
+    if (this.cookie) h['cookie'] = this.cookie;
+    return new Promise((resolve, reject) => {
+      const req = request(new URL(p, this.url), { headers: h, ca: this.ca }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => { text += c; });
+        res.on('end', () => resolve(text.split('\n\n').filter((b) => b.trim()).map((block) => {
+          const field = (k: string) => block.split('\n').filter((l) => l.startsWith(`${k}:`)).map((l) => l.slice(k.length + 1).trimStart()).join('\n');
+          return { event: field('event'), data: JSON.parse(field('data')) as unknown };
+        })));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
   /** Logs in with a session cookie; remembers the cookie and the CSRF token. */
   async login(user: string, password: string): Promise<ApiResponse> {
     const r = await this.request('POST', '/api/v1/session', { user, password });

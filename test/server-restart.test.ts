@@ -78,10 +78,18 @@ describe('vmbkp server: restarts, interrupted jobs, missed schedules', () => {
   }
   const jobs = async (api: ApiClient) => (await api.request('GET', '/api/v1/jobs?limit=1000')).json<Job[]>();
 
-  it('keeps the history, marks the killed job interrupted and reports the runs missed while down', async () => {
+  // The limits only turn a hang (a run that never ends) into a failure; nothing is timed.
+  it('keeps the history, marks the killed job interrupted and reports the runs missed while down', { timeout: 600_000 }, async () => {
     // 1. A scheduled run succeeds; then a clean stop.
     api = await start();
     const first = await until(async () => (await jobs(api)).find((j) => j.trigger === 'schedule' && j.status === 'succeeded'));
+    // The set's run shows in /metrics and the overview, under the repository's configured name.
+    const metrics = (await api.request('GET', '/metrics')).text;
+    assert.match(metrics, /^vmbkp_set_last_success_timestamp_seconds\{repository="main",set="lab-vm-1"\} \d+(\.\d+)?$/m);
+    assert.match(metrics, /^vmbkp_job_runs_total\{status="succeeded"\} [1-9]/m);
+    const overview = (await api.request('GET', '/api/v1/overview')).json<{ sets: { repository: string; set: string; lastSuccessAt: string | null }[]; schedules: { name: string; nextRunAt: string }[] }>();
+    assert.ok(overview.sets.some((x) => x.repository === 'main' && x.set === 'lab-vm-1' && x.lastSuccessAt !== null), JSON.stringify(overview));
+    assert.equal(overview.schedules[0]?.name, 'often');
     await servers[0]!.stop('SIGTERM');
 
     // 2. With the lab holding disk reads, the next run stays running: the schedule, due
@@ -89,9 +97,12 @@ describe('vmbkp server: restarts, interrupted jobs, missed schedules', () => {
     await lab.gateFolder(5, 600_000);
     api = await start();
     const held = await until(async () => (await jobs(api)).find((j) => j.id > first.id && j.trigger === 'schedule' && j.status === 'running'));
-    const overlap = await until(async () => (await jobs(api)).find((j) => j.id > held.id && j.status === 'missed'));
+    const overlap = await until(async () => {
+      const all = await jobs(api);
+      assert.deepEqual(all.filter((j) => j.status === 'running').map((j) => j.id), [held.id], 'one run at a time');
+      return all.find((j) => j.id > held.id && j.status === 'missed');
+    });
     assert.match(overlap.error!.message, new RegExp(`previous run \\(job ${held.id}\\) was still running`));
-    assert.equal((await jobs(api)).filter((j) => j.status === 'running').length, 1, 'one run at a time');
 
     // 3. Killed: nothing gets to record how the held job ended.
     await servers[1]!.stop('SIGKILL');
@@ -117,14 +128,19 @@ describe('vmbkp server: restarts, interrupted jobs, missed schedules', () => {
     const detail = (await api.request('GET', `/api/v1/jobs/${down.id}`)).json<Job & { startedAt: string | null }>();
     assert.equal(detail.startedAt, null);
 
-    // 5. The webhook was told: the missed runs, and the interrupted job.
-    const missedAlert = await webhook.next((b) => (b as Alert).event === 'job.missed' && (b as Alert).job.id === down.id) as Alert;
+    // 5. The webhook was told: the missed runs, and the interrupted job (a clean stop
+    //    delivers the alerts still under way, so they are all in by then).
+    await servers[2]!.stop('SIGTERM');
+    const alerts = webhook.received as Alert[];
+    const missedAlert = alerts.find((b) => b.event === 'job.missed' && b.job.id === down.id);
+    assert.ok(missedAlert, JSON.stringify(alerts.map((a) => a.text), null, 1));
     assert.match(missedAlert.text, /while the server was down/);
-    const interruptedAlert = await webhook.next((b) => (b as Alert).event === 'job.interrupted' && (b as Alert).job.id === held.id) as Alert;
-    assert.equal(interruptedAlert.job.status, 'interrupted');
+    const interruptedAlert = alerts.find((b) => b.event === 'job.interrupted' && b.job.id === held.id);
+    assert.equal(interruptedAlert?.job.status, 'interrupted');
+    api = await start();
   });
 
-  it('cancels a running job: its VM\'s backup stops, cleans up, and the job ends cancelled', async () => {
+  it('cancels a running job: its VM\'s backup stops, cleans up, and the job ends cancelled', { timeout: 300_000 }, async () => {
     // Held at its first disk read, the job cannot end before the cancel reaches it.
     await lab.gateFolder(5, 600_000);
     const r = await api.request('POST', '/api/v1/jobs', { kind: 'recipe', recipe: cancelRecipe });
@@ -132,6 +148,8 @@ describe('vmbkp server: restarts, interrupted jobs, missed schedules', () => {
     const { id } = r.json<{ id: number }>();
     // Its snapshot made, its reads are next: the cancel meets the backup mid-way.
     await until(async () => ((await lab.vmbkpSnapshots('lab-vm-2')).length > 0 ? true : undefined));
+    // Live events from here to the job's end (the stream ends with it).
+    const stream = api.events(`/api/v1/jobs/${id}/events`);
     const c = await api.request('POST', `/api/v1/jobs/${id}/cancel`);
     assert.equal(c.status, 202, c.text);
     await lab.ungateFolder();
@@ -146,5 +164,10 @@ describe('vmbkp server: restarts, interrupted jobs, missed schedules', () => {
     assert.match(job.vms[0]!.error!.message, /stopped: the run was cancelled/);
     assert.deepEqual(await lab.vmbkpSnapshots('lab-vm-2'), [], 'the cancelled backup removed its snapshot');
     assert.equal((await api.request('POST', `/api/v1/jobs/${id}/cancel`)).status, 409, 'an ended job cannot be cancelled');
+    const events = await stream;
+    assert.equal(events.at(-1)?.event, 'end');
+    assert.equal((events.at(-1)!.data as Job).status, 'cancelled');
+    assert.ok(events.some((e) => e.event === 'log' && /VM lab-vm-2: backup failed: .*cancelled/.test((e.data as { message: string }).message)),
+      JSON.stringify(events, null, 1));
   });
 });
