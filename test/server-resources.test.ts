@@ -209,12 +209,14 @@ describe('vmbkp server: repositories, generations, restores, exports, previews',
     assert.equal((detail.result as { generations: number }).generations, 2);
     const gens = await ok<{ verify: { status: string } }[]>('GET', '/api/v1/repositories/main/sets/web/generations');
     assert.deepEqual(gens.map((g) => g.verify.status), ['ok', 'ok']);
-    // Growth: the size sample taken after the verify (which wrote its record) is the size status reports now.
+    // Growth: one size sample after each job on the repository; the newest (after the verify, which wrote its record) is the size status reports now.
     const { storage } = await vmbkpJson<{ storage: { bytes: number } }>(['status', '--repo', repo()]);
+    const jobs = (await ok<{ repository: string | null }[]>('GET', '/api/v1/jobs')).filter((j) => j.repository === 'main').length;
     const growth = await until(async () => {
       const g = await ok<{ time: string; storedBytes: number }[]>('GET', '/api/v1/repositories/main/growth');
-      return g.some((x) => x.storedBytes === storage.bytes) ? g : undefined;
+      return g.length >= jobs ? g : undefined;
     });
+    assert.equal(growth.at(-1)!.storedBytes, storage.bytes);
     assert.ok(growth.every((x, i) => i === 0 || x.time >= growth[i - 1]!.time), 'growth samples are oldest first');
   });
 
