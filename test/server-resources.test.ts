@@ -13,7 +13,7 @@ import { request } from 'node:https';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { REPO_PASSWORD_FILE, makeImage, mutateImage, run, sha256File, tempDir, treeDigest, vmbkp, vmbkpJson } from './helpers.js';
-import { type StartedServer, addUser, createToken, startServer } from './server-fixture.js';
+import { type StartedServer, addUser, createToken, startServer, until } from './server-fixture.js';
 
 interface Reply { status: number; body: unknown; text: string }
 
@@ -134,12 +134,17 @@ describe('vmbkp server: repositories, generations, restores, exports, previews',
     const repos = await ok<{ name: string; location: string; storedBytes: number; dedupRatio: number }[]>('GET', '/api/v1/repositories');
     assert.deepEqual(repos.map((r) => [r.name, r.location, r.storedBytes, r.dedupRatio]), [['main', repo(), status.storage.bytes, status.dedupRatio]]);
 
+    // The OpenAPI document describes these routes and the job bodies.
+    const doc = await ok<{ paths: Record<string, unknown>; components: { schemas: Record<string, unknown> } }>('GET', '/api/v1/openapi.json');
+    for (const p of ['/repositories', '/repositories/{repo}', '/repositories/{repo}/growth', '/repositories/{repo}/sets', '/repositories/{repo}/sets/{set}/generations',
+      '/repositories/{repo}/sets/{set}/generations/{gen}', '/exports', '/exports/{id}', '/preview']) assert.ok(doc.paths[p], `openapi.json lacks ${p}`);
+    for (const k of ['RestoreDiskJob', 'RestoreVmJob', 'PruneJob', 'VerifyJob', 'GenerationFigures', 'Export']) assert.ok(doc.components.schemas[k], `openapi.json lacks ${k}`);
     const missing = await api('GET', '/api/v1/repositories/main/sets/nosuch/generations', operator);
     assert.equal(missing.status, 404, missing.text);
     assert.equal((missing.body as { error: { code: string } }).error.code, 'NOT_FOUND');
   });
 
-  it('restores a disk to a path as a job followed over SSE; refuses a relative or existing target', async () => {
+  it('restores a disk to a path as a job followed over SSE; refuses a relative or existing target and a VM restore without a name', async () => {
     const target = file('restored-1.img');
     const { summary, detail } = await job({ kind: 'restore-disk', repository: 'main', set: 'web', generation: 1, disk: 'sda', to: target });
     assert.equal(summary.status, 'succeeded', JSON.stringify(summary));
@@ -152,6 +157,13 @@ describe('vmbkp server: repositories, generations, restores, exports, previews',
     const exists = await api('POST', '/api/v1/jobs', operator, { kind: 'restore-disk', repository: 'main', set: 'web', disk: 'sda', to: target });
     assert.equal(exists.status, 409, exists.text);
     assert.equal((exists.body as { error: { code: string } }).error.code, 'ALREADY_EXISTS');
+    // A VM restore without the VM's name is refused before any job starts.
+    const jobsBefore = (await ok<unknown[]>('GET', '/api/v1/jobs')).length;
+    const noName = await api('POST', '/api/v1/jobs', operator, { kind: 'restore-vm', repository: 'main', set: 'web', vcenter: 'prod' });
+    assert.equal(noName.status, 400, noName.text);
+    assert.equal((noName.body as { error: { code: string; message: string } }).error.code, 'INPUT_INVALID');
+    assert.match((noName.body as { error: { message: string } }).error.message, /name/);
+    assert.equal((await ok<unknown[]>('GET', '/api/v1/jobs')).length, jobsBefore);
     // The preview says the same without refusing: what would be written, and that the target exists.
     const plan = await ok<{ generation: number; size: number; target: { exists: boolean }; refused?: string }>('POST', '/api/v1/preview',
       { kind: 'restore-disk', repository: 'main', set: 'web', disk: 'sda', to: target });
@@ -197,6 +209,15 @@ describe('vmbkp server: repositories, generations, restores, exports, previews',
     assert.equal((detail.result as { generations: number }).generations, 2);
     const gens = await ok<{ verify: { status: string } }[]>('GET', '/api/v1/repositories/main/sets/web/generations');
     assert.deepEqual(gens.map((g) => g.verify.status), ['ok', 'ok']);
+    // Growth: one size sample after each job on the repository; the newest (after the verify, which wrote its record) is the size status reports now.
+    const { storage } = await vmbkpJson<{ storage: { bytes: number } }>(['status', '--repo', repo()]);
+    const jobs = (await ok<{ repository: string | null }[]>('GET', '/api/v1/jobs')).filter((j) => j.repository === 'main').length;
+    const growth = await until(async () => {
+      const g = await ok<{ time: string; storedBytes: number }[]>('GET', '/api/v1/repositories/main/growth');
+      return g.length >= jobs ? g : undefined;
+    });
+    assert.equal(growth.at(-1)!.storedBytes, storage.bytes);
+    assert.ok(growth.every((x, i) => i === 0 || x.time >= growth[i - 1]!.time), 'growth samples are oldest first');
   });
 
   it('refuses a viewer jobs, exports and previews (403), and answers its reads', async () => {
