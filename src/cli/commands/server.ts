@@ -7,10 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { InputError, UsageError, describeCause } from '../../errors.js';
-import { addUser, createToken, listTokens, listUsers, removeUser, revokeToken, setPassword } from '../../server/auth.js';
-import { loadServerConfig } from '../../server/config.js';
-import { type Db, openDb } from '../../server/db.js';
-import { startServer } from '../../server/server.js';
+import type { Db } from '../../server/db.js';
 import { Output } from '../context.js';
 import { table } from '../format.js';
 import * as log from '../log.js';
@@ -23,11 +20,15 @@ function serverConfigFile(cmd: Command): string {
   return file;
 }
 
-async function withDb<T>(cmd: Command, fn: (db: Db) => Promise<T> | T): Promise<T> {
+type Auth = typeof import('../../server/auth.js');
+
+/** Opens the server's database for one user/token command; the server modules load only then (lazy CLI start). */
+async function withDb<T>(cmd: Command, fn: (db: Db, auth: Auth) => Promise<T> | T): Promise<T> {
+  const [{ loadServerConfig }, { openDb }, auth] = await Promise.all([import('../../server/config.js'), import('../../server/db.js'), import('../../server/auth.js')]);
   const config = await loadServerConfig(serverConfigFile(cmd));
   const db = openDb(config.stateDir);
   try {
-    return await fn(db);
+    return await fn(db, auth);
   } finally {
     db.close();
   }
@@ -62,7 +63,7 @@ function serve(cmd: Command): Promise<void> {
   const file = serverConfigFile(cmd);
   return new Promise<void>((resolve, reject) => {
     const logger = { info: (m: string) => log.notice(m), warn: (m: string) => log.warn(m), error: (m: string) => log.warn(`error: ${m}`) };
-    startServer(file, logger).then((server) => {
+    import('../../server/server.js').then(({ startServer }) => startServer(file, logger)).then((server) => {
       const how = server.certificateSource === 'generated' ? `self-signed, generated in ${server.certFile}` : server.certFile;
       process.stdout.write(`vmbkp server listening on ${server.url}\ncertificate SHA-256 fingerprint ${server.fingerprint} (${how})\n`);
       let stopping = false;
@@ -91,7 +92,7 @@ export function register(program: Command): void {
     .requiredOption('--password-file <file>', 'file holding the password (first line); - reads it from stdin')
     .action(async (name: string, opts: { role: string; passwordFile?: string; json?: boolean }, cmd: Command) => {
       const password = await passwordFrom(opts);
-      await withDb(cmd, (db) => addUser(db, name, opts.role, password));
+      await withDb(cmd, (db, auth) => auth.addUser(db, name, opts.role, password));
       new Output(!!opts.json).result({ user: name, role: opts.role }, `added user ${name} (${opts.role})`);
     });
   user.command('passwd')
@@ -100,20 +101,20 @@ export function register(program: Command): void {
     .requiredOption('--password-file <file>', 'file holding the new password (first line); - reads it from stdin')
     .action(async (name: string, opts: { passwordFile?: string; json?: boolean }, cmd: Command) => {
       const password = await passwordFrom(opts);
-      await withDb(cmd, (db) => setPassword(db, name, password));
+      await withDb(cmd, (db, auth) => auth.setPassword(db, name, password));
       new Output(!!opts.json).result({ user: name }, `password of user ${name} changed`);
     });
   user.command('remove')
     .description('remove a user, their sessions and API tokens')
     .argument('<name>')
     .action(async (name: string, opts: { json?: boolean }, cmd: Command) => {
-      await withDb(cmd, (db) => removeUser(db, name));
+      await withDb(cmd, (db, auth) => auth.removeUser(db, name));
       new Output(!!opts.json).result({ user: name, removed: true }, `removed user ${name}`);
     });
   user.command('list')
     .description('list the users and their roles')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
-      const users = await withDb(cmd, (db) => listUsers(db));
+      const users = await withDb(cmd, (db, auth) => auth.listUsers(db));
       new Output(!!opts.json).result(users, table(['user', 'role', 'created'], users.map((u) => [u.name, u.role, u.createdAt])));
     });
 
@@ -123,20 +124,20 @@ export function register(program: Command): void {
     .argument('<name>', 'what the token is for')
     .requiredOption('--user <user>', 'whose rights the token has')
     .action(async (name: string, opts: { user: string; json?: boolean }, cmd: Command) => {
-      const t = await withDb(cmd, (db) => createToken(db, opts.user, name));
+      const t = await withDb(cmd, (db, auth) => auth.createToken(db, opts.user, name));
       new Output(!!opts.json).result({ id: t.id, token: t.token, user: opts.user, name }, `API token ${t.id} (${name}) for ${opts.user}; shown this once:\n${t.token}`);
     });
   token.command('revoke')
     .description('revoke an API token')
     .argument('<id>')
     .action(async (id: string, opts: { json?: boolean }, cmd: Command) => {
-      await withDb(cmd, (db) => revokeToken(db, id));
+      await withDb(cmd, (db, auth) => auth.revokeToken(db, id));
       new Output(!!opts.json).result({ id, revoked: true }, `revoked API token ${id}`);
     });
   token.command('list')
     .description('list API tokens (never the tokens themselves)')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
-      const tokens = await withDb(cmd, (db) => listTokens(db));
+      const tokens = await withDb(cmd, (db, auth) => auth.listTokens(db));
       new Output(!!opts.json).result(tokens, table(['id', 'name', 'user', 'created', 'last used'], tokens.map((t) => [t.id, t.name, t.user, t.createdAt, t.lastUsedAt ?? '-'])));
     });
 }
