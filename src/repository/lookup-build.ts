@@ -9,12 +9,11 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { crc32 } from 'node:zlib';
 import { IoError, NotFoundError, RepositoryDamagedError } from '../errors.js';
 import { failpoint } from '../failpoints.js';
 import { DIGEST_LENGTH } from './digest.js';
 import { indexFileTables } from './index-file.js';
-import { ENTRY_BODY, ENTRY_SIZE, HEADER_SIZE, type LookupFile, PACK_SIZE, bucketOf, encodeHeader, fanoutBitsFor } from './lookup-file.js';
+import { ENTRY_BODY, ENTRY_SIZE, HEADER_SIZE, type LookupFile, PACK_SIZE, bucketOf, crc32, encodeHeader, entryCrc, fanoutBitsFor } from './lookup-file.js';
 
 const PARTITIONS = 256;
 const PARTITION_BUFFER = 64 * 1024;
@@ -132,7 +131,7 @@ async function partition(input: BuildInput, work: string): Promise<Partitioned> 
       }
       for (let k = 0; k < t.packCount; k++) {
         t.packs.copy(pack, 0, k * DIGEST_LENGTH, (k + 1) * DIGEST_LENGTH);
-        pack.writeUInt32LE(crc32(pack.subarray(0, DIGEST_LENGTH)), DIGEST_LENGTH);
+        pack.writeUInt32LE(crc32(pack, 0, DIGEST_LENGTH), DIGEST_LENGTH);
         packs.push(pack, 0, PACK_SIZE);
       }
       const packBase = basePacks + newPacks;
@@ -144,7 +143,7 @@ async function partition(input: BuildInput, work: string): Promise<Partitioned> 
         const at = used[p]!;
         t.entries.copy(buf, at, from, from + ENTRY_BODY);
         buf.writeUInt32LE(buf.readUInt32LE(at + DIGEST_LENGTH) + packBase, at + DIGEST_LENGTH);
-        buf.writeUInt32LE(crc32(buf.subarray(at, at + ENTRY_BODY)), at + ENTRY_BODY);
+        buf.writeUInt32LE(entryCrc(buf, at), at + ENTRY_BODY);
         used[p] = at + ENTRY_SIZE;
         counts[p]!++;
       }
