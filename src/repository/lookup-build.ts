@@ -51,6 +51,11 @@ class Appender {
   }
   push(src: Buffer, from: number, length: number): void {
     if (this.used + length > this.size) this.flush();
+    if (length > this.size) {
+      // Larger than the buffer (a fanout of 2^18 buckets or more): written through.
+      for (let done = 0; done < length;) done += fs.writeSync(this.fd, src, from + done, length - done);
+      return;
+    }
     src.copy(this.buf, this.used, from, from + length);
     this.used += length;
   }

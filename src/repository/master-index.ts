@@ -90,6 +90,8 @@ export class MasterIndex {
       if (merge || (this.options.lookupPath !== undefined && delta.size > this.options.memoryEntries)) {
         // Too many to hold: everything not in the lookup file is merged into a new one.
         const pending = [...files, ...todo.filter((n) => !files.has(n))];
+        // What was read into memory is merged from storage again: free it first, unless lookups of other jobs still use it.
+        if (delta !== this.delta || !this.loaded) delta.clear();
         const result = await this.merge(file, pending, onDamaged);
         if (result.vanished > 0) vanished = true;
         file = result.file;
