@@ -155,7 +155,7 @@ async function main() {
     // A reused repository is measured as new: what earlier runs backed up, and the cache, go.
     fs.rmSync(cache, { recursive: true, force: true });
     const keep = new Set(JSON.parse(fs.readFileSync(path.join(dir, 'synthetic.json'), 'utf8')));
-    for (const sub of ['generations', 'index', 'data', 'locks']) {
+    for (const sub of ['generations', 'index', 'data', 'locks'].filter((d) => fs.existsSync(path.join(repos.big, d)))) {
       for (const f of fs.readdirSync(path.join(repos.big, sub), { recursive: true, withFileTypes: true })) {
         const rel = path.relative(repos.big, path.join(f.parentPath ?? f.path, f.name));
         if (f.isFile() && !keep.has(rel)) fs.rmSync(path.join(repos.big, rel));

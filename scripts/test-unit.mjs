@@ -35,6 +35,7 @@ const UNIT = [
   'import-cycles',
   'keys-cli',
   'log-output',
+  'lookup-index',
   'machine-files',
   'machine-provider',
   'nbd-fuzz',
