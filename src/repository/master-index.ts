@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import { NotFoundError, RepositoryDamagedError } from '../errors.js';
 import type { StorageBackend } from '../storage/backend.js';
 import { toHex } from './digest.js';
-import type { BlobLocation, IndexedPack } from './index-file.js';
+import { type BlobLocation, type IndexedPack, indexFileTables } from './index-file.js';
 import { indexFileContent, openIndexFile } from './index-files.js';
 import { INDEX_PREFIX } from './layout.js';
 import { buildLookupFile } from './lookup-build.js';
@@ -160,6 +160,22 @@ export class MasterIndex {
   /** Index files this index holds (merged or in memory). */
   fileNames(): string[] {
     return [...(this.file?.covers ?? []), ...this.deltaFiles];
+  }
+
+  /**
+   * Reads and checks every index file the lookup file answers for (verify): the lookup file
+   * was built from them when they were intact, so only reading them finds one damaged since.
+   */
+  async checkMerged(onDamaged: (err: RepositoryDamagedError) => void): Promise<void> {
+    for (const name of [...(this.file?.covers ?? [])]) {
+      try {
+        indexFileTables(indexFileContent(this.objects, name, await this.read(name)), name);
+      } catch (err) {
+        if (err instanceof NotFoundError) continue; // gc rewrote the index meanwhile
+        if (err instanceof RepositoryDamagedError) onDamaged(err);
+        else throw err;
+      }
+    }
   }
 
   /** Blobs searched in the lookup file and held in memory (for status and the benchmark). */

@@ -195,6 +195,11 @@ export class Repository {
     await this.index.load(onDamaged);
   }
 
+  /** Reads and checks the index files the local lookup file answers for (verify; see MasterIndex.checkMerged). */
+  async checkMergedIndexFiles(onDamaged: (err: RepositoryDamagedError) => void): Promise<void> {
+    await this.index.checkMerged(onDamaged);
+  }
+
   private requireIndex(): void {
     if (!this.index.isLoaded) throw new Error('repository index not loaded');
   }

@@ -77,6 +77,7 @@ async function run(req: VerifyRequest): Promise<VerifyReport> {
   // Key objects are named by their content: a damaged one is found without its password.
   if (repo.encrypted) await repo.keys((err) => problems.push({ message: err.message }));
   await repo.loadIndex((err) => problems.push({ message: err.message }));
+  await repo.checkMergedIndexFiles((err) => problems.push({ message: err.message }));
 
   const packSizes = new Map<string, number>();
   for (const name of await repo.backend.list(DATA_PREFIX)) {
