@@ -10,6 +10,7 @@
 // -d of Go's, Python's and Perl's installed trees, ~540 MB) and its next generation with files
 // removed and added in place (debugfs), with the changed extents found by comparing the two
 // images block-wise; every step below runs on them the same way.
+//   npm run bench -- --scale [--entries N] ...   (repository size: bench/scale.mjs)
 //
 // vmbkp runs twice on the same images: on an encrypted repository (`vmbkp init` as users get
 // it: AES-256-GCM, HMAC-SHA256 chunk ids, the default scrypt parameters) and on a plaintext one
@@ -1245,6 +1246,11 @@ async function main() {
   // `--files`: the file-level restore benchmark instead (bench/files.mjs, its own options).
   if (process.argv.includes('--files')) {
     const child = spawn(process.execPath, [path.join(here, 'files.mjs'), ...process.argv.slice(2).filter((a) => a !== '--files')], { stdio: 'inherit' });
+    return new Promise((resolve) => child.on('close', (code) => resolve(code ?? 1)));
+  }
+  // `--scale`: the repository-size benchmark instead (bench/scale.mjs, its own options).
+  if (process.argv.includes('--scale')) {
+    const child = spawn(process.execPath, [path.join(here, 'scale.mjs'), ...process.argv.slice(2).filter((a) => a !== '--scale')], { stdio: 'inherit' });
     return new Promise((resolve) => child.on('close', (code) => resolve(code ?? 1)));
   }
   const opt = parseArgs(process.argv.slice(2));

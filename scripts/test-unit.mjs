@@ -37,6 +37,7 @@ const UNIT = [
   'import-cycles',
   'keys-cli',
   'log-output',
+  'lookup-index',
   'machine-files',
   'machine-provider',
   'nbd-fuzz',

@@ -78,3 +78,23 @@ export function decodeIndexFile(buf: Buffer, name: string, add: (digestHex: stri
   }
   return packs;
 }
+
+/** An index file's pack table and entry table as stored, checked (the lookup builder copies entries as they are). */
+export function indexFileTables(buf: Buffer, name: string): { packs: Buffer; entries: Buffer; packCount: number; count: number } {
+  const damaged = (why: string) => new RepositoryDamagedError(`reading index file ${name} failed: ${why}`);
+  if (buf.length < INDEX_MAGIC.length + 8 || !buf.subarray(0, INDEX_MAGIC.length).equals(INDEX_MAGIC)) {
+    throw damaged('not an index file (bad magic)');
+  }
+  let o = INDEX_MAGIC.length;
+  const packCount = buf.readUInt32LE(o); o += 4;
+  if (o + packCount * DIGEST_LENGTH + 4 > buf.length) throw damaged('truncated pack table');
+  const packs = buf.subarray(o, o + packCount * DIGEST_LENGTH);
+  o += packCount * DIGEST_LENGTH;
+  const count = buf.readUInt32LE(o); o += 4;
+  if (o + count * ENTRY !== buf.length) throw damaged(`entry table holds ${buf.length - o} bytes, ${count} entries need ${count * ENTRY}`);
+  const entries = buf.subarray(o);
+  for (let i = 0, e = 0; i < count; i++, e += ENTRY) {
+    if (entries.readUInt32LE(e + DIGEST_LENGTH) >= packCount || entries[e + 48]! > 1 || entries[e + 49]! > 1) throw damaged(`entry ${i} is malformed`);
+  }
+  return { packs, entries, packCount, count };
+}

@@ -21,10 +21,15 @@ export async function readIndexFile(backend: StorageBackend, objects: ObjectCode
 
 /** Checks index file `name` as read from storage against its name and calls `add` for every blob it lists. */
 export function openIndexFile(objects: ObjectCodec, name: string, stored: Buffer, add: (digestHex: string, loc: BlobLocation) => void): void {
+  decodeIndexFile(indexFileContent(objects, name, stored), name, add);
+}
+
+/** Checks index file `name` as read from storage against its name; its content, opened. */
+export function indexFileContent(objects: ObjectCodec, name: string, stored: Buffer): Buffer {
   if (sha256(stored).toString('hex') !== name.slice(INDEX_PREFIX.length)) {
     throw new RepositoryDamagedError(`reading index file ${name} failed: content does not match its name (corrupted)`);
   }
-  decodeIndexFile(objects.open(`index file ${name}`, INDEX_OBJECT, stored), name, add);
+  return objects.open(`index file ${name}`, INDEX_OBJECT, stored);
 }
 
 /** Writes an index file listing `packs` (write-once: one of that name is the same file); returns its name. */

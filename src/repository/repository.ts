@@ -1,6 +1,6 @@
 /**
  * Repository: the on-disk format behind one StorageBackend. It knows where blobs are
- * (the in-memory master index built from index files), hands out writers that pack new
+ * (the master index, master-index.ts), hands out writers that pack new
  * blobs (pack-writer.ts), reads blobs (blob-read.ts), and reads, commits and removes
  * generation manifests. It owns how blobs and metadata are encoded (codecSpec, objects).
  * It does not lock: callers take the lock their operation needs (see lock.ts). One
@@ -12,13 +12,13 @@ import { missingBlobError, readOneBlob } from './blob-read.js';
 import { ChunkPool } from './chunk-pool.js';
 import { type BlobCodec, type CodecSpec, DEFAULT_COMPRESSION_LEVEL, createBlobCodec } from './blob-codec.js';
 import { type RepositoryConfig, checkConfigAuthenticator, encodeConfig, newConfig, readConfig } from './config.js';
-import { toHex } from './digest.js';
 import { type MasterKey, type RepositoryKeys, deriveKeys, hmac, newMasterKey } from './encryption.js';
 import { type GenerationManifest, decodeManifest, encodeManifest } from './generation.js';
-import { type BlobLocation, type IndexedPack, INDEX_MAGIC } from './index-file.js';
-import { openIndexFile } from './index-files.js';
+import { type BlobLocation, INDEX_MAGIC } from './index-file.js';
 import { type KdfParams, type StoredKey, encodeRecoveryFile, listKeys, unlockMasterKey, writeKey } from './keys.js';
 import { CONFIG, GENERATIONS_PREFIX, INDEX_PREFIX, KEYS_PREFIX, checkSetName, generationName, parseGenerationName } from './layout.js';
+import { lookupPath, memoryEntries } from './lookup-cache.js';
+import { MasterIndex } from './master-index.js';
 import { type ObjectCodec, PLAIN_OBJECTS, sealedObjects } from './object-codec.js';
 import { type BlobWriter, PackWriter } from './pack-writer.js';
 
@@ -85,10 +85,6 @@ export interface PoolLease {
   release(): Promise<void>;
 }
 
-/** How often loadIndex lists again while a concurrent gc rewrites the index under it. */
-const INDEX_RELOAD_PASSES = 3;
-/** Index files read ahead of the one being added: on object storage each read is a round trip. */
-const INDEX_READ_AHEAD = 8;
 
 export interface GenerationRef {
   readonly set: string;
@@ -96,9 +92,7 @@ export interface GenerationRef {
 }
 
 export class Repository {
-  private blobs = new Map<string, BlobLocation>();
-  private indexFiles = new Set<string>();
-  private indexLoaded = false;
+  private readonly index: MasterIndex;
   private readonly packs: PackWriter;
   private sharedPool: { readonly pool: ChunkPool; leases: number } | undefined;
 
@@ -115,9 +109,10 @@ export class Repository {
     this.codecSpec = { compressionLevel: DEFAULT_COMPRESSION_LEVEL, ...(unlocked ? { keys: unlocked.keys } : {}) };
     this.codec = createBlobCodec(this.codecSpec);
     this.objects = unlocked ? sealedObjects(unlocked.keys.data) : PLAIN_OBJECTS;
+    this.index = new MasterIndex(backend, this.objects, config.id, { lookupPath: lookupPath(config.id), memoryEntries: memoryEntries() });
     this.packs = new PackWriter(backend, this.objects, {
-      has: (hex) => this.blobs.has(hex),
-      indexed: (name, packs) => this.addIndexed(name, packs),
+      has: (hex) => this.index.has(hex),
+      indexed: (name, packs) => this.index.indexed(name, packs),
     });
   }
 
@@ -192,84 +187,39 @@ export class Repository {
   // ---- master index -------------------------------------------------------------
 
   /**
-   * Reads the index files it has not read yet, so a long-running process sees what other
-   * processes stored since. When an index file it read is gone, gc or prune rewrote the
-   * index: the master index is read again from scratch, off to the side, and swapped in,
-   * so that no lookup points into a pack gc removed. A damaged index file is reported
-   * through `onDamaged` when given (verify wants to go on), else thrown.
+   * Reads the index files it has not read or merged yet (master-index.ts), so a long-running
+   * process sees what other processes stored since. A damaged index file is reported through
+   * `onDamaged` when given (verify wants to go on), else thrown.
    */
   async loadIndex(onDamaged?: (err: RepositoryDamagedError) => void): Promise<void> {
-    for (let pass = 1; ; pass++) {
-      const names = await this.backend.list(INDEX_PREFIX);
-      const listed = new Set(names);
-      const rebuild = [...this.indexFiles].some((n) => !listed.has(n));
-      const blobs = rebuild ? new Map<string, BlobLocation>() : this.blobs;
-      const files = rebuild ? new Set<string>() : this.indexFiles;
-      let vanished = false;
-      // Read several at once, added one by one in the listed order (the first location of a blob wins, as before).
-      const todo = names.filter((name) => !files.has(name));
-      const reads: (Promise<Buffer> | undefined)[] = [];
-      const readAhead = (i: number): void => {
-        if (i >= todo.length || reads[i]) return;
-        const read = this.backend.get(todo[i]!);
-        read.catch(() => {}); // awaited below, unless an earlier file fails the load
-        reads[i] = read;
-      };
-      for (let i = 0; i < INDEX_READ_AHEAD; i++) readAhead(i);
-      for (const [i, name] of todo.entries()) {
-        readAhead(i + INDEX_READ_AHEAD);
-        try {
-          const stored = await reads[i]!;
-          reads[i] = undefined;
-          openIndexFile(this.objects, name, stored, (digest, loc) => { if (!blobs.has(digest)) blobs.set(digest, loc); });
-          files.add(name);
-        } catch (err) {
-          if (err instanceof NotFoundError) { vanished = true; continue; }
-          if (onDamaged && err instanceof RepositoryDamagedError) onDamaged(err);
-          else throw err;
-        }
-      }
-      if (rebuild) {
-        this.blobs = blobs;
-        this.indexFiles = files;
-      }
-      this.indexLoaded = true;
-      // An index file removed between listing and reading was replaced by gc's new one, which
-      // the listing may have missed: list again (gc writes the new one before removing the old).
-      if (!vanished && !rebuild) return;
-      if (pass >= INDEX_RELOAD_PASSES) return;
-    }
+    await this.index.load(onDamaged);
+  }
+
+  /** Reads and checks the index files the local lookup file answers for (verify; see MasterIndex.checkMerged). */
+  async checkMergedIndexFiles(onDamaged: (err: RepositoryDamagedError) => void): Promise<void> {
+    await this.index.checkMerged(onDamaged);
   }
 
   private requireIndex(): void {
-    if (!this.indexLoaded) throw new Error('repository index not loaded');
+    if (!this.index.isLoaded) throw new Error('repository index not loaded');
   }
 
   lookup(digestHex: string): BlobLocation | undefined {
-    this.requireIndex();
-    return this.blobs.get(digestHex);
+    return this.index.lookup(digestHex);
   }
 
-  private addIndexed(name: string, packs: readonly IndexedPack[]): void {
-    this.indexFiles.add(name);
-    for (const p of packs) {
-      for (const e of p.entries) {
-        const hex = toHex(e.digest);
-        if (!this.blobs.has(hex)) {
-          this.blobs.set(hex, { pack: p.id, type: e.type, compression: e.compression, offset: e.offset, length: e.length, rawLength: e.rawLength });
-        }
-      }
-    }
-  }
-
-  /** All indexed blobs (for verify and gc). */
-  entries(): IterableIterator<[string, BlobLocation]> {
-    this.requireIndex();
-    return this.blobs.entries();
+  /** All indexed blobs (for verify, gc and status), streamed: the locations are not held in memory. */
+  entries(): Iterator<[string, BlobLocation]> & Iterable<[string, BlobLocation]> {
+    return this.index.entries();
   }
 
   indexFileNames(): string[] {
-    return [...this.indexFiles];
+    return this.index.fileNames();
+  }
+
+  /** What opening cost and where lookups go (tests and the scale benchmark). */
+  get indexStats(): { indexFilesRead: number; merged: number; inMemory: number } {
+    return { indexFilesRead: this.index.indexFilesRead, ...this.index.counts };
   }
 
   // ---- chunk workers ------------------------------------------------------------

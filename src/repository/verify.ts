@@ -77,6 +77,7 @@ async function run(req: VerifyRequest): Promise<VerifyReport> {
   // Key objects are named by their content: a damaged one is found without its password.
   if (repo.encrypted) await repo.keys((err) => problems.push({ message: err.message }));
   await repo.loadIndex((err) => problems.push({ message: err.message }));
+  await repo.checkMergedIndexFiles((err) => problems.push({ message: err.message }));
 
   const packSizes = new Map<string, number>();
   for (const name of await repo.backend.list(DATA_PREFIX)) {
@@ -86,14 +87,17 @@ async function run(req: VerifyRequest): Promise<VerifyReport> {
 
   // Blobs that cannot be read back, with the reason.
   const bad = new Map<string, string>();
+  // Blobs by pack only when their data is read: the index is streamed, not held (master-index.ts).
   const byPack = new Map<string, [string, BlobLocation][]>();
+  const indexedPacks = new Set<string>();
   let blobs = 0;
   for (const [hex, loc] of repo.entries()) {
     blobs++;
+    indexedPacks.add(loc.pack);
     const size = packSizes.get(loc.pack);
     if (size === undefined) bad.set(hex, `its pack ${loc.pack} is missing`);
     else if (loc.offset + loc.length > size) bad.set(hex, `its pack ${loc.pack} is truncated`);
-    else {
+    else if (req.readData) {
       const l = byPack.get(loc.pack) ?? [];
       l.push([hex, loc]);
       byPack.set(loc.pack, l);
@@ -165,7 +169,6 @@ async function run(req: VerifyRequest): Promise<VerifyReport> {
     },
   });
 
-  const indexedPacks = new Set(byPack.keys());
   let unreferencedBlobs: number | null = null;
   if (referencesComplete) {
     unreferencedBlobs = 0;
