@@ -5,12 +5,12 @@
 //   node bench/run.mjs ...                       (after `npm run build`)
 //   npm run bench -- --files [--size 2G] ...     (vmbkp files: bench/files.mjs)
 //   npm run bench -- --workload ext4 --size 1G --no-s3   (real files: bench/ext4-image.mjs)
+//   npm run bench -- --scale [--entries N] ...   (repository size: bench/scale.mjs)
 //
 // --workload ext4 replaces the synthetic images with an ext4 file system of real files (mkfs.ext4
 // -d of Go's, Python's and Perl's installed trees, ~540 MB) and its next generation with files
 // removed and added in place (debugfs), with the changed extents found by comparing the two
 // images block-wise; every step below runs on them the same way.
-//   npm run bench -- --scale [--entries N] ...   (repository size: bench/scale.mjs)
 //
 // vmbkp runs twice on the same images: on an encrypted repository (`vmbkp init` as users get
 // it: AES-256-GCM, HMAC-SHA256 chunk ids, the default scrypt parameters) and on a plaintext one
