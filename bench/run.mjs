@@ -4,6 +4,7 @@
 //   npm run bench -- [--size 2G] [--dir bench/out] [--keep] [--json FILE] [--tools vmbkp,restic,borg] [--plaintext-first] [--no-s3]
 //   node bench/run.mjs ...                       (after `npm run build`)
 //   npm run bench -- --files [--size 2G] ...     (vmbkp files: bench/files.mjs)
+//   npm run bench -- --sparse [--sizes 1G,64G,1T] (sparse disks: bench/sparse.mjs)
 //
 // vmbkp runs twice on the same images: on an encrypted repository (`vmbkp init` as users get
 // it: AES-256-GCM, HMAC-SHA256 chunk ids, the default scrypt parameters) and on a plaintext one
@@ -1218,6 +1219,11 @@ async function main() {
   // `--files`: the file-level restore benchmark instead (bench/files.mjs, its own options).
   if (process.argv.includes('--files')) {
     const child = spawn(process.execPath, [path.join(here, 'files.mjs'), ...process.argv.slice(2).filter((a) => a !== '--files')], { stdio: 'inherit' });
+    return new Promise((resolve) => child.on('close', (code) => resolve(code ?? 1)));
+  }
+  // `--sparse`: the sparse-disk benchmark instead (bench/sparse.mjs, its own options).
+  if (process.argv.includes('--sparse')) {
+    const child = spawn(process.execPath, [path.join(here, 'sparse.mjs'), ...process.argv.slice(2).filter((a) => a !== '--sparse')], { stdio: 'inherit' });
     return new Promise((resolve) => child.on('close', (code) => resolve(code ?? 1)));
   }
   const opt = parseArgs(process.argv.slice(2));
