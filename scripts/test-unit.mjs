@@ -28,6 +28,8 @@ const UNIT = [
   'commit-lock',
   'export-backend',
   'extents',
+  'sparse-file',
+  'disk-index',
   'files-unit',
   'format',
   'help-audit',
