@@ -30,6 +30,7 @@ const UNIT = [
   'extents',
   'sparse-file',
   'disk-index',
+  'index-streamed',
   'files-unit',
   'format',
   'help-audit',

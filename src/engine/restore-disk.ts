@@ -44,7 +44,7 @@ export async function restoreDisk(req: RestoreDiskRequest): Promise<{ bytesWritt
   const byDigest = new Map<string, Wanted>();
   let bytesTotal = 0;
   // Piece by piece: what the restore holds follows the chunks with data, not the disk's size.
-  await forEachPiece(repo, index, `restoring ${what}: its index`, (p, first) => {
+  await forEachPiece(repo, index, `restoring ${what}`, (p, first) => {
     for (let i = first; i < first + index.pieceLength(p); i++) {
       if (index.isZero(i)) continue;
       bytesTotal += index.chunkLength(i);
@@ -97,7 +97,7 @@ export async function restoreDisk(req: RestoreDiskRequest): Promise<{ bytesWritt
   }
 
   if (!target.zeroed) {
-    await forEachPiece(repo, index, `restoring ${what}: its index`, async (p, first) => {
+    await forEachPiece(repo, index, `restoring ${what}`, async (p, first) => {
       for (let i = first; i < first + index.pieceLength(p); i++) if (index.isZero(i)) await target.zero(i * chunkSize, index.chunkLength(i));
     }, async (p, first) => {
       for (let i = first; i < first + index.pieceLength(p); i++) await target.zero(i * chunkSize, index.chunkLength(i));
