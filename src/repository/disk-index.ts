@@ -34,9 +34,10 @@ export interface IndexPiece {
 /** A bug in vmbkp, not a problem of the repository. */
 const internal = (message: string) => new VmbkpError('INTERNAL', message);
 
+let zeros = Buffer.alloc(INDEX_PIECE_ENTRIES * DIGEST_LENGTH);
 function allZero(buf: Buffer): boolean {
-  for (let o = 0; o < buf.length; o += DIGEST_LENGTH) if (buf[o] !== 0 || !ZERO_DIGEST.equals(buf.subarray(o, o + DIGEST_LENGTH))) return false;
-  return true;
+  if (zeros.length < buf.length) zeros = Buffer.alloc(buf.length);
+  return buf.equals(zeros.subarray(0, buf.length));
 }
 
 export class DiskIndex {
@@ -297,7 +298,13 @@ export async function loadDiskIndex(repo: Repository, disk: DiskRecord, what: st
   const laidOut = parts.length === Math.ceil(count / entries)
     && parts.every((b, p) => b.length === Math.min(entries, count - p * entries) * DIGEST_LENGTH);
   if (laidOut) {
-    return new DiskIndex(disk.size, disk.chunkSize, parts.map((buf, p) => ({ buf, id: disk.index[p], frozen: true, zero: false })), entries);
+    // One piece object per id: what is learnt of a piece (that it is all zero) is learnt once.
+    const pieces = new Map<string, IndexPiece>();
+    return new DiskIndex(disk.size, disk.chunkSize, disk.index.map((id, p) => {
+      let piece = pieces.get(id);
+      if (!piece) { piece = { buf: parts[p]!, id, frozen: true, zero: false }; pieces.set(id, piece); }
+      return piece;
+    }), entries);
   }
   const digests = Buffer.concat(parts);
   const expected = count * DIGEST_LENGTH;
