@@ -89,13 +89,13 @@ describe('sparse file: backup and restore', () => {
   let disk: string;
   let repo: string;
   let allocatedBytes: number;
-  const SIZE = 256 * MiB;
+  const SIZE = 64 * MiB;
   before(async () => {
     ({ dir, cleanup } = await tempDir());
     disk = path.join(dir, 'disk.img');
     repo = path.join(dir, 'repo');
     // Data in three places, one extent crossing a chunk boundary, one not chunk-aligned.
-    await makeSparse(disk, SIZE, [{ at: 3 * MiB, length: MiB }, { at: 100 * MiB - 8192, length: 64 * 1024 }, { at: 200 * MiB + 4096, length: 12288 }]);
+    await makeSparse(disk, SIZE, [{ at: 3 * MiB, length: MiB }, { at: 40 * MiB - 8192, length: 64 * 1024 }, { at: 60 * MiB + 4096, length: 12288 }]);
     allocatedBytes = (await allocatedOf(disk)).reduce((n, e) => n + e.length, 0);
     assert.equal((await vmbkp(['init', '--repo', repo, ...initArgs('encrypted')])).code, 0);
   });
