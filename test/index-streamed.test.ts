@@ -36,8 +36,9 @@ class SparseDisk implements DiskSource {
       const from = Math.max(offset, e.start);
       const to = Math.min(offset + length, e.start + e.length);
       for (let o = from - (from % 65536); o < to; o += 65536) {
-        // Generation 1 rewrote the first MiB of the extent at 300 GiB.
-        const gen = this.generation >= 1 && o >= 300 * GiB && o < 300 * GiB + MiB ? 1 : 0;
+        // Generation 1 rewrote the first MiB of the extent at 300 GiB, generation 2 that at 7 GiB.
+        const gen = this.generation >= 1 && o >= 300 * GiB && o < 300 * GiB + MiB ? 1
+          : this.generation >= 2 && o >= 7 * GiB && o < 7 * GiB + MiB ? 2 : 0;
         const block = createHash('sha256').update(`block ${o} ${gen}`).digest();
         for (let k = Math.max(o, from); k < Math.min(o + 65536, to); k++) buf[k - offset] = block[(k - o) % 32]! ^ (k & 0xff);
       }
@@ -86,6 +87,14 @@ it('an incr of a 1 TiB disk reads only the index pieces it changes, and writes w
     assert.deepEqual(diff.disks[0]!.index, incr.disks[0]!.index);
     assert.equal(diff.disks[0]!.stats.chunksZero, chunks - dataChunks);
     assert.equal(diff.disks[0]!.stats.chunksStored, 0);
+
+    // A periodic full read (a diff checking the changes the source reports) finds the MiB it did not report.
+    disk.generation = 2;
+    disk.changed = [];
+    const periodic = await backupSet({ repo: await openTestRepository(dir), set: 'big', mode: 'auto', diffEvery: 1, disks: [{ name: 'sda', source: disk }] });
+    assert.equal(periodic.disks[0]!.mode, 'diff');
+    assert.equal(periodic.disks[0]!.cbtMissedBytes, MiB);
+    assert.equal(periodic.disks[0]!.stats.chunksZero, chunks - dataChunks);
 
     // A restore reads every distinct piece once: the zero piece once, then each data piece.
     const repo4 = await openTestRepository(dir);
