@@ -6,6 +6,7 @@
 //   npm run bench -- --files [--size 2G] ...     (vmbkp files: bench/files.mjs)
 //   npm run bench -- --workload ext4 --size 1G --no-s3   (real files: bench/ext4-image.mjs)
 //   npm run bench -- --scale [--entries N] ...   (repository size: bench/scale.mjs)
+//   npm run bench -- --sparse [--sizes 1G,64G,1T] (sparse disks: bench/sparse.mjs)
 //
 // --workload ext4 replaces the synthetic images with an ext4 file system of real files (mkfs.ext4
 // -d of Go's, Python's and Perl's installed trees, ~540 MB) and its next generation with files
@@ -1251,6 +1252,11 @@ async function main() {
   // `--scale`: the repository-size benchmark instead (bench/scale.mjs, its own options).
   if (process.argv.includes('--scale')) {
     const child = spawn(process.execPath, [path.join(here, 'scale.mjs'), ...process.argv.slice(2).filter((a) => a !== '--scale')], { stdio: 'inherit' });
+    return new Promise((resolve) => child.on('close', (code) => resolve(code ?? 1)));
+  }
+  // `--sparse`: the sparse-disk benchmark instead (bench/sparse.mjs, its own options).
+  if (process.argv.includes('--sparse')) {
+    const child = spawn(process.execPath, [path.join(here, 'sparse.mjs'), ...process.argv.slice(2).filter((a) => a !== '--sparse')], { stdio: 'inherit' });
     return new Promise((resolve) => child.on('close', (code) => resolve(code ?? 1)));
   }
   const opt = parseArgs(process.argv.slice(2));

@@ -7,7 +7,9 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { bytes } from '../src/cli/format.js';
 import { logLine, stampsTime } from '../src/cli/log.js';
+import { FileSource } from '../src/sources/file.js';
 import { CLI, REPO_PASSWORD_FILE, makeImage, run, tempDir, vmbkp } from './helpers.js';
 
 const STAMP = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) vmbkp: /;
@@ -114,7 +116,12 @@ describe('log output', () => {
     assert.ok(text.some((l) => l.startsWith('warning: repository ')), v.stderr);
     assert.ok(text.includes(`opened repository ${repo} (plaintext, chunk size 256 KiB)`), v.stderr);
     assert.ok(text.some((l) => /^disk sda: (full|diff|incr) backup of 8\.00 MiB/.test(l)), v.stderr);
-    assert.ok(text.some((l) => /^disk sda: 8\.00 MiB read, .* stored in /.test(l)), v.stderr);
+    // A file: disk is read where it holds data (SEEK_DATA): the image's allocated bytes, not its 8 MiB.
+    const src = await FileSource.open(image);
+    const allocated = (await src.allocated(0, src.size)).reduce((n, e) => n + e.length, 0);
+    await src.close();
+    assert.ok(allocated < 8 * 1024 * 1024);
+    assert.ok(text.some((l) => l.startsWith(`disk sda: ${bytes(allocated)} read, `) && / stored in /.test(l)), v.stderr);
     assert.match(v.stdout, /^set vm generation \d+ \(auto\)/);
     const plain = await vmbkp(backup, { env: AUTO });
     assert.doesNotMatch(plain.stderr, /opened repository|disk sda:/);

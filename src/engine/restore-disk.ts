@@ -7,7 +7,7 @@
  */
 import { missingBlobError, readBlobs } from '../repository/blob-read.js';
 import type { ChunkPool } from '../repository/chunk-pool.js';
-import type { DiskIndex } from '../repository/disk-index.js';
+import { type DiskIndex, forEachPiece } from '../repository/disk-index.js';
 import { toHex } from '../repository/digest.js';
 import type { BlobLocation } from '../repository/index-file.js';
 import { coalescePackReads } from '../repository/pack-reads.js';
@@ -30,6 +30,7 @@ interface Wanted {
 export interface RestoreDiskRequest {
   readonly repo: Repository;
   readonly pool: ChunkPool;
+  /** Loaded, or opened lazily (openDiskIndex): restoreDisk reads it one piece at a time. */
   readonly index: DiskIndex;
   readonly target: DiskTarget;
   /** Names the disk in messages ("set web01 generation 3 disk sda"). */
@@ -42,19 +43,22 @@ export async function restoreDisk(req: RestoreDiskRequest): Promise<{ bytesWritt
   const chunkSize = index.chunkSize;
   const byDigest = new Map<string, Wanted>();
   let bytesTotal = 0;
-  for (let i = 0; i < index.count; i++) {
-    if (index.isZero(i)) continue;
-    bytesTotal += index.chunkLength(i);
-    const hex = toHex(index.get(i));
-    let w = byDigest.get(hex);
-    if (!w) {
-      const loc = repo.lookup(hex);
-      if (!loc) throw missingBlobError(`restoring ${what} failed: the chunk at offset ${i * chunkSize}`, hex);
-      w = { digest: hex, loc, positions: [] };
-      byDigest.set(hex, w);
+  // Piece by piece: what the restore holds follows the chunks with data, not the disk's size.
+  await forEachPiece(repo, index, `restoring ${what}`, (p, first) => {
+    for (let i = first; i < first + index.pieceLength(p); i++) {
+      if (index.isZero(i)) continue;
+      bytesTotal += index.chunkLength(i);
+      const hex = toHex(index.get(i));
+      let w = byDigest.get(hex);
+      if (!w) {
+        const loc = repo.lookup(hex);
+        if (!loc) throw missingBlobError(`restoring ${what} failed: the chunk at offset ${i * chunkSize}`, hex);
+        w = { digest: hex, loc, positions: [] };
+        byDigest.set(hex, w);
+      }
+      w.positions.push(i);
     }
-    w.positions.push(i);
-  }
+  });
 
   // Bounded by READ_BYTES stored and plain.
   const reads = coalescePackReads([...byDigest.values()], MAX_GAP, READ_BYTES);
@@ -93,7 +97,11 @@ export async function restoreDisk(req: RestoreDiskRequest): Promise<{ bytesWritt
   }
 
   if (!target.zeroed) {
-    for (let i = 0; i < index.count; i++) if (index.isZero(i)) await target.zero(i * chunkSize, index.chunkLength(i));
+    await forEachPiece(repo, index, `restoring ${what}`, async (p, first) => {
+      for (let i = first; i < first + index.pieceLength(p); i++) if (index.isZero(i)) await target.zero(i * chunkSize, index.chunkLength(i));
+    }, async (p, first) => {
+      for (let i = first; i < first + index.pieceLength(p); i++) await target.zero(i * chunkSize, index.chunkLength(i));
+    });
   }
   await target.flush();
   return { bytesWritten };

@@ -10,7 +10,7 @@ import type { RestoreTarget } from '../sources/types.js';
 /** Bytes of a disk that hold data (what a thin disk needs when only data is written). */
 export function dataBytes(index: DiskIndex): number {
   let n = 0;
-  for (let i = 0; i < index.count; i++) if (!index.isZero(i)) n += index.chunkLength(i);
+  for (const i of index.dataChunks()) n += index.chunkLength(i);
   return n;
 }
 

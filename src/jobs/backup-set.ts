@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { failpoint } from '../failpoints.js';
 import { backupDisk, type Progress } from '../engine/backup-disk.js';
-import { type DiskIndex, loadDiskIndex, storeDiskIndex } from '../repository/disk-index.js';
+import { type DiskIndex, openDiskIndex, storeDiskIndex } from '../repository/disk-index.js';
 import type { DiskRecord, GenerationManifest, RequestedMode } from '../repository/generation.js';
 import { checkDiskName, checkSetName } from '../repository/layout.js';
 import { type MachineFileData, type MachineFileRef, storeMachineFile } from '../repository/machine-files.js';
@@ -66,7 +66,9 @@ export interface BackupSetRequest {
 interface DiskPlan {
   readonly choice: ModeChoice;
   readonly changed: readonly Extent[] | undefined;
+  /** Opened lazily: the backup reads only the pieces it touches. */
   readonly previousIndex: DiskIndex | undefined;
+  readonly previousZeroChunks: number | undefined;
   /** A periodic full read (--diff-every): the changes the source reported, checked against the diff. */
   readonly checkChanges?: readonly Extent[];
 }
@@ -137,9 +139,9 @@ async function planDisk(repo: Repository, set: string, previous: GenerationManif
     choice = { mode: 'diff', note: periodic };
   }
   const previousIndex = choice.mode !== 'full' && prevRecord
-    ? await loadDiskIndex(repo, prevRecord, `reading the index of ${what} generation ${previous!.generation}`)
+    ? await openDiskIndex(repo, prevRecord, `reading the index of ${what} generation ${previous!.generation}`)
     : undefined;
-  return { choice, changed, previousIndex, ...(checkChanges ? { checkChanges } : {}) };
+  return { choice, changed, previousIndex, previousZeroChunks: prevRecord?.stats.chunksZero, ...(checkChanges ? { checkChanges } : {}) };
 }
 
 export async function backupSet(req: BackupSetRequest): Promise<GenerationManifest> {
@@ -159,13 +161,15 @@ export async function backupSet(req: BackupSetRequest): Promise<GenerationManife
     const started = new Date();
     const backupOne = async (disk: DiskInput): Promise<DiskRecord> => {
       const t0 = performance.now();
-      const { choice, changed, previousIndex, checkChanges } = await planDisk(repo, set, previous, disk, req.mode, req.lenient ?? false, req.diffEvery);
+      const { choice, changed, previousIndex, previousZeroChunks, checkChanges } = await planDisk(repo, set, previous, disk, req.mode, req.lenient ?? false, req.diffEvery);
       const changeToken = await disk.source.changeToken();
       emit({ type: 'disk-start', disk: disk.name, mode: choice.mode, ...(choice.note ? { note: choice.note } : {}), bytesTotal: disk.source.size });
+      if (disk.source.warning !== undefined) emit({ type: 'warning', message: disk.source.warning });
 
       const result = await backupDisk({
         repo, writer, pool, source: disk.source, ...(req.compressionLevel === undefined ? {} : { compressionLevel: req.compressionLevel }), mode: choice.mode, what: `disk ${disk.name} of set ${set}`,
         ...(previousIndex ? { previous: previousIndex } : {}),
+        ...(previousZeroChunks !== undefined ? { previousZeroChunks } : {}),
         ...(changed ? { changed } : {}),
         ...(checkChanges ? { checkChanges } : {}),
         onProgress: (progress) => emit({ type: 'progress', disk: disk.name, progress }),

@@ -1,7 +1,7 @@
 /** Restores one disk of a generation to a target, under a shared lock. */
 import { restoreDisk } from '../engine/restore-disk.js';
 import type { Progress } from '../engine/backup-disk.js';
-import { loadDiskIndex } from '../repository/disk-index.js';
+import { openDiskIndex } from '../repository/disk-index.js';
 import { RepositoryLock } from '../repository/lock.js';
 import type { Repository } from '../repository/repository.js';
 import type { DiskTarget } from '../sources/types.js';
@@ -37,7 +37,8 @@ export async function restoreDiskJob(job: RestoreDiskJob): Promise<RestoreDiskRe
     const record = findDisk(manifest, job.disk);
     const what = `set ${manifest.set} generation ${manifest.generation} disk ${record.name}`;
     await job.repo.loadIndex();
-    const index = await loadDiskIndex(job.repo, record, `restoring ${what}`);
+    // Opened, not read: restoreDisk reads it piece by piece.
+    const index = await openDiskIndex(job.repo, record, `restoring ${what}`);
     const target = await job.openTarget(record.size);
     const workers = job.repo.acquirePool(job.workers);
     const pool = workers.pool;

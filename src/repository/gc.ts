@@ -106,8 +106,7 @@ async function run(repo: Repository, opts: GcPlanOptions): Promise<GcResult> {
     progress: (done, total) => onProgress?.({ step: 'reading generations', unit: 'generations', done, total }),
     disk(ref, record, index) {
       for (const p of record.index) referenced.add(p);
-      for (let i = 0; i < index.count; i++) {
-        if (index.isZero(i)) continue;
+      for (const i of index.dataChunks()) {
         const hex = toHex(index.get(i));
         if (!repo.lookup(hex)) {
           throw new RepositoryDamagedError(`gc refused: ${describeRef(ref)} references chunk ${hex}, which is missing; run vmbkp verify`);

@@ -1,14 +1,17 @@
 /**
  * `file:` disks: raw images in local files, read as a DiskSource and written as a sparse
- * DiskTarget. A file does not report allocation (Node has no SEEK_DATA), so the engine reads
- * holes as zeros and skips them after zero detection.
+ * DiskTarget. Allocation comes from SEEK_DATA/SEEK_HOLE (file-extents.ts), so a backup reads
+ * only the extents that hold data; without the native addon the whole file counts as data and
+ * the engine finds the holes zero after reading them.
  */
 import { constants, promises as fs, writeSync } from 'node:fs';
 import { AlreadyExistsError, InputError, IoError, NotFoundError, describeCause } from '../errors.js';
+import { dataExtents, holeDetectionWarning } from './file-extents.js';
 import type { DiskSource, DiskTarget, Extent, ChangesUnknown } from './types.js';
 
 export class FileSource implements DiskSource {
   readonly description: string;
+  readonly warning: string | undefined = holeDetectionWarning();
 
   private constructor(private readonly fh: fs.FileHandle, readonly path: string, readonly size: number) {
     this.description = `file:${path}`;
@@ -37,7 +40,14 @@ export class FileSource implements DiskSource {
   }
 
   async allocated(offset: number, length: number): Promise<Extent[]> {
-    return length > 0 ? [{ start: offset, length }] : [];
+    if (length <= 0) return [];
+    let found: Extent[] | undefined;
+    try {
+      found = dataExtents(this.fh.fd, offset, length);
+    } catch (err) {
+      throw new IoError(`finding the data extents of ${this.description} failed: ${describeCause(err)}`, { cause: err });
+    }
+    return found ?? [{ start: offset, length }];
   }
 
   async changedSince(): Promise<Extent[] | ChangesUnknown> {

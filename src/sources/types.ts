@@ -18,6 +18,8 @@ export interface DiskSource {
   /** What the source is, for messages and manifests ("file:/images/web01.img"). */
   readonly description: string;
   readonly size: number;
+  /** Why this source reads more than it needs to (a `file:` disk without hole detection), for the user once. */
+  readonly warning?: string | undefined;
   /**
    * Extents of [offset, offset+length) that may hold data; the rest reads as zeros.
    * A source that cannot tell returns the whole range.
