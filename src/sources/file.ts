@@ -12,6 +12,7 @@ import type { DiskSource, DiskTarget, Extent, ChangesUnknown } from './types.js'
 export class FileSource implements DiskSource {
   readonly description: string;
   readonly warning: string | undefined = holeDetectionWarning();
+  readonly local = true;
 
   private constructor(private readonly fh: fs.FileHandle, readonly path: string, readonly size: number) {
     this.description = `file:${path}`;

@@ -21,6 +21,11 @@ export interface DiskSource {
   /** Why this source reads more than it needs to (a `file:` disk without hole detection), for the user once. */
   readonly warning?: string | undefined;
   /**
+   * Reads are served on this machine (a local file): no server round trip to hide, so a
+   * backup keeps fewer segments in flight, and less memory.
+   */
+  readonly local?: boolean;
+  /**
    * Extents of [offset, offset+length) that may hold data; the rest reads as zeros.
    * A source that cannot tell returns the whole range.
    */
