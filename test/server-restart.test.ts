@@ -87,8 +87,11 @@ describe('vmbkp server: restarts, interrupted jobs, missed schedules', () => {
     const metrics = (await api.request('GET', '/metrics')).text;
     assert.match(metrics, /^vmbkp_set_last_success_timestamp_seconds\{repository="main",set="lab-vm-1"\} \d+(\.\d+)?$/m);
     assert.match(metrics, /^vmbkp_job_runs_total\{status="succeeded"\} [1-9]/m);
-    const overview = (await api.request('GET', '/api/v1/overview')).json<{ sets: { repository: string; set: string; lastSuccessAt: string | null }[]; schedules: { name: string; nextRunAt: string }[] }>();
-    assert.ok(overview.sets.some((x) => x.repository === 'main' && x.set === 'lab-vm-1' && x.lastSuccessAt !== null), JSON.stringify(overview));
+    const overview = (await api.request('GET', '/api/v1/overview')).json<{ sets: { repository: string; set: string; lastSuccessAt: string | null; lastGeneration: { id: number; mode: string | null } | null }[]; schedules: { name: string; nextRunAt: string }[] }>();
+    const row = overview.sets.find((x) => x.repository === 'main' && x.set === 'lab-vm-1');
+    assert.ok(row && row.lastSuccessAt !== null, JSON.stringify(overview));
+    // The newest generation with the mode it was made in (the first of a set is a full).
+    assert.ok(row.lastGeneration && row.lastGeneration.id >= 1 && /^(full|incr|diff)(\+(full|incr|diff))*$/.test(row.lastGeneration.mode ?? ''), JSON.stringify(row));
     assert.equal(overview.schedules[0]?.name, 'often');
     await servers[0]!.stop('SIGTERM');
 

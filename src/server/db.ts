@@ -108,6 +108,8 @@ const MIGRATIONS: readonly string[] = [
     last_due TEXT                     -- the last time it came due (run, or recorded as missed)
   );
   `,
+  // 2: the mode each VM's generation was made in (full, incr, diff; "full+incr" when its disks differ), for the overview.
+  `ALTER TABLE job_vms ADD COLUMN mode TEXT;`,
 ];
 
 export function openDb(stateDir: string): Db {

@@ -68,6 +68,8 @@ export interface VmOutcome {
   readonly ok: boolean;
   readonly error?: JobError | undefined;
   readonly generation?: number | undefined;
+  /** How the generation was made: its disks' modes, "+"-joined when they differ. */
+  readonly mode?: string | undefined;
   readonly bytesRead?: number;
   readonly bytesStored?: number;
   readonly durationMs?: number;
@@ -232,7 +234,7 @@ export class JobRunner {
   private handle(id: number, params: Record<string, unknown>, user: string | null, signal: AbortSignal, state: Running): JobHandle {
     const insertLog = this.db.prepare('INSERT INTO job_events (job_id, time, level, message) VALUES (?, ?, ?, ?)');
     const insertVm = this.db.prepare(`INSERT INTO job_vms (job_id, vm, set_name, repository, status, error_code, error_message, generation,
-      bytes_read, bytes_stored, duration_ms, finished_at, warnings) VALUES (?, ?, ?, (SELECT repository FROM jobs WHERE id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+      bytes_read, bytes_stored, duration_ms, finished_at, warnings, mode) VALUES (?, ?, ?, (SELECT repository FROM jobs WHERE id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
     const addBytes = this.db.prepare('UPDATE jobs SET bytes_read = bytes_read + ?, bytes_stored = bytes_stored + ? WHERE id = ?');
     return {
       id, params, user, signal,
@@ -252,7 +254,7 @@ export class JobRunner {
       vm: (o) => {
         this.db.transaction(() => {
           insertVm.run(id, o.name, o.set, id, o.ok ? 'succeeded' : 'failed', o.error?.code ?? null, o.error?.message ?? null, o.generation ?? null,
-            o.bytesRead ?? 0, o.bytesStored ?? 0, o.durationMs ?? null, now(), JSON.stringify(o.warnings ?? []));
+            o.bytesRead ?? 0, o.bytesStored ?? 0, o.durationMs ?? null, now(), JSON.stringify(o.warnings ?? []), o.mode ?? null);
           addBytes.run(o.bytesRead ?? 0, o.bytesStored ?? 0, id);
         })();
       },

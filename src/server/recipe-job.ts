@@ -68,6 +68,7 @@ async function run(job: JobHandle, config: ServerConfig, configFile: string, rep
         const disks = v.disks ?? [];
         job.vm({
           name: v.vm, set: v.set, ok: v.ok, error: v.error, generation: v.generation,
+          mode: disks.length > 0 ? [...new Set(disks.map((d) => d.mode))].join('+') : undefined,
           bytesRead: disks.reduce((n, d) => n + d.bytesRead, 0), bytesStored: disks.reduce((n, d) => n + d.bytesStored, 0),
           durationMs: v.durationMs, warnings: v.warnings,
         });

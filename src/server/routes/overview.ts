@@ -14,18 +14,18 @@ export function register(app: ServerApp, ctx: ServerContext): void {
         MAX(CASE WHEN v.status = 'succeeded' THEN v.finished_at END) AS lastSuccessAt,
         (SELECT w.status FROM job_vms w WHERE w.repository IS v.repository AND w.set_name = v.set_name ORDER BY w.rowid DESC LIMIT 1) AS lastStatus
       FROM job_vms v GROUP BY v.repository, v.set_name`).all() as SetRow[];
-    const lastGen = ctx.db.prepare(`SELECT generation, finished_at AS time FROM job_vms WHERE repository IS ? AND set_name = ? AND status = 'succeeded'
+    const lastGen = ctx.db.prepare(`SELECT generation, finished_at AS time, mode FROM job_vms WHERE repository IS ? AND set_name = ? AND status = 'succeeded'
       ORDER BY rowid DESC LIMIT 1`);
     const count = ctx.db.prepare("SELECT COUNT(*) AS n FROM job_vms WHERE repository IS ? AND set_name = ? AND status = 'succeeded'");
     const jobs = new Map<number, JobSummary | undefined>();
     const sets = rows.map((r) => {
       if (!jobs.has(r.lastJobId)) jobs.set(r.lastJobId, ctx.jobs.summary(r.lastJobId));
-      const g = lastGen.get(r.repository, r.setName) as { generation: number | null; time: string } | undefined;
+      const g = lastGen.get(r.repository, r.setName) as { generation: number | null; time: string; mode: string | null } | undefined;
       return {
         repository: r.repository, set: r.setName, lastJob: jobs.get(r.lastJobId) ?? null, lastStatus: r.lastStatus, lastSuccessAt: r.lastSuccessAt,
         // Generations the server made; the repository's own list is under /repositories/{repo}/sets.
         generations: (count.get(r.repository, r.setName) as { n: number }).n,
-        lastGeneration: g && g.generation !== null ? { id: g.generation, time: g.time, mode: null } : null,
+        lastGeneration: g && g.generation !== null ? { id: g.generation, time: g.time, mode: g.mode } : null,
       };
     }).sort((a, b) => Number(b.lastStatus === 'failed') - Number(a.lastStatus === 'failed') || a.set.localeCompare(b.set));
     const repositories = ctx.repositories.list().map((r) => {
