@@ -73,11 +73,18 @@ describe('dashboard in chromium against the server and the lab', () => {
     };
     const port = await freePort();
     base = `https://127.0.0.1:${port}`;
+    // The vmbkp config file the server names (config:): the vCenter profile a VM restore names.
+    const vmbkpConfig = path.join(dir, 'vmbkp.yaml');
+    await fs.writeFile(vmbkpConfig, [
+      'vcenters:', '  lab:', `    url: ${lab.info.url}`, `    user: ${lab.info.user}`, `    passwordFile: ${pw}`,
+      `    thumbprint: ${lab.info.thumbprintSha256}`, '',
+    ].join('\n'));
     const config = path.join(dir, 'server.yaml');
     // The every-minute schedule backs up lab-vm-1; lab-vm-2's schedule (yearly) is what the UI runs now.
     await fs.writeFile(config, [
       `listen: "127.0.0.1:${port}"`,
       `stateDir: ${path.join(dir, 'state')}`,
+      `config: ${vmbkpConfig}`,
       'repositories:', `  - { name: main, repo: ${repo}, passwordFile: ${REPO_PASSWORD_FILE} }`,
       'schedules:',
       `  - { name: every-minute, recipe: ${await recipe('every-minute', 'lab-vm-1')}, cron: "* * * * *", timezone: UTC }`,
@@ -211,6 +218,24 @@ describe('dashboard in chromium against the server and the lab', () => {
     await page.waitForURL(/#\/job\//);
     await jobStatus('succeeded').waitFor({ timeout: LONG });
     assert.equal(await sha256File(target), await lab.sha256('lab-vm-1', 2000));
+  });
+
+  it('restores the VM as a new VM from the UI after a preview; the new VM\'s disk has the generation\'s sha256', async () => {
+    await page.goto('/#/set/main/lab-vm-1');
+    await page.locator('#generations tr[data-generation="1"] a', { hasText: 'Restore' }).click();
+    await page.click('button[data-flow="vm"]');
+    await page.locator('#restore-form input[name=vcenter]').fill('lab');
+    await page.locator('#restore-form input[name=name]').fill('lab-vm-1-restored');
+    assert.equal(await page.locator('#confirm').isDisabled(), true, 'no restore before a preview');
+    await page.click('#preview');
+    await page.locator('#preview-box').waitFor();
+    const preview = await page.locator('#preview-box').innerText();
+    assert.match(preview, /lab-vm-1-restored/, preview);
+    assert.ok(!(await lab.vms()).some((v) => v.name === 'lab-vm-1-restored'), 'the preview made no VM');
+    await page.click('#confirm');
+    await page.waitForURL(/#\/job\//);
+    await jobStatus('succeeded').waitFor({ timeout: LONG });
+    assert.equal(await lab.sha256('lab-vm-1-restored', 2000), await lab.sha256('lab-vm-1', 2000));
   });
 
   it('reports a failed VM (lab snapshot fault) with its cause, failures first on the overview', async () => {
