@@ -47,33 +47,19 @@ export function encodeIndexFile(packs: readonly IndexedPack[]): Buffer {
   return buf;
 }
 
-/** Calls `add` for every blob the index file lists. */
+/** Calls `add` for every blob the index file lists (checked first, as a whole, by indexFileTables). */
 export function decodeIndexFile(buf: Buffer, name: string, add: (digestHex: string, loc: BlobLocation) => void): string[] {
-  const damaged = (why: string) => new RepositoryDamagedError(`reading index file ${name} failed: ${why}`);
-  if (buf.length < INDEX_MAGIC.length + 8 || !buf.subarray(0, INDEX_MAGIC.length).equals(INDEX_MAGIC)) {
-    throw damaged('not an index file (bad magic)');
-  }
-  let o = INDEX_MAGIC.length;
-  const packCount = buf.readUInt32LE(o); o += 4;
-  if (o + packCount * DIGEST_LENGTH + 4 > buf.length) throw damaged('truncated pack table');
+  const { packs: table, entries, packCount, count } = indexFileTables(buf, name);
   const packs: string[] = [];
-  for (let i = 0; i < packCount; i++, o += DIGEST_LENGTH) packs.push(toHex(buf.subarray(o, o + DIGEST_LENGTH)));
-  const count = buf.readUInt32LE(o); o += 4;
-  if (o + count * ENTRY !== buf.length) throw damaged(`entry table holds ${buf.length - o} bytes, ${count} entries need ${count * ENTRY}`);
-  for (let i = 0; i < count; i++, o += ENTRY) {
-    const digest = toHex(buf.subarray(o, o + DIGEST_LENGTH));
-    const packNo = buf.readUInt32LE(o + DIGEST_LENGTH);
-    const pack = packs[packNo];
-    const type = buf.readUInt8(o + 48);
-    const compression = buf.readUInt8(o + 49);
-    if (pack === undefined || type > 1 || compression > 1) throw damaged(`entry ${i} is malformed`);
-    add(digest, {
-      pack,
-      offset: buf.readUInt32LE(o + 36),
-      length: buf.readUInt32LE(o + 40),
-      rawLength: buf.readUInt32LE(o + 44),
-      type: type as BlobType,
-      compression: compression as Compression,
+  for (let i = 0; i < packCount; i++) packs.push(toHex(table.subarray(i * DIGEST_LENGTH, (i + 1) * DIGEST_LENGTH)));
+  for (let i = 0, o = 0; i < count; i++, o += ENTRY) {
+    add(toHex(entries.subarray(o, o + DIGEST_LENGTH)), {
+      pack: packs[entries.readUInt32LE(o + DIGEST_LENGTH)]!,
+      offset: entries.readUInt32LE(o + 36),
+      length: entries.readUInt32LE(o + 40),
+      rawLength: entries.readUInt32LE(o + 44),
+      type: entries.readUInt8(o + 48) as BlobType,
+      compression: entries.readUInt8(o + 49) as Compression,
     });
   }
   return packs;
