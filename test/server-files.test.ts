@@ -2,7 +2,7 @@
  * The server's file browser against real libguestfs: a GPT+ext4 disk image (test/fs-images.ts)
  * backed up with the CLI into a file: repository, then through the API over HTTPS: a viewer
  * lists the filesystems, an operator lists a directory, a viewer downloads a file whose
- * sha256 is the original's; a path with `..` and a directory are refused (400) before any
+ * sha256 is the original's (its host copy removed after); a path with `..` and a directory are refused (400) before any
  * appliance starts; the downloads (refused ones too) are in the audit log.
  *
  * Each listing or download starts one appliance (15–25 s under TCG): three in all.
@@ -16,12 +16,13 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type TreeFile, TREE, buildImage } from './fs-images.js';
 import { REPO_PASSWORD_FILE, tempDir, vmbkp } from './helpers.js';
-import { ApiClient, type StartedServer, addUser, createToken, startServer } from './server-fixture.js';
+import { ApiClient, type StartedServer, addUser, createToken, startServer, until } from './server-fixture.js';
 
 const skip = spawnSync('guestfish', ['--version']).status !== 0 || spawnSync('mke2fs', ['-V']).status !== 0 ? 'needs libguestfs-tools and e2fsprogs' : false;
 const FILES = '/api/v1/repositories/main/sets/disk/generations/latest/files';
 
-describe('vmbkp server: the file browser', { skip }, () => {
+// A guard against a hang (until() polls without end), not a measure: the three appliances take ~1 min here.
+describe('vmbkp server: the file browser', { skip, timeout: 600_000 }, () => {
   let dir: string;
   let cleanup: () => Promise<void>;
   let server: StartedServer | undefined;
@@ -64,7 +65,9 @@ describe('vmbkp server: the file browser', { skip }, () => {
     await addUser(config, dir, 'boss', 'admin', 'admin password 1');
     viewerToken = await createToken(config, 'look');
     const [op, boss] = [await createToken(config, 'op'), await createToken(config, 'boss')];
-    server = await startServer(config);
+    // The server's temporary files in a directory of the test's, to see the download's copy go.
+    await fs.mkdir(path.join(dir, 'tmp'));
+    server = await startServer(config, { TMPDIR: path.join(dir, 'tmp') });
     ca = await fs.readFile(path.join(dir, 'state', 'server-cert.pem'), 'utf8');
     viewer = new ApiClient(server.url, ca, viewerToken);
     operator = new ApiClient(server.url, ca, op);
@@ -100,6 +103,8 @@ describe('vmbkp server: the file browser', { skip }, () => {
     assert.equal(createHash('sha256').update(r.body).digest('hex'), blob.sha256);
     assert.equal(r.headers['content-type'], 'application/octet-stream');
     assert.equal(r.headers['content-disposition'], 'attachment; filename="blob.bin"; filename*=UTF-8\'\'blob.bin');
+    // The host copy is removed once streamed.
+    await until(async () => ((await fs.readdir(path.join(dir, 'tmp'))).some((n) => n.startsWith('vmbkp-read-')) ? undefined : true));
 
     // Refused before any appliance starts: a `..` component, and the root (always a directory).
     for (const p of ['/data/../etc/app.conf', '/']) {
