@@ -122,6 +122,8 @@ describe('vmbkp server: the file browser', { skip, timeout: 600_000 }, () => {
       .filter((a) => a.method === 'GET' && a.path.endsWith('/files/content'));
     assert.deepEqual(rows.map((a) => [a.user, a.status]).reverse(), [['look', 200], ['look', 400], ['look', 400]]);
     assert.match(rows.at(-1)!.summary, /download main set disk generation 1 disk sda filesystem sda1 path \/data\/blob\.bin \(262144 bytes\)/);
+    const doc = (await viewer.request('GET', '/api/v1/openapi.json')).json<{ paths: Record<string, { get?: unknown }> }>();
+    for (const p of ['/repositories/{repo}/sets/{set}/generations/{gen}/files', '/repositories/{repo}/sets/{set}/generations/{gen}/files/content']) assert.ok(doc.paths[p]?.get, `openapi.json lacks GET ${p}`);
     // Listings are plain reads: not audited.
     assert.equal(audit.json<{ path: string }[]>().filter((a) => a.path.endsWith('/files')).length, 0);
   });

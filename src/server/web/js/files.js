@@ -14,7 +14,7 @@ function waiting(main, what) {
 }
 
 function heading(repo, set, gen) {
-  return h('h1', {}, `Files of ${set} generation ${gen}`, h('span', { class: 'muted' }, ` · repository ${repo} · `, h('a', { href: `#/set/${enc(repo)}/${enc(set)}` }, 'back to the VM')));
+  return h('h1', {}, `Files of VM ${set}, generation ${gen}`, h('span', { class: 'muted' }, ` · repository ${repo} · `, h('a', { href: `#/set/${enc(repo)}/${enc(set)}` }, 'back to the VM')));
 }
 
 export async function renderFilesystems(main, repo, set, gen) {
