@@ -3,3 +3,4 @@ export { type FilesListResult, type FilesLsResult, type FileEntry, listGeneratio
 export { type FindResult, type GenerationsSpec, findFiles, parseGenerationsSpec } from '../jobs/files-find.js';
 export { type GetResult, getFiles } from '../jobs/files-get.js';
 export { type MountedGeneration, mountGeneration } from '../jobs/files-mount.js';
+export { type ReadFileResult, readGenerationFile } from '../jobs/files-read.js';

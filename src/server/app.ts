@@ -15,11 +15,12 @@ const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 export function buildApp(ctx: ServerContext): ServerApp {
   const app = new Hono<ServerEnv>();
   const insertAudit = ctx.db.prepare('INSERT INTO audit (time, user, method, path, status, summary) VALUES (?, ?, ?, ?, ?, ?)');
-  // Every mutating request, refused ones included: who, what, and how it ended. Route
+  // Every mutating request (and every download), refused ones included: who, what, and how it ended. Route
   // handlers set `auditSummary` to say what was done (never a secret).
   app.use('*', async (c, next) => {
     await next();
-    if (!MUTATING.has(c.req.method)) return;
+    // A GET that reads backed-up data (a file download) sets auditSummary to be audited too.
+    if (!MUTATING.has(c.req.method) && c.get('auditSummary') === undefined) return;
     const p = c.get('principal') as ServerEnv['Variables']['principal'] | undefined;
     const summary = (c.get('auditSummary') as string | undefined) ?? `${c.req.method} ${c.req.path}`;
     try {

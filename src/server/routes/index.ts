@@ -11,10 +11,11 @@ import { register as users } from './users.js';
 import { register as repositories } from './repositories.js';
 import { register as generations } from './generations.js';
 import { register as exports } from './exports.js';
+import { register as files } from './files.js';
 import { register as preview } from './preview.js';
 import { register as web } from './web.js';
 
 export const ROUTES: readonly ((app: ServerApp, ctx: ServerContext) => void)[] = [
   session, overview, jobs, users, tokens, audit, metrics, openapi,
-  repositories, generations, exports, preview, web,
+  repositories, generations, files, exports, preview, web,
 ];

@@ -3,6 +3,7 @@
 import { ApiError, loadSession, login, logout, session } from './api.js';
 import { destroyCharts } from './charts.js';
 import { errorBox, h } from './dom.js';
+import { renderDirectory, renderFilesystems } from './files.js';
 import { renderJob } from './job.js';
 import { renderJobs } from './jobs.js';
 import { renderOverview } from './overview.js';
@@ -18,6 +19,8 @@ const routes = [
   [/^#\/job\/([^/]+)$/, () => renderJob],
   [/^#\/set\/([^/]+)\/([^/]+)$/, () => renderSet],
   [/^#\/restore\/([^/]+)\/([^/]+)\/([^/]+)$/, () => renderRestore],
+  [/^#\/files\/([^/]+)\/([^/]+)\/([^/]+)$/, () => renderFilesystems],
+  [/^#\/files\/([^/]+)\/([^/]+)\/([^/]+)\/([^/]+)\/([^/]+)(\/.*)?$/, () => renderDirectory],
 ];
 
 function stopPage() {
@@ -34,7 +37,7 @@ async function route() {
   for (const [re, page] of routes) {
     const m = re.exec(hash);
     if (!m) continue;
-    const params = m.slice(1).map(decodeURIComponent);
+    const params = m.slice(1).map((p) => (p === undefined ? undefined : decodeURIComponent(p)));
     main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
     try {
       cleanup = (await page()(main, ...params)) ?? null;

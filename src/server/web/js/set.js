@@ -57,7 +57,8 @@ export async function renderSet(main, repo, set) {
           h('td', { class: 'num' }, bytes(f.bytesStored)),
           h('td', { class: 'num' }, duration(f.durationMs)),
           h('td', {}, verifyText(g)),
-          h('td', {}, canOperate() ? h('a', { href: `#/restore/${enc(repo)}/${enc(set)}/${g.generation}` }, 'Restore…') : ''));
+          h('td', {}, h('a', { href: `#/files/${enc(repo)}/${enc(set)}/${g.generation}`, class: 'browse' }, 'Browse files…'),
+            canOperate() ? [' ', h('a', { href: `#/restore/${enc(repo)}/${enc(set)}/${g.generation}` }, 'Restore…')] : ''));
       }),
       'no generations')));
   if (list.length > 0) {
