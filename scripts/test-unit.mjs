@@ -20,6 +20,7 @@ const UNIT = [
   'change-trust-unit',
   'cli',
   'lazy-load',
+  'kek-early',
   'completion',
   'corruption',
   'disk-image',

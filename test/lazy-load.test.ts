@@ -1,7 +1,7 @@
 /**
  * The CLI loads what a command needs, not every command's modules: `--help` none of the
- * app, repository or storage layers; a backup to a local directory not the AWS SDK, and
- * without a config file not the YAML parser. Every module the process resolves is recorded
+ * app, repository or storage layers; a backup to a local directory not the AWS SDK nor the
+ * XML parser, and without a config file not the YAML parser nor the config's schema. Every module the process resolves is recorded
  * by a resolve hook (module.register) given with --import.
  */
 import assert from 'node:assert/strict';
@@ -60,4 +60,8 @@ it('a backup to a local directory loads neither the AWS SDK nor, without a confi
   assert.equal(r.code, 0, r.stderr);
   assert.ok(matching(r.modules, /\/dist\/src\/repository\/repository\.js$/).length > 0, 'the hook saw the repository load');
   for (const m of [init, r]) assert.deepEqual(matching(m.modules, /node_modules\/(@aws-sdk|@smithy|yaml)\//), []);
+  // Nor the XML parser (its vSphere modules may load for their types of stored VMs, not it),
+  // nor, without a config file, the config's parser and schema.
+  assert.deepEqual(matching(r.modules, /node_modules\/fast-xml-parser\//), []);
+  assert.deepEqual(matching(r.modules, /\/dist\/src\/app\/config-(parse|schema)\.js$/), []);
 });

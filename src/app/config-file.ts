@@ -7,11 +7,8 @@
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 import { InputError, UsageError, describeCause } from '../errors.js';
-import { type RecipeIssue, pathText, show, zodIssues } from '../recipe/issues.js';
-import { lineOf } from '../recipe/lines.js';
-import { type ConfigData, configSchema } from './config-schema.js';
+import type { ConfigData } from './config-schema.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -33,43 +30,9 @@ export function defaultConfigFiles(env: Env = process.env): string[] {
   return [path.join(xdg && path.isAbsolute(xdg) ? xdg : path.join(home, '.config'), 'vmbkp/config.yaml'), '/etc/vmbkp/config.yaml'];
 }
 
-export type ConfigValidation = { readonly ok: true; readonly data: ConfigData } | { readonly ok: false; readonly issues: RecipeIssue[] };
-
-/** The YAML parser, loaded when there is a config file to parse: most runs have none. */
-const loadYaml = (): typeof import('yaml') => (createRequire(import.meta.url) as (id: 'yaml') => typeof import('yaml'))('yaml');
-
-/** Validates config text; the issues are in file order. */
-export function validateConfig(text: string): ConfigValidation {
-  const { LineCounter, parseDocument } = loadYaml();
-  const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
-  if (doc.errors.length > 0) {
-    return { ok: false, issues: doc.errors.map((e) => ({ path: '', line: lc.linePos(e.pos[0]).line, message: `YAML syntax error: ${e.message.split('\n')[0]}` })) };
-  }
-  let data: unknown;
-  try {
-    data = doc.toJS();
-  } catch (err) {
-    return { ok: false, issues: [{ path: '', line: 1, message: `YAML error: ${describeCause(err)}` }] };
-  }
-  // An empty file is a valid config without profiles.
-  if (data === null || data === undefined) data = {};
-  if (typeof data !== 'object' || Array.isArray(data)) {
-    return { ok: false, issues: [{ path: '', line: 1, message: `the config must be a mapping of vcenters, repositories and defaults (got ${show(data)})` }] };
-  }
-  const r = zodIssues(configSchema, data);
-  if ('value' in r) return { ok: true, data: r.value };
-  const issues = r.issues.map((i) => ({ path: pathText(i.path), line: lineOf(doc, lc, i.path, i.atKey), message: i.message.replace(/^the recipe is required$/, 'is required') }));
-  return { ok: false, issues: issues.sort((a, b) => a.line - b.line) };
-}
-
-/** The config in `text`; InputError naming the file, the line and the field of the first problem. */
-export function parseConfig(text: string, file: string): ConfigData {
-  const r = validateConfig(text);
-  if (r.ok) return r.data;
-  const first = r.issues[0]!;
-  const more = r.issues.length > 1 ? ` (and ${r.issues.length - 1} more)` : '';
-  throw new InputError(`config ${file}: line ${first.line}: ${first.message}${more}`);
+/** Most runs have no config file: its parser, schema and YAML load only when there is one. */
+async function parseConfigText(text: string, file: string): Promise<ConfigData> {
+  return (await import('./config-parse.js')).parseConfig(text, file);
 }
 
 async function readIfExists(file: string): Promise<string | undefined> {
@@ -90,12 +53,12 @@ export async function loadConfig(flag: string | undefined, env: Env = process.en
     if (explicit.file === '') throw new UsageError('--config needs a file');
     const text = await readIfExists(explicit.file);
     if (text === undefined) throw new UsageError(`config ${explicit.file} (${explicit.what}) does not exist`);
-    return { file: explicit.file, source: explicit.source, searched: [explicit.file], data: parseConfig(text, explicit.file) };
+    return { file: explicit.file, source: explicit.source, searched: [explicit.file], data: await parseConfigText(text, explicit.file) };
   }
   const searched = defaultConfigFiles(env);
   for (const file of searched) {
     const text = await readIfExists(file);
-    if (text !== undefined) return { file, source: 'default', searched, data: parseConfig(text, file) };
+    if (text !== undefined) return { file, source: 'default', searched, data: await parseConfigText(text, file) };
   }
   return { file: undefined, source: 'default', searched, data: { vcenters: {}, repositories: {}, defaults: {} } };
 }

@@ -11,7 +11,8 @@
  */
 import { UsageError } from '../errors.js';
 import type { Env, LoadedConfig } from './config-file.js';
-import { type RepositoryProfile, type VcenterProfile, isProfileName } from './config-schema.js';
+import { isProfileName } from '../recipe/profile-name.js';
+import type { RepositoryProfile, VcenterProfile } from './config-schema.js';
 import { type PasswordVariables, type RepositoryPasswordSource, environmentPasswordSource } from './repository-password.js';
 import { type SecretCommand, describeCommand } from './secret-command.js';
 import type { VcenterLogin } from './vcenter.js';

@@ -58,7 +58,10 @@ export async function repoPasswordSource(opts: GlobalOptions): Promise<Repositor
 
 export async function openRepository(opts: GlobalOptions): Promise<Repository> {
   const settings = await repoSettings(opts);
-  const password = existingPassword(settings.password);
+  const password = once(existingPassword(settings.password));
+  // A password from a file, the environment or a command (never a prompt) lets the key
+  // derivation start now, while the repository's modules load.
+  if (settings.password && password) (await import('../app/repository-start.js')).startRepositoryKeyDerivation(settings.location.value, password);
   const { openRepository: openRepositoryAt } = await import('../app/repository.js');
   const repo = await openRepositoryAt(settings.location.value, password ? { password } : {});
   // A password given on the command line for a plaintext repository: either the wrong
@@ -70,6 +73,13 @@ export async function openRepository(opts: GlobalOptions): Promise<Repository> {
   }
   log.step(`opened repository ${repo.location} (${repo.encrypted ? 'encrypted' : 'plaintext'}, chunk size ${bytes(repo.config.chunkSize)})`);
   return repo;
+}
+
+/** `f` called at most once: its promise is shared (a password command runs once). */
+function once<T>(f: (() => Promise<T>) | undefined): (() => Promise<T>) | undefined {
+  if (!f) return undefined;
+  let p: Promise<T> | undefined;
+  return () => (p ??= f());
 }
 
 /** The repository a copy reads (`copy`, `init --from-repo`): --from-repo, else VMBKP_FROM_REPO; a profile's or a path. */

@@ -4,11 +4,12 @@
  * generation that points at missing data.
  */
 import { z } from 'zod';
+import { REQUESTED_MODES } from './requested-mode.js';
 import { RepositoryDamagedError } from '../errors.js';
 
 export const BackupMode = z.enum(['full', 'diff', 'incr']);
 export type BackupMode = z.infer<typeof BackupMode>;
-export const RequestedMode = z.enum(['auto', 'full', 'diff', 'incr']);
+export const RequestedMode = z.enum(REQUESTED_MODES);
 export type RequestedMode = z.infer<typeof RequestedMode>;
 
 /** The manifest's own version: unchanged by encryption (which seals it whole). */

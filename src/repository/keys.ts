@@ -1,27 +1,22 @@
 /**
  * Key objects: the master key of an encrypted repository, wrapped by a key derived from a
- * password with scrypt (memory-hard; its parameters are stored with the key, so they can be
- * raised for new keys without breaking old ones). Several key objects may wrap the same
+ * password with scrypt (kek.ts). Several key objects may wrap the same
  * master key: one per person or secret store. A key object is named by the SHA-256 of its
  * content, so a damaged one is found without its password.
  *
  *   keys/<sha256 of content>:  JSON, see docs/format.md ("Key objects")
  */
-import { randomBytes, scrypt as scryptCallback } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { NotFoundError, RepositoryDamagedError, UsageError, WrongPasswordError } from '../errors.js';
 import type { StorageBackend } from '../storage/backend.js';
 import { sha256 } from './digest.js';
 import { CIPHER, KEY_LENGTH, type MasterKey, open, seal } from './encryption.js';
+import { type KdfParams, MAX_KDF_MEMORY, MAX_P, deriveKek, kdfMemory } from './kek.js';
 import { KEYS_PREFIX, keyName } from './layout.js';
 import { putContentAddressed } from './write-once.js';
 
-export interface KdfParams {
-  /** CPU/memory cost: a power of two. Memory used is 128 × N × r bytes. */
-  readonly N: number;
-  readonly r: number;
-  readonly p: number;
-}
+export { type KdfParams, kdfMemory };
 
 /**
  * 64 MiB (Proxmox Backup Server's key files use the same) and about a quarter of a second
@@ -29,9 +24,6 @@ export interface KdfParams {
  * on an encrypted repository costs us once.
  */
 export const DEFAULT_KDF: KdfParams = { N: 2 ** 16, r: 8, p: 1 };
-/** Beyond these, a key object is taken for damaged rather than allocate what it asks. */
-const MAX_KDF_MEMORY = 4 * 1024 ** 3;
-const MAX_P = 16;
 
 /** The scrypt parameters that use `mib` MiB with r = 8 (N = mib × 1024). */
 export function kdfForMemory(mib: number): KdfParams {
@@ -39,11 +31,6 @@ export function kdfForMemory(mib: number): KdfParams {
     throw new UsageError(`key derivation memory ${mib} MiB is invalid: use a power of two from 1 to 4096`);
   }
   return { N: mib * 1024, r: 8, p: 1 };
-}
-
-/** Bytes scrypt uses with these parameters. */
-export function kdfMemory(k: KdfParams): number {
-  return 128 * k.N * k.r;
 }
 
 const KeyRecordSchema = z.object({
@@ -72,12 +59,6 @@ export interface StoredKey {
 
 function wrapAd(repository: string): Buffer {
   return Buffer.from(`vmbkp key\0${repository}`, 'utf8');
-}
-
-function deriveKek(password: string, salt: Buffer, k: KdfParams): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    scryptCallback(Buffer.from(password, 'utf8'), salt, KEY_LENGTH, { N: k.N, r: k.r, p: k.p, maxmem: kdfMemory(k) * 2 + 64 * 1024 * 1024 }, (err, key) => (err ? reject(err) : resolve(key)));
-  });
 }
 
 export function parseKey(name: string, stored: Buffer): StoredKey {

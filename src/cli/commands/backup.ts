@@ -62,10 +62,10 @@ export function register(program: Command): void {
     .option('--dry-run', 'show each disk and the mode it would get (and the bytes it would read), changing nothing: no snapshot, no lock, nothing written');
   addVcenterOptions(cmd);
   cmd.action(async (diskArgs: string[], opts: BackupOptions) => {
-    const { RequestedMode } = await import('../../repository/generation.js');
+    const { isRequestedMode } = await import('../../repository/requested-mode.js');
     const out = new Output(!!opts.json);
-    const mode = RequestedMode.safeParse(opts.mode);
-    if (!mode.success) throw new UsageError(`--mode ${JSON.stringify(opts.mode)} is invalid: use auto, full, diff or incr`);
+    const mode = opts.mode;
+    if (!isRequestedMode(mode)) throw new UsageError(`--mode ${JSON.stringify(opts.mode)} is invalid: use auto, full, diff or incr`);
     let level: number | undefined;
     if (opts.compressionLevel !== undefined) {
       level = Number(opts.compressionLevel);
@@ -80,7 +80,7 @@ export function register(program: Command): void {
     if (opts.vcenter !== undefined || opts.vm.length > 0) {
       if (diskArgs.length > 0 || opts.set !== undefined) throw new UsageError('a VM backup (--vcenter, --vm) takes no disk arguments and no --set: the set is named after the VM');
       const { runVmBackups } = await import('../backup-vm.js');
-      await runVmBackups(opts, mode.data, level, summarize, diffEvery);
+      await runVmBackups(opts, mode, level, summarize, diffEvery);
       return;
     }
     if (diskArgs.length === 0) throw new UsageError('give disks as NAME=URI, or --vcenter and --vm for a VM backup');
@@ -102,20 +102,20 @@ export function register(program: Command): void {
 
     // The backup's modules load while the repository opens: its key derivation (scrypt) runs
     // on libuv's thread pool, so the main thread compiles them meanwhile instead of after.
-    if (!opts.dryRun) (await import('../../app/repository.js')).startWorkersEarly();
+    if (!opts.dryRun) (await import('../../app/repository-start.js')).startWorkersEarly();
     const [repo, { backupDisks, planDiskBackup }, { generationSummary }, { storageReport }] = await Promise.all([
       openRepository(opts), import('../../app/backup-disks.js'), import('../../app/generation-summary.js'), import('../../app/repository.js'),
     ]);
     const disks = specs.map(([name, uri]) => ({ name, uri, changed: changed.get(name), bitmap: bitmaps.get(name) }));
     if (opts.dryRun) {
-      const plan = await planDiskBackup({ repo, set: setName, mode: mode.data, diffEvery, disks });
+      const plan = await planDiskBackup({ repo, set: setName, mode: mode, diffEvery, disks });
       out.result(plan, [`dry run, nothing was changed: set ${plan.set} generation ${plan.generation} would be backed up, reading ${bytes(plan.bytesToRead)}`,
         table(['disk', 'mode', 'size', 'read', 'source', 'note'], plan.disks.map((d) => [d.disk, d.mode, bytes(d.size), bytes(d.bytesToRead), d.source, d.why ?? '']))].join('\n'));
       return;
     }
     const progress = progressSink(out.json);
     const manifest = await backupDisks({
-      repo, set: setName, mode: mode.data, compressionLevel: level, diffEvery,
+      repo, set: setName, mode: mode, compressionLevel: level, diffEvery,
       disks,
       onEvent: (e) => {
         if (e.type === 'disk-start') {
