@@ -2,51 +2,27 @@
  * The disk index is streamed: an incr of a 1 TiB disk reads only the index pieces its
  * changes touch and keeps none of them once stored; the zero count and the pieces it writes
  * are what a diff (which reads the whole disk) finds; a restore reads the index one piece
- * at a time. The disk is a DiskSource that reports its allocation, as in unchanged-disk.test.ts.
+ * at a time. The disk is test/sparse-disk.ts's synthetic 1 TiB source.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { it } from 'node:test';
 import { backupSet } from '../src/jobs/backup-set.js';
 import { restoreDiskJob } from '../src/jobs/restore-disk-job.js';
 import { kdfForMemory } from '../src/repository/keys.js';
 import { Repository } from '../src/repository/repository.js';
-import type { DiskSource, DiskTarget, Extent } from '../src/sources/types.js';
+import type { DiskTarget } from '../src/sources/types.js';
 import { LocalBackend } from '../src/storage/local.js';
 import { tempDir } from './helpers.js';
+import { SparseDisk } from './sparse-disk.js';
 import { openTestRepository, testPassword } from './repo-internals.js';
 
 const TiB = 2 ** 40;
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
 
-class SparseDisk implements DiskSource {
-  readonly description = 'test:sparse-1TiB';
-  readonly size = TiB;
-  readonly extents: Extent[] = [0, 7, 300, 1023].map((g) => ({ start: g * GiB, length: 8 * MiB }));
-  generation = 0;
-  changed: Extent[] = [];
-  async allocated(): Promise<Extent[]> { return this.extents; }
-  async changedSince(): Promise<Extent[]> { return this.changed; }
-  async changeToken(): Promise<string | undefined> { return `token-${this.generation}`; }
-  async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
-    const buf = into ?? Buffer.alloc(length);
-    buf.fill(0, 0, length);
-    for (const e of this.extents) {
-      const from = Math.max(offset, e.start);
-      const to = Math.min(offset + length, e.start + e.length);
-      for (let o = from - (from % 65536); o < to; o += 65536) {
-        // Generation 1 rewrote the first MiB of the extent at 300 GiB, generation 2 that at 7 GiB.
-        const gen = this.generation >= 1 && o >= 300 * GiB && o < 300 * GiB + MiB ? 1
-          : this.generation >= 2 && o >= 7 * GiB && o < 7 * GiB + MiB ? 2 : 0;
-        const block = createHash('sha256').update(`block ${o} ${gen}`).digest();
-        for (let k = Math.max(o, from); k < Math.min(o + 65536, to); k++) buf[k - offset] = block[(k - o) % 32]! ^ (k & 0xff);
-      }
-    }
-    return buf;
-  }
-  async close(): Promise<void> {}
-}
+/** Generation 1 rewrites the first MiB of the extent at 300 GiB, generation 2 that at 7 GiB. */
+const rewritten = (o: number, generation: number): number =>
+  generation >= 1 && o >= 300 * GiB && o < 300 * GiB + MiB ? 1 : generation >= 2 && o >= 7 * GiB && o < 7 * GiB + MiB ? 2 : 0;
 
 /** Index pieces a repository reads (blobs read through readBlob: only index pieces and machine files go that way). */
 function countReads(repo: Repository): { n: number } {
@@ -60,7 +36,7 @@ it('an incr of a 1 TiB disk reads only the index pieces it changes, and writes w
   const { dir, cleanup } = await tempDir();
   try {
     const repo = await Repository.init(new LocalBackend(dir), { encryption: { password: await testPassword(), kdf: kdfForMemory(1) } });
-    const disk = new SparseDisk();
+    const disk = new SparseDisk(rewritten);
     const full = await backupSet({ repo, set: 'big', mode: 'full', disks: [{ name: 'sda', source: disk }] });
     const chunks = full.disks[0]!.stats.chunks;
     const dataChunks = 4 * 8 * MiB / repo.config.chunkSize;
