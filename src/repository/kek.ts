@@ -22,6 +22,7 @@ export interface KdfParams {
 /** Beyond these, a key object is taken for damaged rather than allocate what it asks. */
 export const MAX_KDF_MEMORY = 4 * 1024 ** 3;
 export const MAX_P = 16;
+/** An AES-256 key, as encryption.ts's KEY_LENGTH (not imported: that module loads the AEAD addon). */
 export const KEK_LENGTH = 32;
 
 /** Bytes scrypt uses with these parameters. */

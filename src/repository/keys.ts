@@ -1,8 +1,8 @@
 /**
  * Key objects: the master key of an encrypted repository, wrapped by a key derived from a
- * password with scrypt (kek.ts). Several key objects may wrap the same
- * master key: one per person or secret store. A key object is named by the SHA-256 of its
- * content, so a damaged one is found without its password.
+ * password with scrypt (kek.ts). Several key objects may wrap the same master key: one per
+ * person or secret store. A key object is named by the SHA-256 of its content, so a damaged
+ * one is found without its password.
  *
  *   keys/<sha256 of content>:  JSON, see docs/format.md ("Key objects")
  */
