@@ -211,4 +211,90 @@ describe('master index', () => {
     for (const e of p.entries) assert.equal(z.lookup(e.digest.toString('hex'))?.pack, p.id);
     assert.doesNotThrow(() => LookupFile.open(file, REPO).close());
   });
+
+  it("a process writing many blobs merges its own index files into the lookup file: memory stays bounded, every blob found", async () => {
+    const mem = new MemoryBackend();
+    const file = freshPath();
+    const base = pack(Array.from({ length: 40 }, () => randomBytes(32)));
+    await writeIndexFile(mem, PLAIN_OBJECTS, [base]);
+    const idx = open(counting(mem).backend, file, 100);
+    await idx.load();
+    assert.deepEqual(idx.counts, { merged: 0, inMemory: 40 }, 'few blobs at the start: in memory, no lookup file');
+    // A backup: an index file of 60 new blobs at a time, as the pack writer writes them.
+    const written: IndexedPack[] = [base];
+    let peak = 0;
+    const all = () => written.flatMap((p) => p.entries.map((e) => [e.digest.toString('hex'), p.id] as const));
+    for (let i = 0; i < 10; i++) {
+      const p = pack(Array.from({ length: 60 }, () => randomBytes(32)));
+      const name = await writeIndexFile(mem, PLAIN_OBJECTS, [p]);
+      written.push(p);
+      idx.indexed(name, [p]);
+      // Found while a merge may be under way, and iterated once each.
+      for (const [hex, id] of all()) assert.equal(idx.lookup(hex)?.pack, id);
+      assert.equal(new Set([...idx.entries()].map(([hex]) => hex)).size, all().length);
+      peak = Math.max(peak, idx.counts.inMemory);
+      if (i % 2 === 1) await idx.settled();
+    }
+    await idx.settled();
+    assert.ok(peak <= 100 + 2 * 60, `at most the threshold and two index files' blobs in memory, held ${peak}`);
+    assert.ok(idx.counts.merged >= 640 - 160, `most blobs were merged into the lookup file: ${JSON.stringify(idx.counts)}`);
+    assert.equal(idx.counts.merged + idx.counts.inMemory, 640);
+    for (const [hex, id] of all()) assert.equal(idx.lookup(hex)?.pack, id);
+    assert.equal([...idx.entries()].length, 640, 'each blob once');
+    const onDisk = LookupFile.open(file, REPO);
+    assert.ok(onDisk.covers.size >= 8, `the lookup file covers the index files merged: ${onDisk.covers.size}`);
+    onDisk.close();
+    // An iteration under way when a merge replaces the lookup file goes on over what it started with.
+    const p = pack(Array.from({ length: 120 }, () => randomBytes(32)));
+    const before = all().map(([hex]) => hex);
+    const iteration = idx.entries();
+    const seen: string[] = [iteration.next().value![0]];
+    idx.indexed(await writeIndexFile(mem, PLAIN_OBJECTS, [p]), [p]);
+    written.push(p);
+    await idx.settled();
+    for (const [hex] of iteration) seen.push(hex);
+    assert.equal(new Set(seen).size, seen.length, 'no blob twice');
+    const seenSet = new Set(seen);
+    assert.ok(before.every((hex) => seenSet.has(hex)), 'every blob there when it started, read on from the replaced file');
+    for (const [hex, id] of all()) assert.equal(idx.lookup(hex)?.pack, id);
+    // A later process opens with the lookup file and finds everything.
+    const later = open(counting(mem).backend, file, 1000);
+    await later.load();
+    for (const [hex, id] of all()) assert.equal(later.lookup(hex)?.pack, id);
+  });
+
+  it('an iteration of a lookup file larger than one read goes on after a merge replaced the file', async () => {
+    const mem = new MemoryBackend();
+    const file = freshPath();
+    // More entries than one 4 MiB read of the lookup file holds, so the iteration reads again after the merge.
+    const big = pack(Array.from({ length: 80_000 }, () => randomBytes(32)));
+    await writeIndexFile(mem, PLAIN_OBJECTS, [big]);
+    const idx = open(counting(mem).backend, file, 0);
+    await idx.load();
+    assert.deepEqual(idx.counts, { merged: 80_000, inMemory: 0 });
+    const iteration = idx.entries();
+    let n = iteration.next().done ? 0 : 1;
+    const p = pack(Array.from({ length: 5 }, () => randomBytes(32)));
+    idx.indexed(await writeIndexFile(mem, PLAIN_OBJECTS, [p]), [p]);
+    await idx.settled();
+    assert.deepEqual(idx.counts, { merged: 80_005, inMemory: 0 }, 'merged at once (memoryEntries 0)');
+    for (const _ of iteration) n++;
+    assert.ok(n >= 80_000, `the iteration read on from the replaced file: ${n} blobs`);
+    assert.equal([...idx.entries()].length, 80_005);
+  });
+
+  it('when its merge fails, a process keeps its blobs in memory and still finds them', async () => {
+    const mem = new MemoryBackend();
+    // The cache's directory cannot be made: a file is in the way.
+    const blocker = path.join(tmp, `blocker${seq++}`);
+    fs.writeFileSync(blocker, '');
+    const idx = open(counting(mem).backend, path.join(blocker, 'lookup'), 10);
+    await idx.load();
+    const p = pack(Array.from({ length: 30 }, () => randomBytes(32)));
+    idx.indexed(await writeIndexFile(mem, PLAIN_OBJECTS, [p]), [p]);
+    await idx.settled();
+    assert.deepEqual(idx.counts, { merged: 0, inMemory: 30 });
+    for (const e of p.entries) assert.equal(idx.lookup(e.digest.toString('hex'))?.pack, p.id);
+    assert.equal([...idx.entries()].length, 30);
+  });
 });

@@ -4,7 +4,9 @@
  * place there; the few not merged yet (written since, by this process or others) are held
  * in memory. Opening lists the index files and reads only those the lookup file does not
  * cover; when they hold more blobs than memoryEntries(), they are merged into a new lookup
- * file (lookup-build.ts). The lookup file is never trusted over the repository: one that
+ * file (lookup-build.ts). A process that writes many blobs (a large full backup) merges
+ * its own new index files the same way once they hold more than memoryEntries() blobs, so
+ * its memory stays flat however much it stores. The lookup file is never trusted over the repository: one that
  * covers an index file the repository no longer lists (gc rewrote the index) is stale and
  * rebuilt, one that fails its checks is removed and rebuilt.
  */
@@ -36,6 +38,14 @@ export class MasterIndex {
   private fileOpened = false;
   private delta = new Map<string, BlobLocation>();
   private deltaFiles = new Set<string>();
+  /** Blobs of this process's index files being merged into the lookup file: answered from here until the merge ends. */
+  private spilling = new Map<string, BlobLocation>();
+  private spillingFiles = new Set<string>();
+  private spill: Promise<void> | undefined;
+  private loading = false;
+  /** entries() iterations under way, and lookup files replaced meanwhile (closed when they end). */
+  private iterating = 0;
+  private readonly retired: LookupFile[] = [];
   private loaded = false;
   /** Index files read from storage, for tests and the benchmark. */
   indexFilesRead = 0;
@@ -54,6 +64,21 @@ export class MasterIndex {
    * pack gc removed. A damaged index file goes to `onDamaged` when given, else is thrown.
    */
   async load(onDamaged?: (err: RepositoryDamagedError) => void): Promise<void> {
+    await this.settled();
+    this.loading = true;
+    try {
+      await this.loadFiles(onDamaged);
+    } finally {
+      this.loading = false;
+    }
+  }
+
+  /** Ends when no merge of this process's own index files is under way. */
+  async settled(): Promise<void> {
+    while (this.spill) await this.spill;
+  }
+
+  private async loadFiles(onDamaged?: (err: RepositoryDamagedError) => void): Promise<void> {
     for (let pass = 1; ; pass++) {
       const names = await this.backend.list(INDEX_PREFIX);
       const listed = new Set(names);
@@ -116,7 +141,7 @@ export class MasterIndex {
 
   lookup(digestHex: string): BlobLocation | undefined {
     if (!this.loaded) throw new Error('repository index not loaded');
-    const inMemory = this.delta.get(digestHex);
+    const inMemory = this.delta.get(digestHex) ?? this.spilling.get(digestHex);
     if (inMemory || !this.file) return inMemory;
     try {
       return this.file.lookup(Buffer.from(digestHex, 'hex'));
@@ -136,30 +161,69 @@ export class MasterIndex {
     for (const p of packs) {
       for (const e of p.entries) {
         const hex = toHex(e.digest);
-        if (!this.delta.has(hex)) {
+        if (!this.delta.has(hex) && !this.spilling.has(hex)) {
           this.delta.set(hex, { pack: p.id, type: e.type, compression: e.compression, offset: e.offset, length: e.length, rawLength: e.rawLength });
         }
       }
     }
+    if (this.options.lookupPath !== undefined && this.delta.size > this.options.memoryEntries && !this.spill && !this.loading) {
+      this.spill = this.spillDelta().finally(() => { this.spill = undefined; });
+    }
+  }
+
+  /**
+   * Merges the index files this process wrote into the lookup file, in bounded memory (they
+   * are read back from storage), while lookups still find their blobs in memory. When the
+   * merge fails (a full disk under the cache), they stay in memory, as before the merge.
+   */
+  private async spillDelta(): Promise<void> {
+    this.spilling = this.delta;
+    this.spillingFiles = this.deltaFiles;
+    this.delta = new Map();
+    this.deltaFiles = new Set();
+    try {
+      const { file } = await this.merge(this.file, [...this.spillingFiles]);
+      if (this.file && this.file !== file) {
+        if (this.iterating > 0) this.retired.push(this.file);
+        else this.file.close();
+      }
+      this.file = file;
+    } catch {
+      for (const [hex, loc] of this.spilling) if (!this.delta.has(hex)) this.delta.set(hex, loc);
+      for (const name of this.spillingFiles) this.deltaFiles.add(name);
+    }
+    this.spilling = new Map();
+    this.spillingFiles = new Set();
   }
 
   /** Every indexed blob once: the lookup file's streamed in digest order, then those in memory. */
   *entries(): Generator<[string, BlobLocation]> {
     if (!this.loaded) throw new Error('repository index not loaded');
-    if (this.file) {
-      try {
-        yield* this.file.entries();
-      } catch (err) {
-        if (err instanceof LookupCorruptError) this.discard();
-        throw err;
+    // What is there now: a merge that ends meanwhile neither hides nor repeats a blob, and
+    // the lookup file it replaces stays open until the last iteration ends.
+    const file = this.file;
+    const spilling = this.spilling;
+    const delta = this.delta;
+    this.iterating++;
+    try {
+      if (file) {
+        try {
+          yield* file.entries();
+        } catch (err) {
+          if (err instanceof LookupCorruptError) this.discard();
+          throw err;
+        }
       }
+      yield* spilling.entries();
+      yield* delta.entries();
+    } finally {
+      if (--this.iterating === 0) for (const f of this.retired.splice(0)) f.close();
     }
-    yield* this.delta.entries();
   }
 
   /** Index files this index holds (merged or in memory). */
   fileNames(): string[] {
-    return [...(this.file?.covers ?? []), ...this.deltaFiles];
+    return [...(this.file?.covers ?? []), ...this.spillingFiles, ...this.deltaFiles];
   }
 
   /**
@@ -180,7 +244,7 @@ export class MasterIndex {
 
   /** Blobs searched in the lookup file and held in memory (for status and the benchmark). */
   get counts(): { merged: number; inMemory: number } {
-    return { merged: this.file?.count ?? 0, inMemory: this.delta.size };
+    return { merged: this.file?.count ?? 0, inMemory: this.delta.size + this.spilling.size };
   }
 
   private async read(name: string): Promise<Buffer> {
@@ -195,7 +259,8 @@ export class MasterIndex {
     try {
       return LookupFile.open(path, this.repositoryId);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      // None yet, or a cache directory that cannot be used: answered from memory (a merge may still fail).
+      if (['ENOENT', 'ENOTDIR', 'EACCES'].includes((err as NodeJS.ErrnoException).code ?? '')) return undefined;
       if (err instanceof LookupCorruptError) { fs.rmSync(path, { force: true }); return undefined; }
       throw err;
     }
