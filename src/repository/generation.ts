@@ -4,8 +4,8 @@
  * generation that points at missing data.
  */
 import { z } from 'zod';
-import { REQUESTED_MODES } from './requested-mode.js';
 import { RepositoryDamagedError } from '../errors.js';
+import { REQUESTED_MODES } from './requested-mode.js';
 
 export const BackupMode = z.enum(['full', 'diff', 'incr']);
 export type BackupMode = z.infer<typeof BackupMode>;

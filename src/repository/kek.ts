@@ -21,6 +21,7 @@ export interface KdfParams {
 
 /** Beyond these, a key object is taken for damaged rather than allocate what it asks. */
 export const MAX_KDF_MEMORY = 4 * 1024 ** 3;
+export const MAX_R = 64;
 export const MAX_P = 16;
 /** An AES-256 key, as encryption.ts's KEY_LENGTH (not imported: that module loads the AEAD addon). */
 export const KEK_LENGTH = 32;
@@ -74,7 +75,7 @@ export function kdfOfKeyText(text: string): { salt: Buffer; kdf: KdfParams } | u
   const { N, r, p } = kdf;
   if (!Number.isInteger(N) || !Number.isInteger(r) || !Number.isInteger(p)) return undefined;
   const params = { N: N as number, r: r as number, p: p as number };
-  if (params.N < 2 || (params.N & (params.N - 1)) !== 0 || params.r < 1 || params.r > 64 || params.p < 1 || params.p > MAX_P) return undefined;
+  if (params.N < 2 || (params.N & (params.N - 1)) !== 0 || params.r < 1 || params.r > MAX_R || params.p < 1 || params.p > MAX_P) return undefined;
   if (kdfMemory(params) > MAX_KDF_MEMORY) return undefined;
   return { salt: Buffer.from(kdf['salt'], 'base64'), kdf: params };
 }

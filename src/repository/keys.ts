@@ -12,7 +12,7 @@ import { NotFoundError, RepositoryDamagedError, UsageError, WrongPasswordError }
 import type { StorageBackend } from '../storage/backend.js';
 import { sha256 } from './digest.js';
 import { CIPHER, KEY_LENGTH, type MasterKey, open, seal } from './encryption.js';
-import { type KdfParams, MAX_KDF_MEMORY, MAX_P, deriveKek, kdfMemory } from './kek.js';
+import { type KdfParams, MAX_KDF_MEMORY, MAX_P, MAX_R, deriveKek, kdfMemory } from './kek.js';
 import { KEYS_PREFIX, keyName } from './layout.js';
 import { putContentAddressed } from './write-once.js';
 
@@ -41,7 +41,7 @@ const KeyRecordSchema = z.object({
   kdf: z.object({
     name: z.literal('scrypt'),
     N: z.number().int().min(2).refine((n) => (n & (n - 1)) === 0, 'not a power of two'),
-    r: z.number().int().min(1).max(64),
+    r: z.number().int().min(1).max(MAX_R),
     p: z.number().int().min(1).max(MAX_P),
     salt: z.string(),
   }).strict().refine((k) => kdfMemory(k) <= MAX_KDF_MEMORY, 'asks for more memory than a key may'),

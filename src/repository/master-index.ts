@@ -6,9 +6,9 @@
  * cover; when they hold more blobs than memoryEntries(), they are merged into a new lookup
  * file (lookup-build.ts). A process that writes many blobs (a large full backup) merges
  * its own new index files the same way once they hold more than memoryEntries() blobs, so
- * its memory stays flat however much it stores. The lookup file is never trusted over the repository: one that
- * covers an index file the repository no longer lists (gc rewrote the index) is stale and
- * rebuilt, one that fails its checks is removed and rebuilt.
+ * its memory stays flat however much it stores. The lookup file is never trusted over the
+ * repository: one that covers an index file the repository no longer lists (gc rewrote the
+ * index) is stale and rebuilt, one that fails its checks is removed and rebuilt.
  */
 import fs from 'node:fs';
 import { NotFoundError, RepositoryDamagedError } from '../errors.js';

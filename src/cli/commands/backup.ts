@@ -108,14 +108,14 @@ export function register(program: Command): void {
     ]);
     const disks = specs.map(([name, uri]) => ({ name, uri, changed: changed.get(name), bitmap: bitmaps.get(name) }));
     if (opts.dryRun) {
-      const plan = await planDiskBackup({ repo, set: setName, mode: mode, diffEvery, disks });
+      const plan = await planDiskBackup({ repo, set: setName, mode, diffEvery, disks });
       out.result(plan, [`dry run, nothing was changed: set ${plan.set} generation ${plan.generation} would be backed up, reading ${bytes(plan.bytesToRead)}`,
         table(['disk', 'mode', 'size', 'read', 'source', 'note'], plan.disks.map((d) => [d.disk, d.mode, bytes(d.size), bytes(d.bytesToRead), d.source, d.why ?? '']))].join('\n'));
       return;
     }
     const progress = progressSink(out.json);
     const manifest = await backupDisks({
-      repo, set: setName, mode: mode, compressionLevel: level, diffEvery,
+      repo, set: setName, mode, compressionLevel: level, diffEvery,
       disks,
       onEvent: (e) => {
         if (e.type === 'disk-start') {
