@@ -29,6 +29,12 @@ export async function api(method, path, body) {
   return json;
 }
 
+/** Starts a job (POST /jobs) and shows its page, where its progress and log follow. */
+export async function startJob(body) {
+  const { id } = await api('POST', '/jobs', body);
+  location.hash = `#/job/${encodeURIComponent(id)}`;
+}
+
 export async function loadSession() {
   try {
     session = await api('GET', '/session');

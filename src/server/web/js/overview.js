@@ -1,6 +1,6 @@
 // The overview: last run per VM (failures first), repositories and their growth, schedules with
 // their next runs, running and recent jobs. Refreshed every few seconds while shown.
-import { api, canOperate } from './api.js';
+import { api, canOperate, startJob } from './api.js';
 import { destroyCharts, timeChart } from './charts.js';
 import { bytes, enc, errText, errorBox, h, stamp, status, table } from './dom.js';
 import { jobsTable } from './jobs-table.js';
@@ -69,8 +69,7 @@ function schedulesTable(schedules) {
 async function runNow(button, schedule) {
   button.disabled = true;
   try {
-    const { id } = await api('POST', '/jobs', { kind: 'recipe', schedule });
-    location.hash = `#/job/${enc(id)}`;
+    await startJob({ kind: 'recipe', schedule });
   } catch (err) {
     button.disabled = false;
     button.after(errorBox(err));

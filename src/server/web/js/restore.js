@@ -1,6 +1,6 @@
 // Restore flows for one generation: a disk to a file, a disk as an NBD export, the VM as a new
 // VM. Each shows what will happen (POST /preview, which changes nothing) before the user confirms.
-import { api } from './api.js';
+import { api, startJob } from './api.js';
 import { bytes, enc, errorBox, h, kv, time } from './dom.js';
 
 export async function renderRestore(main, repo, set, gen) {
@@ -63,7 +63,7 @@ export async function renderRestore(main, repo, set, gen) {
       h('label', {}, h('span', {}, 'Write to file'), to),
       previewed([disk, to], () => ({ kind: 'restore-disk', ...base, disk: disk.value, to: to.value }), {
         previewFn: async (b) => diskPlan(await api('POST', '/preview', b)),
-        startFn: async (b) => { const { id } = await api('POST', '/jobs', b); location.hash = `#/job/${enc(id)}`; },
+        startFn: startJob,
         startLabel: 'Restore disk',
       }));
   }
@@ -100,7 +100,7 @@ export async function renderRestore(main, repo, set, gen) {
       h('label', {}, h('span', {}, 'New VM name'), name),
       previewed([vcenter, name], () => ({ kind: 'restore-vm', ...base, vcenter: vcenter.value, name: name.value }), {
         previewFn: async (b) => describe(await api('POST', '/preview', b)),
-        startFn: async (b) => { const { id } = await api('POST', '/jobs', b); location.hash = `#/job/${enc(id)}`; },
+        startFn: startJob,
         startLabel: 'Restore VM',
       }));
   }
